@@ -1,0 +1,121 @@
+//! The contract between the wire protocol and the database behind it.
+//!
+//! `shoal-pgwire` knows the PostgreSQL protocol and nothing about SQL
+//! execution; `shoal-server` implements [`Backend`] and [`Session`]. Values
+//! cross this boundary in their SQLite storage form ([`Value`]) together with
+//! their PostgreSQL [`DataType`]; the wire layer converts to and from the
+//! client's text or binary formats.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use shoal_common::{DataType, Result, Value};
+
+/// A column of a result, as described in RowDescription.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub data_type: DataType,
+    /// OID of the source table, or 0.
+    pub table_oid: u32,
+    /// Attribute number in the source table, or 0.
+    pub column_id: i16,
+}
+
+/// The outcome of one statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StatementResult {
+    /// A statement that returns rows (SELECT, or a write with RETURNING).
+    /// `tag` is the full command tag, e.g. `SELECT 3` or `INSERT 0 1`.
+    Rows { columns: Arc<Vec<Column>>, rows: Vec<Vec<Value>>, tag: String },
+    /// A statement without rows, e.g. `CREATE TABLE`, `INSERT 0 5`, `BEGIN`.
+    Command { tag: String },
+    /// The empty query (`;` alone): EmptyQueryResponse.
+    Empty,
+}
+
+/// A notice to send before the statement's result (NoticeResponse).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    /// `NOTICE`, `WARNING`, `INFO`.
+    pub severity: String,
+    pub code: shoal_common::SqlState,
+    pub message: String,
+}
+
+/// Transaction status reported in ReadyForQuery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionStatus {
+    /// `I`
+    Idle,
+    /// `T`
+    InTransaction,
+    /// `E`: an error happened; everything until ROLLBACK fails with 25P02.
+    Failed,
+}
+
+/// A statement prepared by the extended protocol's Parse message.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub sql: String,
+    /// The type of each `$n`, inferred when the client did not say.
+    pub param_types: Vec<DataType>,
+    /// The result columns (empty for statements without rows).
+    pub columns: Vec<Column>,
+    /// Backend-private plan, handed back to [`Session::execute`].
+    pub handle: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+/// What the client sent in its StartupMessage.
+#[derive(Clone, Debug)]
+pub struct ConnectParams {
+    pub user: String,
+    pub database: String,
+    pub application_name: Option<String>,
+    pub client_addr: SocketAddr,
+}
+
+/// Stops the statement a session is running (a CancelRequest arrived).
+pub type Canceller = Arc<dyn Fn() + Send + Sync>;
+
+/// The database behind the wire: creates sessions.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    type Session: Session;
+
+    /// Opens a session for an authenticated client.
+    async fn connect(&self, params: ConnectParams) -> Result<Self::Session>;
+}
+
+/// One client connection's state: transaction, settings, prepared plans.
+#[async_trait]
+pub trait Session: Send + 'static {
+    /// Runs a simple-protocol query string: every statement in turn, each
+    /// result in order; stops after the first error, which is the last item.
+    async fn simple_query(&mut self, sql: &str) -> Vec<Result<StatementResult>>;
+
+    /// Parses and plans one statement. `param_types[i]` is the client's type
+    /// for `$i+1` (`None` = infer it).
+    async fn prepare(&mut self, sql: &str, param_types: &[Option<DataType>]) -> Result<Prepared>;
+
+    /// Executes a prepared statement with parameters already decoded to their
+    /// storage form (see `shoal_common::types`).
+    async fn execute(&mut self, prepared: &Prepared, params: Vec<Value>) -> Result<StatementResult>;
+
+    /// Notices produced by the last statement, taken (drained) by the wire layer.
+    fn take_notices(&mut self) -> Vec<Notice>;
+
+    /// Status for ReadyForQuery.
+    fn transaction_status(&self) -> TransactionStatus;
+
+    /// ParameterStatus messages to send at startup and whenever they change
+    /// (`server_version`, `client_encoding`, `DateStyle`, `TimeZone`, …).
+    fn parameter_status(&self) -> Vec<(String, String)>;
+
+    /// A handle that cancels this session's running statement.
+    fn canceller(&self) -> Canceller;
+
+    /// The client went away: roll back whatever is open.
+    async fn close(&mut self);
+}

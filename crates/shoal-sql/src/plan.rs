@@ -1,0 +1,88 @@
+//! The output of the SQL front: what the executor must do for one statement.
+//!
+//! Planning happens once, on the node the client is connected to; the plan
+//! carries SQLite SQL text (never a value spliced into it: every client value
+//! stays a bound parameter, `$n` becomes `?n`) plus the PostgreSQL types of
+//! its parameters and output columns.
+
+use serde::{Deserialize, Serialize};
+use shoal_common::DataType;
+
+use crate::catalog::Catalog;
+
+/// One output column of a statement, as reported in RowDescription.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputColumn {
+    pub name: String,
+    pub data_type: DataType,
+    /// OID of the source table when the column is a plain table column, else 0.
+    pub table_oid: u32,
+    /// Attribute number in the source table (1-based), else 0.
+    pub column_id: i16,
+}
+
+/// Which kind of write a [`Plan::Write`] is; it picks the command tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteKind {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// Transaction control statements.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnControl {
+    /// `BEGIN` / `START TRANSACTION`; `read_only` from `READ ONLY`.
+    Begin { read_only: bool },
+    Commit,
+    Rollback,
+    Savepoint(String),
+    Release(String),
+    RollbackTo(String),
+}
+
+/// What the executor does for one statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plan {
+    /// A read-only statement run on SQLite (a `SELECT`, `VALUES`, `WITH … SELECT`,
+    /// catalog queries included: `pg_catalog` and `information_schema` are
+    /// attached SQLite schemas the executor fills from the catalog, and the
+    /// `shoal` schema holds the system views).
+    Query {
+        /// SQLite SQL, with `?1`, `?2`, … for parameters.
+        sql: String,
+        /// The PostgreSQL type of each parameter `$1..$n`, inferred from
+        /// context or taken from the client's Parse message.
+        param_types: Vec<DataType>,
+        columns: Vec<OutputColumn>,
+    },
+    /// INSERT / UPDATE / DELETE (with optional RETURNING; `columns` is empty without).
+    Write {
+        kind: WriteKind,
+        sql: String,
+        param_types: Vec<DataType>,
+        columns: Vec<OutputColumn>,
+    },
+    /// A schema change. The executor runs `statements` (SQLite DDL, no
+    /// parameters) in the current transaction, then stores `catalog` as the
+    /// new catalog in the same transaction, so DDL is transactional.
+    Ddl {
+        statements: Vec<String>,
+        catalog: Catalog,
+        /// Command tag, e.g. `CREATE TABLE`.
+        tag: String,
+    },
+    /// A statement that changes nothing and returns nothing but a tag
+    /// (e.g. `CREATE TABLE IF NOT EXISTS` on an existing table, `DISCARD ALL`),
+    /// with an optional notice such as "relation already exists, skipping".
+    Noop { tag: String, notice: Option<String> },
+    /// Transaction control.
+    Transaction(TxnControl),
+    /// `SET name = value` / `SET name TO DEFAULT` (value `None`) / `RESET name`.
+    /// Names are lower-cased; `SET LOCAL` sets `local`.
+    Set { name: String, value: Option<String>, local: bool },
+    /// `SHOW name` (`SHOW ALL` is name `all`).
+    Show { name: String },
+    /// An empty query string.
+    Empty,
+}
