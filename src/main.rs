@@ -1,1 +1,153 @@
-fn main() {}
+//! `shoal` — the command line of the Shoal database.
+//!
+//! * `shoal server` runs one node.
+//! * `shoal demo` starts a node with sample data and shows how to use it.
+//! * `shoal sql` is an interactive SQL shell for machines without psql.
+
+mod demo;
+mod shell;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use shoal_server::config::{ConfigFile, ExplicitFlags, ServerConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "shoal", version, about = "Shoal: a sharded, replicated SQL database that speaks PostgreSQL")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a Shoal node.
+    Server(ServerArgs),
+    /// Start a local node with sample data, print how to connect, and keep it running until Ctrl-C.
+    Demo(DemoArgs),
+    /// An interactive SQL shell (or run one command with -c).
+    Sql(shell::ShellArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// Data directory (created if missing).
+    #[arg(long, default_value = "./data")]
+    data: PathBuf,
+    /// Address for PostgreSQL clients.
+    #[arg(long, default_value = "127.0.0.1:5433")]
+    pg: SocketAddr,
+    /// Address for node-to-node traffic.
+    #[arg(long, default_value = "127.0.0.1:5434")]
+    rpc: SocketAddr,
+    /// Address for the admin HTTP API (/api/status, /metrics).
+    #[arg(long, default_value = "127.0.0.1:5480")]
+    http: SocketAddr,
+    /// RPC address of a node of the cluster to join.
+    #[arg(long)]
+    join: Option<SocketAddr>,
+    /// A TOML file with the same settings (flags given on the command line win).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The user clients authenticate as.
+    #[arg(long, default_value = "shoal")]
+    user: String,
+    /// Require this password (SCRAM-SHA-256). Without one, only loopback clients may connect.
+    #[arg(long, env = "SHOAL_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// PEM certificate for TLS.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// Data directory; a temporary one (removed on exit) when omitted.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Address for PostgreSQL clients.
+    #[arg(long, default_value = "127.0.0.1:5433")]
+    pg: SocketAddr,
+    /// Address for the admin HTTP API.
+    #[arg(long, default_value = "127.0.0.1:5480")]
+    http: SocketAddr,
+    /// Load the sample data, print the tour, and exit instead of waiting for Ctrl-C.
+    #[arg(long)]
+    exit: bool,
+}
+
+fn server_config(args: &ServerArgs, matches: &clap::ArgMatches) -> anyhow::Result<ServerConfig> {
+    let mut config = ServerConfig {
+        data_dir: args.data.clone(),
+        pg_addr: args.pg,
+        rpc_addr: args.rpc,
+        http_addr: args.http,
+        join: args.join,
+        user: args.user.clone(),
+        password: args.password.clone(),
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+        fsync: true,
+    };
+    if let Some(path) = &args.config {
+        let file = ConfigFile::load(path).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        let explicit = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        let flags = ExplicitFlags {
+            data: explicit("data"),
+            pg: explicit("pg"),
+            rpc: explicit("rpc"),
+            http: explicit("http"),
+            user: explicit("user"),
+        };
+        file.apply_to(&mut config, &flags);
+    }
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Server(args) => {
+                let sub = matches.subcommand_matches("server").cloned().unwrap_or_default();
+                let config = server_config(&args, &sub)?;
+                shoal_server::run(config, shutdown_signal()).await.map_err(|e| anyhow::anyhow!("{}", e.message))
+            }
+            Command::Demo(args) => demo::run(args.data, args.pg, args.http, args.exit).await,
+            Command::Sql(args) => shell::run(args).await,
+        }
+    })
+}

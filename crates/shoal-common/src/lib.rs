@@ -19,6 +19,7 @@
 //!   `random()`.
 
 pub mod context;
+pub mod convert;
 pub mod error;
 pub mod types;
 pub mod value;

@@ -1,1 +1,29 @@
-//! shoal-raft
+//! # shoal-raft — replication of Shoal's groups with openraft
+//!
+//! Every shard is a Raft group; so is the meta group. This crate glues
+//! openraft to Shoal's storage:
+//!
+//! * [`types`] — the openraft type configuration: entries carry a
+//!   [`shoal_storage::Command`] (recorded transactions with their execution
+//!   contexts).
+//! * [`log_store`] — the durable, checksummed, segmented log with group
+//!   commit (many appends, one fsync).
+//! * [`state_machine`] — the state machine over a SQLite replica: apply
+//!   commits the leader's open transaction or replays the entry, with the
+//!   applied index in the same SQLite transaction.
+//! * [`group`] — one group on this node: the write slot (one writer per
+//!   shard), autocommit batching, interactive write transactions, and
+//!   linearizable reads via read-index.
+//! * [`network`] — the peer network (single-node for now).
+//!
+//! Out of scope: SQL (the executor hands in SQLite SQL) and routing between
+//! groups.
+
+pub mod group;
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+pub mod types;
+
+pub use group::{Group, GroupConfig, GroupStatus, Reader, WriteTxn};
+pub use types::{ApplyResponse, GroupId, NodeId, Raft, TypeConfig, META_GROUP};

@@ -1,1 +1,126 @@
-//! shoal-server
+//! # shoal-server — one Shoal node
+//!
+//! Wires the layers together for one `shoal server` process:
+//!
+//! ```text
+//! pgwire front (shoal-pgwire) ──▶ ShoalSession (session.rs)
+//!                                   ├─ parse + plan (shoal-sql) against the published catalog
+//!                                   ├─ reads  ──▶ Group::read / snapshot reader   ┐
+//!                                   ├─ writes ──▶ batcher / WriteTxn ──▶ Raft      ├ shoal-raft
+//!                                   └─ catalog queries ──▶ attached pg_catalog     ┘ (catalog_views.rs)
+//! admin HTTP (http.rs): /api/status, /metrics (metrics.rs)
+//! ```
+//!
+//! [`Node`] owns the meta group and the data group and publishes the
+//! committed catalog; [`run`] starts the node and its listeners and stops
+//! them on shutdown.
+
+pub mod catalog_views;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod node;
+pub mod session;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use shoal_common::{Error, Result, SqlState};
+use shoal_pgwire::{Backend, ConnectParams, TlsFiles, WireConfig};
+
+pub use config::{ConfigFile, ServerConfig};
+pub use node::Node;
+pub use session::ShoalSession;
+
+/// What clients see as `server_version` (drivers parse the leading 16.x).
+pub const SERVER_VERSION: &str = concat!("16.4 (Shoal ", env!("CARGO_PKG_VERSION"), ")");
+
+/// The full `version()` string.
+pub const VERSION_STRING: &str = concat!(
+    "PostgreSQL 16.4 (Shoal ",
+    env!("CARGO_PKG_VERSION"),
+    ") on x86_64-pc-linux-gnu, compiled by rustc, 64-bit"
+);
+
+/// Creates sessions for the wire layer.
+pub struct NodeBackend {
+    node: Arc<Node>,
+}
+
+#[async_trait]
+impl Backend for NodeBackend {
+    type Session = ShoalSession;
+
+    async fn connect(&self, params: ConnectParams) -> Result<ShoalSession> {
+        Ok(ShoalSession::new(
+            self.node.clone(),
+            params.user,
+            params.database,
+            params.application_name.unwrap_or_default(),
+        ))
+    }
+}
+
+/// Starts a node and serves clients until `shutdown` resolves.
+pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    if config.password.is_none() {
+        tracing::warn!("no password configured: only clients on this machine (loopback) can connect; set --password or SHOAL_PASSWORD");
+    }
+    let pg_listener = tokio::net::TcpListener::bind(config.pg_addr)
+        .await
+        .map_err(|e| Error::io(format!("cannot listen for PostgreSQL clients on {}", config.pg_addr), e))?;
+    let http_listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|e| Error::io(format!("cannot listen for HTTP on {}", config.http_addr), e))?;
+    let node = Node::start(config.clone()).await?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+        (None, None) => None,
+        _ => {
+            return Err(Error::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "--tls-cert and --tls-key must be given together",
+            ))
+        }
+    };
+    let wire = Arc::new(WireConfig {
+        user: config.user.clone(),
+        password: config.password.clone(),
+        tls,
+        max_message_bytes: 64 << 20,
+        server_version: SERVER_VERSION.to_string(),
+    });
+    tracing::info!(pg = %config.pg_addr, http = %config.http_addr, data = %config.data_dir.display(), "shoal node ready");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let http = {
+        let mut stop = stop_rx.clone();
+        let router = http::router(node.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(http_listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        })
+    };
+    let backend = Arc::new(NodeBackend { node: node.clone() });
+    let mut stop = stop_rx.clone();
+    let served = shoal_pgwire::serve(pg_listener, backend, wire, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    tokio::pin!(served);
+    tokio::select! {
+        result = &mut served => {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "PostgreSQL listener failed");
+            }
+        }
+        () = shutdown => {}
+    }
+    let _ = stop_tx.send(true);
+    let _ = http.await;
+    node.shutdown().await;
+    tracing::info!("shoal node stopped");
+    Ok(())
+}

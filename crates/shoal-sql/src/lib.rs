@@ -1,1 +1,211 @@
-//! shoal-sql
+//! # shoal-sql — PostgreSQL-dialect SQL → typed plan → SQLite SQL
+//!
+//! Clients speak PostgreSQL; replicas store data in SQLite. This crate is the
+//! bridge: it parses a statement in PostgreSQL's dialect, binds every name
+//! against Shoal's typed [`Catalog`], infers PostgreSQL types for every
+//! expression and parameter, and emits SQLite SQL with the same meaning. The
+//! result is a [`Plan`] the executor runs without further thought.
+//!
+//! ```text
+//!   "SELECT name FROM users WHERE id = $1"
+//!        │ parser   (sqlparser, PostgreSqlDialect)          → ast::Statement
+//!        │ binder   (names → catalog, types, coercions)     → Typed fragments
+//!        │   query / dml / ddl / session: one module per statement family
+//!        ▼ plan     Plan::Query { sql: SELECT "users"."name" AS "name" FROM "users" AS "users"
+//!                                      WHERE ("users"."id" = ?1),
+//!                                  param_types: [int4], columns: [name text (table oid, attnum 2)] }
+//! ```
+//!
+//! ## The type/storage contract
+//! Values are stored as documented in `shoal_common::types` (booleans 0/1,
+//! timestamps as UTC text, NUMERIC as REAL, …). Everything written goes
+//! through an assignment coercion that produces that representation, and
+//! named CHECK constraints in the generated DDL refuse anything else (SQLite
+//! would otherwise store `'abc'` in an INTEGER column). [`map_sqlite_error`]
+//! turns SQLite's constraint messages back into PostgreSQL errors. Client
+//! values are never spliced into SQL: `$n` becomes `?n`, and bound values are
+//! expected in the storage representation of `param_types[n-1]`.
+//!
+//! Functions SQLite lacks are `pg_*` Rust functions registered by
+//! `shoal_storage::functions`; the non-deterministic ones (`shoal_now()`,
+//! `shoal_random()`, `gen_random_uuid()`) are pinned per transaction by the
+//! storage layer, so replicas replaying a statement compute the same values.
+//!
+//! ## Out of scope
+//! Routing and sharding (the router), execution (the storage/executor), the
+//! wire encoding (pgwire). Anything this crate cannot translate faithfully is
+//! refused with SQLSTATE 0A000 naming the construct; it is never passed
+//! through to SQLite in the hope that it means the same thing. `docs/sql.md`
+//! lists what is supported.
+
+pub mod catalog;
+pub mod errors;
+pub mod parser;
+pub mod plan;
+
+mod binder;
+mod coerce;
+mod ddl;
+mod dml;
+mod expr;
+mod func;
+mod query;
+mod session;
+mod system;
+
+pub use catalog::{Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Table, UniqueDef, ViewColumn, ViewDef};
+pub use errors::map_sqlite_error;
+pub use parser::parse;
+pub use plan::{OutputColumn, Plan, TxnControl, WriteKind};
+pub use system::catalog_schema_sql;
+
+use shoal_common::{DataType, Error, Result};
+use sqlparser::ast::Statement;
+
+use crate::binder::Binder;
+
+/// Plans one statement. `param_types[i]` is the client-declared type of
+/// `$i+1` (`None`: infer from context; what cannot be inferred is `text`).
+pub fn plan(stmt: &Statement, catalog: &Catalog, param_types: &[Option<DataType>]) -> Result<Plan> {
+    if let Some(p) = session::transaction(stmt) {
+        return p;
+    }
+    let mut b = Binder::new(catalog, param_types);
+    match stmt {
+        Statement::Query(q) => {
+            if !q.locks.is_empty() {
+                // FOR UPDATE/SHARE: a shard has one writer at a time, so the lock is implied.
+            }
+            let (sql, columns) = b.query(q, None)?;
+            Ok(Plan::Query { sql, param_types: b.param_types(), columns })
+        }
+        Statement::Insert(i) => b.insert(i),
+        Statement::Update(u) => b.update(u),
+        Statement::Delete(d) => b.delete(d),
+        Statement::CreateTable(ct) => b.create_table(ct),
+        Statement::AlterTable(at) => b.alter_table(at),
+        Statement::CreateIndex(ci) => b.create_index(ci),
+        Statement::Drop { object_type, if_exists, names, .. } => b.drop(object_type, *if_exists, names),
+        Statement::CreateView(cv) => b.create_view(cv),
+        Statement::Truncate(t) => b.truncate(t),
+        Statement::CreateSchema { schema_name, if_not_exists, .. } => create_schema(schema_name, *if_not_exists),
+        Statement::Set(s) => session::set(s),
+        Statement::Reset(r) => session::reset(r),
+        Statement::ShowVariable { variable } => Ok(session::show(variable)),
+        Statement::Discard { .. } => Ok(Plan::Noop { tag: "DISCARD ALL".into(), notice: None }),
+        other => Err(Error::unsupported(statement_name(other))),
+    }
+}
+
+fn create_schema(name: &sqlparser::ast::SchemaName, if_not_exists: bool) -> Result<Plan> {
+    let text = name.to_string().trim_matches('"').to_lowercase();
+    if text != "public" {
+        return Err(Error::unsupported("schemas other than public"));
+    }
+    if if_not_exists {
+        return Ok(Plan::Noop {
+            tag: "CREATE SCHEMA".into(),
+            notice: Some("schema \"public\" already exists, skipping".into()),
+        });
+    }
+    Err(Error::new(shoal_common::SqlState::parse("42P06"), "schema \"public\" already exists"))
+}
+
+/// The first words of a statement, to name it in a 0A000 error.
+fn statement_name(stmt: &Statement) -> String {
+    let text = stmt.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    format!("the statement {}", words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let stmt = &parse("CREATE TABLE t (id SERIAL PRIMARY KEY, a INT, b TEXT, c JSONB, d TIMESTAMP)").unwrap()[0];
+        match plan(stmt, &Catalog::default(), &[]).unwrap() {
+            Plan::Ddl { catalog, .. } => catalog,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A xorshift generator: the fuzz corpus is the same on every run.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn garbage_and_mutated_sql_never_panics() {
+        let cat = catalog();
+        let seeds = [
+            "SELECT a, count(*) FROM t WHERE b ILIKE $1 GROUP BY a HAVING count(*) > 1 ORDER BY 1 DESC LIMIT 3",
+            "INSERT INTO t (a, b) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET a = EXCLUDED.a RETURNING *",
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM r) SELECT * FROM r",
+            "SELECT c->>'k', d + interval '1 day', extract(year from d), row_number() OVER (PARTITION BY a) FROM t",
+            "UPDATE t SET b = upper(b) || 'x' WHERE id IN (SELECT id FROM t WHERE a BETWEEN 1 AND 2)",
+            "CREATE TABLE u (x VARCHAR(3) CHECK (x <> ''), y NUMERIC(5,2) DEFAULT 0, FOREIGN KEY (x) REFERENCES t(b))",
+        ];
+        let tokens =
+            ["(", ")", ",", "'", "$1", "::", "SELECT", "FROM", "*", "NULL", "->", "||", ";", "1e999", "\"", "-"];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for round in 0..3000 {
+            let base = seeds[round % seeds.len()];
+            let mut words: Vec<String> = base.split(' ').map(String::from).collect();
+            for _ in 0..(next(&mut state) % 4) {
+                let i = (next(&mut state) as usize) % words.len();
+                match next(&mut state) % 3 {
+                    0 => {
+                        words.remove(i);
+                        if words.is_empty() {
+                            words.push("x".into());
+                        }
+                    }
+                    1 => words.insert(i, tokens[(next(&mut state) as usize) % tokens.len()].into()),
+                    _ => {
+                        let j = (next(&mut state) as usize) % words.len();
+                        words.swap(i, j)
+                    }
+                }
+            }
+            let sql = words.join(" ");
+            if let Ok(stmts) = parse(&sql) {
+                for s in &stmts {
+                    let _ = plan(s, &cat, &[]);
+                }
+            }
+            let bytes: String =
+                (0..(next(&mut state) % 40)).map(|_| (32 + (next(&mut state) % 95) as u8) as char).collect();
+            if let Ok(stmts) = parse(&bytes) {
+                for s in &stmts {
+                    let _ = plan(s, &cat, &[]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let sql = format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000));
+        assert!(parse(&sql).is_err());
+    }
+
+    #[test]
+    fn unsupported_constructs_are_0a000() {
+        let cat = catalog();
+        for sql in [
+            "SELECT 1 INTERSECT ALL SELECT 1",
+            "SELECT b ~ 'x' FROM t",
+            "SELECT ARRAY[1,2]",
+            "CREATE TABLE v (id INT, n SERIAL)",
+            "COPY t FROM STDIN",
+            "SELECT d AT TIME ZONE 'UTC' FROM t",
+        ] {
+            let err = parse(sql).and_then(|s| plan(&s[0], &cat, &[])).unwrap_err();
+            assert_eq!(err.code, shoal_common::SqlState::FEATURE_NOT_SUPPORTED, "{sql}: {err}");
+        }
+    }
+}

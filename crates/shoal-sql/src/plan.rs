@@ -33,7 +33,9 @@ pub enum WriteKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnControl {
     /// `BEGIN` / `START TRANSACTION`; `read_only` from `READ ONLY`.
-    Begin { read_only: bool },
+    Begin {
+        read_only: bool,
+    },
     Commit,
     Rollback,
     Savepoint(String),
@@ -57,12 +59,7 @@ pub enum Plan {
         columns: Vec<OutputColumn>,
     },
     /// INSERT / UPDATE / DELETE (with optional RETURNING; `columns` is empty without).
-    Write {
-        kind: WriteKind,
-        sql: String,
-        param_types: Vec<DataType>,
-        columns: Vec<OutputColumn>,
-    },
+    Write { kind: WriteKind, sql: String, param_types: Vec<DataType>, columns: Vec<OutputColumn> },
     /// A schema change. The executor runs `statements` (SQLite DDL, no
     /// parameters) in the current transaction, then stores `catalog` as the
     /// new catalog in the same transaction, so DDL is transactional.

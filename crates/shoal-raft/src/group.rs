@@ -1,0 +1,574 @@
+//! One Raft group on this node: a Raft instance, its SQLite replica, and the
+//! paths by which sessions read and write it.
+//!
+//! ```text
+//!  sessions ──autocommit──▶ batcher ─┐                       ┌─▶ log store (fsync, group commit)
+//!           ──BEGIN…COMMIT─▶ WriteTxn ┼─▶ write slot ─▶ propose┤
+//!                                     │   (one writer)       └─▶ state machine: commit the open
+//!                                     │                            SQLite txn, applied index inside
+//!           ──SELECT──▶ read-index ──▶ reader pool (WAL snapshots)
+//! ```
+//!
+//! * **One writer per group.** The *write slot* is held by one writer at a
+//!   time: an interactive transaction for its whole life, or the batcher for
+//!   one batch. The writer executes on the replica's writer connection, then
+//!   proposes one entry with what it recorded. When the entry commits, the
+//!   state machine commits the same SQLite transaction. Writes are therefore
+//!   serial per shard (serializable), and a transaction's reads see its own
+//!   writes.
+//! * **Batching.** Autocommit writes queue for the batcher, which runs every
+//!   queued statement in its own savepoint inside one SQLite transaction and
+//!   proposes them as one entry: one Raft round and one fsync for many clients.
+//! * **Reads** run on pooled read-only connections after Raft's read-index
+//!   check, so they never block the writer and never see uncommitted data.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ServerState};
+use shoal_common::{Error, ExecContext, Result, SqlState, Value};
+use shoal_storage::{Command, ProposalId, QueryOutput, RecordedStmt, Replica, TxnRecord};
+use tokio::sync::{mpsc, oneshot, OwnedMutexGuard};
+
+use crate::log_store::{LogOptions, LogStore};
+use crate::network::NoPeers;
+use crate::state_machine::{SharedReplica, StateMachine};
+use crate::types::{GroupId, NodeId, Raft, TypeConfig};
+
+/// How a group is opened.
+#[derive(Clone, Debug)]
+pub struct GroupConfig {
+    pub id: GroupId,
+    pub node_id: NodeId,
+    /// Directory holding `replica.db`, `log/` and `snapshots/`.
+    pub dir: PathBuf,
+    /// This node's RPC address, recorded in the membership.
+    pub rpc_addr: String,
+    /// fsync the log before acknowledging (always true in production).
+    pub fsync: bool,
+}
+
+/// A pooled read-only connection. `tag` is free for the caller to remember
+/// what it prepared on the connection (the server keeps its catalog version there).
+pub struct Reader {
+    pub conn: shoal_storage::Connection,
+    pub tag: u64,
+}
+
+/// A snapshot of the group's Raft state, for system views and metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupStatus {
+    pub id: GroupId,
+    pub node_id: NodeId,
+    pub role: String,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub committed_index: u64,
+    pub applied_index: u64,
+    pub snapshot_index: Option<u64>,
+    pub voters: Vec<NodeId>,
+    pub log_size_bytes: u64,
+    pub log_fsyncs: u64,
+    pub log_fsync_micros_total: u64,
+}
+
+struct BatchItem {
+    ctx: ExecContext,
+    sql: String,
+    params: Vec<Value>,
+    reply: oneshot::Sender<Result<QueryOutput>>,
+}
+
+/// Upper bound on statements per batched entry (bounds entry size and latency).
+const MAX_BATCH_STATEMENTS: usize = 512;
+/// Upper bound on queued autocommit writes before callers wait.
+const BATCH_QUEUE_CAPACITY: usize = 4096;
+/// Upper bound on idle pooled read connections.
+const MAX_IDLE_READERS: usize = 64;
+
+/// One Raft group on this node; see the module docs.
+pub struct Group {
+    pub id: GroupId,
+    node_id: NodeId,
+    raft: Raft,
+    shared: Arc<SharedReplica>,
+    write_slot: Arc<tokio::sync::Mutex<()>>,
+    boot: u64,
+    next_proposal: AtomicU64,
+    readers: Mutex<Vec<Reader>>,
+    batch_tx: mpsc::Sender<BatchItem>,
+    log_stats: crate::log_store::StatsHandle,
+}
+
+fn raft_config() -> Result<Arc<openraft::Config>> {
+    let config = openraft::Config {
+        cluster_name: "shoal".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(50_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        ..Default::default()
+    };
+    Ok(Arc::new(config.validate().map_err(|e| Error::internal(format!("raft config: {e}")))?))
+}
+
+impl Group {
+    /// Opens the group's storage and starts its Raft instance. A fresh group
+    /// is bootstrapped as a single voter on this node.
+    pub async fn open(config: GroupConfig) -> Result<Arc<Group>> {
+        std::fs::create_dir_all(&config.dir)?;
+        let replica = Replica::open(&config.dir.join("replica.db"))?;
+        let shared = SharedReplica::new(replica);
+        let log = LogStore::<TypeConfig>::open(
+            &config.dir.join("log"),
+            LogOptions { fsync: config.fsync, ..LogOptions::default() },
+        )?;
+        let log_stats = log.stats_handle();
+        let sm = StateMachine::new(shared.clone(), config.dir.join("snapshots"))?;
+        let raft = Raft::new(config.node_id, raft_config()?, NoPeers, log, sm)
+            .await
+            .map_err(|e| Error::internal(format!("starting raft group {}: {e}", config.id)))?;
+        if !raft.is_initialized().await.map_err(|e| Error::internal(format!("raft: {e}")))? {
+            let members = BTreeMap::from([(config.node_id, BasicNode { addr: config.rpc_addr.clone() })]);
+            raft.initialize(members).await.map_err(|e| Error::internal(format!("initializing group: {e}")))?;
+        }
+        let (batch_tx, batch_rx) = mpsc::channel(BATCH_QUEUE_CAPACITY);
+        let group = Arc::new(Group {
+            id: config.id,
+            node_id: config.node_id,
+            raft,
+            shared,
+            write_slot: Arc::new(tokio::sync::Mutex::new(())),
+            boot: rand::random(),
+            next_proposal: AtomicU64::new(1),
+            readers: Mutex::new(Vec::new()),
+            batch_tx,
+            log_stats,
+        });
+        tokio::spawn(run_batcher(Arc::downgrade(&group), batch_rx));
+        group.wait_for_leader(Duration::from_secs(30)).await?;
+        Ok(group)
+    }
+
+    /// Waits until the group has a leader and has applied everything committed.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<()> {
+        self.raft.wait(Some(timeout)).metrics(|m| m.current_leader.is_some(), "leader elected").await.map_err(|e| {
+            Error::environment(SqlState::CANNOT_CONNECT_NOW, format!("group {}: no leader: {e}", self.id))
+        })?;
+        Ok(())
+    }
+
+    /// Waits until everything in the log at call time is applied (after a
+    /// restart, the replay of committed entries).
+    pub async fn catch_up(&self, timeout: Duration) -> Result<()> {
+        let target = self.raft.metrics().borrow().last_log_index;
+        self.raft.wait(Some(timeout)).applied_index_at_least(target, "replay committed entries").await.map_err(
+            |e| Error::environment(SqlState::CANNOT_CONNECT_NOW, format!("group {}: catching up: {e}", self.id)),
+        )?;
+        Ok(())
+    }
+
+    /// Takes a pooled read connection for a transaction's snapshot, after a
+    /// read-index check; give it back with [`Group::checkin_reader`].
+    pub async fn checkout_reader(&self, linearizable: bool) -> Result<Reader> {
+        if linearizable {
+            self.read_index().await?;
+        }
+        self.take_reader()
+    }
+
+    /// Returns a reader taken with [`Group::checkout_reader`].
+    pub fn checkin_reader(&self, reader: Reader) {
+        self.return_reader(reader);
+    }
+
+    /// The applied index right now.
+    pub fn applied_index(&self) -> u64 {
+        *self.shared.applied_watch().borrow()
+    }
+
+    /// The Raft handle (membership changes, metrics).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The stored catalog JSON, if any.
+    pub fn catalog_json(&self) -> Result<Option<String>> {
+        self.shared.lock().catalog_json()
+    }
+
+    /// Watches the catalog epoch (bumped after each applied catalog change).
+    pub fn catalog_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.catalog_watch()
+    }
+
+    /// The content checksum of this replica at its current applied index.
+    pub async fn checksum(&self) -> Result<(u64, String)> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let replica = shared.lock();
+            Ok((replica.applied().index, replica.checksum()?))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("checksum task: {e}")))?
+    }
+
+    /// Raft state for system views.
+    pub fn status(&self) -> GroupStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let stats = self.log_stats.get();
+        GroupStatus {
+            id: self.id,
+            node_id: self.node_id,
+            role: match m.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            }
+            .to_string(),
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            committed_index: m
+                .last_applied
+                .map(|l| l.index)
+                .unwrap_or(0)
+                .max(m.last_log_index.unwrap_or(0).min(m.last_applied.map(|l| l.index).unwrap_or(0))),
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            snapshot_index: m.snapshot.map(|s| s.index),
+            voters: m.membership_config.membership().voter_ids().collect(),
+            log_size_bytes: stats.size_bytes,
+            log_fsyncs: stats.fsyncs,
+            log_fsync_micros_total: stats.fsync_micros_total,
+        }
+    }
+
+    /// Runs `f` on a pooled read-only connection. With `linearizable`, first
+    /// confirms leadership with a quorum (read-index) and waits until the
+    /// replica has applied up to that point, so the read sees every write
+    /// acknowledged before it started.
+    pub async fn read<T, F>(&self, linearizable: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Reader) -> Result<T> + Send + 'static,
+    {
+        if linearizable {
+            self.read_index().await?;
+        }
+        let mut reader = self.take_reader()?;
+        let (reader, result) = tokio::task::spawn_blocking(move || {
+            let result = f(&mut reader);
+            (reader, result)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("read task: {e}")))?;
+        self.return_reader(reader);
+        result
+    }
+
+    async fn read_index(&self) -> Result<()> {
+        let read_log_id = self.raft.ensure_linearizable().await.map_err(|e| match e {
+            RaftError::APIError(api) => {
+                Error::environment(SqlState::SERIALIZATION_FAILURE, format!("cannot serve a linearizable read: {api}"))
+                    .with_hint("retry; the group is electing a leader")
+            }
+            RaftError::Fatal(fatal) => Error::environment(SqlState::ADMIN_SHUTDOWN, format!("group stopped: {fatal}")),
+        })?;
+        if let Some(log_id) = read_log_id {
+            let mut applied = self.shared.applied_watch();
+            applied
+                .wait_for(|index| *index >= log_id.index)
+                .await
+                .map_err(|_| Error::environment(SqlState::ADMIN_SHUTDOWN, "group stopped"))?;
+        }
+        Ok(())
+    }
+
+    fn take_reader(&self) -> Result<Reader> {
+        if let Some(reader) = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(reader);
+        }
+        let conn = self.shared.lock().open_reader()?;
+        Ok(Reader { conn, tag: 0 })
+    }
+
+    fn return_reader(&self, reader: Reader) {
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < MAX_IDLE_READERS && reader.conn.is_autocommit() {
+            pool.push(reader);
+        }
+    }
+
+    /// Runs one autocommit write through the batcher; returns once it is
+    /// committed (durable on a quorum) or failed.
+    pub async fn write_autocommit(&self, ctx: ExecContext, sql: String, params: Vec<Value>) -> Result<QueryOutput> {
+        let (reply, rx) = oneshot::channel();
+        self.batch_tx
+            .send(BatchItem { ctx, sql, params, reply })
+            .await
+            .map_err(|_| Error::environment(SqlState::ADMIN_SHUTDOWN, "group is shutting down"))?;
+        rx.await.map_err(|_| Error::environment(SqlState::STATEMENT_COMPLETION_UNKNOWN, "write batch was dropped"))?
+    }
+
+    /// Starts an interactive write transaction: waits for the write slot.
+    pub async fn begin(self: &Arc<Self>, ctx: ExecContext) -> Result<WriteTxn> {
+        let slot = self.write_slot.clone().lock_owned().await;
+        let shared = self.shared.clone();
+        run_blocking(move || shared.lock().begin()).await?;
+        Ok(WriteTxn { group: self.clone(), _slot: slot, ctx, records: Vec::new(), next_seq: 0, open: true })
+    }
+
+    /// A handle that interrupts the statement running on the writer.
+    pub fn writer_interrupt(&self) -> shoal_storage::InterruptHandle {
+        self.shared.lock().interrupt_handle()
+    }
+
+    /// Proposes the recorded transactions open on the writer and waits for
+    /// them to commit. On failure the open SQLite transaction is rolled back.
+    async fn propose(&self, txns: Vec<TxnRecord>) -> Result<u64> {
+        let proposal =
+            ProposalId { node: self.node_id, boot: self.boot, seq: self.next_proposal.fetch_add(1, Ordering::Relaxed) };
+        self.shared.lock().set_pending(Some(proposal));
+        let result = self.raft.client_write(Command { proposal: Some(proposal), txns }).await;
+        match result {
+            Ok(response) => Ok(response.log_id.index),
+            Err(err) => {
+                {
+                    let mut replica = self.shared.lock();
+                    if replica.pending() == Some(proposal) {
+                        replica.rollback()?;
+                    }
+                }
+                Err(match err {
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::environment(
+                        SqlState::SERIALIZATION_FAILURE,
+                        format!("this node is no longer the leader of group {} (leader: {:?})", self.id, f.leader_id),
+                    )
+                    .with_hint("the transaction was not committed; retry it"),
+                    RaftError::APIError(other) => {
+                        Error::environment(SqlState::SERIALIZATION_FAILURE, other.to_string())
+                            .with_hint("the transaction was not committed; retry it")
+                    }
+                    RaftError::Fatal(fatal) => Error::environment(
+                        SqlState::STATEMENT_COMPLETION_UNKNOWN,
+                        format!("group {} stopped while committing: {fatal}", self.id),
+                    )
+                    .with_hint("the outcome is unknown: check whether the change is present before retrying"),
+                })
+            }
+        }
+    }
+
+    /// Stops the Raft instance.
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(format!("blocking task: {e}")))?
+}
+
+/// An interactive transaction holding the group's write slot. Dropping it
+/// without commit rolls it back.
+pub struct WriteTxn {
+    group: Arc<Group>,
+    _slot: OwnedMutexGuard<()>,
+    ctx: ExecContext,
+    records: Vec<RecordedStmt>,
+    next_seq: u32,
+    open: bool,
+}
+
+impl WriteTxn {
+    /// The transaction's execution context.
+    pub fn ctx(&self) -> ExecContext {
+        self.ctx
+    }
+
+    /// True once something was recorded (the commit will propose an entry).
+    pub fn has_writes(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// Executes a statement. With `record`, it is recorded for replay
+    /// (including a deterministic failure, which replay then expects).
+    pub async fn execute(&mut self, sql: String, params: Vec<Value>, record: bool) -> Result<QueryOutput> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let shared = self.group.shared.clone();
+        let ctx = self.ctx;
+        let (sql, params, result) = tokio::task::spawn_blocking(move || {
+            let result = shared.lock().execute(&ctx, seq, &sql, &params);
+            (sql, params, result)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("execute task: {e}")))?;
+        if record {
+            match &result {
+                Ok(_) => self.records.push(RecordedStmt { seq, sql, params, failed: false }),
+                Err(e) if e.is_deterministic() => self.records.push(RecordedStmt { seq, sql, params, failed: true }),
+                Err(_) => {}
+            }
+        }
+        result
+    }
+
+    /// Runs and records `SAVEPOINT x`, `RELEASE x` or `ROLLBACK TO x`.
+    pub async fn savepoint(&mut self, sql: String) -> Result<()> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let shared = self.group.shared.clone();
+        let stmt = sql.clone();
+        run_blocking(move || shared.lock().savepoint_op(&stmt)).await?;
+        self.records.push(RecordedStmt { seq, sql, params: Vec::new(), failed: false });
+        Ok(())
+    }
+
+    /// Commits: proposes the recorded statements and waits until they are
+    /// durable on a quorum and applied. Returns the entry's log index (or the
+    /// current applied index when nothing was written).
+    pub async fn commit(mut self) -> Result<u64> {
+        self.open = false;
+        if self.records.is_empty() {
+            let shared = self.group.shared.clone();
+            return run_blocking(move || {
+                let mut replica = shared.lock();
+                replica.rollback()?;
+                Ok(replica.applied().index)
+            })
+            .await;
+        }
+        let txn = TxnRecord { ctx: self.ctx, stmts: std::mem::take(&mut self.records) };
+        self.group.propose(vec![txn]).await
+    }
+
+    /// Rolls back.
+    pub async fn rollback(mut self) -> Result<()> {
+        self.open = false;
+        let shared = self.group.shared.clone();
+        run_blocking(move || shared.lock().rollback()).await
+    }
+}
+
+impl Drop for WriteTxn {
+    fn drop(&mut self) {
+        if self.open {
+            if let Err(e) = self.group.shared.lock().rollback() {
+                tracing::error!(error = %e, "rolling back an abandoned transaction failed");
+            }
+        }
+    }
+}
+
+/// The batcher task: see the module docs.
+async fn run_batcher(group: std::sync::Weak<Group>, mut rx: mpsc::Receiver<BatchItem>) {
+    while let Some(first) = rx.recv().await {
+        let Some(group) = group.upgrade() else { return };
+        let slot = group.write_slot.clone().lock_owned().await;
+        // Everything that queued while we waited for the slot joins this batch.
+        let mut items = vec![first];
+        while items.len() < MAX_BATCH_STATEMENTS {
+            match rx.try_recv() {
+                Ok(item) => items.push(item),
+                Err(_) => break,
+            }
+        }
+        run_batch(&group, items).await;
+        drop(slot);
+    }
+}
+
+async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) {
+    let shared = group.shared.clone();
+    // Execute every statement in its own savepoint of one SQLite transaction.
+    let executed = tokio::task::spawn_blocking(move || {
+        let mut replica = shared.lock();
+        if let Err(e) = replica.begin() {
+            return Err((items, e));
+        }
+        let mut done = Vec::with_capacity(items.len());
+        for item in items {
+            let outcome = (|| {
+                replica.savepoint_op("SAVEPOINT __shoal_stmt")?;
+                match replica.execute(&item.ctx, 0, &item.sql, &item.params) {
+                    Ok(output) => {
+                        replica.savepoint_op("RELEASE __shoal_stmt")?;
+                        Ok(Ok(output))
+                    }
+                    Err(e) if e.is_deterministic() => {
+                        replica.savepoint_op("ROLLBACK TO __shoal_stmt; RELEASE __shoal_stmt")?;
+                        Ok(Err(e))
+                    }
+                    Err(e) => Err(e),
+                }
+            })();
+            match outcome {
+                Ok(result) => done.push((item, result)),
+                Err(fatal) => {
+                    // The environment failed: nothing of this batch may commit.
+                    let _ = replica.rollback();
+                    let mut all: Vec<BatchItem> = done.into_iter().map(|(i, _)| i).collect();
+                    all.push(item);
+                    return Err((all, fatal));
+                }
+            }
+        }
+        Ok(done)
+    })
+    .await;
+    let done = match executed {
+        Ok(Ok(done)) => done,
+        Ok(Err((items, err))) => {
+            for item in items {
+                let _ = item.reply.send(Err(err.clone()));
+            }
+            return;
+        }
+        Err(join) => {
+            tracing::error!(error = %join, "batch task failed");
+            return;
+        }
+    };
+    let mut txns = Vec::new();
+    let mut succeeded = Vec::new();
+    for (item, result) in done {
+        match result {
+            Ok(output) => {
+                txns.push(TxnRecord {
+                    ctx: item.ctx,
+                    stmts: vec![RecordedStmt { seq: 0, sql: item.sql, params: item.params, failed: false }],
+                });
+                succeeded.push((item.reply, output));
+            }
+            Err(e) => {
+                let _ = item.reply.send(Err(e));
+            }
+        }
+    }
+    if txns.is_empty() {
+        let shared = group.shared.clone();
+        let _ = run_blocking(move || shared.lock().rollback()).await;
+        return;
+    }
+    match group.propose(txns).await {
+        Ok(_) => {
+            for (reply, output) in succeeded {
+                let _ = reply.send(Ok(output));
+            }
+        }
+        Err(e) => {
+            for (reply, _) in succeeded {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}

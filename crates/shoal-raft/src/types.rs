@@ -1,0 +1,49 @@
+//! Shoal's openraft type configuration.
+
+use std::io::Cursor;
+
+use openraft::{BasicNode, LogId, StoredMembership};
+use serde::{Deserialize, Serialize};
+pub use shoal_storage::Command;
+
+/// Identifies a node (`shoal server` process) in the cluster.
+pub type NodeId = u64;
+
+/// Identifies a Raft group. `0` is the meta group; data groups count from 1.
+pub type GroupId = u64;
+
+/// The meta group's id.
+pub const META_GROUP: GroupId = 0;
+
+/// What applying one entry returns to the proposer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyResponse {
+    /// The entry's log index.
+    pub index: u64,
+    /// True when the proposer's own open SQLite transaction was committed
+    /// (the normal leader path); false when the entry was replayed.
+    pub committed_local: bool,
+}
+
+openraft::declare_raft_types!(
+    /// Type configuration of every Shoal group.
+    pub TypeConfig:
+        D = Command,
+        R = ApplyResponse,
+        NodeId = NodeId,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The Raft handle of one group.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// What the state machine stores next to its applied index (as JSON in the
+/// `meta` column of `__shoal_applied`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppliedMeta {
+    pub last_applied: Option<LogId<NodeId>>,
+    pub membership: StoredMembership<NodeId, BasicNode>,
+}

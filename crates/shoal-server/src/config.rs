@@ -1,0 +1,133 @@
+//! Node configuration: command-line flags and the same settings in a TOML file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use shoal_common::{Error, Result, SqlState};
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub pg_addr: SocketAddr,
+    pub rpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub join: Option<SocketAddr>,
+    pub user: String,
+    pub password: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// fsync the Raft log before acknowledging writes. Only tests turn it off.
+    pub fsync: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            data_dir: PathBuf::from("./data"),
+            pg_addr: SocketAddr::from(([127, 0, 0, 1], 5433)),
+            rpc_addr: SocketAddr::from(([127, 0, 0, 1], 5434)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 5480)),
+            join: None,
+            user: "shoal".into(),
+            password: None,
+            tls_cert: None,
+            tls_key: None,
+            fsync: true,
+        }
+    }
+}
+
+/// The TOML file: every key optional, same names as the flags.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ConfigFile {
+    pub data: Option<PathBuf>,
+    pub pg: Option<SocketAddr>,
+    pub rpc: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub join: Option<SocketAddr>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ConfigFile {
+    /// Reads and parses a TOML config file, naming the file in any error.
+    pub fn load(path: &std::path::Path) -> Result<ConfigFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::new(SqlState::INVALID_PARAMETER_VALUE, format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        ConfigFile::parse(&text).map_err(|e| Error::new(e.code, format!("{}: {}", path.display(), e.message)))
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<ConfigFile> {
+        toml::from_str(text).map_err(|e| Error::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid config: {e}")))
+    }
+
+    /// Applies the file's settings under the command line's: a flag given on
+    /// the command line wins over the file.
+    pub fn apply_to(&self, config: &mut ServerConfig, explicit: &ExplicitFlags) {
+        if let (Some(v), false) = (&self.data, explicit.data) {
+            config.data_dir = v.clone();
+        }
+        if let (Some(v), false) = (self.pg, explicit.pg) {
+            config.pg_addr = v;
+        }
+        if let (Some(v), false) = (self.rpc, explicit.rpc) {
+            config.rpc_addr = v;
+        }
+        if let (Some(v), false) = (self.http, explicit.http) {
+            config.http_addr = v;
+        }
+        if config.join.is_none() {
+            config.join = self.join;
+        }
+        if let (Some(v), false) = (&self.user, explicit.user) {
+            config.user = v.clone();
+        }
+        if config.password.is_none() {
+            config.password = self.password.clone();
+        }
+        if config.tls_cert.is_none() {
+            config.tls_cert = self.tls_cert.clone();
+        }
+        if config.tls_key.is_none() {
+            config.tls_key = self.tls_key.clone();
+        }
+    }
+}
+
+/// Which settings were given explicitly on the command line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExplicitFlags {
+    pub data: bool,
+    pub pg: bool,
+    pub rpc: bool,
+    pub http: bool,
+    pub user: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_fills_what_flags_did_not_set() {
+        let file = ConfigFile::parse("data = \"/srv/shoal\"\npg = \"127.0.0.1:7000\"\nuser = \"app\"\n").unwrap();
+        let mut config = ServerConfig::default();
+        file.apply_to(&mut config, &ExplicitFlags { pg: true, ..Default::default() });
+        assert_eq!(config.data_dir, PathBuf::from("/srv/shoal"));
+        assert_eq!(config.pg_addr.port(), 5433, "explicit flag wins");
+        assert_eq!(config.user, "app");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(ConfigFile::parse("bogus = 1").unwrap_err().message.contains("bogus"));
+        assert!(ConfigFile::parse("pg = \"not an address\"").is_err());
+    }
+}

@@ -1,0 +1,404 @@
+//! The binder's state: name scopes, parameters, typed SQL fragments, coercions.
+//!
+//! Translation is a single pass over the AST: every expression becomes a
+//! [`Typed`] — SQLite SQL text plus its PostgreSQL type and the output name
+//! PostgreSQL would give it. Names resolve against a stack of [`Scope`]s (one
+//! per query level, so correlated subqueries see their outer query), tables
+//! against the [`Catalog`] and the CTEs in view.
+
+use shoal_common::{DataType, Error, Result, SqlState};
+use sqlparser::ast::{self, Ident, ObjectName};
+
+use crate::catalog::Catalog;
+
+/// An upper bound on nesting (subqueries, expressions), so hostile input
+/// cannot overflow the stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// What kind of fragment a [`Typed`] is; literals and parameters take their
+/// type from context, as PostgreSQL's `unknown` type does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    Expr,
+    /// A string literal of not-yet-known type (`'abc'`), unquoted text.
+    StrLit(String),
+    Null,
+    /// `$n` (0-based index).
+    Param(usize),
+    /// A plain column reference: (table oid, attribute number).
+    Column(u32, i16),
+    /// An aggregate or window call (for output naming only).
+    Func,
+}
+
+/// A translated expression.
+#[derive(Clone, Debug)]
+pub struct Typed {
+    pub sql: String,
+    pub ty: DataType,
+    /// The output column name PostgreSQL would choose (`None` → `?column?`).
+    pub name: Option<String>,
+    pub kind: Kind,
+}
+
+impl Typed {
+    pub fn new(sql: impl Into<String>, ty: DataType) -> Typed {
+        Typed { sql: sql.into(), ty, name: None, kind: Kind::Expr }
+    }
+
+    pub fn named(mut self, name: impl Into<String>) -> Typed {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// True when the type still comes from context (`'lit'`, `NULL`, untyped `$n`).
+    pub fn is_untyped(&self) -> bool {
+        matches!(self.kind, Kind::StrLit(_) | Kind::Null) || self.ty == DataType::Unknown
+    }
+}
+
+/// One column visible in a scope.
+#[derive(Clone, Debug)]
+pub struct Col {
+    pub name: String,
+    pub ty: DataType,
+    /// SQL that reads it, e.g. `"u"."id"`.
+    pub sql: String,
+    pub table_oid: u32,
+    pub column_id: i16,
+}
+
+/// A relation in a FROM clause.
+#[derive(Clone, Debug)]
+pub struct Rel {
+    pub alias: String,
+    pub cols: Vec<Col>,
+}
+
+/// The relations visible at one query level.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub rels: Vec<Rel>,
+    /// Columns merged by `JOIN … USING`/`NATURAL`: unqualified references and
+    /// `*` see one column (PostgreSQL semantics), not one per side.
+    pub merged: Vec<Col>,
+    /// Output aliases of the SELECT list, usable in ORDER BY / GROUP BY.
+    pub aliases: Vec<(String, Typed)>,
+}
+
+/// A CTE in view: its name and output columns.
+#[derive(Clone, Debug)]
+pub struct CteDef {
+    pub name: String,
+    pub cols: Vec<(String, DataType)>,
+}
+
+/// The state of planning one statement.
+pub struct Binder<'a> {
+    pub catalog: &'a Catalog,
+    pub params: Vec<Option<DataType>>,
+    pub scopes: Vec<Scope>,
+    pub ctes: Vec<CteDef>,
+    pub depth: usize,
+    /// Counter for generated aliases (`__s1`, …).
+    pub fresh: usize,
+}
+
+impl<'a> Binder<'a> {
+    pub fn new(catalog: &'a Catalog, params: &[Option<DataType>]) -> Binder<'a> {
+        Binder { catalog, params: params.to_vec(), scopes: vec![], ctes: vec![], depth: 0, fresh: 0 }
+    }
+
+    /// Parameter types for the plan: unknown ones default to `text`.
+    pub fn param_types(&self) -> Vec<DataType> {
+        self.params
+            .iter()
+            .map(|p| match p {
+                None | Some(DataType::Unknown) => DataType::Text,
+                Some(t) => t.clone(),
+            })
+            .collect()
+    }
+
+    pub fn fresh_alias(&mut self, prefix: &str) -> String {
+        self.fresh += 1;
+        format!("__{prefix}{}", self.fresh)
+    }
+
+    /// Guards recursion depth; pair with [`Binder::leave`].
+    pub fn enter(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Error::new(SqlState::PROGRAM_LIMIT_EXCEEDED, "statement is nested too deeply"));
+        }
+        Ok(())
+    }
+
+    pub fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// `$n` → `?n`, typed from the client's declaration or (later) from context.
+    pub fn param(&mut self, text: &str) -> Result<Typed> {
+        let n: usize = text
+            .trim_start_matches('$')
+            .parse()
+            .ok()
+            .filter(|n| (1..=65535).contains(n))
+            .ok_or_else(|| Error::syntax(format!("syntax error at or near \"{text}\"")))?;
+        if self.params.len() < n {
+            self.params.resize(n, None);
+        }
+        let ty = self.params[n - 1].clone().unwrap_or(DataType::Unknown);
+        Ok(Typed { sql: format!("?{n}"), ty, name: None, kind: Kind::Param(n - 1) })
+    }
+
+    pub fn scope(&mut self) -> &mut Scope {
+        if self.scopes.is_empty() {
+            self.scopes.push(Scope::default());
+        }
+        let last = self.scopes.len() - 1;
+        &mut self.scopes[last]
+    }
+
+    /// Resolves a column reference (`c`, `t.c`, `public.t.c`).
+    pub fn resolve(&self, parts: &[Ident]) -> Result<Typed> {
+        let names: Vec<String> = parts.iter().map(fold).collect();
+        let (qualifier, column) = match names.as_slice() {
+            [c] => (None, c.as_str()),
+            [t, c] => (Some(t.as_str()), c.as_str()),
+            [s, t, c] if s == "public" => (Some(t.as_str()), c.as_str()),
+            _ => return Err(Error::unsupported(format!("column reference {}", names.join(".")))),
+        };
+        for scope in self.scopes.iter().rev() {
+            if let Some(col) = lookup(scope, qualifier, column)? {
+                let kind = if col.table_oid != 0 { Kind::Column(col.table_oid, col.column_id) } else { Kind::Expr };
+                return Ok(Typed { sql: col.sql.clone(), ty: col.ty.clone(), name: Some(col.name.clone()), kind });
+            }
+        }
+        if let Some(q) = qualifier {
+            if !self.scopes.iter().any(|s| s.rels.iter().any(|r| r.alias == q)) {
+                return Err(Error::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("missing FROM-clause entry for table \"{q}\""),
+                ));
+            }
+            return Err(Error::new(SqlState::UNDEFINED_COLUMN, format!("column {q}.{column} does not exist")));
+        }
+        Err(Error::new(SqlState::UNDEFINED_COLUMN, format!("column \"{column}\" does not exist")))
+    }
+
+    /// Sets an untyped parameter's type from context.
+    pub fn infer_param(&mut self, t: &mut Typed, ty: &DataType) {
+        if let Kind::Param(i) = t.kind {
+            if *ty == DataType::Unknown {
+                return;
+            }
+            if let Some(slot) = self.params.get_mut(i) {
+                if slot.is_none() || *slot == Some(DataType::Unknown) {
+                    *slot = Some(ty.clone());
+                }
+                t.ty = slot.clone().unwrap_or(DataType::Unknown);
+            }
+        }
+    }
+}
+
+fn lookup<'s>(scope: &'s Scope, qualifier: Option<&str>, column: &str) -> Result<Option<&'s Col>> {
+    if qualifier.is_none() {
+        if let Some(c) = scope.merged.iter().find(|c| c.name == column) {
+            return Ok(Some(c));
+        }
+    }
+    let mut found: Option<&Col> = None;
+    for rel in &scope.rels {
+        if qualifier.is_some_and(|q| q != rel.alias) {
+            continue;
+        }
+        if let Some(c) = rel.cols.iter().find(|c| c.name == column) {
+            if found.is_some() {
+                return Err(Error::new(
+                    SqlState::AMBIGUOUS_COLUMN,
+                    format!("column reference \"{column}\" is ambiguous"),
+                ));
+            }
+            found = Some(c);
+        }
+    }
+    Ok(found)
+}
+
+/// PostgreSQL identifier folding: unquoted names are lower-cased.
+pub fn fold(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+/// Double-quotes an identifier for SQLite.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Single-quotes a string literal for SQLite.
+pub fn quote_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A table name: `t` or `public.t`, folded.
+pub fn object_name(name: &ObjectName) -> Result<String> {
+    let parts: Vec<String> = name.0.iter().map(|p| p.as_ident().map(fold).unwrap_or_default()).collect();
+    match parts.as_slice() {
+        [t] if !t.is_empty() => Ok(t.clone()),
+        [s, t] if s == "public" && !t.is_empty() => Ok(t.clone()),
+        [s, _] if s == "pg_catalog" || s == "information_schema" => Err(Error::unsupported("this catalog relation")),
+        [s, _] => Err(Error::new(SqlState::INVALID_SCHEMA_NAME, format!("schema \"{s}\" does not exist"))),
+        _ => Err(Error::unsupported(format!("the qualified name {name}"))),
+    }
+}
+
+/// Maps a parsed SQL type to Shoal's type. `serial` reports SERIAL/BIGSERIAL.
+pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
+    use ast::DataType as A;
+    let char_len = |l: &Option<ast::CharacterLength>| match l {
+        Some(ast::CharacterLength::IntegerLength { length, .. }) => u32::try_from(*length).ok(),
+        _ => None,
+    };
+    let ty = match t {
+        A::SmallInt(_) | A::Int2(_) => DataType::Int2,
+        A::Int(_) | A::Integer(_) | A::Int4(_) => DataType::Int4,
+        A::BigInt(_) | A::Int8(_) => DataType::Int8,
+        A::Real | A::Float4 => DataType::Float4,
+        A::DoublePrecision | A::Float8 | A::Double(_) => DataType::Float8,
+        A::Float(info) => match info {
+            ast::ExactNumberInfo::Precision(p) if *p <= 24 => DataType::Float4,
+            _ => DataType::Float8,
+        },
+        A::Numeric(info) | A::Decimal(info) | A::Dec(info) => DataType::Numeric(match info {
+            ast::ExactNumberInfo::None => None,
+            ast::ExactNumberInfo::Precision(p) => Some((*p as u32, 0)),
+            ast::ExactNumberInfo::PrecisionAndScale(p, s) => Some((*p as u32, (*s).max(0) as u32)),
+        }),
+        A::Text => DataType::Text,
+        A::Varchar(l) | A::CharacterVarying(l) | A::CharVarying(l) => DataType::Varchar(char_len(l)),
+        A::Char(l) | A::Character(l) => DataType::Char(char_len(l).unwrap_or(1)),
+        A::Bool | A::Boolean => DataType::Bool,
+        A::Date => DataType::Date,
+        A::Time(_, tz) => match tz {
+            ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz => {
+                return Err(Error::unsupported("type time with time zone"))
+            }
+            _ => DataType::Time,
+        },
+        A::Timestamp(_, tz) => match tz {
+            ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz => DataType::Timestamptz,
+            _ => DataType::Timestamp,
+        },
+        A::Interval { .. } => DataType::Interval,
+        A::Bytea => DataType::Bytea,
+        A::JSON => DataType::Json,
+        A::JSONB => DataType::Jsonb,
+        A::Uuid => DataType::Uuid,
+        A::Regclass => DataType::Oid,
+        A::Custom(name, _) => return custom_type(name),
+        other => return Err(Error::unsupported(format!("type {other}"))),
+    };
+    Ok((ty, false))
+}
+
+fn custom_type(name: &ObjectName) -> Result<(DataType, bool)> {
+    let n = name.0.last().and_then(|p| p.as_ident()).map(fold).unwrap_or_default();
+    let ty = match n.as_str() {
+        "serial" | "serial4" => return Ok((DataType::Int4, true)),
+        "bigserial" | "serial8" => return Ok((DataType::Int8, true)),
+        "smallserial" | "serial2" => return Ok((DataType::Int2, true)),
+        "timestamptz" => DataType::Timestamptz,
+        "int" | "integer" => DataType::Int4,
+        "float" => DataType::Float8,
+        "bpchar" => DataType::Char(1),
+        "name" => DataType::Name,
+        "oid" | "regtype" | "regproc" => DataType::Oid,
+        _ => return Err(Error::new(SqlState::UNDEFINED_OBJECT, format!("type \"{n}\" does not exist"))),
+    };
+    Ok((ty, false))
+}
+
+/// The type name `pg_cast()` understands, with its modifier.
+pub fn cast_name(t: &DataType) -> String {
+    match t {
+        DataType::Varchar(Some(n)) => format!("varchar({n})"),
+        DataType::Char(n) => format!("bpchar({n})"),
+        DataType::Numeric(Some((p, s))) => format!("numeric({p},{s})"),
+        DataType::Unknown => "text".into(),
+        other => other.type_name(),
+    }
+}
+
+/// The storage class a type lives in (see `shoal_common::types`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Storage {
+    Integer,
+    Real,
+    Text,
+    Blob,
+}
+
+pub fn storage(t: &DataType) -> Storage {
+    match t.sqlite_affinity() {
+        "INTEGER" => Storage::Integer,
+        "REAL" => Storage::Real,
+        "BLOB" => Storage::Blob,
+        _ => Storage::Text,
+    }
+}
+
+/// Numeric promotion rank (PostgreSQL's implicit casts: int2 < int4 < int8 < numeric < float4 < float8).
+pub fn numeric_rank(t: &DataType) -> Option<u8> {
+    Some(match t {
+        DataType::Int2 => 1,
+        DataType::Int4 => 2,
+        DataType::Int8 | DataType::Oid => 3,
+        DataType::Numeric(_) => 4,
+        DataType::Float4 => 5,
+        DataType::Float8 => 6,
+        _ => return None,
+    })
+}
+
+/// The common type of two branches (UNION, CASE, COALESCE), PostgreSQL-style.
+pub fn unify(a: &DataType, b: &DataType) -> Option<DataType> {
+    if a == b || *b == DataType::Unknown {
+        return Some(a.clone());
+    }
+    if *a == DataType::Unknown {
+        return Some(b.clone());
+    }
+    if let (Some(x), Some(y)) = (numeric_rank(a), numeric_rank(b)) {
+        let t = if x >= y { a } else { b };
+        return Some(match t {
+            DataType::Numeric(_) => DataType::Numeric(None),
+            other => other.clone(),
+        });
+    }
+    if a.is_text() && b.is_text() {
+        return Some(DataType::Text);
+    }
+    match (a, b) {
+        (DataType::Timestamp, DataType::Timestamptz) | (DataType::Timestamptz, DataType::Timestamp) => {
+            Some(DataType::Timestamptz)
+        }
+        (DataType::Date, DataType::Timestamp) | (DataType::Timestamp, DataType::Date) => Some(DataType::Timestamp),
+        (DataType::Date, DataType::Timestamptz) | (DataType::Timestamptz, DataType::Date) => {
+            Some(DataType::Timestamptz)
+        }
+        (DataType::Json, DataType::Jsonb) | (DataType::Jsonb, DataType::Json) => Some(DataType::Jsonb),
+        _ => None,
+    }
+}
+
+/// Error for two types with no common type.
+pub fn mismatch(context: &str, a: &DataType, b: &DataType) -> Error {
+    Error::new(SqlState::DATATYPE_MISMATCH, format!("{context} types {a} and {b} cannot be matched"))
+}

@@ -1,0 +1,178 @@
+//! Casts and coercions between PostgreSQL types over SQLite storage.
+//!
+//! Three situations, as in PostgreSQL:
+//! * **explicit casts** (`x::int`, `CAST`) — [`Binder::cast`];
+//! * **assignment** (a value written into a column) — [`Binder::assign`]:
+//!   numeric widening, rounding to the column's scale, blank-padding for
+//!   `character(n)`; text into a non-text column is refused (42804);
+//! * **literals of unknown type** (`'42'` compared with an integer) take the
+//!   other operand's type — done at plan time when the text is simple
+//!   (integers, booleans, numbers), otherwise through `pg_cast()` at run time.
+//!
+//! Conversions SQLite cannot do faithfully call `pg_cast(value, from, to)`
+//! (registered by `shoal_storage::functions`), which reports PostgreSQL's
+//! errors, e.g. `invalid input syntax for type integer: "abc"`.
+
+use shoal_common::{DataType, Error, Result, SqlState};
+
+use crate::binder::{cast_name, quote_str, storage, Binder, Kind, Storage, Typed};
+
+impl Binder<'_> {
+    /// An explicit cast.
+    pub fn cast(&mut self, mut t: Typed, to: &DataType) -> Result<Typed> {
+        let name = t.name.clone();
+        let out = match &t.kind {
+            Kind::StrLit(s) => literal(s, to)?,
+            Kind::Null => Typed::new("NULL", to.clone()),
+            Kind::Param(_) if t.ty == DataType::Unknown => {
+                self.infer_param(&mut t, to);
+                if t.ty == *to {
+                    Typed::new(t.sql, to.clone())
+                } else {
+                    convert(t, to)
+                }
+            }
+            _ => convert(t, to),
+        };
+        Ok(Typed { name, ..out })
+    }
+
+    /// Gives an untyped operand the type of its partner (`'1' = int_col`, `$1 = int_col`).
+    pub fn align(&mut self, t: Typed, to: &DataType) -> Result<Typed> {
+        if *to == DataType::Unknown {
+            return Ok(t);
+        }
+        match &t.kind {
+            Kind::StrLit(_) | Kind::Null => self.cast(t, to),
+            Kind::Param(_) if t.ty == DataType::Unknown => self.cast(t, to),
+            _ => Ok(t),
+        }
+    }
+
+    /// Coerces a value written into `column` of type `to`.
+    pub fn assign(&mut self, t: Typed, to: &DataType, column: &str) -> Result<Typed> {
+        if t.is_untyped() || matches!(t.kind, Kind::Param(_)) && t.ty == DataType::Unknown {
+            let t = self.cast(t, to)?;
+            return Ok(pad_or_round(t, to));
+        }
+        let from = t.ty.clone();
+        if from == *to {
+            return Ok(pad_or_round(t, to));
+        }
+        let ok = (from.is_numeric() && to.is_numeric())
+            || (from.is_text() && to.is_text())
+            || to.is_text()
+            || matches!(
+                (&from, to),
+                (DataType::Date | DataType::Timestamp | DataType::Timestamptz, DataType::Date)
+                    | (DataType::Date | DataType::Timestamp | DataType::Timestamptz, DataType::Timestamp)
+                    | (DataType::Date | DataType::Timestamp | DataType::Timestamptz, DataType::Timestamptz)
+                    | (DataType::Json | DataType::Jsonb, DataType::Json | DataType::Jsonb)
+                    | (DataType::Int4 | DataType::Int8 | DataType::Int2, DataType::Oid)
+            );
+        if !ok {
+            return Err(Error::new(
+                SqlState::DATATYPE_MISMATCH,
+                format!("column \"{column}\" is of type {to} but expression is of type {from}"),
+            )
+            .with_hint("You will need to rewrite or cast the expression."));
+        }
+        if from.is_text() && to.is_text() || from.is_integer() && to.is_integer() {
+            return Ok(pad_or_round(Typed::new(t.sql, to.clone()), to));
+        }
+        Ok(pad_or_round(convert(t, to), to))
+    }
+}
+
+/// Rounds to a NUMERIC column's scale; blank-pads `character(n)`.
+fn pad_or_round(t: Typed, to: &DataType) -> Typed {
+    match to {
+        DataType::Numeric(Some((_, s))) if !matches!(t.kind, Kind::Null) => {
+            Typed { sql: format!("round({}, {s})", t.sql), ty: to.clone(), ..t }
+        }
+        DataType::Char(n) if !matches!(t.kind, Kind::Null) => {
+            Typed { sql: format!("pg_bpchar({}, {n})", t.sql), ty: to.clone(), ..t }
+        }
+        _ => Typed { ty: to.clone(), ..t },
+    }
+}
+
+/// Converts a typed, non-literal expression.
+fn convert(t: Typed, to: &DataType) -> Typed {
+    let from = t.ty.clone();
+    if from == *to {
+        return t;
+    }
+    let same = |sql: String| Typed::new(sql, to.clone());
+    let (fs, ts) = (storage(&from), storage(to));
+    let lossless = match (&from, to) {
+        (f, t) if f.is_integer() && t.is_integer() => true,
+        (DataType::Float4 | DataType::Float8 | DataType::Numeric(_), DataType::Float4 | DataType::Float8) => true,
+        (DataType::Float4 | DataType::Float8 | DataType::Numeric(_), DataType::Numeric(None)) => true,
+        (f, DataType::Text | DataType::Varchar(None) | DataType::Name) if f.is_text() => true,
+        (DataType::Timestamp, DataType::Timestamptz) | (DataType::Timestamptz, DataType::Timestamp) => true,
+        (
+            DataType::Date | DataType::Time | DataType::Timestamp | DataType::Timestamptz | DataType::Uuid,
+            DataType::Text | DataType::Varchar(None),
+        ) => true,
+        (DataType::Json | DataType::Jsonb, DataType::Text | DataType::Json) => true,
+        (DataType::Interval, DataType::Text) => true,
+        (DataType::Unknown, _) => fs == ts,
+        _ => false,
+    };
+    if lossless {
+        return same(t.sql);
+    }
+    if from.is_integer() && matches!(ts, Storage::Real) && !matches!(to, DataType::Numeric(Some(_))) {
+        return same(format!("CAST({} AS REAL)", t.sql));
+    }
+    same(format!("pg_cast({}, {}, {})", t.sql, quote_str(&cast_name(&from)), quote_str(&cast_name(to))))
+}
+
+/// A string literal of unknown type given type `to`. Simple cases are folded
+/// at plan time (PostgreSQL also rejects a bad literal before running anything).
+pub fn literal(s: &str, to: &DataType) -> Result<Typed> {
+    let t = |sql: String| Ok(Typed::new(sql, to.clone()));
+    let invalid = |type_name: &str| {
+        Error::new(SqlState::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type {type_name}: \"{s}\""))
+    };
+    match to {
+        DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Oid => {
+            let n: i64 = s.trim().parse().map_err(|_| invalid(&to.sql_name()))?;
+            let fits = match to {
+                DataType::Int2 => i16::try_from(n).is_ok(),
+                DataType::Int4 => i32::try_from(n).is_ok(),
+                _ => true,
+            };
+            if !fits {
+                return Err(Error::new(
+                    SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                    format!("value \"{s}\" is out of range for type {to}"),
+                ));
+            }
+            t(n.to_string())
+        }
+        DataType::Float4 | DataType::Float8 | DataType::Numeric(_) => {
+            let x: f64 = s.trim().parse().map_err(|_| invalid(&to.sql_name()))?;
+            if !x.is_finite() {
+                return t(format!("pg_cast({}, 'text', {})", quote_str(s), quote_str(&cast_name(to))));
+            }
+            let x = match to {
+                DataType::Numeric(Some((_, scale))) => {
+                    let f = 10f64.powi(*scale as i32);
+                    (x * f).round() / f
+                }
+                _ => x,
+            };
+            t(format!("{x:?}"))
+        }
+        DataType::Bool => match s.trim().to_ascii_lowercase().as_str() {
+            "t" | "true" | "y" | "yes" | "on" | "1" => t("1".into()),
+            "f" | "false" | "n" | "no" | "off" | "0" => t("0".into()),
+            _ => Err(invalid("boolean")),
+        },
+        DataType::Text | DataType::Name | DataType::Varchar(None) | DataType::Unknown => t(quote_str(s)),
+        DataType::Varchar(Some(_)) | DataType::Char(_) => t(quote_str(s)),
+        _ => t(format!("pg_cast({}, 'text', {})", quote_str(s), quote_str(&cast_name(to)))),
+    }
+}

@@ -1,0 +1,112 @@
+//! SQLite error messages → PostgreSQL errors.
+//!
+//! SQLite reports constraint failures as text (`UNIQUE constraint failed:
+//! t.a, t.b`, `CHECK constraint failed: name`, …) and the `pg_*` functions
+//! report PostgreSQL's own messages. [`map_sqlite_error`] recognises both and
+//! uses the [`Catalog`] to name the constraint the way PostgreSQL would.
+
+use shoal_common::{Error, SqlState};
+
+use crate::catalog::Catalog;
+
+/// Maps one SQLite error message to a PostgreSQL error, when it is one Shoal knows.
+pub fn map_sqlite_error(message: &str, catalog: &Catalog) -> Option<Error> {
+    let msg = message.trim();
+    if let Some(rest) = msg.strip_prefix("UNIQUE constraint failed: ") {
+        return Some(unique(rest, catalog));
+    }
+    if let Some(rest) = msg.strip_prefix("NOT NULL constraint failed: ") {
+        let (table, column) = rest.split_once('.').unwrap_or(("", rest));
+        return Some(Error::new(
+            SqlState::NOT_NULL_VIOLATION,
+            format!("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"),
+        ));
+    }
+    if let Some(name) = msg.strip_prefix("CHECK constraint failed: ") {
+        return Some(check(name.trim(), catalog));
+    }
+    if msg.starts_with("FOREIGN KEY constraint failed") {
+        return Some(Error::new(
+            SqlState::FOREIGN_KEY_VIOLATION,
+            "insert or update on table violates foreign key constraint",
+        ));
+    }
+    function_error(msg)
+}
+
+fn unique(rest: &str, catalog: &Catalog) -> Error {
+    let pairs: Vec<(&str, &str)> = rest.split(", ").filter_map(|p| p.split_once('.')).collect();
+    let table = pairs.first().map(|p| p.0).unwrap_or("");
+    let cols: Vec<String> = pairs.iter().map(|p| p.1.to_string()).collect();
+    let name = catalog.table(table).and_then(|t| {
+        if t.primary_key == cols {
+            return Some(format!("{}_pkey", t.name));
+        }
+        t.unique.iter().find(|u| u.columns == cols).map(|u| u.name.clone()).or_else(|| {
+            catalog.indexes.values().find(|i| i.table == t.name && i.columns == cols).map(|i| i.name.clone())
+        })
+    });
+    let name = name.unwrap_or_else(|| format!("{table}_{}_key", cols.join("_")));
+    Error::new(SqlState::UNIQUE_VIOLATION, format!("duplicate key value violates unique constraint \"{name}\""))
+        .with_detail(format!("Key ({}) already exists.", cols.join(", ")))
+}
+
+fn check(name: &str, catalog: &Catalog) -> Error {
+    if let Some(ty) = name.strip_prefix("shoal_len:") {
+        return Error::new(SqlState::STRING_DATA_RIGHT_TRUNCATION, format!("value too long for type {ty}"));
+    }
+    if let Some(ty) = name.strip_prefix("shoal_type:") {
+        return Error::new(SqlState::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type {ty}"));
+    }
+    let table = catalog.tables.values().find(|t| t.checks.iter().any(|c| c.name == name)).map(|t| t.name.as_str());
+    Error::new(
+        SqlState::CHECK_VIOLATION,
+        format!("new row for relation \"{}\" violates check constraint \"{name}\"", table.unwrap_or("?")),
+    )
+}
+
+/// Messages raised by `shoal_storage::functions` (already PostgreSQL's text).
+fn function_error(msg: &str) -> Option<Error> {
+    let code = if msg.starts_with("invalid input syntax for type") {
+        SqlState::INVALID_TEXT_REPRESENTATION
+    } else if msg == "division by zero" {
+        SqlState::DIVISION_BY_ZERO
+    } else if msg.starts_with("value too long for type") {
+        SqlState::STRING_DATA_RIGHT_TRUNCATION
+    } else if msg.starts_with("date/time field value out of range") {
+        SqlState::DATETIME_FIELD_OVERFLOW
+    } else if msg.ends_with("out of range") {
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE
+    } else if msg.starts_with("cannot take")
+        || msg.starts_with("negative substring")
+        || msg.starts_with("field position")
+    {
+        SqlState::parse("2201E")
+    } else if msg.starts_with("unit \"") {
+        SqlState::INVALID_PARAMETER_VALUE
+    } else if msg == "requested length too large" {
+        SqlState::PROGRAM_LIMIT_EXCEEDED
+    } else if msg.starts_with("integer overflow") {
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE
+    } else {
+        return None;
+    };
+    Some(Error::new(code, msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_constraint_names_map_to_sqlstates() {
+        let c = Catalog::default();
+        let e = map_sqlite_error("CHECK constraint failed: shoal_len:character varying(3)", &c).unwrap();
+        assert_eq!(e.code, SqlState::STRING_DATA_RIGHT_TRUNCATION);
+        assert_eq!(e.message, "value too long for type character varying(3)");
+        let e = map_sqlite_error("NOT NULL constraint failed: t.a", &c).unwrap();
+        assert_eq!(e.message, "null value in column \"a\" of relation \"t\" violates not-null constraint");
+        assert_eq!(map_sqlite_error("division by zero", &c).unwrap().code, SqlState::DIVISION_BY_ZERO);
+        assert!(map_sqlite_error("disk I/O error", &c).is_none());
+    }
+}

@@ -1,0 +1,489 @@
+//! Function calls: scalar functions, aggregates and window functions.
+//!
+//! Each PostgreSQL function maps to a SQLite built-in with the same meaning
+//! or to a `pg_*` function from `shoal_storage::functions`; the result type
+//! follows PostgreSQL (`count` → bigint, `sum(int4)` → bigint, `avg` →
+//! numeric, `now()` → timestamptz, …). Unknown functions are refused (42883),
+//! never passed through to SQLite under a name that means something else.
+
+use shoal_common::{DataType, Error, Result, SqlState};
+use sqlparser::ast::{self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments};
+
+use crate::binder::{fold, quote_str, Binder, Kind, Typed};
+use crate::expr::{call, text_of};
+
+/// The parsed argument list of one call.
+struct Args<'e> {
+    exprs: Vec<&'e Expr>,
+    star: bool,
+    distinct: bool,
+    order_by: Vec<ast::OrderByExpr>,
+}
+
+fn args_of(f: &ast::Function) -> Result<Args<'_>> {
+    let mut out = Args { exprs: vec![], star: false, distinct: false, order_by: vec![] };
+    match &f.args {
+        FunctionArguments::None => {}
+        FunctionArguments::Subquery(_) => return Err(Error::unsupported("a subquery as function argument")),
+        FunctionArguments::List(list) => {
+            out.distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+            for a in &list.args {
+                match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => out.exprs.push(e),
+                    FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => out.star = true,
+                    _ => return Err(Error::unsupported("named or qualified-wildcard function arguments")),
+                }
+            }
+            for c in &list.clauses {
+                match c {
+                    ast::FunctionArgumentClause::OrderBy(o) => out.order_by = o.clone(),
+                    other => return Err(Error::unsupported(format!("the function clause {other}"))),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+const AGGREGATES: &[&str] =
+    &["count", "sum", "avg", "min", "max", "string_agg", "bool_and", "bool_or", "every", "json_agg", "jsonb_agg"];
+const WINDOW_ONLY: &[&str] = &[
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+    "ntile",
+    "lag",
+    "lead",
+    "first_value",
+    "last_value",
+    "nth_value",
+];
+
+impl Binder<'_> {
+    pub fn function(&mut self, f: &ast::Function) -> Result<Typed> {
+        let parts: Vec<String> = f.name.0.iter().filter_map(|p| p.as_ident()).map(fold).collect();
+        let name = match parts.as_slice() {
+            [n] => n.clone(),
+            [s, n] if s == "pg_catalog" || s == "public" => n.clone(),
+            _ => return Err(Error::unsupported(format!("the function {}", f.name))),
+        };
+        if !f.within_group.is_empty() || f.null_treatment.is_some() {
+            return Err(Error::unsupported("WITHIN GROUP / IGNORE NULLS"));
+        }
+        let args = args_of(f)?;
+        let is_agg = AGGREGATES.contains(&name.as_str());
+        let is_window = WINDOW_ONLY.contains(&name.as_str());
+        if (args.distinct || !args.order_by.is_empty() || f.filter.is_some()) && !is_agg {
+            return Err(Error::new(
+                SqlState::WRONG_OBJECT_TYPE,
+                format!("DISTINCT/ORDER BY/FILTER specified, but {name} is not an aggregate function"),
+            ));
+        }
+        if is_window && f.over.is_none() {
+            return Err(Error::new(
+                SqlState::WRONG_OBJECT_TYPE,
+                format!("window function {name} requires an OVER clause"),
+            ));
+        }
+        let mut t = if is_agg {
+            self.aggregate(&name, &args)?
+        } else if is_window {
+            self.window_fn(&name, &args)?
+        } else {
+            if f.over.is_some() {
+                return Err(Error::new(
+                    SqlState::WRONG_OBJECT_TYPE,
+                    format!("OVER specified, but {name} is not a window function nor an aggregate function"),
+                ));
+            }
+            return self.scalar(&name, &args.exprs);
+        };
+        if let Some(filter) = &f.filter {
+            let c = self.condition(filter)?;
+            t.sql = format!("{} FILTER (WHERE {})", t.sql, c.sql);
+        }
+        if let Some(over) = &f.over {
+            t.sql = format!("{} OVER ({})", t.sql, self.window_spec(over)?);
+        }
+        t.name = Some(name);
+        t.kind = Kind::Func;
+        Ok(t)
+    }
+
+    fn aggregate(&mut self, name: &str, a: &Args) -> Result<Typed> {
+        let distinct = if a.distinct { "DISTINCT " } else { "" };
+        if a.star {
+            if name != "count" {
+                return Err(Error::syntax(format!("{name}(*) is not allowed")));
+            }
+            return Ok(Typed::new("count(*)", DataType::Int8));
+        }
+        let mut xs = Vec::new();
+        for e in &a.exprs {
+            xs.push(self.expr(e)?);
+        }
+        let order = self.order_list(&a.order_by)?;
+        let order = if order.is_empty() { String::new() } else { format!(" ORDER BY {order}") };
+        let one = |xs: &[Typed]| -> Result<Typed> {
+            match xs {
+                [x] => Ok(x.clone()),
+                _ => Err(Error::new(SqlState::UNDEFINED_FUNCTION, format!("function {name} does not exist"))
+                    .with_hint("No function matches the given name and argument types.")),
+            }
+        };
+        let (sql, ty) = match name {
+            "count" => (format!("count({distinct}{})", one(&xs)?.sql), DataType::Int8),
+            "sum" => {
+                let x = self.agg_numeric(one(&xs)?)?;
+                let ty = match x.ty {
+                    DataType::Int2 | DataType::Int4 => DataType::Int8,
+                    DataType::Int8 => DataType::Numeric(None),
+                    DataType::Numeric(_) => DataType::Numeric(None),
+                    ref t => t.clone(),
+                };
+                (format!("sum({distinct}{})", x.sql), ty)
+            }
+            "avg" => {
+                let x = self.agg_numeric(one(&xs)?)?;
+                let ty = if matches!(x.ty, DataType::Float4 | DataType::Float8) {
+                    DataType::Float8
+                } else {
+                    DataType::Numeric(None)
+                };
+                (format!("avg({distinct}{})", x.sql), ty)
+            }
+            "min" | "max" => {
+                let x = one(&xs)?;
+                let ty = if x.ty == DataType::Unknown { DataType::Text } else { x.ty.clone() };
+                (format!("{name}({distinct}{})", x.sql), ty)
+            }
+            "bool_and" | "every" | "bool_or" => {
+                let x = self.align(one(&xs)?, &DataType::Bool)?;
+                let f = if name == "bool_or" { "max" } else { "min" };
+                (format!("{f}({})", x.sql), DataType::Bool)
+            }
+            "string_agg" => {
+                let [x, sep] = xs.as_slice() else {
+                    return Err(Error::new(SqlState::UNDEFINED_FUNCTION, "function string_agg requires two arguments"));
+                };
+                let x = text_of(self.align(x.clone(), &DataType::Text)?);
+                let sep = self.align(sep.clone(), &DataType::Text)?;
+                (format!("group_concat({distinct}{}, {}{order})", x.sql, sep.sql), DataType::Text)
+            }
+            _ => {
+                let x = one(&xs)?;
+                let ty = if name == "jsonb_agg" { DataType::Jsonb } else { DataType::Json };
+                (format!("json_group_array({distinct}{}{order})", x.sql), ty)
+            }
+        };
+        Ok(Typed::new(sql, ty))
+    }
+
+    fn agg_numeric(&mut self, x: Typed) -> Result<Typed> {
+        let x = self.align(x, &DataType::Numeric(None))?;
+        if !x.ty.is_numeric() && x.ty != DataType::Interval {
+            return Err(Error::new(SqlState::UNDEFINED_FUNCTION, format!("function does not exist for type {}", x.ty)));
+        }
+        if x.ty == DataType::Interval {
+            return Err(Error::unsupported("sum/avg of intervals"));
+        }
+        Ok(x)
+    }
+
+    fn window_fn(&mut self, name: &str, a: &Args) -> Result<Typed> {
+        let mut xs = Vec::new();
+        for e in &a.exprs {
+            xs.push(self.expr(e)?);
+        }
+        let ty = match name {
+            "row_number" | "rank" | "dense_rank" => DataType::Int8,
+            "percent_rank" | "cume_dist" => DataType::Float8,
+            "ntile" => DataType::Int4,
+            _ => xs.first().map(|x| x.ty.clone()).unwrap_or(DataType::Unknown),
+        };
+        Ok(call(name, &xs, ty))
+    }
+
+    fn window_spec(&mut self, w: &ast::WindowType) -> Result<String> {
+        let ast::WindowType::WindowSpec(spec) = w else {
+            return Err(Error::unsupported("named windows"));
+        };
+        let mut parts = Vec::new();
+        if !spec.partition_by.is_empty() {
+            let mut ps = Vec::new();
+            for p in &spec.partition_by {
+                ps.push(self.expr(p)?.sql);
+            }
+            parts.push(format!("PARTITION BY {}", ps.join(", ")));
+        }
+        if !spec.order_by.is_empty() {
+            parts.push(format!("ORDER BY {}", self.order_list(&spec.order_by)?));
+        }
+        if let Some(frame) = &spec.window_frame {
+            let bound_ok = |b: &ast::WindowFrameBound| match b {
+                ast::WindowFrameBound::Preceding(Some(e)) | ast::WindowFrameBound::Following(Some(e)) => {
+                    matches!(e.as_ref(), Expr::Value(v) if matches!(v.value, ast::Value::Number(..)))
+                }
+                _ => true,
+            };
+            if !bound_ok(&frame.start_bound) || !frame.end_bound.as_ref().is_none_or(bound_ok) {
+                return Err(Error::unsupported("window frame bounds other than numeric literals"));
+            }
+            let end = frame.end_bound.as_ref().map(|e| format!(" AND {e}")).unwrap_or_default();
+            let between = if frame.end_bound.is_some() { "BETWEEN " } else { "" };
+            parts.push(format!("{} {between}{}{end}", frame.units, frame.start_bound));
+        }
+        Ok(parts.join(" "))
+    }
+
+    /// Translates ORDER BY items (expressions only) with PostgreSQL's NULL placement.
+    pub fn order_list(&mut self, items: &[ast::OrderByExpr]) -> Result<String> {
+        let mut out = Vec::new();
+        for o in items {
+            let t = self.expr(&o.expr)?;
+            out.push(order_suffix(t.sql, &o.options));
+        }
+        Ok(out.join(", "))
+    }
+
+    fn scalar(&mut self, name: &str, args: &[&Expr]) -> Result<Typed> {
+        let t = self.scalar_inner(name, args)?;
+        Ok(if t.name.is_none() { t.named(name) } else { t })
+    }
+
+    fn scalar_inner(&mut self, name: &str, args: &[&Expr]) -> Result<Typed> {
+        use DataType as T;
+        let n = args.len();
+        let arity = |ok: bool| -> Result<()> {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("function {name} with {n} arguments does not exist"),
+                )
+                .with_hint(
+                    "No function matches the given name and argument types. You might need to add explicit type casts.",
+                ))
+            }
+        };
+        let texts = |b: &mut Self| -> Result<Vec<Typed>> { args.iter().map(|a| b.text_arg(a)).collect() };
+        let nums = |b: &mut Self| -> Result<Vec<Typed>> { args.iter().map(|a| b.numeric_arg(a)).collect() };
+        match name {
+            "now" | "transaction_timestamp" | "statement_timestamp" | "clock_timestamp" => {
+                arity(n == 0)?;
+                Ok(Typed::new("shoal_now()", T::Timestamptz))
+            }
+            "current_timestamp" | "localtimestamp" => {
+                arity(n == 0)?;
+                let ty = if name == "localtimestamp" { T::Timestamp } else { T::Timestamptz };
+                Ok(Typed::new("shoal_now()", ty))
+            }
+            "current_date" => Ok(Typed::new("substr(shoal_now(), 1, 10)", T::Date)),
+            "current_time" | "localtime" => Ok(Typed::new("substr(shoal_now(), 12)", T::Time)),
+            "random" => {
+                arity(n == 0)?;
+                Ok(Typed::new("shoal_random()", T::Float8))
+            }
+            "gen_random_uuid" | "uuid_generate_v4" => {
+                arity(n == 0)?;
+                Ok(Typed::new("gen_random_uuid()", T::Uuid))
+            }
+            "pi" => Ok(Typed::new("3.141592653589793", T::Float8)),
+            "lower" | "upper" | "initcap" | "reverse" | "md5" => {
+                arity(n == 1)?;
+                Ok(call(&format!("pg_{name}"), &texts(self)?, T::Text))
+            }
+            "length" | "char_length" | "character_length" => {
+                arity(n == 1)?;
+                Ok(call("length", &texts(self)?, T::Int4))
+            }
+            "octet_length" => {
+                arity(n == 1)?;
+                let a = texts(self)?;
+                Ok(Typed::new(format!("length(CAST({} AS BLOB))", a[0].sql), T::Int4))
+            }
+            "substr" | "substring" => {
+                arity(n == 2 || n == 3)?;
+                let mut a = vec![self.text_arg(args[0])?];
+                for x in &args[1..] {
+                    a.push(self.int_arg(x)?);
+                }
+                Ok(call("pg_substr", &a, T::Text))
+            }
+            "strpos" => {
+                arity(n == 2)?;
+                let a = texts(self)?;
+                Ok(Typed::new(format!("instr({}, {})", a[0].sql, a[1].sql), T::Int4))
+            }
+            "btrim" | "ltrim" | "rtrim" => {
+                arity(n == 1 || n == 2)?;
+                let f = if name == "btrim" { "trim" } else { name };
+                Ok(call(f, &texts(self)?, T::Text))
+            }
+            "replace" => {
+                arity(n == 3)?;
+                Ok(call("replace", &texts(self)?, T::Text))
+            }
+            "left" | "right" | "repeat" => {
+                arity(n == 2)?;
+                let a = vec![self.text_arg(args[0])?, self.int_arg(args[1])?];
+                Ok(call(&format!("pg_{name}"), &a, T::Text))
+            }
+            "lpad" | "rpad" => {
+                arity(n == 2 || n == 3)?;
+                let mut a = vec![self.text_arg(args[0])?, self.int_arg(args[1])?];
+                if n == 3 {
+                    a.push(self.text_arg(args[2])?);
+                }
+                Ok(call(&format!("pg_{name}"), &a, T::Text))
+            }
+            "split_part" => {
+                arity(n == 3)?;
+                let a = vec![self.text_arg(args[0])?, self.text_arg(args[1])?, self.int_arg(args[2])?];
+                Ok(call("pg_split_part", &a, T::Text))
+            }
+            "starts_with" => {
+                arity(n == 2)?;
+                Ok(call("pg_starts_with", &texts(self)?, T::Bool))
+            }
+            "concat" => {
+                arity(n >= 1)?;
+                let parts: Vec<String> = texts(self)?.into_iter().map(|t| format!("coalesce({}, '')", t.sql)).collect();
+                Ok(Typed::new(format!("({})", parts.join(" || ")), T::Text))
+            }
+            "concat_ws" => {
+                arity(n >= 2)?;
+                Ok(call("pg_concat_ws", &texts(self)?, T::Text))
+            }
+            "ascii" => {
+                arity(n == 1)?;
+                Ok(call("unicode", &texts(self)?, T::Int4))
+            }
+            "chr" => {
+                arity(n == 1)?;
+                let a = vec![self.int_arg(args[0])?];
+                Ok(call("char", &a, T::Text))
+            }
+            "abs" => {
+                arity(n == 1)?;
+                let a = nums(self)?;
+                let ty = a[0].ty.clone();
+                Ok(call("abs", &a, ty))
+            }
+            "round" => {
+                arity(n == 1 || n == 2)?;
+                let mut a = vec![self.numeric_arg(args[0])?];
+                if n == 2 {
+                    a.push(self.int_arg(args[1])?);
+                }
+                let ty = if a[0].ty.is_integer() { T::Numeric(None) } else { a[0].ty.clone() };
+                Ok(call("round", &a, ty))
+            }
+            "ceil" | "ceiling" | "floor" | "trunc" | "sign" => {
+                arity(n == 1 || (name == "trunc" && n == 2))?;
+                let mut a = vec![self.numeric_arg(args[0])?];
+                if n == 2 {
+                    a.push(self.int_arg(args[1])?);
+                }
+                let ty = if a[0].ty.is_integer() { T::Numeric(None) } else { a[0].ty.clone() };
+                let f = if name == "ceiling" { "ceil" } else { name };
+                Ok(call(&format!("pg_{f}"), &a, ty))
+            }
+            "mod" => {
+                arity(n == 2)?;
+                let a = nums(self)?;
+                let ty = if a.iter().all(|x| x.ty.is_integer()) { a[0].ty.clone() } else { T::Numeric(None) };
+                Ok(call("pg_mod", &a, ty))
+            }
+            "power" | "pow" => {
+                arity(n == 2)?;
+                Ok(call("pg_power", &nums(self)?, T::Float8).named("power"))
+            }
+            "sqrt" | "exp" | "ln" | "log" | "log10" => {
+                arity(n == 1 || (name == "log" && n == 2))?;
+                let f = if name == "log10" { "log" } else { name };
+                Ok(call(&format!("pg_{f}"), &nums(self)?, T::Float8))
+            }
+            "greatest" | "least" | "coalesce" => {
+                arity(n >= 1)?;
+                let mut xs = Vec::new();
+                for a in args {
+                    xs.push(self.expr(a)?);
+                }
+                let xs = self.unify_all(xs, &name.to_uppercase())?;
+                let ty = xs[0].ty.clone();
+                let f = if name == "coalesce" { "coalesce".to_string() } else { format!("pg_{name}") };
+                if name == "coalesce" && n == 1 {
+                    return Ok(Typed::new(xs[0].sql.clone(), ty));
+                }
+                Ok(call(&f, &xs, ty))
+            }
+            "nullif" => {
+                arity(n == 2)?;
+                let (a, b) = self.pair(args[0], args[1])?;
+                let ty = a.ty.clone();
+                Ok(call("nullif", &[a, b], ty))
+            }
+            "date_trunc" => {
+                arity(n == 2)?;
+                let field = self.text_arg(args[0])?;
+                let ts = self.expr(args[1])?;
+                let ts = self.align(ts, &T::Timestamp)?;
+                let ty = if ts.ty == T::Timestamptz { T::Timestamptz } else { T::Timestamp };
+                Ok(Typed::new(format!("pg_date_trunc(lower({}), {})", field.sql, ts.sql), ty))
+            }
+            "date_part" => {
+                arity(n == 2)?;
+                let field = self.text_arg(args[0])?;
+                let ts = self.expr(args[1])?;
+                let ts = self.align(ts, &T::Timestamp)?;
+                Ok(Typed::new(format!("pg_extract(lower({}), {})", field.sql, ts.sql), T::Float8))
+            }
+            "to_json" | "to_jsonb" => {
+                arity(n == 1)?;
+                let x = self.expr(args[0])?;
+                let x = self.align(x, &T::Text)?;
+                let ty = if name == "to_jsonb" { T::Jsonb } else { T::Json };
+                let sql = match x.ty {
+                    T::Bool => format!("json(CASE {} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)", x.sql),
+                    T::Json | T::Jsonb => x.sql,
+                    _ => format!("json_quote({})", x.sql),
+                };
+                Ok(Typed::new(sql, ty))
+            }
+            "jsonb_typeof" | "json_typeof" => {
+                arity(n == 1)?;
+                let x = self.expr(args[0])?;
+                let x = self.align(x, &T::Jsonb)?;
+                Ok(Typed::new(
+                    format!("(CASE json_type({}) WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' WHEN 'true' THEN 'boolean' WHEN 'false' THEN 'boolean' ELSE json_type({0}) END)", x.sql),
+                    T::Text,
+                ))
+            }
+            "version" => Ok(Typed::new(quote_str("PostgreSQL 16.0 (Shoal)"), T::Text)),
+            "current_schema" => Ok(Typed::new("'public'", T::Name)),
+            "current_database" => Ok(Typed::new("'shoal'", T::Name)),
+            "current_user" | "session_user" | "user" => Ok(Typed::new("'shoal'", T::Name)),
+            "pg_typeof" => {
+                arity(n == 1)?;
+                let x = self.expr(args[0])?;
+                let ty = if x.ty == T::Unknown { "unknown".to_string() } else { x.ty.sql_name() };
+                Ok(Typed::new(quote_str(&ty), T::Text))
+            }
+            "generate_series" => Err(Error::unsupported("generate_series outside FROM")),
+            _ => Err(Error::new(SqlState::UNDEFINED_FUNCTION, format!("function {name} does not exist")).with_hint(
+                "No function matches the given name and argument types. You might need to add explicit type casts.",
+            )),
+        }
+    }
+}
+
+/// Appends direction and PostgreSQL's NULL placement (NULLs sort as the largest value).
+pub fn order_suffix(sql: String, o: &ast::OrderByOptions) -> String {
+    let desc = matches!(o.sort, Some(ast::OrderBySort::Desc));
+    let nulls_first = o.nulls_first.unwrap_or(desc);
+    format!("{sql} {} NULLS {}", if desc { "DESC" } else { "ASC" }, if nulls_first { "FIRST" } else { "LAST" })
+}

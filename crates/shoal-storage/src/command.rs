@@ -1,0 +1,62 @@
+//! What a data log entry carries: recorded transactions.
+//!
+//! The leader executes a transaction interactively, recording each statement
+//! that may write (with its parameters and its number within the
+//! transaction, which seeds its random generator). At COMMIT the recorded
+//! transactions are proposed as one [`Command`]; followers — and the leader
+//! itself after a crash — replay them in order.
+//!
+//! ```text
+//! Command { proposal: Some(node 1, boot 0x5eed, seq 42),
+//!           txns: [ TxnRecord { ctx: {ts, seed}, stmts: [ #0 INSERT …, #2 UPDATE … ] },   ← one client txn
+//!                   TxnRecord { ctx: {ts, seed}, stmts: [ #0 INSERT … ] } ] }              ← another (batched autocommit)
+//! ```
+
+use serde::{Deserialize, Serialize};
+use shoal_common::{ExecContext, Value};
+
+/// Identifies the leader-side transaction a command came from, so that the
+/// leader commits its already-executed SQLite transaction instead of
+/// replaying it. `boot` is random per process start, so an entry proposed by an
+/// earlier incarnation never matches a current one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProposalId {
+    pub node: u64,
+    pub boot: u64,
+    pub seq: u64,
+}
+
+/// One statement as executed by the leader.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedStmt {
+    /// Statement number within its transaction (seeds `random()`).
+    pub seq: u32,
+    /// SQLite SQL with `?n` placeholders.
+    pub sql: String,
+    pub params: Vec<Value>,
+    /// The statement failed on the leader (deterministically) and the
+    /// transaction recovered with `ROLLBACK TO SAVEPOINT`; replay expects the
+    /// same failure.
+    pub failed: bool,
+}
+
+/// One client transaction.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TxnRecord {
+    pub ctx: ExecContext,
+    pub stmts: Vec<RecordedStmt>,
+}
+
+/// The payload of a normal Raft entry of a data or meta group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    pub proposal: Option<ProposalId>,
+    pub txns: Vec<TxnRecord>,
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stmts: usize = self.txns.iter().map(|t| t.stmts.len()).sum();
+        write!(f, "command({} txns, {} stmts)", self.txns.len(), stmts)
+    }
+}

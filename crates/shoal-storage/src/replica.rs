@@ -1,0 +1,452 @@
+//! One replica's SQLite database.
+//!
+//! ```text
+//!                 ┌──────────────── replica.db (WAL mode) ─────────────────┐
+//!  writer conn ──▶│ user tables …                                          │◀── reader conns (snapshots)
+//!  (one, owned    │ __shoal_applied (id=1, log_index, meta)  ← same txn as │
+//!   by Replica)   │ __shoal_catalog (id=1, json)              the effects  │
+//!                 └────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! The writer connection is used two ways:
+//!
+//! * **Leader execution.** A session's transaction runs interactively on the
+//!   writer ([`Replica::begin`], [`Replica::execute`]). When its entry
+//!   commits in Raft, [`Replica::apply`] writes the applied index
+//!   into the *same* SQLite transaction and commits it.
+//! * **Replay.** Any other entry (on a follower, or on the leader after a
+//!   restart) is re-executed by `Replica::apply` with the recorded
+//!   execution contexts, again storing the applied index in the same
+//!   transaction. A crash therefore never applies an entry twice or half.
+//!
+//! Entries without SQL effects (Raft blank and membership entries) only move
+//! the applied index; it is written at once when the writer is idle, or with
+//! the next committed transaction otherwise. Re-applying such an entry after a
+//! crash is harmless.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
+use shoal_common::{Error, ExecContext, Result, SqlState, Value};
+
+use crate::command::{Command, ProposalId, RecordedStmt};
+use crate::determinism::{self, StatementScope};
+use crate::sqlite_error::from_sqlite;
+
+/// The applied position of a replica. `meta` is opaque to storage: the Raft
+/// layer stores its log id and membership there as JSON.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppliedState {
+    pub index: u64,
+    pub meta: Option<String>,
+}
+
+/// The rows and change count a statement produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueryOutput {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    /// Rows inserted, updated or deleted (0 for reads).
+    pub changes: u64,
+}
+
+/// One replica's SQLite database; see the module docs.
+pub struct Replica {
+    path: PathBuf,
+    writer: Connection,
+    in_txn: bool,
+    pending: Option<ProposalId>,
+    applied: AppliedState,
+    /// Applied state not yet persisted because the writer was busy.
+    unpersisted: Option<AppliedState>,
+}
+
+const SETUP_SQL: &str = "
+    CREATE TABLE IF NOT EXISTS __shoal_applied (id INTEGER PRIMARY KEY CHECK (id = 1), log_index INTEGER NOT NULL, meta TEXT);
+    INSERT OR IGNORE INTO __shoal_applied (id, log_index, meta) VALUES (1, 0, NULL);
+    CREATE TABLE IF NOT EXISTS __shoal_catalog (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL);
+";
+
+/// Opens a connection on the `shoal` VFS with Shoal's functions registered.
+pub fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
+    determinism::register_vfs();
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    flags |= if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    };
+    let conn = Connection::open_with_flags_and_vfs(path, flags, determinism::VFS_NAME).map_err(from_sqlite)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(from_sqlite)?;
+    // WAL: readers never block the writer. synchronous=NORMAL: a commit is
+    // durable against a process crash; the Raft log (fsynced) covers power
+    // loss, because replay restarts from the applied index stored here.
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA recursive_triggers = ON;").map_err(from_sqlite)?;
+    if !read_only {
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").map_err(from_sqlite)?;
+    }
+    conn.set_prepared_statement_cache_capacity(256);
+    determinism::register_functions(&conn).map_err(from_sqlite)?;
+    crate::functions::register(&conn).map_err(from_sqlite)?;
+    Ok(conn)
+}
+
+/// Converts a SQLite value read from a row.
+pub fn value_from_ref(v: rusqlite::types::ValueRef<'_>) -> Value {
+    match v {
+        rusqlite::types::ValueRef::Null => Value::Null,
+        rusqlite::types::ValueRef::Integer(i) => Value::Integer(i),
+        rusqlite::types::ValueRef::Real(r) => Value::Real(r),
+        rusqlite::types::ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        rusqlite::types::ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+fn to_sql_value(v: &Value) -> rusqlite::types::Value {
+    match v {
+        Value::Null => rusqlite::types::Value::Null,
+        Value::Integer(i) => rusqlite::types::Value::Integer(*i),
+        Value::Real(r) => rusqlite::types::Value::Real(*r),
+        Value::Text(s) => rusqlite::types::Value::Text(s.clone()),
+        Value::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+    }
+}
+
+/// Runs one statement on `conn`, collecting its rows.
+pub fn run_statement(conn: &Connection, sql: &str, params: &[Value]) -> Result<QueryOutput> {
+    let mut stmt = conn.prepare_cached(sql).map_err(from_sqlite)?;
+    let expected = stmt.parameter_count();
+    if params.len() < expected {
+        return Err(Error::new(
+            SqlState::PROTOCOL_VIOLATION,
+            format!("statement requires {expected} parameters, but {} were supplied", params.len()),
+        ));
+    }
+    let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
+    let width = columns.len();
+    let mut rows = Vec::new();
+    {
+        let mut cursor =
+            stmt.query(params_from_iter(params[..expected].iter().map(to_sql_value))).map_err(from_sqlite)?;
+        while let Some(row) = cursor.next().map_err(from_sqlite)? {
+            let mut out = Vec::with_capacity(width);
+            for i in 0..width {
+                out.push(value_from_ref(row.get_ref(i).map_err(from_sqlite)?));
+            }
+            rows.push(out);
+        }
+    }
+    let changes = if stmt.readonly() { 0 } else { conn.changes() };
+    Ok(QueryOutput { columns, rows, changes })
+}
+
+/// Runs a statement that must not write: refused (as a Shoal bug, never
+/// silently executed) if SQLite says it would modify a database.
+pub fn run_read_only(conn: &Connection, sql: &str, params: &[Value]) -> Result<QueryOutput> {
+    let readonly = conn.prepare_cached(sql).map_err(from_sqlite)?.readonly();
+    if !readonly {
+        return Err(Error::internal(format!("refusing to run a writing statement on a read connection: {sql}")));
+    }
+    run_statement(conn, sql, params)
+}
+
+impl Replica {
+    /// Opens (creating if needed) the replica database at `path`.
+    pub fn open(path: &Path) -> Result<Replica> {
+        let writer = open_connection(path, false)?;
+        writer.execute_batch(SETUP_SQL).map_err(from_sqlite)?;
+        let applied = read_applied(&writer)?;
+        Ok(Replica { path: path.to_path_buf(), writer, in_txn: false, pending: None, applied, unpersisted: None })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new connection for the read pool. It is opened read-write only so
+    /// that in-memory schemas (`pg_catalog`, system views) can be attached
+    /// and filled; it never writes the replica's own database, which callers
+    /// ensure by running only statements SQLite reports as read-only there
+    /// (see [`run_read_only`]).
+    pub fn open_reader(&self) -> Result<Connection> {
+        open_connection(&self.path, false)
+    }
+
+    /// The last applied state (possibly not yet persisted, see module docs).
+    pub fn applied(&self) -> &AppliedState {
+        self.unpersisted.as_ref().unwrap_or(&self.applied)
+    }
+
+    /// The stored catalog JSON, if any DDL ever ran.
+    pub fn catalog_json(&self) -> Result<Option<String>> {
+        self.writer
+            .query_row("SELECT json FROM __shoal_catalog WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .map_err(from_sqlite)
+    }
+
+    /// A handle that interrupts whatever the writer is running.
+    pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
+        self.writer.get_interrupt_handle()
+    }
+
+    /// True while a leader-side transaction is open on the writer.
+    pub fn in_transaction(&self) -> bool {
+        self.in_txn
+    }
+
+    /// Starts a leader-side transaction (takes SQLite's write lock at once).
+    pub fn begin(&mut self) -> Result<()> {
+        if self.in_txn {
+            return Err(Error::internal("writer transaction already open"));
+        }
+        self.writer.execute_batch("BEGIN IMMEDIATE").map_err(from_sqlite)?;
+        self.in_txn = true;
+        Ok(())
+    }
+
+    /// Executes one statement of the open leader-side transaction.
+    pub fn execute(&mut self, ctx: &ExecContext, seq: u32, sql: &str, params: &[Value]) -> Result<QueryOutput> {
+        if !self.in_txn {
+            return Err(Error::internal("execute outside a writer transaction"));
+        }
+        let _scope = StatementScope::enter(ctx, seq);
+        run_statement(&self.writer, sql, params)
+    }
+
+    /// Runs a savepoint statement (`SAVEPOINT x`, `RELEASE x`, `ROLLBACK TO x`)
+    /// in the open transaction.
+    pub fn savepoint_op(&mut self, sql: &str) -> Result<()> {
+        self.writer.execute_batch(sql).map_err(from_sqlite)
+    }
+
+    /// Marks the open transaction as the one `proposal` will commit.
+    pub fn set_pending(&mut self, proposal: Option<ProposalId>) {
+        self.pending = proposal;
+    }
+
+    /// The proposal whose transaction is open on the writer, if any.
+    pub fn pending(&self) -> Option<ProposalId> {
+        self.pending
+    }
+
+    /// Rolls back the leader-side transaction.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.pending = None;
+        if !self.in_txn {
+            return Ok(());
+        }
+        self.in_txn = false;
+        self.writer.execute_batch("ROLLBACK").map_err(from_sqlite)?;
+        self.flush_unpersisted()
+    }
+
+    /// Applies a committed entry. If it carries the proposal whose
+    /// transaction is open on the writer, that transaction is committed with
+    /// the applied state; otherwise the entry is replayed. Returns true when
+    /// the open transaction was committed.
+    pub fn apply(&mut self, command: &Command, applied: AppliedState) -> Result<bool> {
+        if self.in_txn && command.proposal.is_some() && command.proposal == self.pending {
+            self.write_applied(&applied)?;
+            self.writer.execute_batch("COMMIT").map_err(from_sqlite)?;
+            self.finish_commit(applied);
+            return Ok(true);
+        }
+        if self.in_txn {
+            // Another entry committed while a local transaction was open: the
+            // local one can no longer commit in this order (this replica lost
+            // leadership). Abandon it; its session gets an error.
+            tracing::warn!(pending = ?self.pending, "abandoning local transaction: a foreign entry committed first");
+            self.rollback()?;
+        }
+        self.replay(command, applied)?;
+        Ok(false)
+    }
+
+    /// Re-executes a command in one SQLite transaction.
+    fn replay(&mut self, command: &Command, applied: AppliedState) -> Result<()> {
+        self.writer.execute_batch("BEGIN IMMEDIATE").map_err(from_sqlite)?;
+        self.in_txn = true;
+        match self.replay_txns(command).and_then(|()| self.write_applied(&applied)) {
+            Ok(()) => {
+                self.writer.execute_batch("COMMIT").map_err(from_sqlite)?;
+                self.finish_commit(applied);
+                Ok(())
+            }
+            Err(err) => {
+                self.in_txn = false;
+                let _ = self.writer.execute_batch("ROLLBACK");
+                Err(err)
+            }
+        }
+    }
+
+    fn replay_txns(&mut self, command: &Command) -> Result<()> {
+        for txn in &command.txns {
+            self.writer.execute_batch("SAVEPOINT __shoal_txn").map_err(from_sqlite)?;
+            for stmt in &txn.stmts {
+                self.replay_statement(&txn.ctx, stmt)?;
+            }
+            self.writer.execute_batch("RELEASE __shoal_txn").map_err(from_sqlite)?;
+        }
+        Ok(())
+    }
+
+    fn replay_statement(&mut self, ctx: &ExecContext, stmt: &RecordedStmt) -> Result<()> {
+        let _scope = StatementScope::enter(ctx, stmt.seq);
+        let result = if is_savepoint_statement(&stmt.sql) {
+            self.writer.execute_batch(&stmt.sql).map_err(from_sqlite)
+        } else {
+            run_statement(&self.writer, &stmt.sql, &stmt.params).map(|_| ())
+        };
+        match (result, stmt.failed) {
+            (Ok(()), false) => Ok(()),
+            (Err(err), true) if err.is_deterministic() => Ok(()),
+            (Err(err), _) if !err.is_deterministic() => Err(err),
+            (Ok(()), true) => Err(divergence(stmt, "succeeded here but failed on the leader")),
+            (Err(err), _) => Err(divergence(stmt, &format!("failed here ({err}) but succeeded on the leader"))),
+        }
+    }
+
+    /// Records the applied state of an entry that has no SQL effects.
+    pub fn apply_empty(&mut self, applied: AppliedState) -> Result<()> {
+        if self.in_txn {
+            self.unpersisted = Some(applied);
+            return Ok(());
+        }
+        self.write_applied(&applied)?;
+        self.applied = applied;
+        self.unpersisted = None;
+        Ok(())
+    }
+
+    fn flush_unpersisted(&mut self) -> Result<()> {
+        if let Some(applied) = self.unpersisted.take() {
+            self.write_applied(&applied)?;
+            self.applied = applied;
+        }
+        Ok(())
+    }
+
+    fn write_applied(&self, applied: &AppliedState) -> Result<()> {
+        self.writer
+            .execute(
+                "UPDATE __shoal_applied SET log_index = ?1, meta = ?2 WHERE id = 1",
+                rusqlite::params![applied.index as i64, applied.meta],
+            )
+            .map_err(from_sqlite)?;
+        Ok(())
+    }
+
+    fn finish_commit(&mut self, applied: AppliedState) {
+        self.in_txn = false;
+        self.pending = None;
+        self.applied = applied;
+        self.unpersisted = None;
+    }
+
+    /// Copies a consistent snapshot of the database (committed state only)
+    /// to `dest`, returning the applied state it contains.
+    pub fn snapshot_to(&self, dest: &Path) -> Result<AppliedState> {
+        snapshot_file(&self.path, dest)
+    }
+
+    /// Replaces the database with the snapshot file at `src` (which is
+    /// consumed), and reopens. Any open local transaction is abandoned.
+    pub fn install_snapshot(&mut self, src: &Path) -> Result<AppliedState> {
+        if self.in_txn {
+            self.rollback()?;
+        }
+        {
+            let source = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(from_sqlite)?;
+            // Validate before replacing anything: a bad snapshot must not destroy the replica.
+            let check: String = source.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(from_sqlite)?;
+            if check != "ok" {
+                return Err(Error::environment(
+                    SqlState::DATA_CORRUPTED,
+                    format!("snapshot failed integrity check: {check}"),
+                ));
+            }
+            let mut writer = std::mem::replace(&mut self.writer, Connection::open_in_memory().map_err(from_sqlite)?);
+            let backup = rusqlite::backup::Backup::new(&source, &mut writer).map_err(from_sqlite)?;
+            backup.run_to_completion(1024, Duration::ZERO, None).map_err(from_sqlite)?;
+            drop(backup);
+            self.writer = writer;
+        }
+        self.writer.execute_batch(SETUP_SQL).map_err(from_sqlite)?;
+        self.applied = read_applied(&self.writer)?;
+        self.unpersisted = None;
+        let _ = std::fs::remove_file(src);
+        Ok(self.applied.clone())
+    }
+
+    /// A checksum of all user-visible content (every table but Shoal's own
+    /// bookkeeping, rows in rowid or primary-key order), for comparing replicas.
+    pub fn checksum(&self) -> Result<String> {
+        content_checksum(&self.writer)
+    }
+}
+
+/// See [`Replica::checksum`].
+pub fn content_checksum(conn: &Connection) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut tables: Vec<(String, bool)> = {
+        let mut stmt = conn
+            .prepare(
+                "SELECT name, (sql LIKE '%WITHOUT ROWID%') FROM sqlite_schema \
+                 WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '__shoal_applied' ORDER BY name",
+            )
+            .map_err(from_sqlite)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(from_sqlite)?;
+        rows.collect::<std::result::Result<_, _>>().map_err(from_sqlite)?
+    };
+    tables.sort();
+    let mut hasher = Sha256::new();
+    for (table, without_rowid) in tables {
+        hasher.update(table.as_bytes());
+        let order = if without_rowid { "" } else { " ORDER BY rowid" };
+        let sql = format!("SELECT * FROM \"{}\"{order}", table.replace('"', "\"\""));
+        let output = run_statement(conn, &sql, &[])?;
+        for row in output.rows {
+            for value in row {
+                hasher.update(format!("{value:?}").as_bytes());
+                hasher.update([0]);
+            }
+            hasher.update([1]);
+        }
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Copies a consistent snapshot of the database at `db_path` (committed
+/// state only, read through its own connection so the writer keeps going) to
+/// `dest`, returning the applied state the copy contains.
+pub fn snapshot_file(db_path: &Path, dest: &Path) -> Result<AppliedState> {
+    let source = open_connection(db_path, true)?;
+    let _ = std::fs::remove_file(dest);
+    let mut target = Connection::open(dest).map_err(from_sqlite)?;
+    {
+        let backup = rusqlite::backup::Backup::new(&source, &mut target).map_err(from_sqlite)?;
+        backup.run_to_completion(1024, Duration::ZERO, None).map_err(from_sqlite)?;
+    }
+    target.execute_batch("PRAGMA journal_mode = DELETE").map_err(from_sqlite)?;
+    read_applied(&target)
+}
+
+fn read_applied(conn: &Connection) -> Result<AppliedState> {
+    conn.query_row("SELECT log_index, meta FROM __shoal_applied WHERE id = 1", [], |r| {
+        Ok(AppliedState { index: r.get::<_, i64>(0)? as u64, meta: r.get(1)? })
+    })
+    .map_err(from_sqlite)
+}
+
+fn is_savepoint_statement(sql: &str) -> bool {
+    let head = sql.trim_start().get(..9).unwrap_or("").to_ascii_uppercase();
+    head.starts_with("SAVEPOINT") || head.starts_with("RELEASE") || head.starts_with("ROLLBACK")
+}
+
+fn divergence(stmt: &RecordedStmt, what: &str) -> Error {
+    Error::environment(SqlState::DATA_CORRUPTED, format!("replica diverged: statement {:?} {what}", stmt.sql))
+}

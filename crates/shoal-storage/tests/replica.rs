@@ -1,0 +1,174 @@
+//! Replica behaviour: deterministic replay, leader-side commit, the applied
+//! index living in the same transaction as the effects, snapshots.
+
+use shoal_common::{ExecContext, Value};
+use shoal_storage::{AppliedState, Command, ProposalId, RecordedStmt, Replica, TxnRecord};
+
+fn stmt(seq: u32, sql: &str, params: Vec<Value>) -> RecordedStmt {
+    RecordedStmt { seq, sql: sql.to_string(), params, failed: false }
+}
+
+fn applied(index: u64) -> AppliedState {
+    AppliedState { index, meta: Some(format!("{{\"index\":{index}}}")) }
+}
+
+/// A log whose statements use every non-deterministic source SQLite and
+/// PostgreSQL offer, including a column DEFAULT a text rewrite could not see.
+fn nondeterministic_log(seed: u64) -> Vec<Command> {
+    let ctx = |n: i64| ExecContext { timestamp_micros: 1_700_000_000_000_000 + n * 1_234_567, seed: seed + n as u64 };
+    let ddl = TxnRecord {
+        ctx: ctx(0),
+        stmts: vec![stmt(
+            0,
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, created TEXT DEFAULT CURRENT_TIMESTAMP, d TEXT DEFAULT CURRENT_DATE, \
+             tm TEXT DEFAULT CURRENT_TIME, r INTEGER, rb BLOB, now1 TEXT, jd REAL, epoch TEXT, u TEXT, pr REAL, pnow TEXT)",
+            vec![],
+        )],
+    };
+    let mut commands = vec![Command { proposal: None, txns: vec![ddl] }];
+    for i in 1..=5 {
+        let txn = TxnRecord {
+            ctx: ctx(i),
+            stmts: vec![
+                stmt(
+                    0,
+                    "INSERT INTO t (id, r, rb, now1, jd, epoch, u, pr, pnow) VALUES (?1, random(), randomblob(16), \
+                     datetime('now'), julianday('now'), strftime('%s','now'), gen_random_uuid(), shoal_random(), shoal_now())",
+                    vec![Value::Integer(i)],
+                ),
+                // Statement 1 was a read on the leader and is not recorded; statement 2 still draws its own numbers.
+                stmt(2, "UPDATE t SET r = r + random() % 1000, now1 = date('now') || time('now') WHERE id = ?1", vec![Value::Integer(i)]),
+            ],
+        };
+        commands.push(Command { proposal: None, txns: vec![txn] });
+    }
+    commands
+}
+
+fn replay_into(dir: &std::path::Path, name: &str, log: &[Command]) -> Replica {
+    let mut replica = Replica::open(&dir.join(name)).unwrap();
+    for (i, command) in log.iter().enumerate() {
+        assert!(!replica.apply(command, applied(i as u64 + 1)).unwrap());
+    }
+    replica
+}
+
+#[test]
+fn same_log_gives_identical_content_on_two_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = nondeterministic_log(7);
+    let a = replay_into(dir.path(), "a.db", &log);
+    let b = replay_into(dir.path(), "b.db", &log);
+    assert_eq!(a.checksum().unwrap(), b.checksum().unwrap());
+    assert_eq!(a.applied().index, 6);
+
+    // The check can fail: a different seed gives different content.
+    let c = replay_into(dir.path(), "c.db", &nondeterministic_log(8));
+    assert_ne!(a.checksum().unwrap(), c.checksum().unwrap());
+
+    // And the pinned time really is the entry's time, not the wall clock.
+    let conn = rusqlite::Connection::open(dir.path().join("a.db")).unwrap();
+    let created: String = conn.query_row("SELECT created FROM t WHERE id = 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(created, "2023-11-14 22:13:21");
+}
+
+#[test]
+fn leader_commit_matches_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = nondeterministic_log(11);
+    let follower = replay_into(dir.path(), "follower.db", &log);
+
+    // The leader executes interactively, then commits its open transaction
+    // when the entry carrying its proposal id is applied.
+    let mut leader = Replica::open(&dir.path().join("leader.db")).unwrap();
+    for (i, command) in log.iter().enumerate() {
+        let proposal = ProposalId { node: 1, boot: 99, seq: i as u64 };
+        leader.begin().unwrap();
+        for txn in &command.txns {
+            for s in &txn.stmts {
+                leader.execute(&txn.ctx, s.seq, &s.sql, &s.params).unwrap();
+            }
+        }
+        leader.set_pending(Some(proposal));
+        let mut entry = command.clone();
+        entry.proposal = Some(proposal);
+        assert!(leader.apply(&entry, applied(i as u64 + 1)).unwrap(), "leader must commit, not replay");
+    }
+    assert_eq!(leader.checksum().unwrap(), follower.checksum().unwrap());
+}
+
+#[test]
+fn applied_index_commits_atomically_with_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let log = nondeterministic_log(3);
+    {
+        let mut r = Replica::open(&path).unwrap();
+        r.apply(&log[0], applied(1)).unwrap();
+        // An executed but never committed leader transaction (the process dies
+        // before its entry commits) leaves neither rows nor a new index.
+        r.begin().unwrap();
+        let t = &log[1].txns[0];
+        r.execute(&t.ctx, 0, &t.stmts[0].sql, &t.stmts[0].params).unwrap();
+    }
+    let mut r = Replica::open(&path).unwrap();
+    assert_eq!(r.applied().index, 1);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let rows: i64 = conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0)).unwrap();
+    assert_eq!(rows, 0);
+    // Replaying from the stored index completes the log exactly once.
+    for (i, command) in log.iter().enumerate().skip(1) {
+        r.apply(command, applied(i as u64 + 1)).unwrap();
+    }
+    let rows: i64 = conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0)).unwrap();
+    assert_eq!(rows, 5);
+}
+
+#[test]
+fn failed_statements_replay_as_failures_and_divergence_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Replica::open(&dir.path().join("r.db")).unwrap();
+    let ctx = ExecContext::default();
+    let setup = TxnRecord { ctx, stmts: vec![stmt(0, "CREATE TABLE u (k INTEGER PRIMARY KEY)", vec![])] };
+    r.apply(&Command { proposal: None, txns: vec![setup] }, applied(1)).unwrap();
+    let mut dup = stmt(3, "INSERT INTO u VALUES (1)", vec![]);
+    dup.failed = true;
+    let txn = TxnRecord {
+        ctx,
+        stmts: vec![
+            stmt(0, "INSERT INTO u VALUES (1)", vec![]),
+            stmt(1, "SAVEPOINT s", vec![]),
+            dup,
+            stmt(4, "ROLLBACK TO s", vec![]),
+        ],
+    };
+    r.apply(&Command { proposal: None, txns: vec![txn] }, applied(2)).unwrap();
+    assert_eq!(r.applied().index, 2);
+
+    // A statement recorded as succeeded that fails here is divergence: a
+    // non-deterministic error, and nothing of the entry is applied.
+    let bad = TxnRecord { ctx, stmts: vec![stmt(0, "INSERT INTO u VALUES (1)", vec![])] };
+    let err = r.apply(&Command { proposal: None, txns: vec![bad] }, applied(3)).unwrap_err();
+    assert!(!err.is_deterministic(), "{err}");
+    assert_eq!(r.applied().index, 2);
+}
+
+#[test]
+fn snapshot_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = nondeterministic_log(5);
+    let source = replay_into(dir.path(), "src.db", &log);
+    let snap = dir.path().join("snap.db");
+    let state = source.snapshot_to(&snap).unwrap();
+    assert_eq!(state.index, 6);
+    let mut target = Replica::open(&dir.path().join("dst.db")).unwrap();
+    let installed = target.install_snapshot(&snap).unwrap();
+    assert_eq!(installed.index, 6);
+    assert_eq!(target.checksum().unwrap(), source.checksum().unwrap());
+
+    // A garbage snapshot is refused and the replica keeps its data.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"definitely not a database").unwrap();
+    assert!(target.install_snapshot(&junk).is_err());
+    assert_eq!(target.checksum().unwrap(), source.checksum().unwrap());
+}
