@@ -3,7 +3,9 @@
 //! * `shoal server` runs one node.
 //! * `shoal demo` starts a node with sample data and shows how to use it.
 //! * `shoal sql` is an interactive SQL shell for machines without psql.
+//! * `shoal bench` runs pgbench against Shoal and PostgreSQL side by side.
 
+mod bench;
 mod demo;
 mod shell;
 
@@ -28,6 +30,8 @@ enum Command {
     Demo(DemoArgs),
     /// An interactive SQL shell (or run one command with -c).
     Sql(shell::ShellArgs),
+    /// Run pgbench workloads against Shoal and PostgreSQL side by side.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -148,6 +152,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Demo(args) => demo::run(args.data, args.pg, args.http, args.exit).await,
             Command::Sql(args) => shell::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     })
 }

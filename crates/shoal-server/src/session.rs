@@ -32,11 +32,16 @@ use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_pgwire::{Canceller, Column, Notice, Prepared, Session, StatementResult, TransactionStatus};
 use shoal_raft::{Reader, WriteTxn};
 use shoal_sql::{OutputColumn, Plan, TxnControl, WriteKind};
+use shoal_storage::determinism::StatementScope;
 use shoal_storage::{InterruptHandle, QueryOutput};
 use sqlparser::ast::Statement;
 
 use crate::catalog_views;
 use crate::node::{CatalogState, Node};
+
+/// Statement number used for reads: they are never replayed, so their random
+/// draws need no particular seed, only the transaction's timestamp.
+const READ_STATEMENT: u32 = u32::MAX;
 
 /// Interrupts whatever connection the session's statement is running on.
 #[derive(Default)]
@@ -324,9 +329,12 @@ impl ShoalSession {
         let cancel = self.cancel.clone();
         let node = self.node.clone();
         let Some(txn) = self.txn.as_mut() else {
+            // now() is the statement's start time, as for an autocommit write.
+            let ctx = ExecContext::now(rand::random());
             return node
                 .data
                 .read(linearizable, move |reader| {
+                    let _scope = StatementScope::enter(&ctx, 0);
                     cancel.set(Some(reader.conn.get_interrupt_handle()));
                     let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
                     cancel.set(None);
@@ -368,7 +376,10 @@ impl ShoalSession {
         let Some((reader, index)) = txn.reader.take() else {
             return Err(Error::internal("transaction snapshot missing"));
         };
+        let ctx = txn.ctx;
         let (reader, result) = tokio::task::spawn_blocking(move || {
+            // now() is the transaction's start time on every statement.
+            let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
             cancel.set(Some(reader.conn.get_interrupt_handle()));
             let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
             cancel.set(None);
@@ -386,9 +397,11 @@ impl ShoalSession {
         let status = catalog_views::SystemState::capture(&node);
         let cancel = self.cancel.clone();
         let linearizable = self.linearizable();
+        let ctx = self.txn.as_ref().map(|t| t.ctx).unwrap_or_else(|| ExecContext::now(rand::random()));
         self.node
             .data
             .read(linearizable, move |reader| {
+                let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
                 catalog_views::prepare(reader, &catalog)?;
                 catalog_views::refresh_system_views(&reader.conn, &status, &catalog.catalog)?;
                 cancel.set(Some(reader.conn.get_interrupt_handle()));
