@@ -84,7 +84,13 @@ async fn prepare(conninfo: &str, rows: u32) -> anyhow::Result<()> {
 }
 
 /// Runs pgbench once and reads TPS and latency percentiles.
-async fn pgbench(conninfo: &str, script_path: &Path, clients: u32, duration: u32, log_dir: &Path) -> anyhow::Result<Measured> {
+async fn pgbench(
+    conninfo: &str,
+    script_path: &Path,
+    clients: u32,
+    duration: u32,
+    log_dir: &Path,
+) -> anyhow::Result<Measured> {
     let prefix = log_dir.join(format!("run-{clients}-{}", rand::random::<u32>()));
     let threads = clients.clamp(1, 2);
     let output = tokio::process::Command::new("pgbench")
