@@ -152,6 +152,7 @@ impl Group {
             log_stats,
         });
         tokio::spawn(run_batcher(Arc::downgrade(&group), batch_rx));
+        tokio::spawn(run_checkpointer(Arc::downgrade(&group)));
         group.wait_for_leader(Duration::from_secs(30)).await?;
         Ok(group)
     }
@@ -465,6 +466,43 @@ impl Drop for WriteTxn {
             if let Err(e) = self.group.shared.lock().rollback() {
                 tracing::error!(error = %e, "rolling back an abandoned transaction failed");
             }
+        }
+    }
+}
+
+/// How often committed WAL content is copied into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Checkpoints the replica's WAL in the background, so commits never pay
+/// for it (see `shoal_storage::checkpoint`).
+async fn run_checkpointer(group: std::sync::Weak<Group>) {
+    let mut conn = None;
+    loop {
+        tokio::time::sleep(CHECKPOINT_INTERVAL).await;
+        let Some(group) = group.upgrade() else { return };
+        let connection = match conn.take() {
+            Some(c) => c,
+            None => match group.shared.lock().open_reader() {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(group = group.id, error = %e, "checkpointer cannot open a connection");
+                    continue;
+                }
+            },
+        };
+        drop(group);
+        let result = tokio::task::spawn_blocking(move || {
+            let result = shoal_storage::checkpoint(&connection);
+            (connection, result)
+        })
+        .await;
+        match result {
+            Ok((connection, Ok(_))) => conn = Some(connection),
+            Ok((connection, Err(e))) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+                conn = Some(connection);
+            }
+            Err(e) => tracing::warn!(error = %e, "checkpoint task failed"),
         }
     }
 }

@@ -65,31 +65,10 @@ impl SystemState {
     }
 }
 
-/// The system views' definitions: (name, SQLite column list).
-pub const SYSTEM_VIEWS: [(&str, &str); 4] = [
-    (
-        "nodes",
-        "node_id INTEGER, cluster_id TEXT, pg_addr TEXT, rpc_addr TEXT, http_addr TEXT, is_self INTEGER, uptime_seconds REAL",
-    ),
-    (
-        "groups",
-        "group_id INTEGER, kind TEXT, leader_node INTEGER, term INTEGER, last_log_index INTEGER, committed_index INTEGER, \
-         applied_index INTEGER, snapshot_index INTEGER, voters TEXT, log_size_bytes INTEGER, log_fsyncs INTEGER",
-    ),
-    (
-        "replicas",
-        "group_id INTEGER, node_id INTEGER, role TEXT, term INTEGER, committed_index INTEGER, applied_index INTEGER, \
-         lag INTEGER, log_size_bytes INTEGER",
-    ),
-    ("tables", "table_name TEXT, kind TEXT, group_id INTEGER, column_count INTEGER, primary_key TEXT"),
-];
-
 /// Refills the `shoal.*` tables with the captured state.
 pub fn refresh_system_views(conn: &shoal_storage::Connection, state: &SystemState, catalog: &Catalog) -> Result<()> {
-    let mut sql = String::new();
-    for (name, columns) in SYSTEM_VIEWS {
-        sql.push_str(&format!("DROP TABLE IF EXISTS shoal.{name}; CREATE TABLE shoal.{name} ({columns});"));
-    }
+    // The tables' shape comes from shoal-sql, which also types them for the binder.
+    let sql: String = shoal_sql::system_views().iter().map(|v| v.create_sql()).collect();
     conn.execute_batch(&sql).map_err(from_sqlite)?;
     let insert = |table: &str, values: Vec<Value>| -> Result<()> {
         let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("?{i}")).collect();

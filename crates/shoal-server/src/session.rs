@@ -259,16 +259,18 @@ impl ShoalSession {
             txn.failed = true;
         }
         self.node.metrics.observe(kind, started.elapsed().as_secs_f64(), result.is_err());
-        result.map_err(|e| self.refine_error(e))
+        result.map_err(|e| self.refine_error(e, statement))
     }
 
-    /// Turns SQLite's wording of constraint errors into PostgreSQL's.
-    fn refine_error(&self, err: Error) -> Error {
+    /// Turns SQLite's wording of constraint errors into PostgreSQL's;
+    /// `statement` tells which table a foreign-key failure is about.
+    fn refine_error(&self, err: Error, statement: Option<&Statement>) -> Error {
         if err.code.as_str().starts_with("23")
             || err.code == SqlState::INTERNAL_ERROR
             || err.code == SqlState::CHECK_VIOLATION
         {
-            if let Some(mapped) = shoal_sql::map_sqlite_error(&err.message, &self.catalog().catalog) {
+            let target = statement.and_then(shoal_sql::write_target);
+            if let Some(mapped) = shoal_sql::map_write_error(&err.message, &self.catalog().catalog, target.as_ref()) {
                 return mapped;
             }
         }

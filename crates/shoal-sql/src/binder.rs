@@ -84,6 +84,9 @@ pub struct Scope {
     pub merged: Vec<Col>,
     /// Output aliases of the SELECT list, usable in ORDER BY / GROUP BY.
     pub aliases: Vec<(String, Typed)>,
+    /// The array a set-returning function in the SELECT list ranges over
+    /// (its SQL) and the alias of the `json_each` joined for it.
+    pub srf: Option<(String, String)>,
 }
 
 /// A CTE in view: its name and output columns.
@@ -167,7 +170,9 @@ impl<'a> Binder<'a> {
         let (qualifier, column) = match names.as_slice() {
             [c] => (None, c.as_str()),
             [t, c] => (Some(t.as_str()), c.as_str()),
-            [s, t, c] if s == "public" => (Some(t.as_str()), c.as_str()),
+            [s, t, c] if matches!(s.as_str(), "public" | "pg_catalog" | "information_schema" | "shoal") => {
+                (Some(t.as_str()), c.as_str())
+            }
             _ => return Err(Error::unsupported(format!("column reference {}", names.join(".")))),
         };
         for scope in self.scopes.iter().rev() {
@@ -303,6 +308,11 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
         A::Uuid => DataType::Uuid,
         A::Regclass => DataType::Oid,
         A::Custom(name, _) => return custom_type(name),
+        A::Array(ast::ArrayElemTypeDef::SquareBracket(inner, _))
+        | A::Array(ast::ArrayElemTypeDef::AngleBracket(inner)) => {
+            let (elem, _) = data_type(inner)?;
+            DataType::Array(Box::new(elem))
+        }
         other => return Err(Error::unsupported(format!("type {other}"))),
     };
     Ok((ty, false))
@@ -319,7 +329,15 @@ fn custom_type(name: &ObjectName) -> Result<(DataType, bool)> {
         "float" => DataType::Float8,
         "bpchar" => DataType::Char(1),
         "name" => DataType::Name,
-        "oid" | "regtype" | "regproc" => DataType::Oid,
+        "oid" | "regtype" | "regproc" | "regnamespace" | "regrole" | "regclass" => DataType::Oid,
+        "text" => DataType::Text,
+        "varchar" => DataType::Varchar(None),
+        "int2" | "smallint" => DataType::Int2,
+        "int4" => DataType::Int4,
+        "int8" | "bigint" => DataType::Int8,
+        "bool" | "boolean" => DataType::Bool,
+        "char" => DataType::CatalogChar,
+        "int2vector" | "oidvector" => DataType::Text,
         _ => return Err(Error::new(SqlState::UNDEFINED_OBJECT, format!("type \"{n}\" does not exist"))),
     };
     Ok((ty, false))
@@ -382,7 +400,9 @@ pub fn unify(a: &DataType, b: &DataType) -> Option<DataType> {
             other => other.clone(),
         });
     }
-    if a.is_text() && b.is_text() {
+    // The catalog's `"char"` compares with text as text (PostgreSQL casts it implicitly).
+    let textual = |t: &DataType| t.is_text() || *t == DataType::CatalogChar;
+    if textual(a) && textual(b) {
         return Some(DataType::Text);
     }
     match (a, b) {

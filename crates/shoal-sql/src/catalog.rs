@@ -53,6 +53,9 @@ pub struct ColumnDef {
     pub sqlite_default: Option<String>,
     /// SERIAL / BIGSERIAL / IDENTITY: SQLite's `INTEGER PRIMARY KEY AUTOINCREMENT`.
     pub serial: bool,
+    /// `GENERATED ALWAYS AS IDENTITY`: only DEFAULT may be written into it (428C9).
+    #[serde(default)]
+    pub identity_always: bool,
 }
 
 /// A `UNIQUE` constraint (not a `CREATE UNIQUE INDEX`, which is an [`IndexDef`]).

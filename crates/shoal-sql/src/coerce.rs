@@ -77,11 +77,48 @@ impl Binder<'_> {
             )
             .with_hint("You will need to rewrite or cast the expression."));
         }
+        if from.is_integer() && to.is_integer() && int_width(to) < int_width(&from) {
+            return narrow_int(t, &from, to);
+        }
         if from.is_text() && to.is_text() || from.is_integer() && to.is_integer() {
             return Ok(pad_or_round(Typed::new(t.sql, to.clone()), to));
         }
         Ok(pad_or_round(convert(t, to), to))
     }
+}
+
+/// Bytes of an integer type (int2 < int4 < int8); other types are widest.
+fn int_width(t: &DataType) -> u8 {
+    match t {
+        DataType::Int2 => 2,
+        DataType::Int4 => 4,
+        _ => 8,
+    }
+}
+
+/// PostgreSQL's message for an integer that does not fit `ty`.
+pub fn int_out_of_range(ty: &DataType) -> Error {
+    let name = match ty {
+        DataType::Int2 => "smallint",
+        DataType::Int4 => "integer",
+        _ => "bigint",
+    };
+    Error::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, format!("{name} out of range"))
+}
+
+/// An integer into a narrower integer type: a literal is checked now, anything
+/// else by `pg_cast` at run time (`smallint out of range`, as PostgreSQL).
+fn narrow_int(t: Typed, from: &DataType, to: &DataType) -> Result<Typed> {
+    if let Ok(n) = t.sql.parse::<i64>() {
+        let fits = match to {
+            DataType::Int2 => i16::try_from(n).is_ok(),
+            DataType::Int4 => i32::try_from(n).is_ok(),
+            _ => true,
+        };
+        return if fits { Ok(Typed::new(t.sql, to.clone())) } else { Err(int_out_of_range(to)) };
+    }
+    let sql = format!("pg_cast({}, {}, {})", t.sql, quote_str(&cast_name(from)), quote_str(&cast_name(to)));
+    Ok(Typed::new(sql, to.clone()))
 }
 
 /// Rounds to a NUMERIC column's scale; blank-pads `character(n)`.
@@ -106,10 +143,11 @@ fn convert(t: Typed, to: &DataType) -> Typed {
     let same = |sql: String| Typed::new(sql, to.clone());
     let (fs, ts) = (storage(&from), storage(to));
     let lossless = match (&from, to) {
-        (f, t) if f.is_integer() && t.is_integer() => true,
+        (f, t) if f.is_integer() && t.is_integer() => int_width(t) >= int_width(f),
         (DataType::Float4 | DataType::Float8 | DataType::Numeric(_), DataType::Float4 | DataType::Float8) => true,
         (DataType::Float4 | DataType::Float8 | DataType::Numeric(_), DataType::Numeric(None)) => true,
         (f, DataType::Text | DataType::Varchar(None) | DataType::Name) if f.is_text() => true,
+        (DataType::CatalogChar, DataType::Text | DataType::Varchar(_) | DataType::Name) => true,
         (DataType::Timestamp, DataType::Timestamptz) | (DataType::Timestamptz, DataType::Timestamp) => true,
         (
             DataType::Date | DataType::Time | DataType::Timestamp | DataType::Timestamptz | DataType::Uuid,
@@ -172,7 +210,26 @@ pub fn literal(s: &str, to: &DataType) -> Result<Typed> {
             _ => Err(invalid("boolean")),
         },
         DataType::Text | DataType::Name | DataType::Varchar(None) | DataType::Unknown => t(quote_str(s)),
-        DataType::Varchar(Some(_)) | DataType::Char(_) => t(quote_str(s)),
+        // Array literals are validated and normalised at plan time (stored as literal text).
+        DataType::Array(_) => match shoal_common::convert::text_to_storage(to, s)? {
+            shoal_common::Value::Text(norm) => t(quote_str(&norm)),
+            _ => Err(invalid(&to.sql_name())),
+        },
+        // The catalog's one-byte `"char"`: the first character ('' stays '').
+        DataType::CatalogChar => t(quote_str(&s.chars().take(1).collect::<String>())),
+        DataType::Varchar(Some(_)) => t(quote_str(s)),
+        // Blank-padded like a stored value, so `c = 'ab'` matches `'ab  '`; a
+        // longer literal is left alone for the assignment check to refuse.
+        DataType::Char(n) => {
+            if *n > 10_485_760 {
+                return Err(Error::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "length for type char cannot exceed 10485760",
+                ));
+            }
+            let len = s.chars().count();
+            t(quote_str(&format!("{s}{}", " ".repeat((*n as usize).saturating_sub(len)))))
+        }
         _ => t(format!("pg_cast({}, 'text', {})", quote_str(s), quote_str(&cast_name(to)))),
     }
 }

@@ -82,6 +82,10 @@ impl Binder<'_> {
                 ));
             }
             let identity = c.options.iter().any(|o| matches!(o.option, ColumnOption::Generated { .. }));
+            let identity_always = c
+                .options
+                .iter()
+                .any(|o| matches!(o.option, ColumnOption::Generated { generated_as: ast::GeneratedAs::Always, .. }));
             if serial || identity {
                 serial_cols.push(cname.clone());
             }
@@ -92,6 +96,7 @@ impl Binder<'_> {
                 default: None,
                 sqlite_default: None,
                 serial: serial || identity,
+                identity_always,
             });
         }
         for c in &ct.columns {
@@ -350,6 +355,7 @@ impl Binder<'_> {
                     default: None,
                     sqlite_default: None,
                     serial: false,
+                    identity_always: false,
                 });
                 self.column_options(&mut draft, &cname, &column_def.options)?;
                 if draft.constraint_sql.iter().any(|c| c.contains(" UNIQUE ") || c.contains("FOREIGN KEY"))
@@ -502,12 +508,9 @@ impl Binder<'_> {
                     notices.push(format!("{kind} \"{name}\" does not exist, skipping"));
                     continue;
                 }
-                let msg = if kind == "table" || kind == "view" {
-                    format!("{kind} \"{name}\" does not exist")
-                } else {
-                    format!("index \"{name}\" does not exist")
-                };
-                return Err(Error::new(SqlState::UNDEFINED_TABLE, msg));
+                // PostgreSQL: a missing table or view is 42P01, a missing index 42704.
+                let code = if kind == "index" { SqlState::UNDEFINED_OBJECT } else { SqlState::UNDEFINED_TABLE };
+                return Err(Error::new(code, format!("{kind} \"{name}\" does not exist")));
             }
             if kind == "table" {
                 catalog.indexes.retain(|_, i| i.table != name);

@@ -105,6 +105,9 @@ impl Binder<'_> {
         if let (SetExpr::Values(v), None, None) = (q.body.as_ref(), &q.with, &q.order_by) {
             return self.insert_values(table, columns, v);
         }
+        if let Some(c) = columns.iter().find(|c| table.column(c).is_some_and(|(_, d)| d.identity_always)) {
+            return Err(identity_always(c, "cannot insert a non-DEFAULT value into column"));
+        }
         let (sql, out) = self.query(q, None)?;
         if out.len() > columns.len() {
             return Err(Error::syntax("INSERT has more expressions than target columns"));
@@ -145,6 +148,9 @@ impl Binder<'_> {
                 if is_default(e) {
                     cells.push(col.sqlite_default.clone().unwrap_or_else(|| "NULL".into()));
                     continue;
+                }
+                if col.identity_always {
+                    return Err(identity_always(name, "cannot insert a non-DEFAULT value into column"));
                 }
                 let t = self.expr(e)?;
                 cells.push(self.assign(t, &col.data_type, name)?.sql);
@@ -224,6 +230,11 @@ impl Binder<'_> {
                 )
             })?;
             let col = col.clone();
+            if col.identity_always && !is_default(&a.value) {
+                let mut e = identity_always(&n, "can only be updated to DEFAULT");
+                e.hint = None;
+                return Err(e);
+            }
             let value = if is_default(&a.value) {
                 col.sqlite_default.clone().unwrap_or_else(|| "NULL".into())
             } else {
@@ -353,6 +364,15 @@ impl Binder<'_> {
         sql.push_str(&ret);
         Ok(Plan::Write { kind: WriteKind::Delete, sql, param_types: self.param_types(), columns })
     }
+}
+
+/// Writing a value into a `GENERATED ALWAYS AS IDENTITY` column (428C9).
+fn identity_always(column: &str, what: &str) -> Error {
+    let message =
+        if what.starts_with("cannot") { format!("{what} \"{column}\"") } else { format!("column \"{column}\" {what}") };
+    Error::new(SqlState::parse("428C9"), message)
+        .with_detail(format!("Column \"{column}\" is an identity column defined as GENERATED ALWAYS."))
+        .with_hint("Use OVERRIDING SYSTEM VALUE to override.")
 }
 
 fn is_default(e: &Expr) -> bool {

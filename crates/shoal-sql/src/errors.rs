@@ -7,10 +7,52 @@
 
 use shoal_common::{Error, SqlState};
 
+use sqlparser::ast::{self, Statement};
+
+use crate::binder::object_name;
 use crate::catalog::Catalog;
+use crate::plan::WriteKind;
+
+/// The table a write statement changes: SQLite's `FOREIGN KEY constraint
+/// failed` names neither table nor constraint, so the caller passes this along.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteTarget {
+    pub kind: WriteKind,
+    pub table: String,
+}
+
+/// The target of an INSERT/UPDATE/DELETE, if `stmt` is one (for [`map_write_error`]).
+pub fn write_target(stmt: &Statement) -> Option<WriteTarget> {
+    let (kind, name) = match stmt {
+        Statement::Insert(i) => match &i.table {
+            ast::TableObject::TableName(n) => (WriteKind::Insert, n),
+            _ => return None,
+        },
+        Statement::Update(u) => match &u.table.relation {
+            ast::TableFactor::Table { name, .. } => (WriteKind::Update, name),
+            _ => return None,
+        },
+        Statement::Delete(d) => match &d.from {
+            ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => {
+                match f.first().map(|t| &t.relation) {
+                    Some(ast::TableFactor::Table { name, .. }) => (WriteKind::Delete, name),
+                    _ => return None,
+                }
+            }
+        },
+        _ => return None,
+    };
+    Some(WriteTarget { kind, table: object_name(name).ok()? })
+}
 
 /// Maps one SQLite error message to a PostgreSQL error, when it is one Shoal knows.
 pub fn map_sqlite_error(message: &str, catalog: &Catalog) -> Option<Error> {
+    map_write_error(message, catalog, None)
+}
+
+/// [`map_sqlite_error`] for a statement writing `target`: a foreign-key
+/// failure then names the table and, when it can be told, the constraint.
+pub fn map_write_error(message: &str, catalog: &Catalog, target: Option<&WriteTarget>) -> Option<Error> {
     let msg = message.trim();
     if let Some(rest) = msg.strip_prefix("UNIQUE constraint failed: ") {
         return Some(unique(rest, catalog));
@@ -26,12 +68,52 @@ pub fn map_sqlite_error(message: &str, catalog: &Catalog) -> Option<Error> {
         return Some(check(name.trim(), catalog));
     }
     if msg.starts_with("FOREIGN KEY constraint failed") {
-        return Some(Error::new(
-            SqlState::FOREIGN_KEY_VIOLATION,
-            "insert or update on table violates foreign key constraint",
-        ));
+        return Some(foreign_key(catalog, target));
     }
     function_error(msg)
+}
+
+/// PostgreSQL's wording of a foreign-key violation. The failing side is told
+/// by the statement: an INSERT (or an UPDATE of a table with foreign keys of
+/// its own) violates one of its table's keys; a DELETE (or an UPDATE of a
+/// table without any) violates a key referencing its table. The constraint is
+/// named when only one candidate exists (SQLite does not say which failed).
+fn foreign_key(catalog: &Catalog, target: Option<&WriteTarget>) -> Error {
+    let generic =
+        || Error::new(SqlState::FOREIGN_KEY_VIOLATION, "insert or update on table violates foreign key constraint");
+    let Some(target) = target else { return generic() };
+    let Some(table) = catalog.table(&target.table) else { return generic() };
+    let referencing_side = match target.kind {
+        WriteKind::Insert => true,
+        WriteKind::Update => !table.foreign_keys.is_empty(),
+        WriteKind::Delete => false,
+    };
+    if referencing_side {
+        let message = match table.foreign_keys.as_slice() {
+            [fk] => {
+                format!("insert or update on table \"{}\" violates foreign key constraint \"{}\"", table.name, fk.name)
+            }
+            _ => format!("insert or update on table \"{}\" violates foreign key constraint", table.name),
+        };
+        return Error::new(SqlState::FOREIGN_KEY_VIOLATION, message);
+    }
+    let referencing: Vec<(&str, &str)> = catalog
+        .tables
+        .values()
+        .flat_map(|t| {
+            t.foreign_keys.iter().filter(|f| f.foreign_table == table.name).map(|f| (t.name.as_str(), f.name.as_str()))
+        })
+        .collect();
+    let message = match referencing.as_slice() {
+        [(other, fk)] => {
+            format!(
+                "update or delete on table \"{}\" violates foreign key constraint \"{fk}\" on table \"{other}\"",
+                table.name
+            )
+        }
+        _ => format!("update or delete on table \"{}\" violates foreign key constraint", table.name),
+    };
+    Error::new(SqlState::FOREIGN_KEY_VIOLATION, message)
 }
 
 fn unique(rest: &str, catalog: &Catalog) -> Error {
@@ -67,7 +149,13 @@ fn check(name: &str, catalog: &Catalog) -> Error {
 
 /// Messages raised by `shoal_storage::functions` (already PostgreSQL's text).
 fn function_error(msg: &str) -> Option<Error> {
-    let code = if msg.starts_with("invalid input syntax for type") {
+    let datetime = ["date:", "time:", "timestamp:", "timestamp with time zone:", "interval:"];
+    let code = if msg
+        .strip_prefix("invalid input syntax for type ")
+        .is_some_and(|rest| datetime.iter().any(|t| rest.starts_with(t)))
+    {
+        SqlState::INVALID_DATETIME_FORMAT
+    } else if msg.starts_with("invalid input syntax for type") {
         SqlState::INVALID_TEXT_REPRESENTATION
     } else if msg == "division by zero" {
         SqlState::DIVISION_BY_ZERO
@@ -86,8 +174,15 @@ fn function_error(msg: &str) -> Option<Error> {
         SqlState::INVALID_PARAMETER_VALUE
     } else if msg == "requested length too large" {
         SqlState::PROGRAM_LIMIT_EXCEEDED
-    } else if msg.starts_with("integer overflow") {
+    } else if msg.starts_with("integer overflow") || msg == "numeric field overflow" {
         SqlState::NUMERIC_VALUE_OUT_OF_RANGE
+    } else if msg == "more than one row returned by a subquery used as an expression" {
+        SqlState::CARDINALITY_VIOLATION
+    } else if msg.contains("format()")
+        || msg.starts_with("null values cannot be formatted")
+        || msg == "step size cannot equal zero"
+    {
+        SqlState::INVALID_PARAMETER_VALUE
     } else {
         return None;
     };

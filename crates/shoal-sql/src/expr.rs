@@ -47,8 +47,16 @@ impl Binder<'_> {
                 if matches!(kind, ast::CastKind::TryCast | ast::CastKind::SafeCast) {
                     return Err(Error::unsupported("TRY_CAST"));
                 }
+                if let Some(t) = self.reg_cast(expr, data_type)? {
+                    return Ok(t);
+                }
                 let (to, _) = binder::data_type(data_type)?;
-                let inner = self.expr(expr)?;
+                let mut inner = self.expr(expr)?;
+                // An explicit cast to varchar(n)/char(n) truncates (assignment errors instead).
+                if let (Kind::StrLit(s), DataType::Varchar(Some(n)) | DataType::Char(n)) = (&inner.kind, &to) {
+                    let cut: String = s.chars().take(*n as usize).collect();
+                    inner = Typed { sql: quote_str(&cut), kind: Kind::StrLit(cut), ..inner };
+                }
                 let name = match inner.kind {
                     Kind::Column(..) | Kind::Func => inner.name.clone(),
                     _ if inner.name.is_some() => inner.name.clone(),
@@ -92,7 +100,14 @@ impl Binder<'_> {
                     return Err(Error::syntax("subquery must return only one column"));
                 }
                 let (name, ty) = cols.into_iter().next().unwrap_or(("?column?".into(), DataType::Text));
-                Ok(Typed::new(format!("({sql})"), ty).named(name))
+                // SQLite takes the first row of a scalar subquery; PostgreSQL
+                // errors (21000) on a second. Count at most two rows and let
+                // pg_single_row raise; the subquery still runs once.
+                let sql = format!(
+                    "(SELECT pg_single_row(count(*), max({col})) FROM (SELECT {col} FROM ({sql}) LIMIT 2))",
+                    col = binder::quote(&name)
+                );
+                Ok(Typed::new(sql, ty).named(name))
             }
             Expr::Function(f) => self.function(f),
             Expr::Extract { field, expr, .. } => self.extract(field, expr),
@@ -150,9 +165,19 @@ impl Binder<'_> {
             Expr::AtTimeZone { .. } => Err(Error::unsupported("AT TIME ZONE")),
             Expr::SimilarTo { .. } => Err(Error::unsupported("SIMILAR TO")),
             Expr::RLike { .. } => Err(Error::unsupported("regular expression matching")),
-            Expr::AnyOp { .. } | Expr::AllOp { .. } => Err(Error::unsupported("ANY/ALL")),
+            Expr::AnyOp { left, compare_op, right, .. } => self.any_all(left, compare_op, right, false),
+            Expr::AllOp { left, compare_op, right } => self.any_all(left, compare_op, right, true),
+            Expr::CompoundFieldAccess { root, access_chain } => self.subscript(root, access_chain),
             Expr::Array(_) => Err(Error::unsupported("arrays")),
-            Expr::Collate { .. } => Err(Error::unsupported("COLLATE")),
+            // Shoal compares text by code point (the C collation); the default
+            // and C/POSIX collations mean exactly that, others are refused.
+            Expr::Collate { expr, collation } => {
+                let name = collation.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase());
+                match name.as_deref() {
+                    Some("default" | "c" | "posix" | "ucs_basic") => self.expr(expr),
+                    _ => Err(Error::unsupported(format!("COLLATE {collation}"))),
+                }
+            }
             Expr::Tuple(_) => Err(Error::unsupported("row constructors")),
             other => Err(Error::unsupported(format!("the expression {}", truncate(&other.to_string())))),
         }
@@ -197,6 +222,9 @@ impl Binder<'_> {
     }
 
     fn binary(&mut self, a: &Expr, op: &B, b: &Expr) -> Result<Typed> {
+        if let Some(t) = self.regex_op(a, op, b)? {
+            return Ok(t);
+        }
         let sym = match op {
             B::Eq => "=",
             B::NotEq => "<>",
@@ -207,6 +235,11 @@ impl Binder<'_> {
             B::And | B::Or => return self.logical(a, op, b),
             B::StringConcat => return self.concat(a, b),
             B::Plus | B::Minus | B::Multiply | B::Divide | B::Modulo => return self.arith(a, op, b),
+            B::PGExp => {
+                let x = self.numeric_arg(a)?;
+                let y = self.numeric_arg(b)?;
+                return Ok(call("pg_power", &[x, y], DataType::Float8));
+            }
             B::Arrow | B::LongArrow => return self.json_access(a, op, b),
             other => return Err(Error::unsupported(format!("the operator {other}"))),
         };
@@ -248,6 +281,9 @@ impl Binder<'_> {
             DataType::Int2 => DataType::Int4,
             t => t,
         };
+        if matches!(ty, DataType::Int4 | DataType::Int8) && matches!(op, B::Plus | B::Minus | B::Multiply) {
+            return checked_int_arith(&l, op, &r, ty);
+        }
         let sql = match op {
             B::Plus => format!("({} + {})", l.sql, r.sql),
             B::Minus => format!("({} - {})", l.sql, r.sql),
@@ -364,7 +400,7 @@ impl Binder<'_> {
         }
     }
 
-    fn in_list(&mut self, x: &Expr, list: &[Expr], negated: bool) -> Result<Typed> {
+    pub fn in_list(&mut self, x: &Expr, list: &[Expr], negated: bool) -> Result<Typed> {
         let mut l = self.expr(x)?;
         let mut items = Vec::with_capacity(list.len());
         for e in list {
@@ -525,6 +561,28 @@ impl Binder<'_> {
     }
 }
 
+/// Integer `+ - *` with PostgreSQL's overflow errors (SQLite would turn an
+/// overflowing result into a REAL): two literals are folded now, anything
+/// else calls `pg_int4pl`/`pg_int8mul`/… at run time.
+fn checked_int_arith(l: &Typed, op: &B, r: &Typed, ty: DataType) -> Result<Typed> {
+    type Checked = fn(i64, i64) -> Option<i64>;
+    let (f, name): (Checked, &str) = match op {
+        B::Plus => (i64::checked_add, "pl"),
+        B::Minus => (i64::checked_sub, "mi"),
+        _ => (i64::checked_mul, "mul"),
+    };
+    if let (Ok(a), Ok(b)) = (l.sql.parse::<i64>(), r.sql.parse::<i64>()) {
+        let n = f(a, b).filter(|n| ty != DataType::Int4 || i32::try_from(*n).is_ok());
+        return match n {
+            Some(n) if n < 0 => Ok(Typed::new(format!("({n})"), ty)),
+            Some(n) => Ok(Typed::new(n.to_string(), ty)),
+            None => Err(crate::coerce::int_out_of_range(&ty)),
+        };
+    }
+    let bits = if ty == DataType::Int4 { "int4" } else { "int8" };
+    Ok(Typed::new(format!("pg_{bits}{name}({}, {})", l.sql, r.sql), ty))
+}
+
 /// Non-text values printed as PostgreSQL prints them (booleans as `true`/`false`).
 pub fn text_of(t: Typed) -> Typed {
     match t.ty {
@@ -533,6 +591,8 @@ pub fn text_of(t: Typed) -> Typed {
             Typed { sql, ty: DataType::Text, ..t }
         }
         DataType::Bytea => Typed { sql: format!("pg_cast({}, 'bytea', 'text')", t.sql), ty: DataType::Text, ..t },
+        // character(n) → text drops the padding blanks, as PostgreSQL's rtrim1.
+        DataType::Char(_) => Typed { sql: format!("rtrim({}, ' ')", t.sql), ty: DataType::Text, ..t },
         _ => t,
     }
 }

@@ -45,8 +45,20 @@ fn args_of(f: &ast::Function) -> Result<Args<'_>> {
     Ok(out)
 }
 
-const AGGREGATES: &[&str] =
-    &["count", "sum", "avg", "min", "max", "string_agg", "bool_and", "bool_or", "every", "json_agg", "jsonb_agg"];
+pub(crate) const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "json_agg",
+    "jsonb_agg",
+    "array_agg",
+];
 const WINDOW_ONLY: &[&str] = &[
     "row_number",
     "rank",
@@ -69,6 +81,9 @@ impl Binder<'_> {
             [s, n] if s == "pg_catalog" || s == "public" => n.clone(),
             _ => return Err(Error::unsupported(format!("the function {}", f.name))),
         };
+        if let (FunctionArguments::Subquery(q), "array") = (&f.args, name.as_str()) {
+            return self.array_subquery(q);
+        }
         if !f.within_group.is_empty() || f.null_treatment.is_some() {
             return Err(Error::unsupported("WITHIN GROUP / IGNORE NULLS"));
         }
@@ -163,6 +178,11 @@ impl Binder<'_> {
                 let x = self.align(one(&xs)?, &DataType::Bool)?;
                 let f = if name == "bool_or" { "max" } else { "min" };
                 (format!("{f}({})", x.sql), DataType::Bool)
+            }
+            "array_agg" => {
+                let x = one(&xs)?;
+                let t = self.array_agg(x, distinct, &order);
+                (t.sql, t.ty)
             }
             "string_agg" => {
                 let [x, sep] = xs.as_slice() else {
@@ -296,14 +316,20 @@ impl Binder<'_> {
                 arity(n == 1)?;
                 Ok(call(&format!("pg_{name}"), &texts(self)?, T::Text))
             }
-            "length" | "char_length" | "character_length" => {
+            "length" | "char_length" | "character_length" | "octet_length" => {
                 arity(n == 1)?;
-                Ok(call("length", &texts(self)?, T::Int4))
-            }
-            "octet_length" => {
-                arity(n == 1)?;
-                let a = texts(self)?;
-                Ok(Typed::new(format!("length(CAST({} AS BLOB))", a[0].sql), T::Int4))
+                // bytea: the number of bytes (SQLite's length() of a BLOB), not of its text form.
+                let x = self.expr(args[0])?;
+                if x.ty == T::Bytea {
+                    return Ok(Typed::new(format!("length({})", x.sql), T::Int4));
+                }
+                let a = text_of(self.align(x, &T::Text)?);
+                let sql = if name == "octet_length" {
+                    format!("length(CAST({} AS BLOB))", a.sql)
+                } else {
+                    format!("length({})", a.sql)
+                };
+                Ok(Typed::new(sql, T::Int4))
             }
             "substr" | "substring" => {
                 arity(n == 2 || n == 3)?;
@@ -463,7 +489,6 @@ impl Binder<'_> {
                     T::Text,
                 ))
             }
-            "version" => Ok(Typed::new(quote_str("PostgreSQL 16.0 (Shoal)"), T::Text)),
             "current_schema" => Ok(Typed::new("'public'", T::Name)),
             "current_database" => Ok(Typed::new("'shoal'", T::Name)),
             "current_user" | "session_user" | "user" => Ok(Typed::new("'shoal'", T::Name)),
@@ -473,12 +498,37 @@ impl Binder<'_> {
                 let ty = if x.ty == T::Unknown { "unknown".to_string() } else { x.ty.sql_name() };
                 Ok(Typed::new(quote_str(&ty), T::Text))
             }
+            "format" => {
+                arity(n >= 1)?;
+                Ok(call("pg_format", &texts(self)?, T::Text))
+            }
+            "current_setting" if static_setting(args).is_some() => {
+                Ok(Typed::new(quote_str(static_setting(args).unwrap_or_default()), T::Text))
+            }
             "generate_series" => Err(Error::unsupported("generate_series outside FROM")),
+            "unnest" | "generate_subscripts" => self.select_list_srf(name, args),
+            _ if let Some(t) = self.catalog_function(name, args)? => Ok(t),
             _ => Err(Error::new(SqlState::UNDEFINED_FUNCTION, format!("function {name} does not exist")).with_hint(
                 "No function matches the given name and argument types. You might need to add explicit type casts.",
             )),
         }
     }
+}
+
+/// `current_setting('name')` of a setting no session can change, as a
+/// literal; session settings are read from `pg_settings` (catalog_expr).
+fn static_setting(args: &[&Expr]) -> Option<&'static str> {
+    let [Expr::Value(v)] = args else { return None };
+    let ast::Value::SingleQuotedString(name) = &v.value else { return None };
+    Some(match name.to_ascii_lowercase().as_str() {
+        "server_version_num" => "160004",
+        "server_encoding" => "UTF8",
+        "integer_datetimes" => "on",
+        "standard_conforming_strings" => "on",
+        "max_identifier_length" => "63",
+        "block_size" => "8192",
+        _ => return None,
+    })
 }
 
 /// Appends direction and PostgreSQL's NULL placement (NULLs sort as the largest value).

@@ -44,20 +44,24 @@ pub mod parser;
 pub mod plan;
 
 mod binder;
+mod catalog_expr;
 mod coerce;
 mod ddl;
 mod dml;
 mod expr;
 mod func;
+mod grouping;
 mod query;
 mod session;
 mod system;
+mod system_views;
 
 pub use catalog::{Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Table, UniqueDef, ViewColumn, ViewDef};
-pub use errors::map_sqlite_error;
+pub use errors::{map_sqlite_error, map_write_error, write_target, WriteTarget};
 pub use parser::parse;
 pub use plan::{OutputColumn, Plan, TxnControl, WriteKind};
 pub use system::catalog_schema_sql;
+pub use system_views::{system_views, SystemView};
 
 use shoal_common::{DataType, Error, Result};
 use sqlparser::ast::Statement;
@@ -92,6 +96,12 @@ pub fn plan(stmt: &Statement, catalog: &Catalog, param_types: &[Option<DataType>
         Statement::Set(s) => session::set(s),
         Statement::Reset(r) => session::reset(r),
         Statement::ShowVariable { variable } => Ok(session::show(variable)),
+        // Shoal keeps no SQL-level prepared statements (protocol-level ones
+        // are the wire layer's), so there is nothing to deallocate.
+        Statement::Deallocate { prepare, .. } => {
+            let tag = if prepare.to_string().eq_ignore_ascii_case("all") { "DEALLOCATE ALL" } else { "DEALLOCATE" };
+            Ok(Plan::Noop { tag: tag.into(), notice: None })
+        }
         Statement::Discard { .. } => Ok(Plan::Noop { tag: "DISCARD ALL".into(), notice: None }),
         other => Err(Error::unsupported(statement_name(other))),
     }
@@ -198,7 +208,7 @@ mod tests {
         let cat = catalog();
         for sql in [
             "SELECT 1 INTERSECT ALL SELECT 1",
-            "SELECT b ~ 'x' FROM t",
+            "SELECT b SIMILAR TO 'x' FROM t",
             "SELECT ARRAY[1,2]",
             "CREATE TABLE v (id INT, n SERIAL)",
             "COPY t FROM STDIN",

@@ -197,6 +197,17 @@ impl Binder<'_> {
             None => String::new(),
         };
         let items = self.projection(&s.projection)?;
+        let from = match self.scope().srf.clone() {
+            Some((array, alias)) => {
+                let join = format!("json_each(pg_array_json({array})) AS {}", quote(&alias));
+                if from.is_empty() {
+                    format!(" FROM {join}")
+                } else {
+                    format!("{from}, {join}")
+                }
+            }
+            None => from,
+        };
         let mut select_sql = Vec::new();
         let mut cols = Vec::new();
         for (i, t) in items.iter().enumerate() {
@@ -210,6 +221,7 @@ impl Binder<'_> {
             Some(h) => format!(" HAVING {}", self.condition(h)?.sql),
             None => String::new(),
         };
+        self.check_grouping(s, order)?;
         let tail = format!("{from}{where_sql}{group}{having}");
         match &s.distinct {
             Some(ast::Distinct::On(on)) => self.distinct_on(on, &select_sql, &tail, order, cols),
@@ -511,11 +523,11 @@ impl Binder<'_> {
     fn factor(&mut self, f: &TableFactor) -> Result<String> {
         match f {
             TableFactor::Table { name, alias, args, with_ordinality, .. } => {
+                if let Some(args) = args {
+                    return self.table_function(name, &args.args, alias.as_ref(), *with_ordinality);
+                }
                 if *with_ordinality {
                     return Err(Error::unsupported("WITH ORDINALITY"));
-                }
-                if let Some(args) = args {
-                    return self.table_function(name, &args.args, alias.as_ref());
                 }
                 self.table_ref(name, alias.as_ref())
             }
@@ -534,6 +546,19 @@ impl Binder<'_> {
                 };
                 self.add_rel(&alias_name, cols.iter().map(|c| (c.name.clone(), c.data_type.clone(), 0, 0)).collect());
                 Ok(format!("({sql}) AS {}", quote(&alias_name)))
+            }
+            TableFactor::UNNEST { alias, array_exprs, with_offset: false, with_ordinality, .. }
+                if array_exprs.len() == 1 =>
+            {
+                let exprs: Vec<&Expr> = array_exprs.iter().collect();
+                let Some((sql, cols)) =
+                    self.catalog_table_function("unnest", &exprs, alias.as_ref(), *with_ordinality)?
+                else {
+                    return Err(Error::unsupported("this unnest"));
+                };
+                let alias_name = alias.as_ref().map(|a| fold(&a.name)).unwrap_or_else(|| "unnest".into());
+                self.add_rel(&alias_name, cols.into_iter().map(|(n, t)| (n, t, 0, 0)).collect());
+                Ok(sql)
             }
             TableFactor::NestedJoin { .. } => Err(Error::unsupported("parenthesized joins")),
             _ => Err(Error::unsupported("this FROM item")),
@@ -598,8 +623,29 @@ impl Binder<'_> {
         name: &ast::ObjectName,
         args: &[ast::FunctionArg],
         alias: Option<&ast::TableAlias>,
+        ordinality: bool,
     ) -> Result<String> {
-        let fname = object_name(name)?;
+        let fname = match name.0.as_slice() {
+            [s, f] if s.as_ident().is_some_and(|i| fold(i) == "pg_catalog") => {
+                f.as_ident().map(fold).unwrap_or_default()
+            }
+            _ => object_name(name)?,
+        };
+        let exprs: Vec<&Expr> = args
+            .iter()
+            .filter_map(|a| match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                _ => None,
+            })
+            .collect();
+        if let Some((sql, cols)) = self.catalog_table_function(&fname, &exprs, alias, ordinality)? {
+            let alias_name = alias.map(|a| fold(&a.name)).unwrap_or_else(|| fname.clone());
+            self.add_rel(&alias_name, cols.into_iter().map(|(n, t)| (n, t, 0, 0)).collect());
+            return Ok(sql);
+        }
+        if ordinality {
+            return Err(Error::unsupported("WITH ORDINALITY"));
+        }
         if fname != "generate_series" {
             return Err(Error::unsupported(format!("the table function {fname}")));
         }
@@ -619,16 +665,26 @@ impl Binder<'_> {
             xs.push(t);
         }
         let ty = if xs.iter().any(|x| x.ty == DataType::Int8) { DataType::Int8 } else { DataType::Int4 };
-        let step = xs.get(2).map(|s| s.sql.clone()).unwrap_or_else(|| "1".into());
         let alias_name = alias.map(|a| fold(&a.name)).unwrap_or_else(|| "generate_series".into());
         let col = alias.and_then(|a| a.columns.first()).map(|c| fold(&c.name)).unwrap_or_else(|| alias_name.clone());
-        let sql = format!(
-            "(SELECT value AS {} FROM generate_series({}, {}, {step})) AS {}",
-            quote(&col),
-            xs[0].sql,
-            xs[1].sql,
-            quote(&alias_name)
-        );
+        let (start, stop) = (&xs[0].sql, &xs[1].sql);
+        let sql = match xs.get(2) {
+            None => format!(
+                "(SELECT value AS {} FROM generate_series({start}, {stop}, 1)) AS {}",
+                quote(&col),
+                quote(&alias_name)
+            ),
+            // SQLite's series ignores the sign of the step (it always counts up
+            // from start to stop), so count the steps k = 0..n and compute
+            // start + k*step: PostgreSQL's order for negative steps too.
+            Some(Typed { sql: step, .. }) => format!(
+                "(SELECT ({start}) + ({step}) * value AS {} FROM generate_series(0, \
+                 CASE WHEN (({stop}) - ({start})) * ({step}) < 0 THEN -1 \
+                 ELSE pg_div(({stop}) - ({start}), pg_step({step})) END, 1)) AS {}",
+                quote(&col),
+                quote(&alias_name)
+            ),
+        };
         self.add_rel(&alias_name, vec![(col, ty, 0, 0)]);
         Ok(sql)
     }

@@ -1,207 +1,906 @@
 //! `pg_catalog` and `information_schema`, rebuilt from the [`Catalog`].
 //!
-//! The executor attaches two in-memory SQLite schemas with those names and
-//! runs [`catalog_schema_sql`] after each catalog change; queries then read
-//! them like any table (the binder knows their columns from [`SYSTEM_TABLES`]).
-//! Only the relations and columns drivers and `psql` commonly touch exist.
+//! The executor attaches in-memory SQLite schemas with those names and runs
+//! [`catalog_schema_sql`] after each catalog change; queries then read them
+//! like any table (the binder knows their columns from [`lookup`]). Only the
+//! relations and columns that `psql`, drivers and ORMs touch exist; relations
+//! describing features Shoal lacks (policies, triggers, publications,
+//! inheritance, extended statistics) exist but are empty, which is exactly
+//! what PostgreSQL returns for a database that does not use them.
+//!
+//! Representation choices:
+//! * `int2vector`/`oidvector` columns (`pg_index.indkey`, `indclass`) hold
+//!   PostgreSQL's text form (`"1 2"`, 0-based subscripts) and are typed `text`
+//!   (drivers parse them as space-separated vectors);
+//! * array columns (`pg_constraint.conkey`, `pg_class.reloptions`) hold
+//!   array literals (`{1,2}`), the convention of `shoal_common::convert`;
+//! * what `pg_get_constraintdef()`/`pg_get_indexdef()` print is precomputed
+//!   into the private table `pg_catalog.shoal_defs` (the binder translates
+//!   those calls to lookups there), since only the typed catalog knows it.
+//!
+//! OIDs: relations use the catalog's OIDs; constraints and the indexes that
+//! back PRIMARY KEY/UNIQUE constraints get OIDs derived from their table's
+//! OID (`oid * 64 + k`), stable across refreshes and disjoint from relation
+//! OIDs for any realistic number of objects.
 
 use shoal_common::DataType;
 use sqlparser::ast::ObjectName;
 
 use crate::binder::{fold, quote, quote_str};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Table};
+use crate::system_views::system_views;
 
-type ColSpec = (&'static str, DataType);
+/// The namespace OIDs PostgreSQL uses.
+pub const PG_CATALOG_OID: u32 = 11;
+pub const PUBLIC_OID: u32 = 2200;
+const INFO_SCHEMA_OID: u32 = 13000;
+/// The role every object belongs to (Shoal has one role for catalog purposes).
+pub const OWNER_OID: u32 = 10;
+pub const OWNER_NAME: &str = "shoal";
+const HEAP_AM: u32 = 2;
+const BTREE_AM: u32 = 403;
 
-/// (schema, table, columns) of every emulated system relation.
-fn system_tables() -> Vec<(&'static str, &'static str, Vec<ColSpec>)> {
+/// (schema, table, "col type, col type, …") of every emulated relation.
+/// Type words: the PostgreSQL type names below; `vec` is an int2vector/oidvector (text).
+const TABLES: &[(&str, &str, &str)] = &[
+    ("pg_catalog", "pg_namespace", "oid oid, nspname name, nspowner oid, nspacl text"),
+    (
+        "pg_catalog",
+        "pg_class",
+        "oid oid, relname name, relnamespace oid, reltype oid, reloftype oid, relowner oid, relam oid, \
+         relfilenode oid, reltablespace oid, relpages int4, reltuples float4, relallvisible int4, reltoastrelid oid, \
+         relhasindex bool, relisshared bool, relpersistence char, relkind char, relnatts int2, relchecks int2, \
+         relhasrules bool, relhastriggers bool, relhassubclass bool, relrowsecurity bool, relforcerowsecurity bool, \
+         relispopulated bool, relreplident char, relispartition bool, relrewrite oid, relfrozenxid int8, \
+         relacl text, reloptions text[], relpartbound text",
+    ),
+    (
+        "pg_catalog",
+        "pg_attribute",
+        "attrelid oid, attname name, atttypid oid, attstattarget int4, attlen int2, attnum int2, attndims int4, \
+         atttypmod int4, attnotnull bool, atthasdef bool, atthasmissing bool, attidentity char, attgenerated char, \
+         attisdropped bool, attislocal bool, attinhcount int4, attcollation oid, attacl text, attoptions text[]",
+    ),
+    (
+        "pg_catalog",
+        "pg_type",
+        "oid oid, typname name, typnamespace oid, typowner oid, typlen int2, typbyval bool, typtype char, \
+         typcategory char, typispreferred bool, typisdefined bool, typdelim char, typrelid oid, typelem oid, \
+         typarray oid, typnotnull bool, typbasetype oid, typtypmod int4, typndims int4, typcollation oid, \
+         typdefault text",
+    ),
+    (
+        "pg_catalog",
+        "pg_index",
+        "indexrelid oid, indrelid oid, indnatts int2, indnkeyatts int2, indisunique bool, \
+         indnullsnotdistinct bool, indisprimary bool, indisexclusion bool, indimmediate bool, indisclustered bool, \
+         indisvalid bool, indcheckxmin bool, indisready bool, indislive bool, indisreplident bool, indkey vec, \
+         indcollation vec, indclass vec, indoption vec, indexprs text, indpred text",
+    ),
+    (
+        "pg_catalog",
+        "pg_constraint",
+        "oid oid, conname name, connamespace oid, contype char, condeferrable bool, condeferred bool, \
+         convalidated bool, conrelid oid, contypid oid, conindid oid, conparentid oid, confrelid oid, \
+         confupdtype char, confdeltype char, confmatchtype char, conislocal bool, coninhcount int4, \
+         connoinherit bool, conkey int2[], confkey int2[], conbin text",
+    ),
+    ("pg_catalog", "pg_attrdef", "oid oid, adrelid oid, adnum int2, adbin text"),
+    ("pg_catalog", "pg_description", "objoid oid, classoid oid, objsubid int4, description text"),
+    (
+        "pg_catalog",
+        "pg_database",
+        "oid oid, datname name, datdba oid, encoding int4, datlocprovider char, datistemplate bool, \
+         datallowconn bool, datconnlimit int4, dattablespace oid, datcollate text, datctype text, \
+         daticulocale text, datcollversion text, datacl text",
+    ),
+    (
+        "pg_catalog",
+        "pg_roles",
+        "rolname name, rolsuper bool, rolinherit bool, rolcreaterole bool, rolcreatedb bool, rolcanlogin bool, \
+         rolreplication bool, rolconnlimit int4, rolpassword text, rolvaliduntil timestamptz, rolbypassrls bool, \
+         rolconfig text[], oid oid",
+    ),
+    (
+        "pg_catalog",
+        "pg_authid",
+        "oid oid, rolname name, rolsuper bool, rolinherit bool, rolcreaterole bool, rolcreatedb bool, \
+         rolcanlogin bool, rolreplication bool, rolbypassrls bool, rolconnlimit int4, rolpassword text, \
+         rolvaliduntil timestamptz",
+    ),
+    (
+        "pg_catalog",
+        "pg_user",
+        "usename name, usesysid oid, usecreatedb bool, usesuper bool, userepl bool, usebypassrls bool, \
+         passwd text, valuntil timestamptz, useconfig text[]",
+    ),
+    ("pg_catalog", "pg_auth_members", "oid oid, roleid oid, member oid, grantor oid, admin_option bool"),
+    ("pg_catalog", "pg_am", "oid oid, amname name, amhandler text, amtype char"),
+    ("pg_catalog", "pg_inherits", "inhrelid oid, inhparent oid, inhseqno int4, inhdetachpending bool"),
+    (
+        "pg_catalog",
+        "pg_policy",
+        "oid oid, polname name, polrelid oid, polcmd char, polpermissive bool, polroles oid[], polqual text, \
+         polwithcheck text",
+    ),
+    (
+        "pg_catalog",
+        "pg_statistic_ext",
+        "oid oid, stxrelid oid, stxname name, stxnamespace oid, stxowner oid, stxstattarget int4, stxkeys vec, \
+         stxkind text[]",
+    ),
+    (
+        "pg_catalog",
+        "pg_publication",
+        "oid oid, pubname name, pubowner oid, puballtables bool, pubinsert bool, pubupdate bool, pubdelete bool, \
+         pubtruncate bool, pubviaroot bool",
+    ),
+    ("pg_catalog", "pg_publication_rel", "oid oid, prpubid oid, prrelid oid, prqual text, prattrs vec"),
+    ("pg_catalog", "pg_publication_namespace", "oid oid, pnpubid oid, pnnspid oid"),
+    (
+        "pg_catalog",
+        "pg_trigger",
+        "oid oid, tgrelid oid, tgparentid oid, tgname name, tgfoid oid, tgtype int2, tgenabled char, \
+         tgisinternal bool, tgconstrrelid oid, tgconstrindid oid, tgconstraint oid, tgdeferrable bool, \
+         tginitdeferred bool, tgnargs int2",
+    ),
+    (
+        "pg_catalog",
+        "pg_collation",
+        "oid oid, collname name, collnamespace oid, collowner oid, collprovider char, collisdeterministic bool, \
+         collencoding int4, collcollate text, collctype text",
+    ),
+    (
+        "pg_catalog",
+        "pg_settings",
+        "name text, setting text, unit text, category text, short_desc text, extra_desc text, context text, \
+         vartype text, source text, min_val text, max_val text, boot_val text, reset_val text, pending_restart bool",
+    ),
+    (
+        "pg_catalog",
+        "pg_proc",
+        "oid oid, proname name, pronamespace oid, proowner oid, prokind char, proretset bool, prorettype oid, \
+         pronargs int2, proargtypes vec",
+    ),
+    ("pg_catalog", "pg_tablespace", "oid oid, spcname name, spcowner oid, spcacl text, spcoptions text[]"),
+    (
+        "pg_catalog",
+        "pg_extension",
+        "oid oid, extname name, extowner oid, extnamespace oid, extrelocatable bool, extversion text",
+    ),
+    (
+        "pg_catalog",
+        "pg_sequence",
+        "seqrelid oid, seqtypid oid, seqstart int8, seqincrement int8, seqmax int8, seqmin int8, seqcache int8, \
+         seqcycle bool",
+    ),
+    (
+        "pg_catalog",
+        "pg_opclass",
+        "oid oid, opcmethod oid, opcname name, opcnamespace oid, opcowner oid, opcfamily oid, opcintype oid, \
+         opcdefault bool, opckeytype oid",
+    ),
+    ("pg_catalog", "pg_enum", "oid oid, enumtypid oid, enumsortorder float4, enumlabel name"),
+    ("pg_catalog", "pg_tables", "schemaname name, tablename name, tableowner name, tablespace name, hasindexes bool, hasrules bool, hastriggers bool, rowsecurity bool"),
+    ("pg_catalog", "pg_views", "schemaname name, viewname name, viewowner name, definition text"),
+    ("pg_catalog", "pg_indexes", "schemaname name, tablename name, indexname name, tablespace name, indexdef text"),
+    ("pg_catalog", "pg_matviews", "schemaname name, matviewname name, matviewowner name, definition text"),
+    ("pg_catalog", "pg_stat_activity", "datid oid, datname name, pid int4, usename name, application_name text, state text, query text"),
+    (
+        "information_schema",
+        "schemata",
+        "catalog_name name, schema_name name, schema_owner name",
+    ),
+    (
+        "information_schema",
+        "tables",
+        "table_catalog name, table_schema name, table_name name, table_type text, is_insertable_into text",
+    ),
+    (
+        "information_schema",
+        "views",
+        "table_catalog name, table_schema name, table_name name, view_definition text",
+    ),
+    (
+        "information_schema",
+        "columns",
+        "table_catalog name, table_schema name, table_name name, column_name name, ordinal_position int4, \
+         column_default text, is_nullable text, data_type text, character_maximum_length int4, \
+         numeric_precision int4, numeric_scale int4, datetime_precision int4, udt_catalog name, udt_schema name, \
+         udt_name name, is_identity text, identity_generation text, is_generated text, is_updatable text",
+    ),
+    (
+        "information_schema",
+        "table_constraints",
+        "constraint_catalog name, constraint_schema name, constraint_name name, table_catalog name, \
+         table_schema name, table_name name, constraint_type text, is_deferrable text, initially_deferred text",
+    ),
+    (
+        "information_schema",
+        "key_column_usage",
+        "constraint_catalog name, constraint_schema name, constraint_name name, table_catalog name, \
+         table_schema name, table_name name, column_name name, ordinal_position int4, \
+         position_in_unique_constraint int4",
+    ),
+    (
+        "information_schema",
+        "referential_constraints",
+        "constraint_catalog name, constraint_schema name, constraint_name name, unique_constraint_catalog name, \
+         unique_constraint_schema name, unique_constraint_name name, match_option text, update_rule text, \
+         delete_rule text",
+    ),
+];
+
+/// The private table behind `pg_get_constraintdef()`/`pg_get_indexdef()`:
+/// the definition text of each constraint/index and (for indexes) its key
+/// columns as an array literal, for `pg_get_indexdef(oid, column, …)`.
+pub const DEFS_TABLE: &str = "\"pg_catalog\".\"shoal_defs\"";
+
+fn type_word(word: &str) -> DataType {
     use DataType::*;
-    vec![
-        ("pg_catalog", "pg_namespace", vec![("oid", Oid), ("nspname", Name)]),
-        (
-            "pg_catalog",
-            "pg_class",
-            vec![
-                ("oid", Oid),
-                ("relname", Name),
-                ("relnamespace", Oid),
-                ("relkind", CatalogChar),
-                ("reltuples", Float4),
-            ],
-        ),
-        (
-            "pg_catalog",
-            "pg_attribute",
-            vec![
-                ("attrelid", Oid),
-                ("attname", Name),
-                ("atttypid", Oid),
-                ("attnum", Int2),
-                ("attnotnull", Bool),
-                ("atttypmod", Int4),
-                ("attisdropped", Bool),
-            ],
-        ),
-        ("pg_catalog", "pg_type", vec![("oid", Oid), ("typname", Name), ("typnamespace", Oid), ("typlen", Int2)]),
-        (
-            "pg_catalog",
-            "pg_index",
-            vec![("indexrelid", Oid), ("indrelid", Oid), ("indisunique", Bool), ("indisprimary", Bool)],
-        ),
-        ("pg_catalog", "pg_database", vec![("oid", Oid), ("datname", Name)]),
-        ("pg_catalog", "pg_tables", vec![("schemaname", Name), ("tablename", Name)]),
-        ("pg_catalog", "pg_views", vec![("schemaname", Name), ("viewname", Name), ("definition", Text)]),
-        (
-            "information_schema",
-            "tables",
-            vec![("table_catalog", Name), ("table_schema", Name), ("table_name", Name), ("table_type", Text)],
-        ),
-        (
-            "information_schema",
-            "columns",
-            vec![
-                ("table_catalog", Name),
-                ("table_schema", Name),
-                ("table_name", Name),
-                ("column_name", Name),
-                ("ordinal_position", Int4),
-                ("column_default", Text),
-                ("is_nullable", Text),
-                ("data_type", Text),
-                ("character_maximum_length", Int4),
-            ],
-        ),
-    ]
+    match word {
+        "oid" => Oid,
+        "name" => Name,
+        "bool" => Bool,
+        "int2" => Int2,
+        "int4" => Int4,
+        "int8" => Int8,
+        "float4" => Float4,
+        "char" => CatalogChar,
+        "timestamptz" => Timestamptz,
+        "text[]" => Array(Box::new(Text)),
+        "int2[]" => Array(Box::new(Int2)),
+        "oid[]" => Array(Box::new(Oid)),
+        _ => Text,
+    }
 }
 
-/// Resolves `pg_catalog.x`, `information_schema.x` and unqualified `pg_*` names.
+fn columns(spec: &'static str) -> Vec<(String, DataType)> {
+    spec.split(',')
+        .filter_map(|c| {
+            let mut words = c.split_whitespace();
+            let name = words.next()?;
+            Some((name.to_string(), type_word(words.next().unwrap_or("text"))))
+        })
+        .collect()
+}
+
 /// A system relation found by [`lookup`]: schema, table and columns.
 pub type SystemRel = (&'static str, &'static str, Vec<(String, DataType)>);
 
+/// Resolves `pg_catalog.x`, `information_schema.x`, `shoal.x` and unqualified `pg_*` names.
 pub fn lookup(name: &ObjectName) -> Option<SystemRel> {
     let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(fold).collect();
     let (schema, table) = match parts.as_slice() {
-        [s, t] => (Some(s.as_str()), t.as_str()),
-        [t] if t.starts_with("pg_") => (Some("pg_catalog"), t.as_str()),
+        [s, t] => (s.as_str(), t.as_str()),
+        [t] if t.starts_with("pg_") => ("pg_catalog", t.as_str()),
         _ => return None,
     };
-    system_tables()
-        .into_iter()
-        .find(|(s, t, _)| Some(*s) == schema && *t == table)
-        .map(|(s, t, cols)| (s, t, cols.into_iter().map(|(n, ty)| (n.to_string(), ty)).collect()))
+    if schema == "shoal" {
+        return system_views()
+            .into_iter()
+            .find(|v| v.name == table)
+            .map(|v| ("shoal", v.name, v.columns.into_iter().map(|(n, t)| (n.to_string(), t)).collect()));
+    }
+    TABLES.iter().find(|(s, t, _)| *s == schema && *t == table).map(|(s, t, spec)| (*s, *t, columns(spec)))
 }
 
-/// The namespace OIDs PostgreSQL uses.
-const PG_CATALOG_OID: u32 = 11;
-const PUBLIC_OID: u32 = 2200;
+/// One row of SQL literals.
+type Row = Vec<String>;
+
+fn lit(s: &str) -> String {
+    quote_str(s)
+}
+
+fn null() -> String {
+    "NULL".into()
+}
+
+fn n(x: impl ToString) -> String {
+    x.to_string()
+}
+
+fn b(x: bool) -> String {
+    (x as i32).to_string()
+}
 
 /// SQLite statements that recreate and fill the attached system schemas.
 pub fn catalog_schema_sql(catalog: &Catalog) -> Vec<String> {
     let mut out = Vec::new();
-    for (schema, table, cols) in system_tables() {
-        let defs: Vec<String> = cols.iter().map(|(n, t)| format!("{} {}", quote(n), t.sqlite_affinity())).collect();
+    for (schema, table, spec) in TABLES {
+        let defs: Vec<String> =
+            columns(spec).iter().map(|(n, t)| format!("{} {}", quote(n), t.sqlite_affinity())).collect();
         out.push(format!("DROP TABLE IF EXISTS {}.{}", quote(schema), quote(table)));
         out.push(format!("CREATE TABLE {}.{} ({})", quote(schema), quote(table), defs.join(", ")));
     }
-    let mut rows: Vec<(&str, Vec<String>)> = vec![
-        ("pg_catalog.pg_namespace", vec![PG_CATALOG_OID.to_string(), quote_str("pg_catalog")]),
-        ("pg_catalog.pg_namespace", vec![PUBLIC_OID.to_string(), quote_str("public")]),
-        ("pg_catalog.pg_namespace", vec!["13000".into(), quote_str("information_schema")]),
-        ("pg_catalog.pg_database", vec!["5".into(), quote_str("shoal")]),
-    ];
-    for t in [
-        DataType::Bool,
-        DataType::Bytea,
-        DataType::Int8,
-        DataType::Int2,
-        DataType::Int4,
-        DataType::Text,
-        DataType::Oid,
-        DataType::Json,
-        DataType::Float4,
-        DataType::Float8,
-        DataType::Char(1),
-        DataType::Varchar(None),
-        DataType::Date,
-        DataType::Time,
-        DataType::Timestamp,
-        DataType::Timestamptz,
-        DataType::Interval,
-        DataType::Numeric(None),
-        DataType::Uuid,
-        DataType::Jsonb,
-        DataType::Name,
-    ] {
-        rows.push((
-            "pg_catalog.pg_type",
-            vec![t.oid().to_string(), quote_str(&t.type_name()), PG_CATALOG_OID.to_string(), t.size().to_string()],
-        ));
-    }
+    out.push(format!("DROP TABLE IF EXISTS {DEFS_TABLE}"));
+    out.push(format!("CREATE TABLE {DEFS_TABLE} (\"oid\" INTEGER PRIMARY KEY, \"def\" TEXT, \"cols\" TEXT)"));
+    let mut rows = Rows::default();
+    rows.fixed();
     for t in catalog.tables.values() {
-        rows.push(class_row(t.oid, &t.name, "r"));
-        rows.push(("pg_catalog.pg_tables", vec![quote_str("public"), quote_str(&t.name)]));
-        rows.push(("information_schema.tables", info_table(&t.name, "BASE TABLE")));
-        for (i, c) in t.columns.iter().enumerate() {
-            let attnum = i + 1;
-            let not_null = (!c.nullable) as i32;
-            rows.push((
-                "pg_catalog.pg_attribute",
-                vec![
-                    t.oid.to_string(),
-                    quote_str(&c.name),
-                    c.data_type.oid().to_string(),
-                    attnum.to_string(),
-                    not_null.to_string(),
-                    c.data_type.typmod().to_string(),
-                    "0".into(),
-                ],
-            ));
-            let max_len = match c.data_type {
-                DataType::Varchar(Some(n)) | DataType::Char(n) => n.to_string(),
-                _ => "NULL".into(),
-            };
-            rows.push((
-                "information_schema.columns",
-                vec![
-                    quote_str("shoal"),
-                    quote_str("public"),
-                    quote_str(&t.name),
-                    quote_str(&c.name),
-                    attnum.to_string(),
-                    c.default.as_deref().map(quote_str).unwrap_or_else(|| "NULL".into()),
-                    quote_str(if c.nullable { "YES" } else { "NO" }),
-                    quote_str(&info_type_name(&c.data_type)),
-                    max_len,
-                ],
-            ));
-        }
+        rows.table(catalog, t);
     }
     for ix in catalog.indexes.values() {
-        rows.push(class_row(ix.oid, &ix.name, "i"));
-        let table_oid = catalog.table(&ix.table).map(|t| t.oid).unwrap_or(0);
-        rows.push((
-            "pg_catalog.pg_index",
-            vec![ix.oid.to_string(), table_oid.to_string(), (ix.unique as i32).to_string(), "0".into()],
-        ));
+        let Some(t) = catalog.table(&ix.table) else { continue };
+        let def = format!(
+            "CREATE {}INDEX {} ON public.{} USING btree ({})",
+            if ix.unique { "UNIQUE " } else { "" },
+            ident(&ix.name),
+            ident(&t.name),
+            ix.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
+        );
+        rows.index(t, ix.oid, &ix.name, &ix.columns, ix.unique, false, def);
     }
     for v in catalog.views.values() {
-        rows.push(class_row(v.oid, &v.name, "v"));
-        rows.push(("pg_catalog.pg_views", vec![quote_str("public"), quote_str(&v.name), quote_str(&v.definition)]));
-        rows.push(("information_schema.tables", info_table(&v.name, "VIEW")));
+        rows.class(v.oid, &v.name, "v", 0, v.columns.len(), false);
+        for (i, c) in v.columns.iter().enumerate() {
+            rows.attribute(v.oid, &c.name, &c.data_type, i + 1, false, false);
+        }
+        rows.push("pg_views", vec![lit("public"), lit(&v.name), lit(OWNER_NAME), lit(&v.definition)]);
+        rows.push("information_schema.tables", vec![lit("shoal"), lit("public"), lit(&v.name), lit("VIEW"), lit("NO")]);
+        rows.push("information_schema.views", vec![lit("shoal"), lit("public"), lit(&v.name), lit(&v.definition)]);
     }
-    for (table, values) in rows {
+    for (table, values) in rows.0 {
         let (schema, name) = table.split_once('.').unwrap_or(("pg_catalog", table));
-        out.push(format!("INSERT INTO {}.{} VALUES ({})", quote(schema), quote(name), values.join(", ")));
+        let target =
+            if name == "shoal_defs" { DEFS_TABLE.to_string() } else { format!("{}.{}", quote(schema), quote(name)) };
+        out.push(format!("INSERT INTO {target} VALUES ({})", values.join(", ")));
     }
     out
 }
 
-fn class_row(oid: u32, name: &str, kind: &str) -> (&'static str, Vec<String>) {
-    ("pg_catalog.pg_class", vec![oid.to_string(), quote_str(name), PUBLIC_OID.to_string(), quote_str(kind), "0".into()])
+/// An identifier as PostgreSQL prints it in definitions (quoted only when needed).
+fn ident(name: &str) -> String {
+    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        quote(name)
+    }
 }
 
-fn info_table(name: &str, kind: &str) -> Vec<String> {
-    vec![quote_str("shoal"), quote_str("public"), quote_str(name), quote_str(kind)]
+fn idents(cols: &[String]) -> String {
+    cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
+}
+
+/// The rows being collected, per relation.
+#[derive(Default)]
+struct Rows(Vec<(&'static str, Row)>);
+
+impl Rows {
+    fn push(&mut self, table: &'static str, row: Row) {
+        self.0.push((table, row));
+    }
+
+    /// Rows that do not depend on the catalog: namespaces, types, the role, access methods…
+    fn fixed(&mut self) {
+        for (oid, name) in
+            [(PG_CATALOG_OID, "pg_catalog"), (PUBLIC_OID, "public"), (INFO_SCHEMA_OID, "information_schema")]
+        {
+            self.push("pg_namespace", vec![n(oid), lit(name), n(OWNER_OID), null()]);
+        }
+        self.push("information_schema.schemata", vec![lit("shoal"), lit("public"), lit(OWNER_NAME)]);
+        self.push(
+            "pg_database",
+            vec![
+                n(5),
+                lit("shoal"),
+                n(OWNER_OID),
+                n(6),
+                lit("c"),
+                b(false),
+                b(true),
+                n(-1),
+                n(1663),
+                lit("C.UTF-8"),
+                lit("C.UTF-8"),
+                null(),
+                null(),
+                null(),
+            ],
+        );
+        let t = b(true);
+        self.push(
+            "pg_roles",
+            vec![
+                lit(OWNER_NAME),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                n(-1),
+                lit("********"),
+                null(),
+                t.clone(),
+                null(),
+                n(OWNER_OID),
+            ],
+        );
+        self.push(
+            "pg_authid",
+            vec![
+                n(OWNER_OID),
+                lit(OWNER_NAME),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                n(-1),
+                null(),
+                null(),
+            ],
+        );
+        self.push(
+            "pg_user",
+            vec![
+                lit(OWNER_NAME),
+                n(OWNER_OID),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                t.clone(),
+                lit("********"),
+                null(),
+                null(),
+            ],
+        );
+        self.push("pg_am", vec![n(HEAP_AM), lit("heap"), lit("heap_tableam_handler"), lit("t")]);
+        self.push("pg_am", vec![n(BTREE_AM), lit("btree"), lit("bthandler"), lit("i")]);
+        self.push("pg_tablespace", vec![n(1663), lit("pg_default"), n(OWNER_OID), null(), null()]);
+        self.push("pg_tablespace", vec![n(1664), lit("pg_global"), n(OWNER_OID), null(), null()]);
+        for (oid, name, provider) in [(100u32, "default", "d"), (950, "C", "c"), (951, "POSIX", "c")] {
+            self.push(
+                "pg_collation",
+                vec![n(oid), lit(name), n(PG_CATALOG_OID), n(OWNER_OID), lit(provider), b(true), n(-1), null(), null()],
+            );
+        }
+        self.push(
+            "pg_settings",
+            vec![
+                lit("default_table_access_method"),
+                lit("heap"),
+                null(),
+                lit("Client Connection Defaults"),
+                null(),
+                null(),
+                lit("user"),
+                lit("string"),
+                lit("default"),
+                null(),
+                null(),
+                lit("heap"),
+                lit("heap"),
+                b(false),
+            ],
+        );
+        self.types();
+    }
+
+    fn types(&mut self) {
+        use DataType as T;
+        let base = [
+            T::Bool,
+            T::Bytea,
+            T::CatalogChar,
+            T::Name,
+            T::Int8,
+            T::Int2,
+            T::Int4,
+            T::Text,
+            T::Oid,
+            T::Json,
+            T::Float4,
+            T::Float8,
+            T::Char(1),
+            T::Varchar(None),
+            T::Date,
+            T::Time,
+            T::Timestamp,
+            T::Timestamptz,
+            T::Interval,
+            T::Numeric(None),
+            T::Uuid,
+            T::Jsonb,
+        ];
+        for t in base {
+            let array = T::Array(Box::new(t.clone()));
+            let (category, collation) = type_category(&t);
+            let array_oid = array.oid();
+            self.push(
+                "pg_type",
+                type_row(t.oid(), &t.type_name(), i32::from(t.size()), "b", category, 0, array_oid, collation),
+            );
+            self.push("pg_type", type_row(array_oid, &array.type_name(), -1, "b", "A", t.oid(), 0, collation));
+        }
+        for (oid, name) in
+            [(22u32, "int2vector"), (30, "oidvector"), (2205, "regclass"), (2206, "regtype"), (705, "unknown")]
+        {
+            self.push("pg_type", type_row(oid, name, -1, "b", "U", 0, 0, 0));
+        }
+    }
+
+    fn class(&mut self, oid: u32, name: &str, kind: &str, am: u32, natts: usize, has_index: bool) {
+        self.push(
+            "pg_class",
+            vec![
+                n(oid),
+                lit(name),
+                n(PUBLIC_OID),
+                n(0),
+                n(0),
+                n(OWNER_OID),
+                n(am),
+                n(oid),
+                n(0),
+                n(0),
+                n(-1),
+                n(0),
+                n(0),
+                b(has_index),
+                b(false),
+                lit("p"),
+                lit(kind),
+                n(natts),
+                n(0),
+                b(false),
+                b(false),
+                b(false),
+                b(false),
+                b(false),
+                b(true),
+                lit("d"),
+                b(false),
+                n(0),
+                n(0),
+                null(),
+                null(),
+                null(),
+            ],
+        );
+    }
+
+    fn attribute(&mut self, rel: u32, name: &str, ty: &DataType, attnum: usize, not_null: bool, has_def: bool) {
+        let collation = type_category(ty).1;
+        self.push(
+            "pg_attribute",
+            vec![
+                n(rel),
+                lit(name),
+                n(ty.oid()),
+                n(-1),
+                n(ty.size()),
+                n(attnum),
+                n(matches!(ty, DataType::Array(_)) as i32),
+                n(ty.typmod()),
+                b(not_null),
+                b(has_def),
+                b(false),
+                lit(""),
+                lit(""),
+                b(false),
+                b(true),
+                n(0),
+                n(collation),
+                null(),
+                null(),
+            ],
+        );
+    }
+
+    /// A table: its class, columns, defaults, constraints and their indexes.
+    fn table(&mut self, catalog: &Catalog, t: &Table) {
+        let has_index =
+            !t.primary_key.is_empty() || !t.unique.is_empty() || catalog.indexes.values().any(|i| i.table == t.name);
+        self.class(t.oid, &t.name, "r", HEAP_AM, t.columns.len(), has_index);
+        // PostgreSQL implements foreign keys with triggers, and psql's `\d`
+        // lists foreign keys (both directions) only when `relhastriggers` is set.
+        let has_fk = !t.foreign_keys.is_empty()
+            || catalog.tables.values().any(|o| o.foreign_keys.iter().any(|f| f.foreign_table == t.name));
+        if let Some(row) = self.0.last_mut() {
+            row.1[18] = n(t.checks.len());
+            row.1[20] = b(has_fk);
+        }
+        self.push(
+            "pg_tables",
+            vec![lit("public"), lit(&t.name), lit(OWNER_NAME), null(), b(has_index), b(false), b(false), b(false)],
+        );
+        self.push(
+            "information_schema.tables",
+            vec![lit("shoal"), lit("public"), lit(&t.name), lit("BASE TABLE"), lit("YES")],
+        );
+        for (i, c) in t.columns.iter().enumerate() {
+            let attnum = i + 1;
+            let default = match (&c.default, c.serial) {
+                (Some(d), _) => Some(d.clone()),
+                (None, true) => Some(format!("nextval('{}_{}_seq'::regclass)", t.name, c.name)),
+                (None, false) => None,
+            };
+            self.attribute(t.oid, &c.name, &c.data_type, attnum, !c.nullable, default.is_some());
+            if let Some(d) = &default {
+                let oid = derived_oid(t.oid, 40 + attnum.min(20) as u32);
+                self.push("pg_attrdef", vec![n(oid), n(t.oid), n(attnum), lit(d)]);
+            }
+            self.info_column(t, c, attnum, default.as_deref());
+        }
+        let attnums = |cols: &[String]| -> Vec<usize> {
+            cols.iter().filter_map(|c| t.column(c).map(|(i, _)| i as usize)).collect()
+        };
+        if !t.primary_key.is_empty() {
+            let name = format!("{}_pkey", t.name);
+            let (con, idx) = (derived_oid(t.oid, 0), derived_oid(t.oid, 1));
+            let def = format!("PRIMARY KEY ({})", idents(&t.primary_key));
+            self.constraint(t, con, &name, "p", idx, &attnums(&t.primary_key), None, def);
+            let idef = format!(
+                "CREATE UNIQUE INDEX {} ON public.{} USING btree ({})",
+                ident(&name),
+                ident(&t.name),
+                idents(&t.primary_key)
+            );
+            self.index(t, idx, &name, &t.primary_key, true, true, idef);
+        }
+        for (k, u) in t.unique.iter().enumerate() {
+            let (con, idx) = (derived_oid(t.oid, 2 + 2 * k as u32), derived_oid(t.oid, 3 + 2 * k as u32));
+            let def = format!("UNIQUE ({})", idents(&u.columns));
+            self.constraint(t, con, &u.name, "u", idx, &attnums(&u.columns), None, def);
+            let idef = format!(
+                "CREATE UNIQUE INDEX {} ON public.{} USING btree ({})",
+                ident(&u.name),
+                ident(&t.name),
+                idents(&u.columns)
+            );
+            self.index(t, idx, &u.name, &u.columns, true, false, idef);
+        }
+        for (k, fk) in t.foreign_keys.iter().enumerate() {
+            let con = derived_oid(t.oid, 20 + k as u32);
+            let target = catalog.table(&fk.foreign_table);
+            let fcols: Vec<usize> = target
+                .map(|ft| fk.foreign_columns.iter().filter_map(|c| ft.column(c).map(|(i, _)| i as usize)).collect())
+                .unwrap_or_default();
+            let def = format!(
+                "FOREIGN KEY ({}) REFERENCES {}({})",
+                idents(&fk.columns),
+                ident(&fk.foreign_table),
+                idents(&fk.foreign_columns)
+            );
+            let foreign = (target.map(|ft| ft.oid).unwrap_or(0), fcols);
+            self.constraint(t, con, &fk.name, "f", 0, &attnums(&fk.columns), Some(foreign), def);
+        }
+        for (k, c) in t.checks.iter().enumerate() {
+            let con = derived_oid(t.oid, 30 + k as u32);
+            let expr = c.expr.trim();
+            let body =
+                if expr.starts_with('(') && expr.ends_with(')') { expr.to_string() } else { format!("({expr})") };
+            self.constraint(t, con, &c.name, "c", 0, &[], None, format!("CHECK {body}"));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn constraint(
+        &mut self,
+        t: &Table,
+        oid: u32,
+        name: &str,
+        kind: &str,
+        index: u32,
+        key: &[usize],
+        foreign: Option<(u32, Vec<usize>)>,
+        def: String,
+    ) {
+        let array =
+            |k: &[usize]| lit(&format!("{{{}}}", k.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")));
+        let (frel, fkey) = match &foreign {
+            Some((rel, cols)) => (n(rel), array(cols)),
+            None => (n(0), null()),
+        };
+        let action = if foreign.is_some() { lit("a") } else { lit(" ") };
+        let matching = if foreign.is_some() { lit("s") } else { lit(" ") };
+        self.push(
+            "pg_constraint",
+            vec![
+                n(oid),
+                lit(name),
+                n(PUBLIC_OID),
+                lit(kind),
+                b(false),
+                b(false),
+                b(true),
+                n(t.oid),
+                n(0),
+                n(index),
+                n(0),
+                frel,
+                action.clone(),
+                action,
+                matching,
+                b(true),
+                n(0),
+                b(false),
+                if key.is_empty() { null() } else { array(key) },
+                fkey,
+                null(),
+            ],
+        );
+        self.push("shoal_defs", vec![n(oid), lit(&def), null()]);
+        let info_kind = match kind {
+            "p" => "PRIMARY KEY",
+            "u" => "UNIQUE",
+            "f" => "FOREIGN KEY",
+            _ => "CHECK",
+        };
+        self.push(
+            "information_schema.table_constraints",
+            vec![
+                lit("shoal"),
+                lit("public"),
+                lit(name),
+                lit("shoal"),
+                lit("public"),
+                lit(&t.name),
+                lit(info_kind),
+                lit("NO"),
+                lit("NO"),
+            ],
+        );
+        for (pos, attnum) in key.iter().enumerate() {
+            let Some(col) = attnum.checked_sub(1).and_then(|i| t.columns.get(i)) else { continue };
+            let unique_pos = if kind == "f" { n(pos + 1) } else { null() };
+            self.push(
+                "information_schema.key_column_usage",
+                vec![
+                    lit("shoal"),
+                    lit("public"),
+                    lit(name),
+                    lit("shoal"),
+                    lit("public"),
+                    lit(&t.name),
+                    lit(&col.name),
+                    n(pos + 1),
+                    unique_pos,
+                ],
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn index(&mut self, t: &Table, oid: u32, name: &str, cols: &[String], unique: bool, primary: bool, def: String) {
+        let keys: Vec<String> =
+            cols.iter().map(|c| t.column(c).map(|(i, _)| i.to_string()).unwrap_or("0".into())).collect();
+        let zeros = vec!["0"; keys.len()].join(" ");
+        self.class(oid, name, "i", BTREE_AM, cols.len(), false);
+        self.push(
+            "pg_index",
+            vec![
+                n(oid),
+                n(t.oid),
+                n(cols.len()),
+                n(cols.len()),
+                b(unique),
+                b(false),
+                b(primary),
+                b(false),
+                b(true),
+                b(false),
+                b(true),
+                b(false),
+                b(true),
+                b(true),
+                b(false),
+                lit(&keys.join(" ")),
+                lit(&zeros),
+                lit(&zeros),
+                lit(&zeros),
+                null(),
+                null(),
+            ],
+        );
+        let col_array = format!(
+            "{{{}}}",
+            cols.iter().map(|c| shoal_common::convert::quote_array_element(c)).collect::<Vec<_>>().join(",")
+        );
+        self.push("shoal_defs", vec![n(oid), lit(&def), lit(&col_array)]);
+        self.push("pg_indexes", vec![lit("public"), lit(&t.name), lit(name), null(), lit(&def)]);
+    }
+
+    fn info_column(&mut self, t: &Table, c: &crate::catalog::ColumnDef, attnum: usize, default: Option<&str>) {
+        use DataType as T;
+        let ty = &c.data_type;
+        let max_len = match ty {
+            T::Varchar(Some(n)) | T::Char(n) => n.to_string(),
+            _ => null(),
+        };
+        let (precision, scale) = match ty {
+            T::Int2 => (n(16), n(0)),
+            T::Int4 => (n(32), n(0)),
+            T::Int8 => (n(64), n(0)),
+            T::Float4 => (n(24), null()),
+            T::Float8 => (n(53), null()),
+            T::Numeric(Some((p, s))) => (n(p), n(s)),
+            _ => (null(), null()),
+        };
+        let dt_precision = if matches!(ty, T::Date) {
+            n(0)
+        } else if matches!(ty, T::Time | T::Timestamp | T::Timestamptz | T::Interval) {
+            n(6)
+        } else {
+            null()
+        };
+        self.push(
+            "information_schema.columns",
+            vec![
+                lit("shoal"),
+                lit("public"),
+                lit(&t.name),
+                lit(&c.name),
+                n(attnum),
+                default.map(lit).unwrap_or_else(null),
+                lit(if c.nullable { "YES" } else { "NO" }),
+                lit(&info_type_name(ty)),
+                max_len,
+                precision,
+                scale,
+                dt_precision,
+                lit("shoal"),
+                lit("pg_catalog"),
+                lit(&ty.type_name()),
+                lit("NO"),
+                null(),
+                lit("NEVER"),
+                lit("YES"),
+            ],
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn type_row(oid: u32, name: &str, len: i32, kind: &str, category: &str, elem: u32, array: u32, collation: u32) -> Row {
+    vec![
+        n(oid),
+        lit(name),
+        n(PG_CATALOG_OID),
+        n(OWNER_OID),
+        n(len),
+        b(len > 0 && len <= 8),
+        lit(kind),
+        lit(category),
+        b(false),
+        b(true),
+        lit(","),
+        n(0),
+        n(elem),
+        n(array),
+        b(false),
+        n(0),
+        n(-1),
+        n(0),
+        n(collation),
+        null(),
+    ]
+}
+
+/// `pg_type.typcategory` and `typcollation` (100, the default collation, for text types).
+fn type_category(t: &DataType) -> (&'static str, u32) {
+    use DataType as T;
+    match t {
+        T::Bool => ("B", 0),
+        T::Int2 | T::Int4 | T::Int8 | T::Float4 | T::Float8 | T::Numeric(_) | T::Oid => ("N", 0),
+        T::Text | T::Varchar(_) | T::Char(_) | T::Name => ("S", 100),
+        T::CatalogChar => ("Z", 0),
+        T::Date | T::Time | T::Timestamp | T::Timestamptz => ("D", 0),
+        T::Interval => ("T", 0),
+        T::Array(_) => ("A", 0),
+        _ => ("U", 0),
+    }
+}
+
+/// An OID derived from a table's OID for its constraints and constraint indexes.
+fn derived_oid(table_oid: u32, k: u32) -> u32 {
+    table_oid.saturating_mul(64).saturating_add(k % 64)
 }
 
 /// `information_schema.columns.data_type`: the type name without modifiers.
@@ -210,6 +909,7 @@ fn info_type_name(t: &DataType) -> String {
         DataType::Varchar(_) => "character varying".into(),
         DataType::Char(_) => "character".into(),
         DataType::Numeric(_) => "numeric".into(),
+        DataType::Array(_) => "ARRAY".into(),
         other => other.sql_name(),
     }
 }

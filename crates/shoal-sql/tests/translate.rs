@@ -231,7 +231,9 @@ fn constraint_and_type_errors_map_to_postgres() {
     assert_eq!(db.err("SELECT nope FROM users").message, "column \"nope\" does not exist");
     assert_eq!(db.err("SELECT id FROM users, posts").code, SqlState::AMBIGUOUS_COLUMN);
     assert_eq!(db.err("SELECT 1 INTERSECT ALL SELECT 1").code, SqlState::FEATURE_NOT_SUPPORTED);
-    assert_eq!(db.err("SELECT 'a' ~ 'b'").code, SqlState::FEATURE_NOT_SUPPORTED);
+    assert_eq!(db.err("SELECT 'a' SIMILAR TO 'b'").code, SqlState::FEATURE_NOT_SUPPORTED);
+    // Regular expressions are supported (PostgreSQL's `~` family).
+    assert_eq!(db.col("SELECT 'a' ~ 'b', 'abc' ~ '^a', 'ABC' ~* 'b', 'x' !~ 'x'"), "f|t|t|f");
 }
 
 #[test]
@@ -331,7 +333,8 @@ fn dates_and_intervals() {
     db.q("INSERT INTO ev VALUES (1, '2024-01-01 10:00', '2024-01-05'), (2, '2024-02-01T00:00:00', '2024-02-05')");
     assert_eq!(db.col("SELECT id FROM ev WHERE at > '2024-01-15' ORDER BY id"), "2");
     assert_eq!(db.col("SELECT at FROM ev ORDER BY id"), "2024-01-01 10:00:00,2024-02-01 00:00:00");
-    assert_eq!(db.err("INSERT INTO ev VALUES (3, 'garbage', NULL)").code, SqlState::INVALID_TEXT_REPRESENTATION);
+    // PostgreSQL reports bad date/time input as 22007 (invalid_datetime_format).
+    assert_eq!(db.err("INSERT INTO ev VALUES (3, 'garbage', NULL)").code, SqlState::INVALID_DATETIME_FORMAT);
 }
 
 #[test]
@@ -449,4 +452,216 @@ fn session_and_transaction_statements() {
         shoal_sql::plan(&shoal_sql::parse("CREATE SCHEMA IF NOT EXISTS public").unwrap()[0], &catalog, &[]),
         Ok(Plan::Noop { .. })
     ));
+}
+
+/// psql's `\d` and SQLAlchemy's reflection queries, verbatim, against the
+/// attached catalog (PostgreSQL 16's output for the same schema in comments).
+#[test]
+fn psql_and_sqlalchemy_catalog_queries() {
+    let mut db = Db::new();
+    db.run(
+        "CREATE TABLE p2 (id SERIAL PRIMARY KEY, name VARCHAR(20) NOT NULL DEFAULT 'x', n NUMERIC(5,2) CHECK (n > 0), UNIQUE (name))",
+        &[],
+    )
+    .unwrap();
+    db.run("CREATE TABLE c2 (id INT PRIMARY KEY, pid INT REFERENCES p2(id))", &[]).unwrap();
+    db.run("CREATE INDEX c2_pid ON c2 (pid)", &[]).unwrap();
+    db.refresh_system();
+    let oid = db.col("SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname OPERATOR(pg_catalog.~) '^(p2)$' COLLATE pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 2, 3");
+    assert_eq!(oid, "16384|public|p2");
+    // \d p2: columns
+    assert_eq!(
+        db.col("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true) FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef), a.attnotnull FROM pg_catalog.pg_attribute a WHERE a.attrelid = '16384' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"),
+        "id|integer|nextval('p2_id_seq'::regclass)|t,name|character varying(20)|'x'|t,n|numeric(5,2)|NULL|f"
+    );
+    // \d p2: indexes with their constraints
+    assert_eq!(
+        db.col("SELECT c2.relname, i.indisprimary, i.indisunique, pg_catalog.pg_get_indexdef(i.indexrelid, 0, true), pg_catalog.pg_get_constraintdef(con.oid, true), contype FROM pg_catalog.pg_class c, pg_catalog.pg_class c2, pg_catalog.pg_index i LEFT JOIN pg_catalog.pg_constraint con ON (conrelid = i.indrelid AND conindid = i.indexrelid AND contype IN ('p','u','x')) WHERE c.oid = '16384' AND c.oid = i.indrelid AND i.indexrelid = c2.oid ORDER BY i.indisprimary DESC, c2.relname"),
+        "p2_pkey|t|t|CREATE UNIQUE INDEX p2_pkey ON public.p2 USING btree (id)|PRIMARY KEY (id)|p,\
+         p2_name_key|f|t|CREATE UNIQUE INDEX p2_name_key ON public.p2 USING btree (name)|UNIQUE (name)|u"
+    );
+    // \d p2: referenced by (regclass casts, partition ancestors, UNION ALL VALUES)
+    assert_eq!(
+        db.col("SELECT conname, conrelid::pg_catalog.regclass AS ontable, pg_catalog.pg_get_constraintdef(oid, true) AS condef FROM pg_catalog.pg_constraint c WHERE confrelid IN (SELECT pg_catalog.pg_partition_ancestors('16384') UNION ALL VALUES ('16384'::pg_catalog.regclass)) AND contype = 'f' AND conparentid = 0 ORDER BY conname"),
+        "c2_pid_fkey|c2|FOREIGN KEY (pid) REFERENCES p2(id)"
+    );
+    // \du: ARRAY(subquery); \l: array_to_string, encodings
+    assert_eq!(
+        db.col("SELECT r.rolname, ARRAY(SELECT b.rolname FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles b ON (m.roleid = b.oid) WHERE m.member = r.oid) as memberof FROM pg_catalog.pg_roles r WHERE r.rolname !~ '^pg_' ORDER BY 1"),
+        "shoal|{}"
+    );
+    assert_eq!(
+        db.col("SELECT d.datname, pg_catalog.pg_encoding_to_char(d.encoding), pg_catalog.array_to_string(d.datacl, E'\\n') FROM pg_catalog.pg_database d ORDER BY 1"),
+        "shoal|UTF8|NULL"
+    );
+    // SQLAlchemy: unnest/generate_subscripts in the SELECT list, array_agg, = ANY(ARRAY[…])
+    assert_eq!(
+        db.col("SELECT attr.conrelid, array_agg(CAST(attr.attname AS TEXT) ORDER BY attr.ord) AS cols, attr.conname FROM (SELECT con.conrelid AS conrelid, con.conname AS conname, con.ord AS ord, pg_catalog.pg_attribute.attname AS attname FROM pg_catalog.pg_attribute JOIN (SELECT pg_catalog.pg_constraint.conrelid AS conrelid, pg_catalog.pg_constraint.conname AS conname, unnest(pg_catalog.pg_index.indkey) AS attnum, generate_subscripts(pg_catalog.pg_index.indkey, 1) AS ord FROM pg_catalog.pg_constraint JOIN pg_catalog.pg_index ON pg_catalog.pg_constraint.conindid = pg_catalog.pg_index.indexrelid WHERE pg_catalog.pg_constraint.contype = 'p' AND pg_catalog.pg_constraint.conrelid IN (16384)) AS con ON pg_catalog.pg_attribute.attnum = con.attnum AND pg_catalog.pg_attribute.attrelid = con.conrelid) AS attr GROUP BY attr.conrelid, attr.conname ORDER BY attr.conrelid, attr.conname"),
+        "16384|{id}|p2_pkey"
+    );
+    assert_eq!(
+        db.col("SELECT pg_catalog.pg_class.relname FROM pg_catalog.pg_class WHERE pg_catalog.pg_class.relkind = ANY (ARRAY['r'::VARCHAR, 'p'::VARCHAR]) ORDER BY 1"),
+        "c2,p2"
+    );
+    assert_eq!(db.col("SELECT x, o FROM unnest('{a,b}'::text[]) WITH ORDINALITY AS u(x, o)"), "a|1,b|2");
+    assert_eq!(
+        db.col("SELECT ('{10,20}'::int4[])[2], 2 = ANY('{1,2}'::int4[]), array_upper('{1,2,3}'::int4[], 1)"),
+        "20|t|3"
+    );
+}
+
+#[test]
+fn system_views_are_typed_for_the_binder() {
+    let mut db = Db::new();
+    db.conn.execute_batch("ATTACH DATABASE ':memory:' AS shoal").unwrap();
+    for v in shoal_sql::system_views() {
+        db.conn.execute_batch(&v.create_sql()).unwrap();
+    }
+    db.conn.execute_batch("INSERT INTO shoal.nodes VALUES (1, 'c', 'a', 'b', 'h', 1, 2.5)").unwrap();
+    assert_eq!(db.col("SELECT node_id, is_self FROM shoal.nodes"), "1|t");
+    assert_eq!(db.col("SELECT count(*) FROM shoal.groups"), "0");
+}
+
+// ------------------------------------------------ PostgreSQL conformance fixes
+
+#[test]
+fn integers_out_of_range_and_overflow_are_22003() {
+    let mut db = Db::new();
+    db.q("CREATE TABLE ints (id serial PRIMARY KEY, s smallint, i integer, b bigint)");
+    let e = db.err("INSERT INTO ints (s) VALUES (32768)");
+    assert_eq!((e.code, e.message.as_str()), (SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "smallint out of range"));
+    db.q("INSERT INTO ints (s, i, b) VALUES (1, 2147483647, 9223372036854775807)");
+    assert_eq!(db.err("UPDATE ints SET s = i").message, "smallint out of range");
+    assert_eq!(db.err("SELECT i::int2 FROM ints").message, "smallint out of range");
+    assert_eq!(db.err("SELECT b::int4 FROM ints").message, "integer out of range");
+    let e = db.err("SELECT 2147483647::int + 1");
+    assert_eq!((e.code, e.message.as_str()), (SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range"));
+    assert_eq!(db.err("SELECT i + 1 FROM ints").message, "integer out of range");
+    assert_eq!(db.err("SELECT i * 2 FROM ints").message, "integer out of range");
+    assert_eq!(db.err("SELECT b + 1 FROM ints").message, "bigint out of range");
+    assert_eq!(db.col("SELECT i - 1, b - 1, s * 3, 2 - 5 FROM ints"), "2147483646|9223372036854775806|3|-3");
+}
+
+#[test]
+fn identity_always_refuses_explicit_values() {
+    let mut db = Db::new();
+    db.q("CREATE TABLE ident (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)");
+    assert_eq!(db.col("INSERT INTO ident (v) VALUES ('x'), ('y') RETURNING id"), "1,2");
+    assert_eq!(db.col("INSERT INTO ident (id, v) VALUES (DEFAULT, 'z') RETURNING id"), "3");
+    let e = db.err("INSERT INTO ident (id, v) VALUES (10, 'z')");
+    assert_eq!(e.code, SqlState::parse("428C9"));
+    assert_eq!(e.message, "cannot insert a non-DEFAULT value into column \"id\"");
+    assert_eq!(e.detail.as_deref(), Some("Column \"id\" is an identity column defined as GENERATED ALWAYS."));
+    assert_eq!(e.hint.as_deref(), Some("Use OVERRIDING SYSTEM VALUE to override."));
+    assert_eq!(db.err("UPDATE ident SET id = 5").message, "column \"id\" can only be updated to DEFAULT");
+    db.q("CREATE TABLE ident2 (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, v text)");
+    db.q("INSERT INTO ident2 (id, v) VALUES (100, 'explicit')");
+}
+
+#[test]
+fn character_types_follow_postgres() {
+    let mut db = Db::new();
+    db.q("CREATE TABLE texts (t text, v varchar(5), c char(4))");
+    db.q("INSERT INTO texts VALUES ('hello world', 'abc', 'ab')");
+    assert_eq!(db.col("SELECT length(c), c || '|', octet_length(c), upper(c) FROM texts"), "2|ab||2|AB");
+    assert_eq!(db.col("SELECT count(*) FROM texts WHERE c = 'ab'"), "1", "trailing blanks are insignificant");
+    assert_eq!(db.col("SELECT 'abcdefgh'::varchar(3), 'abcdef'::char(2), 'a'::char(3) || '|'"), "abc|ab|a|");
+    assert_eq!(db.col("SELECT t::varchar(4) FROM texts"), "hell");
+    assert_eq!(db.err("INSERT INTO texts (v) VALUES ('toolong')").code, SqlState::STRING_DATA_RIGHT_TRUNCATION);
+    assert_eq!(db.err("INSERT INTO texts (c) VALUES ('abcde')").code, SqlState::STRING_DATA_RIGHT_TRUNCATION);
+}
+
+#[test]
+fn numeric_bytea_and_date_input_errors() {
+    let mut db = Db::new();
+    db.q("CREATE TABLE money (id int PRIMARY KEY, amount numeric(10,2))");
+    db.q("INSERT INTO money VALUES (1, 12345678.99)");
+    let e = db.err("INSERT INTO money VALUES (4, 123456789.00)");
+    assert_eq!((e.code, e.message.as_str()), (SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow"));
+    assert_eq!(db.err("SELECT 1000::numeric(4,2)").message, "numeric field overflow");
+    let e = db.err("SELECT 'not a date'::date");
+    assert_eq!(e.code, SqlState::INVALID_DATETIME_FORMAT);
+    assert_eq!(e.message, "invalid input syntax for type date: \"not a date\"");
+    assert_eq!(db.err("SELECT '2024-02-30'::date").code, SqlState::DATETIME_FIELD_OVERFLOW);
+    db.q("CREATE TABLE blobs (id int PRIMARY KEY, data bytea)");
+    db.q("INSERT INTO blobs VALUES (1, '\\x0001ff')");
+    assert_eq!(db.col("SELECT length(data), octet_length(data) FROM blobs"), "3|3");
+}
+
+#[test]
+fn ungrouped_columns_are_42803() {
+    let mut db = users();
+    let e = db.err("SELECT id, count(*) FROM users");
+    assert_eq!(e.code, SqlState::GROUPING_ERROR);
+    assert_eq!(e.message, "column \"users.id\" must appear in the GROUP BY clause or be used in an aggregate function");
+    assert_eq!(
+        db.err("SELECT u.name, count(*) FROM users u GROUP BY u.age").message,
+        "column \"u.name\" must appear in the GROUP BY clause or be used in an aggregate function"
+    );
+    assert_eq!(db.err("SELECT age FROM users GROUP BY name HAVING count(*) > 0").code, SqlState::GROUPING_ERROR);
+    assert_eq!(db.err("SELECT name FROM users GROUP BY age ORDER BY 1").code, SqlState::GROUPING_ERROR);
+    // Grouped expressions, aliases, ordinals, aggregates and primary-key dependency are fine.
+    db.q("SELECT lower(name), count(*) FROM users GROUP BY lower(name)");
+    db.q("SELECT age AS a, count(*) FROM users GROUP BY a");
+    db.q("SELECT age + 1, max(name) FROM users GROUP BY 1");
+    db.q("SELECT users.id, name, count(p.id) FROM users LEFT JOIN posts p ON p.user_id = users.id GROUP BY users.id");
+    db.q("SELECT count(*), sum(age) FROM users");
+    db.q("SELECT name, row_number() OVER (ORDER BY id) FROM users");
+    db.q("SELECT (SELECT count(*) FROM posts WHERE posts.user_id = u.id) FROM users u");
+}
+
+#[test]
+fn scalar_subquery_with_two_rows_is_21000() {
+    let mut db = users();
+    let e = db.err("SELECT (SELECT id FROM (VALUES (1), (2)) AS v(id))");
+    assert_eq!(e.code, SqlState::CARDINALITY_VIOLATION);
+    assert_eq!(e.message, "more than one row returned by a subquery used as an expression");
+    assert_eq!(
+        db.col("SELECT (SELECT name FROM users WHERE id = 2), (SELECT name FROM users WHERE id = 9)"),
+        "bob|NULL"
+    );
+    assert_eq!(
+        db.col("SELECT name FROM users u WHERE (SELECT count(*) FROM posts p WHERE p.user_id = u.id) = 2"),
+        "ann"
+    );
+}
+
+#[test]
+fn format_power_generate_series_and_settings() {
+    let mut db = Db::new();
+    assert_eq!(db.col("SELECT format('%s-%s', 'x', 42)"), "x-42");
+    assert_eq!(db.col("SELECT format('%I.%L %% %2$s', 'My Tab', 'it''s')"), "\"My Tab\".'it''s' % it's");
+    assert_eq!(db.col("SELECT format('%L', NULL)"), "NULL");
+    assert_eq!(db.err("SELECT format('%s %s', 'a')").code, SqlState::INVALID_PARAMETER_VALUE);
+    assert_eq!(db.col("SELECT 2 ^ 10, 2 ^ 3 ^ 2"), "1024|64");
+    assert_eq!(db.col("SELECT x FROM generate_series(10, 1, -3) AS g(x)"), "10,7,4,1");
+    assert_eq!(db.col("SELECT x FROM generate_series(1, 10, 4) AS g(x)"), "1,5,9");
+    assert_eq!(db.col("SELECT count(*) FROM generate_series(1, 0, 3)"), "0");
+    assert_eq!(db.col("SELECT count(*) FROM generate_series(1, 10, -1)"), "0");
+    assert_eq!(db.err("SELECT * FROM generate_series(1, 10, 0)").code, SqlState::INVALID_PARAMETER_VALUE);
+    assert_eq!(db.col("SELECT current_setting('server_version_num')::int >= 150000"), "t");
+}
+
+#[test]
+fn foreign_key_and_drop_index_errors_name_the_objects() {
+    let mut db = Db::new();
+    db.q("CREATE TABLE authors (id int PRIMARY KEY, name text)");
+    db.q("CREATE TABLE books (id int PRIMARY KEY, author_id int REFERENCES authors (id), title text)");
+    let fk = |db: &Db, sql: &str| {
+        let target = shoal_sql::write_target(&shoal_sql::parse(sql).unwrap()[0]);
+        shoal_sql::map_write_error("FOREIGN KEY constraint failed", &db.catalog, target.as_ref()).unwrap()
+    };
+    let e = fk(&db, "INSERT INTO books VALUES (3, 98, 'orphan')");
+    assert_eq!(e.code, SqlState::FOREIGN_KEY_VIOLATION);
+    assert_eq!(
+        e.message,
+        "insert or update on table \"books\" violates foreign key constraint \"books_author_id_fkey\""
+    );
+    assert_eq!(fk(&db, "UPDATE books SET author_id = 7").message, e.message);
+    assert_eq!(
+        fk(&db, "DELETE FROM authors WHERE id = 1").message,
+        "update or delete on table \"authors\" violates foreign key constraint \"books_author_id_fkey\" on table \"books\""
+    );
+    let e = db.err("DROP INDEX nope");
+    assert_eq!((e.code, e.message.as_str()), (SqlState::UNDEFINED_OBJECT, "index \"nope\" does not exist"));
 }

@@ -68,6 +68,30 @@ pub fn register(conn: &Connection) -> Result<()> {
         ("pg_interval_add", 3, pg_interval_add),
         ("pg_date_trunc", 2, pg_date_trunc),
         ("pg_extract", 2, pg_extract),
+        ("pg_regex", 3, pg_regex),
+        ("pg_format_type", 2, pg_format_type),
+        ("pg_array_json", 1, pg_array_json),
+        ("pg_array_lower", 1, |c| array_fn(c, |_, lower| lower.into())),
+        ("pg_array_length", 1, |c| array_fn(c, |items, _| (items.len() as i64).into())),
+        ("pg_array_upper", 1, |c| {
+            array_fn(
+                c,
+                |items, lower| if items.is_empty() { Value::Null } else { (items.len() as i64 - 1 + lower).into() },
+            )
+        }),
+        ("pg_array_get", 2, pg_array_get),
+        ("pg_array_contains", 2, pg_array_contains),
+        ("pg_array_to_string", 3, pg_array_to_string),
+        ("pg_array_elem", 1, pg_array_elem),
+        ("pg_int4pl", 2, |c| int_arith(c, i64::checked_add, "integer")),
+        ("pg_int4mi", 2, |c| int_arith(c, i64::checked_sub, "integer")),
+        ("pg_int4mul", 2, |c| int_arith(c, i64::checked_mul, "integer")),
+        ("pg_int8pl", 2, |c| int_arith(c, i64::checked_add, "bigint")),
+        ("pg_int8mi", 2, |c| int_arith(c, i64::checked_sub, "bigint")),
+        ("pg_int8mul", 2, |c| int_arith(c, i64::checked_mul, "bigint")),
+        ("pg_single_row", 2, pg_single_row),
+        ("pg_format", -1, pg_format),
+        ("pg_step", 1, pg_step),
     ];
     for (name, n_arg, f) in table {
         let f = *f;
@@ -215,6 +239,94 @@ fn pg_mod(ctx: &Context<'_>) -> Result<Value> {
             }
             Ok(Value::Real(a % b))
         }
+    }
+}
+
+/// Checked integer arithmetic (PostgreSQL's `int4pl`, `int8mul`, …): SQLite
+/// would silently turn an overflowing INTEGER into a REAL, PostgreSQL errors.
+/// `type_name` is `integer` (the result must fit in 32 bits) or `bigint`.
+fn int_arith(ctx: &Context<'_>, op: fn(i64, i64) -> Option<i64>, type_name: &str) -> Result<Value> {
+    let (Some(a), Some(b)) = (arg_i64(ctx, 0)?, arg_i64(ctx, 1)?) else { return Ok(Value::Null) };
+    let out = op(a, b).filter(|n| type_name != "integer" || i32::try_from(*n).is_ok());
+    out.map(Value::Integer).ok_or_else(|| user_error(format!("{type_name} out of range")))
+}
+
+/// `pg_single_row(count, value)`: the value of a scalar subquery, which must
+/// not return more than one row (the translator passes `count(*)` of at most two).
+fn pg_single_row(ctx: &Context<'_>) -> Result<Value> {
+    if arg_i64(ctx, 0)?.unwrap_or(0) > 1 {
+        return Err(user_error("more than one row returned by a subquery used as an expression"));
+    }
+    Ok(owned(ctx.get_raw(1)))
+}
+
+/// A `generate_series` step: PostgreSQL refuses zero.
+fn pg_step(ctx: &Context<'_>) -> Result<Value> {
+    match arg_i64(ctx, 0)? {
+        Some(0) => Err(user_error("step size cannot equal zero")),
+        other => Ok(other.map_or(Value::Null, Value::Integer)),
+    }
+}
+
+/// `format(fmt, args…)` with `%s`, `%I`, `%L`, `%%` and `%n$` positions.
+fn pg_format(ctx: &Context<'_>) -> Result<Value> {
+    let Some(fmt) = (!ctx.is_empty()).then(|| arg_text(ctx, 0)).flatten() else { return Ok(Value::Null) };
+    let args: Vec<Option<String>> = (1..ctx.len()).map(|i| arg_text(ctx, i)).collect();
+    format_with(&fmt, &args).map(Value::Text).map_err(user_error)
+}
+
+fn format_with(fmt: &str, args: &[Option<String>]) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut chars = fmt.chars().peekable();
+    let mut next = 0usize;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        let index = if !digits.is_empty() && chars.peek() == Some(&'$') {
+            chars.next();
+            let n: usize = digits.parse().map_err(|_| "invalid format specification for an argument".to_string())?;
+            n.checked_sub(1)
+                .ok_or_else(|| "format specifies argument 0, but arguments are numbered from 1".to_string())?
+        } else if digits.is_empty() {
+            next
+        } else {
+            return Err("unrecognized format() type specifier".into());
+        };
+        let Some(kind) = chars.next() else { return Err("unterminated format() type specifier".into()) };
+        if kind == '%' && digits.is_empty() {
+            out.push('%');
+            continue;
+        }
+        let arg = args.get(index).ok_or_else(|| "too few arguments for format()".to_string())?;
+        next = index + 1;
+        match (kind, arg) {
+            ('s', Some(v)) => out.push_str(v),
+            ('s', None) => {}
+            ('I', Some(v)) => out.push_str(&quote_ident(v)),
+            ('I', None) => return Err("null values cannot be formatted as an SQL identifier".into()),
+            ('L', Some(v)) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+            ('L', None) => out.push_str("NULL"),
+            (other, _) => return Err(format!("unrecognized format() type specifier \"{other}\"")),
+        }
+    }
+    Ok(out)
+}
+
+/// PostgreSQL's `quote_ident`: quotes unless the name is a plain lower-case identifier.
+fn quote_ident(s: &str) -> String {
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
     }
 }
 
@@ -499,10 +611,17 @@ pub fn cast_value(v: Value, from: &str, to: &str) -> Result<Value> {
         "float4" | "float8" => cast_float(&v, &text, to_base).map(Value::Real),
         "numeric" => {
             let x = cast_float(&v, &text, "numeric")?;
-            Ok(Value::Real(match mods.get(1) {
+            let x = match mods.get(1) {
                 Some(s) => round_to(x, *s),
                 None => x,
-            }))
+            };
+            if let (Some(p), Some(s)) = (mods.first(), mods.get(1)) {
+                // numeric(p, s) holds values below 10^(p-s) in magnitude.
+                if x.is_finite() && x.abs() >= 10f64.powi((p - s).clamp(-300, 300) as i32) {
+                    return Err(user_error("numeric field overflow"));
+                }
+            }
+            Ok(Value::Real(x))
         }
         "bool" => cast_bool(&v, &text).map(|b| Value::Integer(b as i64)),
         "text" | "name" => Ok(Value::Text(text)),
@@ -516,7 +635,12 @@ pub fn cast_value(v: Value, from: &str, to: &str) -> Result<Value> {
             let len = cut.chars().count();
             Ok(Value::Text(format!("{cut}{}", " ".repeat(n - len))))
         }
-        "date" => parse_timestamp(&text, false).map(|(d, _)| Value::Text(format_date(d))),
+        "date" => parse_timestamp(&text, false).map(|(d, _)| Value::Text(format_date(d))).map_err(|e| {
+            match e.to_string().strip_prefix("invalid input syntax for type timestamp") {
+                Some(rest) => user_error(format!("invalid input syntax for type date{rest}")),
+                None => e,
+            }
+        }),
         "timestamp" | "timestamptz" => {
             let utc = to_base == "timestamptz";
             parse_timestamp(&text, utc).map(|(d, us)| Value::Text(format_timestamp(d, us)))
@@ -1146,6 +1270,137 @@ fn iso_week(days: i64) -> i64 {
     let thursday = days - weekday + 3;
     let (y, _, _) = civil_from_days(thursday);
     (thursday - days_from_civil(y, 1, 1)) / 7 + 1
+}
+
+// ---------------------------------------------------------------------------
+// Regular expressions and arrays (catalog queries)
+// ---------------------------------------------------------------------------
+
+/// `pg_regex(text, pattern, flags)`: PostgreSQL's `~` (`flags` = `i` for
+/// `~*`). Patterns are compiled once per statement (SQLite's auxiliary data)
+/// with a size limit, so a hostile pattern cannot exhaust memory.
+fn pg_regex(ctx: &Context<'_>) -> Result<Value> {
+    let (Some(text), Some(_)) = (arg_text(ctx, 0), arg_text(ctx, 1)) else { return Ok(Value::Null) };
+    let insensitive = arg_text(ctx, 2).is_some_and(|f| f.contains('i'));
+    let re = ctx.get_or_create_aux(1, |v| -> std::result::Result<regex::Regex, Error> {
+        let pattern = v.as_str().map_err(|e| user_error(e.to_string()))?;
+        regex::RegexBuilder::new(pattern)
+            .case_insensitive(insensitive)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| user_error(format!("invalid regular expression: {e}")))
+    })?;
+    Ok(Value::Integer(re.is_match(&text) as i64))
+}
+
+/// `format_type(type_oid, typmod)`: the SQL name of a type with its modifier.
+fn pg_format_type(ctx: &Context<'_>) -> Result<Value> {
+    let Some(oid) = arg_i64(ctx, 0)? else { return Ok(Value::Null) };
+    let typmod = arg_i64(ctx, 1)?.unwrap_or(-1);
+    use shoal_common::DataType as T;
+    let Some(ty) = u32::try_from(oid).ok().and_then(T::from_oid) else {
+        let name = match oid {
+            22 => "int2vector",
+            30 => "oidvector",
+            705 => "unknown",
+            2205 => "regclass",
+            2206 => "regtype",
+            _ => "???",
+        };
+        return Ok(Value::Text(name.into()));
+    };
+    let with_mod = match (ty, typmod) {
+        (T::Varchar(_), m) if m >= 4 => T::Varchar(u32::try_from(m - 4).ok()),
+        (T::Char(_), m) if m >= 4 => T::Char(u32::try_from(m - 4).unwrap_or(1)),
+        (T::Char(_), _) => return Ok(Value::Text("bpchar".into())),
+        (T::Numeric(_), m) if m >= 4 => {
+            let m = (m - 4) as u32;
+            T::Numeric(Some(((m >> 16) & 0xffff, m & 0xffff)))
+        }
+        (t, _) => t,
+    };
+    Ok(Value::Text(with_mod.sql_name()))
+}
+
+/// The elements of an array literal (`{a,b}`) or catalog vector (`1 2`), and
+/// the lower bound of its subscripts (1 for arrays, 0 for vectors).
+fn array_items(text: &str) -> Result<(Vec<Option<String>>, i64)> {
+    if text.trim_start().starts_with('{') {
+        let items = shoal_common::convert::split_array_literal(text).map_err(|e| user_error(e.message))?;
+        Ok((items, 1))
+    } else {
+        Ok((text.split_whitespace().map(|s| Some(s.to_string())).collect(), 0))
+    }
+}
+
+fn array_fn(ctx: &Context<'_>, f: fn(&[Option<String>], i64) -> Value) -> Result<Value> {
+    let Some(text) = arg_text(ctx, 0) else { return Ok(Value::Null) };
+    let (items, lower) = array_items(&text)?;
+    Ok(f(&items, lower))
+}
+
+/// `pg_array_json(arr)`: the elements as a JSON array of strings, for `json_each`.
+fn pg_array_json(ctx: &Context<'_>) -> Result<Value> {
+    let Some(text) = arg_text(ctx, 0) else { return Ok(Value::Text("[]".into())) };
+    let (items, _) = array_items(&text)?;
+    let parts: Vec<String> = items
+        .iter()
+        .map(|i| match i {
+            None => "null".to_string(),
+            Some(s) => {
+                let mut out = String::from("\"");
+                for ch in s.chars() {
+                    match ch {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+                out
+            }
+        })
+        .collect();
+    Ok(Value::Text(format!("[{}]", parts.join(","))))
+}
+
+/// `arr[i]` with PostgreSQL's subscripts (out of range → NULL).
+fn pg_array_get(ctx: &Context<'_>) -> Result<Value> {
+    let (Some(text), Some(i)) = (arg_text(ctx, 0), arg_i64(ctx, 1)?) else { return Ok(Value::Null) };
+    let (items, lower) = array_items(&text)?;
+    let idx = i.checked_sub(lower).and_then(|k| usize::try_from(k).ok());
+    Ok(match idx.and_then(|k| items.get(k)) {
+        Some(Some(s)) => Value::Text(s.clone()),
+        _ => Value::Null,
+    })
+}
+
+/// `x = ANY(arr)` on the elements' text, with SQL's NULL rules.
+fn pg_array_contains(ctx: &Context<'_>) -> Result<Value> {
+    let (Some(text), Some(x)) = (arg_text(ctx, 0), arg_text(ctx, 1)) else { return Ok(Value::Null) };
+    let (items, _) = array_items(&text)?;
+    if items.iter().any(|i| i.as_deref() == Some(x.as_str())) {
+        return Ok(Value::Integer(1));
+    }
+    Ok(if items.iter().any(Option::is_none) { Value::Null } else { Value::Integer(0) })
+}
+
+/// `array_to_string(arr, sep [, null_text])`.
+fn pg_array_to_string(ctx: &Context<'_>) -> Result<Value> {
+    let (Some(text), Some(sep)) = (arg_text(ctx, 0), arg_text(ctx, 1)) else { return Ok(Value::Null) };
+    let null_text = arg_text(ctx, 2);
+    let (items, _) = array_items(&text)?;
+    let parts: Vec<String> = items.into_iter().filter_map(|i| i.or_else(|| null_text.clone())).collect();
+    Ok(Value::Text(parts.join(&sep)))
+}
+
+/// One element of an array literal being built (`array_agg`, `ARRAY(…)`).
+fn pg_array_elem(ctx: &Context<'_>) -> Result<Value> {
+    Ok(Value::Text(match arg_text(ctx, 0) {
+        None => "NULL".into(),
+        Some(s) => shoal_common::convert::quote_array_element(&s),
+    }))
 }
 
 #[cfg(test)]

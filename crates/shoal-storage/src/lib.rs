@@ -26,7 +26,8 @@ pub mod sqlite_error;
 
 pub use command::{Command, ProposalId, RecordedStmt, TxnRecord};
 pub use replica::{
-    content_checksum, open_connection, run_read_only, run_statement, snapshot_file, AppliedState, QueryOutput, Replica,
+    checkpoint, content_checksum, open_connection, run_read_only, run_statement, snapshot_file, AppliedState,
+    QueryOutput, Replica,
 };
 pub use rusqlite::{Connection, InterruptHandle};
 pub use sqlite_error::from_sqlite;

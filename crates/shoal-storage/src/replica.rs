@@ -84,7 +84,11 @@ pub fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     // loss, because replay restarts from the applied index stored here.
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA recursive_triggers = ON;").map_err(from_sqlite)?;
     if !read_only {
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").map_err(from_sqlite)?;
+        // Checkpoints are taken off the commit path (see [`checkpoint`]):
+        // SQLite would otherwise run one, with an fsync of the database file,
+        // inside whichever COMMIT crosses the WAL size limit.
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")
+            .map_err(from_sqlite)?;
     }
     conn.set_prepared_statement_cache_capacity(256);
     determinism::register_functions(&conn).map_err(from_sqlite)?;
@@ -139,6 +143,14 @@ pub fn run_statement(conn: &Connection, sql: &str, params: &[Value]) -> Result<Q
     }
     let changes = if stmt.readonly() { 0 } else { conn.changes() };
     Ok(QueryOutput { columns, rows, changes })
+}
+
+/// Copies committed WAL content into the database file without blocking the
+/// writer or readers (a PASSIVE checkpoint), on a connection of its own.
+/// Returns the number of WAL frames still not checkpointed.
+pub fn checkpoint(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok(r.get::<_, i64>(1)? - r.get::<_, i64>(2)?))
+        .map_err(from_sqlite)
 }
 
 /// Runs a statement that must not write: refused (as a Shoal bug, never
