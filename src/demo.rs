@@ -99,7 +99,7 @@ async fn load_sample_data(client: &tokio_postgres::Client) -> anyhow::Result<()>
     let names = ["Ada", "Grace", "Edsger", "Barbara", "Leslie", "Tony", "Frances", "Ken"];
     let insert_user = client.prepare("INSERT INTO users (name, email) VALUES ($1, $2) RETURNING id").await?;
     let insert_order = client
-        .prepare("INSERT INTO orders (user_id, amount, status, placed_at) VALUES ($1, $2::numeric, $3, $4::date)")
+        .prepare("INSERT INTO orders (user_id, amount, status, placed_at) VALUES ($1, $2::text::numeric, $3, $4::text::date)")
         .await?;
     for (i, name) in names.iter().enumerate() {
         let email = format!("{}@example.com", name.to_lowercase());
