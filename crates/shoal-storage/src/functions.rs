@@ -205,39 +205,34 @@ fn pg_md5(ctx: &Context<'_>) -> Result<Value> {
 // ---------------------------------------------------------------- arithmetic
 
 fn pg_div(ctx: &Context<'_>) -> Result<Value> {
-    match (ctx.get_raw(0), ctx.get_raw(1)) {
-        (ValueRef::Null, _) | (_, ValueRef::Null) => Ok(Value::Null),
-        (ValueRef::Integer(a), ValueRef::Integer(b)) => {
-            if b == 0 {
-                return Err(user_error("division by zero"));
-            }
-            Ok(Value::Integer(a.wrapping_div(b)))
-        }
-        _ => {
-            let (a, b) = (arg_f64(ctx, 0)?.unwrap_or(0.0), arg_f64(ctx, 1)?.unwrap_or(0.0));
-            if b == 0.0 {
-                return Err(user_error("division by zero"));
-            }
-            Ok(Value::Real(a / b))
-        }
-    }
+    checked_division(ctx, i64::checked_div, |a, b| a / b)
 }
 
 fn pg_mod(ctx: &Context<'_>) -> Result<Value> {
+    checked_division(ctx, i64::checked_rem, |a, b| a % b)
+}
+
+/// `/` and `%` with PostgreSQL's errors: division by zero is 22012, and the
+/// one integer overflow (`i64::MIN / -1`) is 22003 instead of a wrap.
+fn checked_division(
+    ctx: &Context<'_>,
+    int_op: fn(i64, i64) -> Option<i64>,
+    float_op: fn(f64, f64) -> f64,
+) -> Result<Value> {
     match (ctx.get_raw(0), ctx.get_raw(1)) {
         (ValueRef::Null, _) | (_, ValueRef::Null) => Ok(Value::Null),
         (ValueRef::Integer(a), ValueRef::Integer(b)) => {
             if b == 0 {
                 return Err(user_error("division by zero"));
             }
-            Ok(Value::Integer(a.wrapping_rem(b)))
+            int_op(a, b).map(Value::Integer).ok_or_else(|| user_error("bigint out of range"))
         }
         _ => {
             let (a, b) = (arg_f64(ctx, 0)?.unwrap_or(0.0), arg_f64(ctx, 1)?.unwrap_or(0.0));
             if b == 0.0 {
                 return Err(user_error("division by zero"));
             }
-            Ok(Value::Real(a % b))
+            Ok(Value::Real(float_op(a, b)))
         }
     }
 }
