@@ -175,6 +175,23 @@ fn statement_kind(plan: &Plan) -> &'static str {
     }
 }
 
+/// The metrics kind of a statement that has not been planned.
+fn ast_kind(statement: &Statement) -> &'static str {
+    match statement {
+        Statement::Query(_) => "select",
+        Statement::Insert(_) => "insert",
+        Statement::Update { .. } => "update",
+        Statement::Delete(_) => "delete",
+        Statement::CreateTable(_)
+        | Statement::AlterTable { .. }
+        | Statement::Drop { .. }
+        | Statement::CreateIndex(_)
+        | Statement::CreateView { .. } => "ddl",
+        _ if is_transaction_control(statement) => "transaction",
+        _ => "other",
+    }
+}
+
 fn to_columns(columns: &[OutputColumn]) -> Vec<Column> {
     columns
         .iter()
@@ -239,8 +256,14 @@ impl ShoalSession {
 
     fn plan(&self, statement: &Statement, client_types: &[Option<shoal_common::DataType>]) -> Result<(Plan, u64)> {
         let catalog = self.catalog();
-        let plan = shoal_sql::plan(statement, &catalog.catalog, client_types)?;
-        Ok((plan, catalog.tag))
+        match shoal_sql::plan(statement, &catalog.catalog, client_types) {
+            Ok(plan) => Ok((plan, catalog.tag)),
+            Err(e) => {
+                // Statements that fail to plan never reach `run`; count them here.
+                self.node.metrics.observe(ast_kind(statement), 0.0, true);
+                Err(e)
+            }
+        }
     }
 
     /// Runs one planned statement, keeping PostgreSQL's transaction rules.

@@ -1,0 +1,161 @@
+//! The admin HTTP API and the command line, through the real binary.
+//!
+//! Invariants: `/api/status` reports the node and both groups with their
+//! Raft positions, and those positions move when a write commits;
+//! `/metrics` is Prometheus text with query counters by kind, Raft indexes,
+//! fsync figures and connection gauges; every subcommand answers `--help`;
+//! `shoal sql -c` runs a statement against a server and reports errors with
+//! their SQLSTATE.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+
+/// A plain HTTP/1.0 GET (no client library needed for two endpoints).
+fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to admin HTTP");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.to_string(), body.to_string())
+}
+
+fn applied_index(status: &serde_json::Value, kind: &str) -> u64 {
+    status["groups"]
+        .as_array()
+        .and_then(|groups| groups.iter().find(|g| g["kind"] == kind))
+        .and_then(|g| g["applied_index"].as_u64())
+        .unwrap_or_else(|| panic!("no {kind} group in {status}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_metrics_follow_writes() {
+    let server = common::Server::start().await;
+    let (head, body) = http_get(server.http_port, "/api/status");
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+    let before: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
+    assert_eq!(before["node_id"], 1);
+    assert!(before["version"].as_str().unwrap_or_default().contains("Shoal"));
+    let groups = before["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 2, "meta and data groups: {before}");
+    for g in groups {
+        assert_eq!(g["role"], "leader", "a single node leads every group: {g}");
+        assert!(g["term"].as_u64().unwrap_or(0) >= 1);
+    }
+
+    let client = server.connect().await;
+    client.batch_execute("CREATE TABLE m (id INT PRIMARY KEY); INSERT INTO m VALUES (1), (2)").await.unwrap();
+    client.query("SELECT * FROM m", &[]).await.unwrap();
+    let _ = client.query("SELECT * FROM no_such_table", &[]).await;
+
+    let (_, body) = http_get(server.http_port, "/api/status");
+    let after: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
+    assert!(applied_index(&after, "data") > applied_index(&before, "data"), "writes must advance the data group");
+    assert_eq!(after["tables"], 1);
+    assert!(after["connections"].as_i64().unwrap_or(0) >= 1);
+
+    let (head, metrics) = http_get(server.http_port, "/metrics");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain"), "{head}");
+    for needle in [
+        "shoal_queries_total{kind=\"select\"}",
+        "shoal_queries_total{kind=\"ddl\"}",
+        "shoal_query_errors_total{kind=\"select\"}",
+        "shoal_query_latency_seconds_bucket",
+        "shoal_raft_applied_index{group=\"1\"}",
+        "shoal_raft_commit_index{group=\"1\"}",
+        "shoal_log_fsyncs{group=\"1\"}",
+        "shoal_log_fsync_micros{group=\"1\"}",
+        "shoal_connections ",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in /metrics:\n{metrics}");
+    }
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["server", "--help"],
+        vec!["demo", "--help"],
+        vec!["sql", "--help"],
+        vec!["bench", "--help"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_shoal")).args(&args).output().expect("run shoal");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "shoal {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("Usage:"), "shoal {args:?}:\n{stdout}");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_shoal")).args(["server", "--pg", "not-an-address"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid value"), "a bad flag must say what is wrong");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_shell_runs_one_command() {
+    let server = common::Server::start().await;
+    let shoal = env!("CARGO_BIN_EXE_shoal");
+    let port = server.pg_port.to_string();
+    let output = Command::new(shoal)
+        .args(["sql", "--port", &port, "-c", "SELECT 40 + 2 AS answer, 'x' || 'y' AS s"])
+        .output()
+        .expect("run shoal sql");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("answer") && stdout.contains("42") && stdout.contains("xy"), "{stdout}");
+    assert!(stdout.contains("(1 row)"), "{stdout}");
+
+    let output = Command::new(shoal).args(["sql", "--port", &port, "-c", "SELECT * FROM missing"]).output().unwrap();
+    assert!(!output.status.success(), "an error must give a non-zero exit");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("42P01") && stderr.contains("missing"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_file_settings_apply_and_flags_win() {
+    let [pg, rpc, http] = common::free_ports();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("shoal.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data = \"{}\"\npg = \"127.0.0.1:{pg}\"\nrpc = \"127.0.0.1:{rpc}\"\nhttp = \"127.0.0.1:1\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    // --http on the command line overrides the file's (unusable) port 1.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["server", "--config", config.to_str().unwrap(), "--http", &format!("127.0.0.1:{http}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let conn = format!("host=127.0.0.1 port={pg} user=shoal dbname=shoal");
+    let mut connected = false;
+    for _ in 0..150 {
+        if let Ok(client) = common::connect_to(&conn).await {
+            let row = client.query_one("SELECT 1", &[]).await.unwrap();
+            connected = row.get::<_, i32>(0) == 1;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (head, _) = http_get(http, "/api/status");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(connected, "the server must listen on the config file's pg address");
+    assert!(head.contains("200"), "the --http flag must win over the file: {head}");
+    assert!(dir.path().join("data").join("node.json").exists(), "data dir from the config file");
+
+    // A config file with an unknown key is refused with a message naming it.
+    std::fs::write(&config, "bogus = 1\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["server", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bogus"));
+}
