@@ -276,6 +276,13 @@ impl Group {
     }
 
     async fn read_index(&self) -> Result<()> {
+        if self.is_sole_voting_leader() {
+            // With one voter there is no other leader to be deposed by, and
+            // every acknowledged write was applied (SQLite-committed) before
+            // its acknowledgement: the committed state is already what a
+            // read-index round would wait for.
+            return Ok(());
+        }
         let read_log_id = self.raft.ensure_linearizable().await.map_err(|e| match e {
             RaftError::APIError(api) => {
                 Error::environment(SqlState::SERIALIZATION_FAILURE, format!("cannot serve a linearizable read: {api}"))
@@ -291,6 +298,17 @@ impl Group {
                 .map_err(|_| Error::environment(SqlState::ADMIN_SHUTDOWN, "group stopped"))?;
         }
         Ok(())
+    }
+
+    /// True when this node leads the group and is its only voter.
+    fn is_sole_voting_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        if m.state != ServerState::Leader || m.current_leader != Some(self.node_id) {
+            return false;
+        }
+        let mut voters = m.membership_config.membership().voter_ids();
+        voters.next() == Some(self.node_id) && voters.next().is_none()
     }
 
     fn take_reader(&self) -> Result<Reader> {
