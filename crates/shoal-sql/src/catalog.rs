@@ -72,6 +72,25 @@ pub struct ForeignKeyDef {
     pub columns: Vec<String>,
     pub foreign_table: String,
     pub foreign_columns: Vec<String>,
+    /// `ON DELETE` action as PostgreSQL spells it (`CASCADE`, `SET NULL`, …); `None` is NO ACTION.
+    #[serde(default)]
+    pub on_delete: Option<String>,
+    /// `ON UPDATE` action; `None` is NO ACTION.
+    #[serde(default)]
+    pub on_update: Option<String>,
+}
+
+impl ForeignKeyDef {
+    /// `pg_constraint.confdeltype` / `confupdtype` code of an action.
+    pub fn action_code(action: &Option<String>) -> &'static str {
+        match action.as_deref() {
+            Some("CASCADE") => "c",
+            Some("RESTRICT") => "r",
+            Some("SET NULL") => "n",
+            Some("SET DEFAULT") => "d",
+            _ => "a",
+        }
+    }
 }
 
 /// A `CHECK` constraint written by the user.

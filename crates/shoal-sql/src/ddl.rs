@@ -227,7 +227,20 @@ impl Binder<'_> {
             }
         }
         d.constraint_sql.push(sql);
-        d.table.foreign_keys.push(ForeignKeyDef { name, columns: cols, foreign_table: ftable, foreign_columns: fcols });
+        let action = |a: &Option<ast::ReferentialAction>| -> Result<Option<String>> {
+            Ok(match a {
+                Some(ast::ReferentialAction::NoAction) | None => None,
+                Some(other) => Some(referential(other)?.to_string()),
+            })
+        };
+        d.table.foreign_keys.push(ForeignKeyDef {
+            name,
+            columns: cols,
+            foreign_table: ftable,
+            foreign_columns: fcols,
+            on_delete: action(&fk.on_delete)?,
+            on_update: action(&fk.on_update)?,
+        });
         Ok(())
     }
 

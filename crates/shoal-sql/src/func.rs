@@ -155,7 +155,10 @@ impl Binder<'_> {
                 let ty = match x.ty {
                     DataType::Int2 | DataType::Int4 => DataType::Int8,
                     DataType::Int8 => DataType::Numeric(None),
-                    DataType::Numeric(_) => DataType::Numeric(None),
+                    // PostgreSQL's sum keeps the inputs' scale (`3.00`); its
+                    // precision is unbounded (1000 is numeric's maximum).
+                    DataType::Numeric(Some((_, scale))) => DataType::Numeric(Some((1000, scale))),
+                    DataType::Numeric(None) => DataType::Numeric(None),
                     ref t => t.clone(),
                 };
                 (format!("sum({distinct}{})", x.sql), ty)

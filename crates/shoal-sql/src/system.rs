@@ -27,7 +27,7 @@ use shoal_common::DataType;
 use sqlparser::ast::ObjectName;
 
 use crate::binder::{fold, quote, quote_str};
-use crate::catalog::{Catalog, Table};
+use crate::catalog::{Catalog, ForeignKeyDef, Table};
 use crate::system_views::system_views;
 
 /// The namespace OIDs PostgreSQL uses.
@@ -460,25 +460,34 @@ impl Rows {
                 vec![n(oid), lit(name), n(PG_CATALOG_OID), n(OWNER_OID), lit(provider), b(true), n(-1), null(), null()],
             );
         }
-        self.push(
-            "pg_settings",
-            vec![
-                lit("default_table_access_method"),
-                lit("heap"),
-                null(),
-                lit("Client Connection Defaults"),
-                null(),
-                null(),
-                lit("user"),
-                lit("string"),
-                lit("default"),
-                null(),
-                null(),
-                lit("heap"),
-                lit("heap"),
-                b(false),
-            ],
-        );
+        // Settings that drivers read from pg_settings (JDBC asks for max_index_keys).
+        for (name, value, category, context, vartype) in [
+            ("default_table_access_method", "heap", "Client Connection Defaults", "user", "string"),
+            ("max_index_keys", "32", "Preset Options", "internal", "integer"),
+            ("max_identifier_length", "63", "Preset Options", "internal", "integer"),
+            ("server_version_num", "160004", "Preset Options", "internal", "integer"),
+            ("standard_conforming_strings", "on", "Version and Platform Compatibility", "user", "bool"),
+        ] {
+            self.push(
+                "pg_settings",
+                vec![
+                    lit(name),
+                    lit(value),
+                    null(),
+                    lit(category),
+                    null(),
+                    null(),
+                    lit(context),
+                    lit(vartype),
+                    lit("default"),
+                    null(),
+                    null(),
+                    lit(value),
+                    lit(value),
+                    b(false),
+                ],
+            );
+        }
         self.types();
     }
 
@@ -662,13 +671,20 @@ impl Rows {
             let fcols: Vec<usize> = target
                 .map(|ft| fk.foreign_columns.iter().filter_map(|c| ft.column(c).map(|(i, _)| i as usize)).collect())
                 .unwrap_or_default();
-            let def = format!(
+            let mut def = format!(
                 "FOREIGN KEY ({}) REFERENCES {}({})",
                 idents(&fk.columns),
                 ident(&fk.foreign_table),
                 idents(&fk.foreign_columns)
             );
-            let foreign = (target.map(|ft| ft.oid).unwrap_or(0), fcols);
+            // pg_get_constraintdef prints ON UPDATE before ON DELETE, and omits NO ACTION.
+            for (word, action) in [("UPDATE", &fk.on_update), ("DELETE", &fk.on_delete)] {
+                if let Some(a) = action {
+                    def.push_str(&format!(" ON {word} {a}"));
+                }
+            }
+            let actions = (ForeignKeyDef::action_code(&fk.on_update), ForeignKeyDef::action_code(&fk.on_delete));
+            let foreign = (target.map(|ft| ft.oid).unwrap_or(0), fcols, actions);
             self.constraint(t, con, &fk.name, "f", 0, &attnums(&fk.columns), Some(foreign), def);
         }
         for (k, c) in t.checks.iter().enumerate() {
@@ -689,16 +705,19 @@ impl Rows {
         kind: &str,
         index: u32,
         key: &[usize],
-        foreign: Option<(u32, Vec<usize>)>,
+        foreign: Option<(u32, Vec<usize>, (&str, &str))>,
         def: String,
     ) {
         let array =
             |k: &[usize]| lit(&format!("{{{}}}", k.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")));
         let (frel, fkey) = match &foreign {
-            Some((rel, cols)) => (n(rel), array(cols)),
+            Some((rel, cols, _)) => (n(rel), array(cols)),
             None => (n(0), null()),
         };
-        let action = if foreign.is_some() { lit("a") } else { lit(" ") };
+        let (update_action, delete_action) = match &foreign {
+            Some((_, _, (update, delete))) => (lit(update), lit(delete)),
+            None => (lit(" "), lit(" ")),
+        };
         let matching = if foreign.is_some() { lit("s") } else { lit(" ") };
         self.push(
             "pg_constraint",
@@ -715,8 +734,8 @@ impl Rows {
                 n(index),
                 n(0),
                 frel,
-                action.clone(),
-                action,
+                update_action,
+                delete_action,
                 matching,
                 b(true),
                 n(0),
