@@ -79,7 +79,9 @@ struct Txn {
 
 /// A prepared statement's plan, kept inside [`Prepared::handle`].
 struct PreparedPlan {
-    statement: Option<Statement>,
+    statement: Option<Arc<Statement>>,
+    /// See [`reads_catalog`]; computed once here rather than per execution.
+    catalog_query: bool,
     plan: Plan,
     catalog_tag: u64,
     client_types: Vec<Option<shoal_common::DataType>>,
@@ -267,7 +269,15 @@ impl ShoalSession {
     }
 
     /// Runs one planned statement, keeping PostgreSQL's transaction rules.
-    async fn run(&mut self, statement: Option<&Statement>, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
+    /// `catalog_query` says whether the statement reads the catalog or system
+    /// views ([`reads_catalog`], judged once when the statement is prepared).
+    async fn run(
+        &mut self,
+        statement: Option<&Statement>,
+        catalog_query: bool,
+        plan: Plan,
+        params: Vec<Value>,
+    ) -> Result<StatementResult> {
         let started = Instant::now();
         let kind = statement_kind(&plan);
         let in_failed_txn = self.txn.as_ref().is_some_and(|t| t.failed);
@@ -276,7 +286,7 @@ impl ShoalSession {
         let result = if in_failed_txn && !ends_failure {
             Err(aborted_error())
         } else {
-            self.dispatch(statement, plan, params).await
+            self.dispatch(catalog_query, plan, params).await
         };
         if let (Err(_), Some(txn)) = (&result, self.txn.as_mut()) {
             txn.failed = true;
@@ -300,12 +310,7 @@ impl ShoalSession {
         err
     }
 
-    async fn dispatch(
-        &mut self,
-        statement: Option<&Statement>,
-        plan: Plan,
-        params: Vec<Value>,
-    ) -> Result<StatementResult> {
+    async fn dispatch(&mut self, catalog_query: bool, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
         match plan {
             Plan::Empty => Ok(StatementResult::Empty),
             Plan::Noop { tag, notice } => {
@@ -319,7 +324,6 @@ impl ShoalSession {
                 Ok(StatementResult::Command { tag })
             }
             Plan::Query { sql, columns, .. } => {
-                let catalog_query = statement.is_some_and(reads_catalog);
                 let output =
                     if catalog_query { self.read_catalog(sql, params).await? } else { self.read(sql, params).await? };
                 let tag = format!("SELECT {}", output.rows.len());
@@ -767,7 +771,8 @@ impl ShoalSession {
             param_types,
             columns,
             handle: Arc::new(PreparedPlan {
-                statement: Some(statement),
+                catalog_query: reads_catalog(&statement),
+                statement: Some(Arc::new(statement)),
                 plan,
                 catalog_tag: tag,
                 client_types: client_types.to_vec(),
@@ -842,7 +847,7 @@ impl Session for ShoalSession {
         let mut results = Vec::with_capacity(statements.len());
         for statement in &statements {
             let result = match self.plan(statement, &[]) {
-                Ok((plan, _)) => self.run(Some(statement), plan, Vec::new()).await,
+                Ok((plan, _)) => self.run(Some(statement), reads_catalog(statement), plan, Vec::new()).await,
                 Err(e) => {
                     if let Some(txn) = self.txn.as_mut() {
                         txn.failed = true;
@@ -875,6 +880,7 @@ impl Session for ShoalSession {
                 columns: Vec::new(),
                 handle: Arc::new(PreparedPlan {
                     statement: None,
+                    catalog_query: false,
                     plan: Plan::Empty,
                     catalog_tag: 0,
                     client_types: Vec::new(),
@@ -906,8 +912,8 @@ impl Session for ShoalSession {
                 }
             }
         };
-        let statement = statement.clone();
-        self.run(Some(&statement), current, params).await
+        let (statement, catalog_query) = (statement.clone(), plan.catalog_query);
+        self.run(Some(&statement), catalog_query, current, params).await
     }
 
     fn take_notices(&mut self) -> Vec<Notice> {
