@@ -238,11 +238,7 @@ impl Group {
             leader: m.current_leader,
             term: m.current_term,
             last_log_index: m.last_log_index.unwrap_or(0),
-            committed_index: m
-                .last_applied
-                .map(|l| l.index)
-                .unwrap_or(0)
-                .max(m.last_log_index.unwrap_or(0).min(m.last_applied.map(|l| l.index).unwrap_or(0))),
+            committed_index: committed_index(&m),
             applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
             snapshot_index: m.snapshot.map(|s| s.index),
             voters: m.membership_config.membership().voter_ids().collect(),
@@ -390,6 +386,24 @@ impl Group {
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
     }
+}
+
+/// The commit index as far as this node knows it. openraft does not publish
+/// it, so on the leader it is derived from replication progress: the highest
+/// index that a majority of voters has matched. Elsewhere the applied index
+/// is the known lower bound (everything applied was committed).
+fn committed_index(m: &openraft::RaftMetrics<NodeId, BasicNode>) -> u64 {
+    let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+    let Some(replication) = &m.replication else { return applied };
+    let mut matched: Vec<u64> = m
+        .membership_config
+        .membership()
+        .voter_ids()
+        .map(|id| replication.get(&id).copied().flatten().map(|l| l.index).unwrap_or(0))
+        .collect();
+    matched.sort_unstable_by(|a, b| b.cmp(a));
+    // With n voters, the (n/2)-th largest match (0-based) is held by a majority.
+    matched.get(matched.len() / 2).copied().unwrap_or(applied).max(applied)
 }
 
 async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
