@@ -55,6 +55,7 @@ impl SqlState {
     pub const CHECK_VIOLATION: SqlState = SqlState(*b"23514");
     pub const INVALID_TRANSACTION_STATE: SqlState = SqlState(*b"25000");
     pub const ACTIVE_SQL_TRANSACTION: SqlState = SqlState(*b"25001");
+    pub const READ_ONLY_SQL_TRANSACTION: SqlState = SqlState(*b"25006");
     pub const NO_ACTIVE_SQL_TRANSACTION: SqlState = SqlState(*b"25P01");
     pub const IN_FAILED_SQL_TRANSACTION: SqlState = SqlState(*b"25P02");
     pub const INVALID_SQL_STATEMENT_NAME: SqlState = SqlState(*b"26000");

@@ -129,20 +129,3 @@ impl Metrics {
         self.connections.get()
     }
 }
-
-/// Keeps the open-connections gauge right however a session ends.
-pub struct ConnectionGuard<'a>(&'a Metrics);
-
-impl<'a> ConnectionGuard<'a> {
-    pub fn new(metrics: &'a Metrics) -> ConnectionGuard<'a> {
-        metrics.connections.inc();
-        metrics.connections_total.inc();
-        ConnectionGuard(metrics)
-    }
-}
-
-impl Drop for ConnectionGuard<'_> {
-    fn drop(&mut self) {
-        self.0.connections.dec();
-    }
-}

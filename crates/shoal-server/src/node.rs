@@ -16,7 +16,7 @@
 //! transactional; the node publishes the committed catalog for planning.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -88,7 +88,6 @@ pub struct Node {
     catalog: RwLock<Arc<CatalogState>>,
     pub metrics: Metrics,
     pub started: Instant,
-    next_pid: AtomicU32,
 }
 
 impl Node {
@@ -123,7 +122,6 @@ impl Node {
             catalog: RwLock::new(CatalogState::new(catalog)),
             metrics: Metrics::default(),
             started: Instant::now(),
-            next_pid: AtomicU32::new(1000),
         });
         node.register_in_meta().await?;
         tokio::spawn(watch_catalog(Arc::downgrade(&node)));
@@ -138,11 +136,6 @@ impl Node {
     /// Publishes a catalog that has just committed.
     pub fn publish_catalog(&self, catalog: Arc<CatalogState>) {
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
-    }
-
-    /// A process id for a new session (BackendKeyData, `pg_backend_pid()`).
-    pub fn next_pid(&self) -> u32 {
-        self.next_pid.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Records this node in the meta group's `nodes` table.

@@ -92,7 +92,6 @@ pub struct ShoalSession {
     node: Arc<Node>,
     user: String,
     database: String,
-    pid: u32,
     settings: BTreeMap<String, String>,
     txn: Option<Txn>,
     notices: Vec<Notice>,
@@ -232,7 +231,6 @@ impl ShoalSession {
         node.metrics.connections.inc();
         node.metrics.connections_total.inc();
         ShoalSession {
-            pid: node.next_pid(),
             node,
             user,
             database,
@@ -450,7 +448,7 @@ impl ShoalSession {
         let txn = self.txn.as_mut().ok_or_else(|| Error::internal("no transaction"))?;
         if txn.read_only {
             return Err(Error::new(
-                SqlState::from_read_only(),
+                SqlState::READ_ONLY_SQL_TRANSACTION,
                 "cannot execute a writing statement in a read-only transaction",
             ));
         }
@@ -812,17 +810,6 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-trait ReadOnlyState {
-    fn from_read_only() -> SqlState;
-}
-
-impl ReadOnlyState for SqlState {
-    /// 25006 read_only_sql_transaction.
-    fn from_read_only() -> SqlState {
-        SqlState(*b"25006")
-    }
-}
-
 #[async_trait]
 impl Session for ShoalSession {
     async fn simple_query(&mut self, sql: &str) -> Vec<Result<StatementResult>> {
@@ -956,12 +943,5 @@ impl Drop for ShoalSession {
             // The WriteTxn and Reader inside roll back on drop.
             self.node.metrics.connections.dec();
         }
-    }
-}
-
-/// Session pid, for `pg_backend_pid()`.
-impl ShoalSession {
-    pub fn pid(&self) -> u32 {
-        self.pid
     }
 }
