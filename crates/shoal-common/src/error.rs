@@ -142,6 +142,20 @@ pub struct Error {
     /// False when the error came from the environment (I/O, disk full, lost
     /// leadership) rather than from the statement itself; see the module docs.
     pub deterministic: bool,
+    /// The database object the error is about, for the ErrorResponse fields
+    /// drivers expose (psycopg's `diag.table_name`, JDBC's `getServerErrorMessage`).
+    #[serde(default)]
+    pub object: Option<Box<ErrorObject>>,
+}
+
+/// The schema, table, column and constraint an error refers to (PostgreSQL's
+/// `s`, `t`, `c` and `n` ErrorResponse fields).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorObject {
+    pub schema: Option<String>,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    pub constraint: Option<String>,
 }
 
 /// The result type of every Shoal layer.
@@ -150,7 +164,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A deterministic error: every replica would produce it for the same input.
     pub fn new(code: SqlState, message: impl Into<String>) -> Error {
-        Error { code, message: message.into(), detail: None, hint: None, deterministic: true }
+        Error { code, message: message.into(), detail: None, hint: None, deterministic: true, object: None }
     }
 
     /// A non-deterministic error: caused by this node's environment.
@@ -167,6 +181,24 @@ impl Error {
     /// Adds a `HINT:` line.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Names the constraint (and its table, in schema `public`) the error is about.
+    pub fn with_constraint(mut self, table: impl Into<String>, constraint: impl Into<String>) -> Error {
+        let object = self.object.get_or_insert_with(Default::default);
+        object.schema = Some("public".into());
+        object.table = Some(table.into());
+        object.constraint = Some(constraint.into());
+        self
+    }
+
+    /// Names the column (and its table, in schema `public`) the error is about.
+    pub fn with_column(mut self, table: impl Into<String>, column: impl Into<String>) -> Error {
+        let object = self.object.get_or_insert_with(Default::default);
+        object.schema = Some("public".into());
+        object.table = Some(table.into());
+        object.column = Some(column.into());
         self
     }
 

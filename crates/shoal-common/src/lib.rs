@@ -25,6 +25,6 @@ pub mod types;
 pub mod value;
 
 pub use context::ExecContext;
-pub use error::{Error, Result, SqlState};
+pub use error::{Error, ErrorObject, Result, SqlState};
 pub use types::DataType;
 pub use value::Value;

@@ -825,6 +825,14 @@ fn error_response(err: &Error, severity: &str) -> ErrorResponse {
     if let Some(hint) = &err.hint {
         fields.push((b'H', cstr(hint)));
     }
+    if let Some(object) = &err.object {
+        let named = [(b's', &object.schema), (b't', &object.table), (b'c', &object.column), (b'n', &object.constraint)];
+        for (tag, value) in named {
+            if let Some(value) = value {
+                fields.push((tag, cstr(value)));
+            }
+        }
+    }
     ErrorResponse::new(fields)
 }
 

@@ -59,10 +59,13 @@ pub fn map_write_error(message: &str, catalog: &Catalog, target: Option<&WriteTa
     }
     if let Some(rest) = msg.strip_prefix("NOT NULL constraint failed: ") {
         let (table, column) = rest.split_once('.').unwrap_or(("", rest));
-        return Some(Error::new(
-            SqlState::NOT_NULL_VIOLATION,
-            format!("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"),
-        ));
+        return Some(
+            Error::new(
+                SqlState::NOT_NULL_VIOLATION,
+                format!("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"),
+            )
+            .with_column(table, column),
+        );
     }
     if let Some(name) = msg.strip_prefix("CHECK constraint failed: ") {
         return Some(check(name.trim(), catalog));
@@ -91,7 +94,11 @@ fn foreign_key(catalog: &Catalog, target: Option<&WriteTarget>) -> Error {
     if referencing_side {
         let message = match table.foreign_keys.as_slice() {
             [fk] => {
-                format!("insert or update on table \"{}\" violates foreign key constraint \"{}\"", table.name, fk.name)
+                let message = format!(
+                    "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
+                    table.name, fk.name
+                );
+                return Error::new(SqlState::FOREIGN_KEY_VIOLATION, message).with_constraint(&table.name, &fk.name);
             }
             _ => format!("insert or update on table \"{}\" violates foreign key constraint", table.name),
         };
@@ -104,16 +111,20 @@ fn foreign_key(catalog: &Catalog, target: Option<&WriteTarget>) -> Error {
             t.foreign_keys.iter().filter(|f| f.foreign_table == table.name).map(|f| (t.name.as_str(), f.name.as_str()))
         })
         .collect();
-    let message = match referencing.as_slice() {
+    match referencing.as_slice() {
         [(other, fk)] => {
-            format!(
+            let message = format!(
                 "update or delete on table \"{}\" violates foreign key constraint \"{fk}\" on table \"{other}\"",
                 table.name
-            )
+            );
+            // PostgreSQL reports the referencing table with the constraint.
+            Error::new(SqlState::FOREIGN_KEY_VIOLATION, message).with_constraint(*other, *fk)
         }
-        _ => format!("update or delete on table \"{}\" violates foreign key constraint", table.name),
-    };
-    Error::new(SqlState::FOREIGN_KEY_VIOLATION, message)
+        _ => Error::new(
+            SqlState::FOREIGN_KEY_VIOLATION,
+            format!("update or delete on table \"{}\" violates foreign key constraint", table.name),
+        ),
+    }
 }
 
 fn unique(rest: &str, catalog: &Catalog) -> Error {
@@ -131,6 +142,7 @@ fn unique(rest: &str, catalog: &Catalog) -> Error {
     let name = name.unwrap_or_else(|| format!("{table}_{}_key", cols.join("_")));
     Error::new(SqlState::UNIQUE_VIOLATION, format!("duplicate key value violates unique constraint \"{name}\""))
         .with_detail(format!("Key ({}) already exists.", cols.join(", ")))
+        .with_constraint(table, name)
 }
 
 fn check(name: &str, catalog: &Catalog) -> Error {
@@ -141,10 +153,14 @@ fn check(name: &str, catalog: &Catalog) -> Error {
         return Error::new(SqlState::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type {ty}"));
     }
     let table = catalog.tables.values().find(|t| t.checks.iter().any(|c| c.name == name)).map(|t| t.name.as_str());
-    Error::new(
+    let error = Error::new(
         SqlState::CHECK_VIOLATION,
         format!("new row for relation \"{}\" violates check constraint \"{name}\"", table.unwrap_or("?")),
-    )
+    );
+    match table {
+        Some(table) => error.with_constraint(table, name),
+        None => error,
+    }
 }
 
 /// Messages raised by `shoal_storage::functions` (already PostgreSQL's text).
