@@ -44,6 +44,10 @@ impl SqlState {
     pub const INVALID_DATETIME_FORMAT: SqlState = SqlState(*b"22007");
     pub const DATETIME_FIELD_OVERFLOW: SqlState = SqlState(*b"22008");
     pub const DIVISION_BY_ZERO: SqlState = SqlState(*b"22012");
+    pub const SUBSTRING_ERROR: SqlState = SqlState(*b"22011");
+    pub const INVALID_REGULAR_EXPRESSION: SqlState = SqlState(*b"2201B");
+    pub const INVALID_ARGUMENT_FOR_LOGARITHM: SqlState = SqlState(*b"2201E");
+    pub const INVALID_ARGUMENT_FOR_POWER_FUNCTION: SqlState = SqlState(*b"2201F");
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState(*b"22023");
     pub const INVALID_TEXT_REPRESENTATION: SqlState = SqlState(*b"22P02");
     pub const INVALID_BINARY_REPRESENTATION: SqlState = SqlState(*b"22P03");
@@ -72,6 +76,7 @@ impl SqlState {
     pub const GROUPING_ERROR: SqlState = SqlState(*b"42803");
     pub const DATATYPE_MISMATCH: SqlState = SqlState(*b"42804");
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState(*b"42809");
+    pub const CANNOT_COERCE: SqlState = SqlState(*b"42846");
     pub const UNDEFINED_COLUMN: SqlState = SqlState(*b"42703");
     pub const UNDEFINED_FUNCTION: SqlState = SqlState(*b"42883");
     pub const UNDEFINED_TABLE: SqlState = SqlState(*b"42P01");

@@ -296,10 +296,9 @@ impl ShoalSession {
     /// Turns SQLite's wording of constraint errors into PostgreSQL's;
     /// `statement` tells which table a foreign-key failure is about.
     fn refine_error(&self, err: Error, statement: Option<&Statement>) -> Error {
-        if err.code.as_str().starts_with("23")
-            || err.code == SqlState::INTERNAL_ERROR
-            || err.code == SqlState::CHECK_VIOLATION
-        {
+        // Class 23: SQLite's constraint messages (including the generated
+        // length and type checks) become PostgreSQL's.
+        if err.code.as_str().starts_with("23") {
             let target = statement.and_then(shoal_sql::write_target);
             if let Some(mapped) = shoal_sql::map_write_error(&err.message, &self.catalog().catalog, target.as_ref()) {
                 return mapped;

@@ -1,9 +1,10 @@
 //! SQLite error messages → PostgreSQL errors.
 //!
 //! SQLite reports constraint failures as text (`UNIQUE constraint failed:
-//! t.a, t.b`, `CHECK constraint failed: name`, …) and the `pg_*` functions
-//! report PostgreSQL's own messages. [`map_sqlite_error`] recognises both and
-//! uses the [`Catalog`] to name the constraint the way PostgreSQL would.
+//! t.a, t.b`, `CHECK constraint failed: name`, …). [`map_sqlite_error`]
+//! recognises them and uses the [`Catalog`] to name the constraint the way
+//! PostgreSQL would. (Errors of the `pg_*` functions need no mapping: they
+//! carry their SQLSTATE, see `shoal_storage::sqlite_error`.)
 
 use shoal_common::{Error, SqlState};
 
@@ -73,7 +74,7 @@ pub fn map_write_error(message: &str, catalog: &Catalog, target: Option<&WriteTa
     if msg.starts_with("FOREIGN KEY constraint failed") {
         return Some(foreign_key(catalog, target));
     }
-    function_error(msg)
+    None
 }
 
 /// PostgreSQL's wording of a foreign-key violation. The failing side is told
@@ -163,48 +164,6 @@ fn check(name: &str, catalog: &Catalog) -> Error {
     }
 }
 
-/// Messages raised by `shoal_storage::functions` (already PostgreSQL's text).
-fn function_error(msg: &str) -> Option<Error> {
-    let datetime = ["date:", "time:", "timestamp:", "timestamp with time zone:", "interval:"];
-    let code = if msg
-        .strip_prefix("invalid input syntax for type ")
-        .is_some_and(|rest| datetime.iter().any(|t| rest.starts_with(t)))
-    {
-        SqlState::INVALID_DATETIME_FORMAT
-    } else if msg.starts_with("invalid input syntax for type") {
-        SqlState::INVALID_TEXT_REPRESENTATION
-    } else if msg == "division by zero" {
-        SqlState::DIVISION_BY_ZERO
-    } else if msg.starts_with("value too long for type") {
-        SqlState::STRING_DATA_RIGHT_TRUNCATION
-    } else if msg.starts_with("date/time field value out of range") {
-        SqlState::DATETIME_FIELD_OVERFLOW
-    } else if msg.ends_with("out of range") {
-        SqlState::NUMERIC_VALUE_OUT_OF_RANGE
-    } else if msg.starts_with("cannot take")
-        || msg.starts_with("negative substring")
-        || msg.starts_with("field position")
-    {
-        SqlState::parse("2201E")
-    } else if msg.starts_with("unit \"") {
-        SqlState::INVALID_PARAMETER_VALUE
-    } else if msg == "requested length too large" {
-        SqlState::PROGRAM_LIMIT_EXCEEDED
-    } else if msg.starts_with("integer overflow") || msg == "numeric field overflow" {
-        SqlState::NUMERIC_VALUE_OUT_OF_RANGE
-    } else if msg == "more than one row returned by a subquery used as an expression" {
-        SqlState::CARDINALITY_VIOLATION
-    } else if msg.contains("format()")
-        || msg.starts_with("null values cannot be formatted")
-        || msg == "step size cannot equal zero"
-    {
-        SqlState::INVALID_PARAMETER_VALUE
-    } else {
-        return None;
-    };
-    Some(Error::new(code, msg))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,7 +176,8 @@ mod tests {
         assert_eq!(e.message, "value too long for type character varying(3)");
         let e = map_sqlite_error("NOT NULL constraint failed: t.a", &c).unwrap();
         assert_eq!(e.message, "null value in column \"a\" of relation \"t\" violates not-null constraint");
-        assert_eq!(map_sqlite_error("division by zero", &c).unwrap().code, SqlState::DIVISION_BY_ZERO);
+        // Function errors (division by zero, …) carry their own SQLSTATE: see
+        // shoal-storage's `function_errors_keep_their_sqlstate_and_message`.
         assert!(map_sqlite_error("disk I/O error", &c).is_none());
     }
 }

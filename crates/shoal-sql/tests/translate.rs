@@ -55,10 +55,17 @@ impl Db {
         }
     }
 
+    /// As the server does: `from_sqlite` gives the SQLSTATE (function errors
+    /// carry theirs), then constraint failures get PostgreSQL's wording.
     fn map(&self, e: rusqlite::Error, sql: &str) -> Error {
-        let msg = e.to_string();
-        shoal_sql::map_sqlite_error(&msg, &self.catalog)
-            .unwrap_or_else(|| Error::internal(format!("unmapped SQLite error {msg} for {sql}")))
+        let err = shoal_storage::from_sqlite(e);
+        if err.code.as_str().starts_with("23") {
+            return shoal_sql::map_sqlite_error(&err.message, &self.catalog).unwrap_or(err);
+        }
+        if err.code == shoal_common::SqlState::INTERNAL_ERROR {
+            return Error::internal(format!("unmapped SQLite error {} for {sql}", err.message));
+        }
+        err
     }
 
     /// Runs one statement; returns the rows as PostgreSQL text.

@@ -21,6 +21,7 @@ use md5::{Digest, Md5};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, Error, Result};
+use shoal_common::SqlState;
 
 /// Registers every function of this module on `conn`.
 pub fn register(conn: &Connection) -> Result<()> {
@@ -102,8 +103,11 @@ pub fn register(conn: &Connection) -> Result<()> {
 }
 
 /// A user-visible error with PostgreSQL's message text.
-fn user_error(message: impl Into<String>) -> Error {
-    Error::UserFunctionError(message.into().into())
+/// An error raised with its PostgreSQL SQLSTATE. SQLite hands a function's
+/// error on as text only, so the code travels in that text and
+/// [`crate::sqlite_error::from_sqlite`] takes it out again.
+fn pg_error(code: SqlState, message: impl Into<String>) -> Error {
+    Error::UserFunctionError(crate::sqlite_error::encode_function_error(code, &message.into()).into())
 }
 
 /// An owned copy of an argument.
@@ -151,7 +155,12 @@ fn arg_i64(ctx: &Context<'_>, i: usize) -> Result<Option<i64>> {
 }
 
 fn invalid_input(type_name: &str, value: &str) -> Error {
-    user_error(format!("invalid input syntax for type {type_name}: \"{value}\""))
+    let code = if matches!(type_name, "date" | "time" | "timestamp" | "timestamp with time zone" | "interval") {
+        SqlState::INVALID_DATETIME_FORMAT
+    } else {
+        SqlState::INVALID_TEXT_REPRESENTATION
+    };
+    pg_error(code, format!("invalid input syntax for type {type_name}: \"{value}\""))
 }
 
 /// Formats a REAL the way PostgreSQL prints a float8 (no trailing `.0`).
@@ -223,14 +232,16 @@ fn checked_division(
         (ValueRef::Null, _) | (_, ValueRef::Null) => Ok(Value::Null),
         (ValueRef::Integer(a), ValueRef::Integer(b)) => {
             if b == 0 {
-                return Err(user_error("division by zero"));
+                return Err(pg_error(SqlState::DIVISION_BY_ZERO, "division by zero"));
             }
-            int_op(a, b).map(Value::Integer).ok_or_else(|| user_error("bigint out of range"))
+            int_op(a, b)
+                .map(Value::Integer)
+                .ok_or_else(|| pg_error(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "bigint out of range"))
         }
         _ => {
             let (a, b) = (arg_f64(ctx, 0)?.unwrap_or(0.0), arg_f64(ctx, 1)?.unwrap_or(0.0));
             if b == 0.0 {
-                return Err(user_error("division by zero"));
+                return Err(pg_error(SqlState::DIVISION_BY_ZERO, "division by zero"));
             }
             Ok(Value::Real(float_op(a, b)))
         }
@@ -243,14 +254,18 @@ fn checked_division(
 fn int_arith(ctx: &Context<'_>, op: fn(i64, i64) -> Option<i64>, type_name: &str) -> Result<Value> {
     let (Some(a), Some(b)) = (arg_i64(ctx, 0)?, arg_i64(ctx, 1)?) else { return Ok(Value::Null) };
     let out = op(a, b).filter(|n| type_name != "integer" || i32::try_from(*n).is_ok());
-    out.map(Value::Integer).ok_or_else(|| user_error(format!("{type_name} out of range")))
+    out.map(Value::Integer)
+        .ok_or_else(|| pg_error(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, format!("{type_name} out of range")))
 }
 
 /// `pg_single_row(count, value)`: the value of a scalar subquery, which must
 /// not return more than one row (the translator passes `count(*)` of at most two).
 fn pg_single_row(ctx: &Context<'_>) -> Result<Value> {
     if arg_i64(ctx, 0)?.unwrap_or(0) > 1 {
-        return Err(user_error("more than one row returned by a subquery used as an expression"));
+        return Err(pg_error(
+            SqlState::CARDINALITY_VIOLATION,
+            "more than one row returned by a subquery used as an expression",
+        ));
     }
     Ok(owned(ctx.get_raw(1)))
 }
@@ -258,7 +273,7 @@ fn pg_single_row(ctx: &Context<'_>) -> Result<Value> {
 /// A `generate_series` step: PostgreSQL refuses zero.
 fn pg_step(ctx: &Context<'_>) -> Result<Value> {
     match arg_i64(ctx, 0)? {
-        Some(0) => Err(user_error("step size cannot equal zero")),
+        Some(0) => Err(pg_error(SqlState::INVALID_PARAMETER_VALUE, "step size cannot equal zero")),
         other => Ok(other.map_or(Value::Null, Value::Integer)),
     }
 }
@@ -267,7 +282,7 @@ fn pg_step(ctx: &Context<'_>) -> Result<Value> {
 fn pg_format(ctx: &Context<'_>) -> Result<Value> {
     let Some(fmt) = (!ctx.is_empty()).then(|| arg_text(ctx, 0)).flatten() else { return Ok(Value::Null) };
     let args: Vec<Option<String>> = (1..ctx.len()).map(|i| arg_text(ctx, i)).collect();
-    format_with(&fmt, &args).map(Value::Text).map_err(user_error)
+    format_with(&fmt, &args).map(Value::Text).map_err(|m| pg_error(SqlState::INVALID_PARAMETER_VALUE, m))
 }
 
 fn format_with(fmt: &str, args: &[Option<String>]) -> std::result::Result<String, String> {
@@ -343,7 +358,10 @@ fn pg_trunc2(ctx: &Context<'_>) -> Result<Value> {
 fn pg_sqrt(ctx: &Context<'_>) -> Result<Value> {
     let Some(x) = arg_f64(ctx, 0)? else { return Ok(Value::Null) };
     if x < 0.0 {
-        return Err(user_error("cannot take square root of a negative number"));
+        return Err(pg_error(
+            SqlState::INVALID_ARGUMENT_FOR_POWER_FUNCTION,
+            "cannot take square root of a negative number",
+        ));
     }
     Ok(Value::Real(x.sqrt()))
 }
@@ -356,10 +374,10 @@ fn pg_ln(ctx: &Context<'_>) -> Result<Value> {
 
 fn check_log_arg(x: f64) -> Result<()> {
     if x == 0.0 {
-        return Err(user_error("cannot take logarithm of zero"));
+        return Err(pg_error(SqlState::INVALID_ARGUMENT_FOR_LOGARITHM, "cannot take logarithm of zero"));
     }
     if x < 0.0 {
-        return Err(user_error("cannot take logarithm of a negative number"));
+        return Err(pg_error(SqlState::INVALID_ARGUMENT_FOR_LOGARITHM, "cannot take logarithm of a negative number"));
     }
     Ok(())
 }
@@ -485,7 +503,7 @@ fn pg_substr(ctx: &Context<'_>) -> Result<Value> {
     let end = if ctx.len() > 2 {
         let Some(count) = arg_i64(ctx, 2)? else { return Ok(Value::Null) };
         if count < 0 {
-            return Err(user_error("negative substring length not allowed"));
+            return Err(pg_error(SqlState::SUBSTRING_ERROR, "negative substring length not allowed"));
         }
         from.saturating_add(count)
     } else {
@@ -512,7 +530,7 @@ fn pg_repeat(ctx: &Context<'_>) -> Result<Value> {
     let (Some(s), Some(n)) = (arg_text(ctx, 0), arg_i64(ctx, 1)?) else { return Ok(Value::Null) };
     let n = n.max(0) as usize;
     if s.len().saturating_mul(n) > MAX_STRING_BYTES {
-        return Err(user_error("requested length too large"));
+        return Err(pg_error(SqlState::PROGRAM_LIMIT_EXCEEDED, "requested length too large"));
     }
     Ok(Value::Text(s.repeat(n)))
 }
@@ -523,7 +541,7 @@ fn pad(ctx: &Context<'_>, left: bool) -> Result<Value> {
     let Some(fill) = fill else { return Ok(Value::Null) };
     let n = n.max(0) as usize;
     if n > MAX_STRING_BYTES {
-        return Err(user_error("requested length too large"));
+        return Err(pg_error(SqlState::PROGRAM_LIMIT_EXCEEDED, "requested length too large"));
     }
     let chars: Vec<char> = s.chars().collect();
     if chars.len() >= n || fill.is_empty() {
@@ -538,7 +556,7 @@ fn pg_split_part(ctx: &Context<'_>) -> Result<Value> {
         return Ok(Value::Null);
     };
     if n == 0 {
-        return Err(user_error("field position must not be zero"));
+        return Err(pg_error(SqlState::INVALID_PARAMETER_VALUE, "field position must not be zero"));
     }
     let parts: Vec<&str> = if d.is_empty() { vec![s.as_str()] } else { s.split(d.as_str()).collect() };
     let idx = if n > 0 { n - 1 } else { parts.len() as i64 + n };
@@ -565,7 +583,10 @@ fn pg_bpchar(ctx: &Context<'_>) -> Result<Value> {
     if len > n {
         let trimmed: String = s.chars().take(n).collect();
         if s.chars().skip(n).any(|c| c != ' ') {
-            return Err(user_error(format!("value too long for type character({n})")));
+            return Err(pg_error(
+                SqlState::STRING_DATA_RIGHT_TRUNCATION,
+                format!("value too long for type character({n})"),
+            ));
         }
         return Ok(Value::Text(trimmed));
     }
@@ -613,7 +634,7 @@ pub fn cast_value(v: Value, from: &str, to: &str) -> Result<Value> {
             if let (Some(p), Some(s)) = (mods.first(), mods.get(1)) {
                 // numeric(p, s) holds values below 10^(p-s) in magnitude.
                 if x.is_finite() && x.abs() >= 10f64.powi((p - s).clamp(-300, 300) as i32) {
-                    return Err(user_error("numeric field overflow"));
+                    return Err(pg_error(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow"));
                 }
             }
             Ok(Value::Real(x))
@@ -631,9 +652,11 @@ pub fn cast_value(v: Value, from: &str, to: &str) -> Result<Value> {
             Ok(Value::Text(format!("{cut}{}", " ".repeat(n - len))))
         }
         "date" => parse_timestamp(&text, false).map(|(d, _)| Value::Text(format_date(d))).map_err(|e| {
-            match e.to_string().strip_prefix("invalid input syntax for type timestamp") {
-                Some(rest) => user_error(format!("invalid input syntax for type date{rest}")),
-                None => e,
+            // The timestamp parser speaks of "timestamp"; this cast is to date.
+            let err = crate::sqlite_error::from_sqlite(e);
+            match err.message.strip_prefix("invalid input syntax for type timestamp") {
+                Some(rest) => pg_error(err.code, format!("invalid input syntax for type date{rest}")),
+                None => pg_error(err.code, err.message),
             }
         }),
         "timestamp" | "timestamptz" => {
@@ -648,7 +671,7 @@ pub fn cast_value(v: Value, from: &str, to: &str) -> Result<Value> {
             Value::Blob(b) => Ok(Value::Blob(b)),
             _ => Ok(Value::Blob(parse_bytea(&text)?)),
         },
-        other => Err(user_error(format!("cannot cast type {from} to {other}"))),
+        other => Err(pg_error(SqlState::CANNOT_COERCE, format!("cannot cast type {from} to {other}"))),
     }
 }
 
@@ -685,7 +708,10 @@ fn cast_int(v: &Value, text: &str, to: &str) -> Result<Value> {
         Value::Integer(n) => *n,
         Value::Real(r) => {
             if !r.is_finite() || r.abs() > 9.2e18 {
-                return Err(user_error(format!("{} out of range", pg_type_name(to))));
+                return Err(pg_error(
+                    SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                    format!("{} out of range", pg_type_name(to)),
+                ));
             }
             r.round() as i64
         }
@@ -698,7 +724,7 @@ fn cast_int(v: &Value, text: &str, to: &str) -> Result<Value> {
         _ => true,
     };
     if !in_range {
-        return Err(user_error(format!("{} out of range", pg_type_name(to))));
+        return Err(pg_error(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, format!("{} out of range", pg_type_name(to))));
     }
     Ok(Value::Integer(n))
 }
@@ -745,8 +771,9 @@ fn cast_uuid(text: &str) -> Result<Value> {
 
 /// Validates JSON; jsonb is stored minified (SQLite's `json()` does the same).
 fn cast_json(text: String, minify: bool) -> Result<Value> {
-    let parsed: serde_json_lite::Checked = serde_json_lite::check(&text)
-        .ok_or_else(|| user_error(format!("invalid input syntax for type json: \"{text}\"")))?;
+    let parsed: serde_json_lite::Checked = serde_json_lite::check(&text).ok_or_else(|| {
+        pg_error(SqlState::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type json: \"{text}\""))
+    })?;
     Ok(Value::Text(if minify { parsed.minified } else { text }))
 }
 
@@ -914,7 +941,10 @@ fn parse_timestamp(text: &str, utc: bool) -> Result<(i64, i64)> {
     let parse = |s: &str| s.parse::<i64>().map_err(|_| err());
     let (y, m, d) = (parse(nums[0])?, parse(nums[1])?, parse(nums[2])?);
     if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
-        return Err(user_error(format!("date/time field value out of range: \"{text}\"")));
+        return Err(pg_error(
+            SqlState::DATETIME_FIELD_OVERFLOW,
+            format!("date/time field value out of range: \"{text}\""),
+        ));
     }
     let days = days_from_civil(y, m, d);
     let rest = t[10..].trim_start_matches(['T', ' ']);
@@ -959,7 +989,10 @@ fn parse_time(text: &str) -> Result<i64> {
         None => (0, 0),
     };
     if !(0..=24).contains(&h) || !(0..60).contains(&m) || !(0..=60).contains(&s) {
-        return Err(user_error(format!("date/time field value out of range: \"{text}\"")));
+        return Err(pg_error(
+            SqlState::DATETIME_FIELD_OVERFLOW,
+            format!("date/time field value out of range: \"{text}\""),
+        ));
     }
     Ok(((h * 60 + m) * 60 + s) * MICROS_PER_SEC + frac)
 }
@@ -1189,7 +1222,12 @@ fn pg_date_trunc(ctx: &Context<'_>) -> Result<Value> {
         "year" | "years" => (days_from_civil(y, 1, 1), 0),
         "decade" => (days_from_civil(y - y.rem_euclid(10), 1, 1), 0),
         "century" => (days_from_civil((y - 1) / 100 * 100 + 1, 1, 1), 0),
-        other => return Err(user_error(format!("unit \"{other}\" not recognized for type timestamp"))),
+        other => {
+            return Err(pg_error(
+                SqlState::INVALID_PARAMETER_VALUE,
+                format!("unit \"{other}\" not recognized for type timestamp"),
+            ))
+        }
     };
     Ok(Value::Text(format_timestamp(d, us)))
 }
@@ -1230,7 +1268,10 @@ fn pg_extract(ctx: &Context<'_>) -> Result<Value> {
             }
         }
         "week" => int(iso_week(days)),
-        other => Err(user_error(format!("unit \"{other}\" not recognized for type timestamp"))),
+        other => Err(pg_error(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!("unit \"{other}\" not recognized for type timestamp"),
+        )),
     }
 }
 
@@ -1255,7 +1296,10 @@ fn extract_interval(field: &str, iv: Interval) -> Result<Value> {
             let secs = iv.months as f64 * 30.0 * 86400.0 + iv.days as f64 * 86400.0 + iv.micros as f64 / 1e6;
             Ok(if secs.fract() == 0.0 { Value::Integer(secs as i64) } else { Value::Real(secs) })
         }
-        other => Err(user_error(format!("unit \"{other}\" not supported for type interval"))),
+        other => Err(pg_error(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!("unit \"{other}\" not supported for type interval"),
+        )),
     }
 }
 
@@ -1278,12 +1322,12 @@ fn pg_regex(ctx: &Context<'_>) -> Result<Value> {
     let (Some(text), Some(_)) = (arg_text(ctx, 0), arg_text(ctx, 1)) else { return Ok(Value::Null) };
     let insensitive = arg_text(ctx, 2).is_some_and(|f| f.contains('i'));
     let re = ctx.get_or_create_aux(1, |v| -> std::result::Result<regex::Regex, Error> {
-        let pattern = v.as_str().map_err(|e| user_error(e.to_string()))?;
+        let pattern = v.as_str().map_err(|e| pg_error(SqlState::DATATYPE_MISMATCH, e.to_string()))?;
         regex::RegexBuilder::new(pattern)
             .case_insensitive(insensitive)
             .size_limit(1 << 20)
             .build()
-            .map_err(|e| user_error(format!("invalid regular expression: {e}")))
+            .map_err(|e| pg_error(SqlState::INVALID_REGULAR_EXPRESSION, format!("invalid regular expression: {e}")))
     })?;
     Ok(Value::Integer(re.is_match(&text) as i64))
 }
@@ -1321,7 +1365,7 @@ fn pg_format_type(ctx: &Context<'_>) -> Result<Value> {
 /// the lower bound of its subscripts (1 for arrays, 0 for vectors).
 fn array_items(text: &str) -> Result<(Vec<Option<String>>, i64)> {
     if text.trim_start().starts_with('{') {
-        let items = shoal_common::convert::split_array_literal(text).map_err(|e| user_error(e.message))?;
+        let items = shoal_common::convert::split_array_literal(text).map_err(|e| pg_error(e.code, e.message))?;
         Ok((items, 1))
     } else {
         Ok((text.split_whitespace().map(|s| Some(s.to_string())).collect(), 0))
@@ -1417,7 +1461,7 @@ mod tests {
                 Value::Text(s) => s,
                 Value::Blob(_) => "blob".into(),
             })
-            .unwrap_or_else(|e| format!("ERR {e}"))
+            .unwrap_or_else(|e| format!("ERR {}", crate::sqlite_error::from_sqlite(e).message))
     }
 
     #[test]
