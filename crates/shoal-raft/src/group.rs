@@ -97,6 +97,8 @@ pub struct Group {
     node_id: NodeId,
     raft: Raft,
     shared: Arc<SharedReplica>,
+    /// The replica's database file, for opening read connections.
+    db_path: PathBuf,
     write_slot: Arc<tokio::sync::Mutex<()>>,
     boot: u64,
     next_proposal: AtomicU64,
@@ -123,7 +125,8 @@ impl Group {
     /// is bootstrapped as a single voter on this node.
     pub async fn open(config: GroupConfig) -> Result<Arc<Group>> {
         std::fs::create_dir_all(&config.dir)?;
-        let replica = Replica::open(&config.dir.join("replica.db"))?;
+        let db_path = config.dir.join("replica.db");
+        let replica = Replica::open(&db_path)?;
         let shared = SharedReplica::new(replica);
         let log = LogStore::<TypeConfig>::open(
             &config.dir.join("log"),
@@ -144,6 +147,7 @@ impl Group {
             node_id: config.node_id,
             raft,
             shared,
+            db_path,
             write_slot: Arc::new(tokio::sync::Mutex::new(())),
             boot: rand::random(),
             next_proposal: AtomicU64::new(1),
@@ -191,7 +195,7 @@ impl Group {
 
     /// The applied index right now.
     pub fn applied_index(&self) -> u64 {
-        *self.shared.applied_watch().borrow()
+        self.shared.applied_index()
     }
 
     /// The Raft handle (membership changes, metrics).
@@ -311,8 +315,17 @@ impl Group {
         if let Some(reader) = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             return Ok(reader);
         }
-        let conn = self.shared.lock().open_reader()?;
-        Ok(Reader { conn, tag: 0 })
+        Ok(Reader { conn: self.open_connection()?, tag: 0 })
+    }
+
+    /// A new connection to the replica's database, opened without the
+    /// replica's lock (which `apply` needs). It is opened read-write only so
+    /// that in-memory schemas (`pg_catalog`, system views) can be attached and
+    /// filled; it never writes the replica's own tables, which readers ensure
+    /// by running only statements SQLite reports as read-only
+    /// (`shoal_storage::run_read_only`).
+    fn open_connection(&self) -> Result<shoal_storage::Connection> {
+        shoal_storage::open_connection(&self.db_path, false)
     }
 
     fn return_reader(&self, reader: Reader) {
@@ -337,13 +350,21 @@ impl Group {
     pub async fn begin(self: &Arc<Self>, ctx: ExecContext) -> Result<WriteTxn> {
         let slot = self.write_slot.clone().lock_owned().await;
         let shared = self.shared.clone();
-        run_blocking(move || shared.lock().begin()).await?;
-        Ok(WriteTxn { group: self.clone(), _slot: slot, ctx, records: Vec::new(), next_seq: 0, open: true })
-    }
-
-    /// A handle that interrupts the statement running on the writer.
-    pub fn writer_interrupt(&self) -> shoal_storage::InterruptHandle {
-        self.shared.lock().interrupt_handle()
+        let interrupt = run_blocking(move || {
+            let mut replica = shared.lock();
+            replica.begin()?;
+            Ok(replica.interrupt_handle())
+        })
+        .await?;
+        Ok(WriteTxn {
+            group: self.clone(),
+            _slot: slot,
+            ctx,
+            records: Vec::new(),
+            next_seq: 0,
+            open: true,
+            interrupt: Arc::new(interrupt),
+        })
     }
 
     /// Proposes the recorded transactions open on the writer and waits for
@@ -419,9 +440,17 @@ pub struct WriteTxn {
     records: Vec<RecordedStmt>,
     next_seq: u32,
     open: bool,
+    /// Interrupts the writer's running statement (cancel requests); fetched
+    /// once at BEGIN so cancelling never waits for the replica's lock.
+    interrupt: Arc<shoal_storage::InterruptHandle>,
 }
 
 impl WriteTxn {
+    /// A handle that interrupts the statement this transaction is running.
+    pub fn interrupt_handle(&self) -> Arc<shoal_storage::InterruptHandle> {
+        self.interrupt.clone()
+    }
+
     /// The transaction's execution context.
     pub fn ctx(&self) -> ExecContext {
         self.ctx
@@ -514,7 +543,7 @@ async fn run_checkpointer(group: std::sync::Weak<Group>) {
         let Some(group) = group.upgrade() else { return };
         let connection = match conn.take() {
             Some(c) => c,
-            None => match group.shared.lock().open_reader() {
+            None => match group.open_connection() {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(group = group.id, error = %e, "checkpointer cannot open a connection");

@@ -56,6 +56,11 @@ impl SharedReplica {
         self.replica.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The applied index right now.
+    pub fn applied_index(&self) -> u64 {
+        *self.applied_tx.borrow()
+    }
+
     /// Watches the applied index.
     pub fn applied_watch(&self) -> watch::Receiver<u64> {
         self.applied_tx.subscribe()
@@ -66,7 +71,8 @@ impl SharedReplica {
         self.catalog_epoch_tx.subscribe()
     }
 
-    /// Announces a catalog change made outside apply (not needed normally).
+    /// Announces a catalog change (an applied entry touched the catalog, or
+    /// a snapshot replaced the whole database).
     pub fn bump_catalog_epoch(&self) {
         self.catalog_epoch_tx.send_modify(|e| *e += 1);
     }

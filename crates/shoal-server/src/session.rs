@@ -46,11 +46,11 @@ const READ_STATEMENT: u32 = u32::MAX;
 /// Interrupts whatever connection the session's statement is running on.
 #[derive(Default)]
 pub struct CancelState {
-    running: Mutex<Option<InterruptHandle>>,
+    running: Mutex<Option<Arc<InterruptHandle>>>,
 }
 
 impl CancelState {
-    fn set(&self, handle: Option<InterruptHandle>) {
+    fn set(&self, handle: Option<Arc<InterruptHandle>>) {
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) = handle;
     }
 
@@ -361,7 +361,7 @@ impl ShoalSession {
                 .data
                 .read(linearizable, move |reader| {
                     let _scope = StatementScope::enter(&ctx, 0);
-                    cancel.set(Some(reader.conn.get_interrupt_handle()));
+                    cancel.set(Some(Arc::new(reader.conn.get_interrupt_handle())));
                     let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
                     cancel.set(None);
                     result
@@ -369,7 +369,7 @@ impl ShoalSession {
                 .await;
         };
         if let Some(writer) = txn.writer.as_mut() {
-            cancel.set(Some(node.data.writer_interrupt()));
+            cancel.set(Some(writer.interrupt_handle()));
             let result = writer.execute(sql, params, false).await;
             cancel.set(None);
             return result;
@@ -406,7 +406,7 @@ impl ShoalSession {
         let (reader, result) = tokio::task::spawn_blocking(move || {
             // now() is the transaction's start time on every statement.
             let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
-            cancel.set(Some(reader.conn.get_interrupt_handle()));
+            cancel.set(Some(Arc::new(reader.conn.get_interrupt_handle())));
             let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
             cancel.set(None);
             (reader, result)
@@ -430,7 +430,7 @@ impl ShoalSession {
                 let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
                 catalog_views::prepare(reader, &catalog)?;
                 catalog_views::refresh_system_views(&reader.conn, &status, &catalog.catalog)?;
-                cancel.set(Some(reader.conn.get_interrupt_handle()));
+                cancel.set(Some(Arc::new(reader.conn.get_interrupt_handle())));
                 let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
                 cancel.set(None);
                 result
@@ -476,10 +476,9 @@ impl ShoalSession {
             let ctx = ExecContext::now(rand::random());
             return self.node.data.write_autocommit(ctx, sql, params).await;
         }
-        let interrupt = self.node.data.writer_interrupt();
         let cancel = self.cancel.clone();
         let writer = self.ensure_writer().await?;
-        cancel.set(Some(interrupt));
+        cancel.set(Some(writer.interrupt_handle()));
         let result = writer.execute(sql, params, true).await;
         cancel.set(None);
         result

@@ -177,15 +177,6 @@ impl Replica {
         &self.path
     }
 
-    /// A new connection for the read pool. It is opened read-write only so
-    /// that in-memory schemas (`pg_catalog`, system views) can be attached
-    /// and filled; it never writes the replica's own database, which callers
-    /// ensure by running only statements SQLite reports as read-only there
-    /// (see [`run_read_only`]).
-    pub fn open_reader(&self) -> Result<Connection> {
-        open_connection(&self.path, false)
-    }
-
     /// The last applied state (possibly not yet persisted, see module docs).
     pub fn applied(&self) -> &AppliedState {
         self.unpersisted.as_ref().unwrap_or(&self.applied)
