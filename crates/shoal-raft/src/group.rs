@@ -364,6 +364,7 @@ impl Group {
             next_seq: 0,
             open: true,
             interrupt: Arc::new(interrupt),
+            changes_catalog: false,
         })
     }
 
@@ -443,6 +444,8 @@ pub struct WriteTxn {
     /// Interrupts the writer's running statement (cancel requests); fetched
     /// once at BEGIN so cancelling never waits for the replica's lock.
     interrupt: Arc<shoal_storage::InterruptHandle>,
+    /// Set by [`WriteTxn::store_catalog`].
+    changes_catalog: bool,
 }
 
 impl WriteTxn {
@@ -484,6 +487,15 @@ impl WriteTxn {
         result
     }
 
+    /// Stores `json` as the SQL catalog in this transaction (so DDL and the
+    /// catalog describing it commit together) and marks the transaction as
+    /// changing the catalog, which tells every replica to reload it.
+    pub async fn store_catalog(&mut self, json: String) -> Result<()> {
+        self.execute(shoal_storage::STORE_CATALOG_SQL.to_string(), vec![Value::Text(json)], true).await?;
+        self.changes_catalog = true;
+        Ok(())
+    }
+
     /// Runs and records `SAVEPOINT x`, `RELEASE x` or `ROLLBACK TO x`.
     pub async fn savepoint(&mut self, sql: String) -> Result<()> {
         let seq = self.next_seq;
@@ -509,7 +521,11 @@ impl WriteTxn {
             })
             .await;
         }
-        let txn = TxnRecord { ctx: self.ctx, stmts: std::mem::take(&mut self.records) };
+        let txn = TxnRecord {
+            ctx: self.ctx,
+            stmts: std::mem::take(&mut self.records),
+            changes_catalog: self.changes_catalog,
+        };
         self.group.propose(vec![txn]).await
     }
 
@@ -643,6 +659,7 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) {
         match result {
             Ok(output) => {
                 txns.push(TxnRecord {
+                    changes_catalog: false,
                     ctx: item.ctx,
                     stmts: vec![RecordedStmt { seq: 0, sql: item.sql, params: item.params, failed: false }],
                 });

@@ -195,8 +195,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 };
                 let committed_local = match &entry.payload {
                     EntryPayload::Normal(command) => {
-                        catalog_changed |=
-                            command.txns.iter().any(|t| t.stmts.iter().any(|s| s.sql.contains("__shoal_catalog")));
+                        catalog_changed |= command.changes_catalog();
                         replica.apply(command, state).map_err(|e| {
                             tracing::error!(index = entry.log_id.index, error = %e, "apply failed; stopping replica");
                             sm_error(e)

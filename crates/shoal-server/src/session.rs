@@ -509,14 +509,7 @@ impl ShoalSession {
         for sql in statements {
             writer.execute(sql, Vec::new(), true).await?;
         }
-        writer
-            .execute(
-                "INSERT INTO __shoal_catalog (id, json) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET json = excluded.json"
-                    .into(),
-                vec![Value::Text(json)],
-                true,
-            )
-            .await?;
+        writer.store_catalog(json).await?;
         if let Some(txn) = self.txn.as_mut() {
             txn.catalog = CatalogState::new(catalog);
             txn.catalog_changed = true;

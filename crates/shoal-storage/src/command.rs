@@ -45,6 +45,10 @@ pub struct RecordedStmt {
 pub struct TxnRecord {
     pub ctx: ExecContext,
     pub stmts: Vec<RecordedStmt>,
+    /// The transaction stored a new SQL catalog ([`crate::STORE_CATALOG_SQL`]),
+    /// so whoever applies it must reload the catalog it plans with.
+    #[serde(default)]
+    pub changes_catalog: bool,
 }
 
 /// The payload of a normal Raft entry of a data or meta group.
@@ -52,6 +56,13 @@ pub struct TxnRecord {
 pub struct Command {
     pub proposal: Option<ProposalId>,
     pub txns: Vec<TxnRecord>,
+}
+
+impl Command {
+    /// True when applying this command changes the SQL catalog.
+    pub fn changes_catalog(&self) -> bool {
+        self.txns.iter().any(|t| t.changes_catalog)
+    }
 }
 
 impl std::fmt::Display for Command {

@@ -27,7 +27,7 @@ pub mod sqlite_error;
 pub use command::{Command, ProposalId, RecordedStmt, TxnRecord};
 pub use replica::{
     checkpoint, content_checksum, open_connection, run_read_only, run_statement, snapshot_file, AppliedState,
-    QueryOutput, Replica,
+    QueryOutput, Replica, STORE_CATALOG_SQL,
 };
 pub use rusqlite::{Connection, InterruptHandle};
 pub use sqlite_error::from_sqlite;

@@ -68,6 +68,11 @@ const SETUP_SQL: &str = "
     CREATE TABLE IF NOT EXISTS __shoal_catalog (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL);
 ";
 
+/// Stores the catalog JSON (`?1`); the only statement that writes
+/// `__shoal_catalog`, run in the transaction of the DDL it describes.
+pub const STORE_CATALOG_SQL: &str =
+    "INSERT INTO __shoal_catalog (id, json) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET json = excluded.json";
+
 /// Opens a connection on the `shoal` VFS with Shoal's functions registered.
 pub fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     determinism::register_vfs();

@@ -24,6 +24,7 @@ fn nondeterministic_log(seed: u64) -> Vec<Command> {
              tm TEXT DEFAULT CURRENT_TIME, r INTEGER, rb BLOB, now1 TEXT, jd REAL, epoch TEXT, u TEXT, pr REAL, pnow TEXT)",
             vec![],
         )],
+        ..Default::default()
     };
     let mut commands = vec![Command { proposal: None, txns: vec![ddl] }];
     for i in 1..=5 {
@@ -39,6 +40,7 @@ fn nondeterministic_log(seed: u64) -> Vec<Command> {
                 // Statement 1 was a read on the leader and is not recorded; statement 2 still draws its own numbers.
                 stmt(2, "UPDATE t SET r = r + random() % 1000, now1 = date('now') || time('now') WHERE id = ?1", vec![Value::Integer(i)]),
             ],
+            ..Default::default()
         };
         commands.push(Command { proposal: None, txns: vec![txn] });
     }
@@ -129,7 +131,8 @@ fn failed_statements_replay_as_failures_and_divergence_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = Replica::open(&dir.path().join("r.db")).unwrap();
     let ctx = ExecContext::default();
-    let setup = TxnRecord { ctx, stmts: vec![stmt(0, "CREATE TABLE u (k INTEGER PRIMARY KEY)", vec![])] };
+    let setup =
+        TxnRecord { ctx, stmts: vec![stmt(0, "CREATE TABLE u (k INTEGER PRIMARY KEY)", vec![])], ..Default::default() };
     r.apply(&Command { proposal: None, txns: vec![setup] }, applied(1)).unwrap();
     let mut dup = stmt(3, "INSERT INTO u VALUES (1)", vec![]);
     dup.failed = true;
@@ -141,13 +144,14 @@ fn failed_statements_replay_as_failures_and_divergence_is_caught() {
             dup,
             stmt(4, "ROLLBACK TO s", vec![]),
         ],
+        ..Default::default()
     };
     r.apply(&Command { proposal: None, txns: vec![txn] }, applied(2)).unwrap();
     assert_eq!(r.applied().index, 2);
 
     // A statement recorded as succeeded that fails here is divergence: a
     // non-deterministic error, and nothing of the entry is applied.
-    let bad = TxnRecord { ctx, stmts: vec![stmt(0, "INSERT INTO u VALUES (1)", vec![])] };
+    let bad = TxnRecord { ctx, stmts: vec![stmt(0, "INSERT INTO u VALUES (1)", vec![])], ..Default::default() };
     let err = r.apply(&Command { proposal: None, txns: vec![bad] }, applied(3)).unwrap_err();
     assert!(!err.is_deterministic(), "{err}");
     assert_eq!(r.applied().index, 2);

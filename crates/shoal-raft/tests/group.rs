@@ -1,0 +1,47 @@
+//! A single-node group end to end: interactive transactions, batched
+//! autocommit writes, and the catalog-change signal replicas reload on.
+
+use std::time::Duration;
+
+use shoal_common::{ExecContext, Value};
+use shoal_raft::{Group, GroupConfig};
+
+async fn open_group(dir: &std::path::Path) -> std::sync::Arc<Group> {
+    Group::open(GroupConfig { id: 1, node_id: 1, dir: dir.to_path_buf(), rpc_addr: "127.0.0.1:1".into(), fsync: false })
+        .await
+        .expect("open group")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_transactions_that_store_the_catalog_signal_a_catalog_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = open_group(dir.path()).await;
+    let mut epochs = group.catalog_watch();
+    let start = *epochs.borrow_and_update();
+
+    let mut txn = group.begin(ExecContext::now(1)).await.unwrap();
+    txn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)".into(), vec![], true).await.unwrap();
+    txn.store_catalog("{\"tables\":{}}".into()).await.unwrap();
+    let index = txn.commit().await.unwrap();
+    assert!(index > 0);
+    tokio::time::timeout(Duration::from_secs(5), epochs.changed()).await.expect("epoch bumped").unwrap();
+    assert!(*epochs.borrow_and_update() > start);
+    assert_eq!(group.catalog_json().unwrap().as_deref(), Some("{\"tables\":{}}"));
+
+    // An ordinary write commits without touching the catalog epoch.
+    let out =
+        group.write_autocommit(ExecContext::now(2), "INSERT INTO t VALUES (?1)".into(), vec![Value::Integer(7)]).await;
+    assert_eq!(out.unwrap().changes, 1);
+    assert!(!epochs.has_changed().unwrap(), "a data-only write must not signal a catalog change");
+
+    // A rolled-back transaction leaves neither rows nor catalog behind.
+    let mut txn = group.begin(ExecContext::now(3)).await.unwrap();
+    txn.execute("INSERT INTO t VALUES (8)".into(), vec![], true).await.unwrap();
+    txn.store_catalog("{}".into()).await.unwrap();
+    txn.rollback().await.unwrap();
+    assert_eq!(group.catalog_json().unwrap().as_deref(), Some("{\"tables\":{}}"));
+    let rows =
+        group.read(true, |r| shoal_storage::run_read_only(&r.conn, "SELECT count(*) FROM t", &[])).await.unwrap();
+    assert_eq!(rows.rows, vec![vec![Value::Integer(1)]]);
+    group.shutdown().await;
+}
