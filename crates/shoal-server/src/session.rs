@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_pgwire::{Canceller, Column, Notice, Prepared, Session, StatementResult, TransactionStatus};
 use shoal_raft::{Reader, WriteTxn};
-use shoal_sql::{OutputColumn, Plan, TxnControl, WriteKind};
+use shoal_sql::{OutputColumn, Plan, SystemReads, TxnControl, WriteKind};
 use shoal_storage::determinism::StatementScope;
 use shoal_storage::{InterruptHandle, QueryOutput};
 use sqlparser::ast::Statement;
@@ -80,8 +80,6 @@ struct Txn {
 /// A prepared statement's plan, kept inside [`Prepared::handle`].
 struct PreparedPlan {
     statement: Option<Arc<Statement>>,
-    /// See [`reads_catalog`]; computed once here rather than per execution.
-    catalog_query: bool,
     plan: Plan,
     catalog_tag: u64,
     client_types: Vec<Option<shoal_common::DataType>>,
@@ -212,19 +210,6 @@ fn aborted_error() -> Error {
     )
 }
 
-/// True when the statement reads Shoal's catalog or system views, which live
-/// in attached in-memory schemas rather than in the replica. Judged on the
-/// statement's text: a false positive only routes the statement to a read
-/// connection that also has the catalog attached, which is still correct.
-fn reads_catalog(statement: &Statement) -> bool {
-    let text = statement.to_string().to_ascii_lowercase();
-    let bytes = text.as_bytes();
-    let starts_word = |i: usize| i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
-    ["pg_", "information_schema.", "shoal.", "\"pg_", "\"shoal\"."]
-        .iter()
-        .any(|needle| text.match_indices(needle).any(|(i, _)| starts_word(i)))
-}
-
 impl ShoalSession {
     pub fn new(node: Arc<Node>, user: String, database: String, application_name: String) -> ShoalSession {
         let settings = default_settings(&node, &user, &database, &application_name);
@@ -267,25 +252,14 @@ impl ShoalSession {
     }
 
     /// Runs one planned statement, keeping PostgreSQL's transaction rules.
-    /// `catalog_query` says whether the statement reads the catalog or system
-    /// views ([`reads_catalog`], judged once when the statement is prepared).
-    async fn run(
-        &mut self,
-        statement: Option<&Statement>,
-        catalog_query: bool,
-        plan: Plan,
-        params: Vec<Value>,
-    ) -> Result<StatementResult> {
+    async fn run(&mut self, statement: Option<&Statement>, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
         let started = Instant::now();
         let kind = statement_kind(&plan);
         let in_failed_txn = self.txn.as_ref().is_some_and(|t| t.failed);
         let ends_failure =
             matches!(plan, Plan::Transaction(TxnControl::Rollback | TxnControl::RollbackTo(_) | TxnControl::Commit));
-        let result = if in_failed_txn && !ends_failure {
-            Err(aborted_error())
-        } else {
-            self.dispatch(catalog_query, plan, params).await
-        };
+        let result =
+            if in_failed_txn && !ends_failure { Err(aborted_error()) } else { self.dispatch(plan, params).await };
         if let (Err(_), Some(txn)) = (&result, self.txn.as_mut()) {
             txn.failed = true;
         }
@@ -307,7 +281,7 @@ impl ShoalSession {
         err
     }
 
-    async fn dispatch(&mut self, catalog_query: bool, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
+    async fn dispatch(&mut self, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
         match plan {
             Plan::Empty => Ok(StatementResult::Empty),
             Plan::Noop { tag, notice } => {
@@ -320,9 +294,12 @@ impl ShoalSession {
                 }
                 Ok(StatementResult::Command { tag })
             }
-            Plan::Query { sql, columns, .. } => {
-                let output =
-                    if catalog_query { self.read_catalog(sql, params).await? } else { self.read(sql, params).await? };
+            Plan::Query { sql, columns, reads, .. } => {
+                let output = if reads == SystemReads::default() {
+                    self.read(sql, params).await?
+                } else {
+                    self.read_catalog(sql, params, reads).await?
+                };
                 let tag = format!("SELECT {}", output.rows.len());
                 Ok(StatementResult::Rows { columns: Arc::new(to_columns(&columns)), rows: output.rows, tag })
             }
@@ -417,10 +394,12 @@ impl ShoalSession {
         result
     }
 
-    async fn read_catalog(&mut self, sql: String, params: Vec<Value>) -> Result<QueryOutput> {
+    /// A read of the catalog or system views: on a read connection with the
+    /// in-memory schemas attached and brought up to date (the system views
+    /// only when the statement reads them).
+    async fn read_catalog(&mut self, sql: String, params: Vec<Value>, reads: SystemReads) -> Result<QueryOutput> {
         let catalog = self.catalog();
-        let node = self.node.clone();
-        let status = catalog_views::SystemState::capture(&node);
+        let status = reads.system_views.then(|| catalog_views::SystemState::capture(&self.node));
         let cancel = self.cancel.clone();
         let linearizable = self.linearizable();
         let ctx = self.txn.as_ref().map(|t| t.ctx).unwrap_or_else(|| ExecContext::now(rand::random()));
@@ -429,7 +408,9 @@ impl ShoalSession {
             .read(linearizable, move |reader| {
                 let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
                 catalog_views::prepare(reader, &catalog)?;
-                catalog_views::refresh_system_views(&reader.conn, &status, &catalog.catalog)?;
+                if let Some(status) = &status {
+                    catalog_views::refresh_system_views(&reader.conn, status, &catalog.catalog)?;
+                }
                 cancel.set(Some(Arc::new(reader.conn.get_interrupt_handle())));
                 let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
                 cancel.set(None);
@@ -760,7 +741,6 @@ impl ShoalSession {
             param_types,
             columns,
             handle: Arc::new(PreparedPlan {
-                catalog_query: reads_catalog(&statement),
                 statement: Some(Arc::new(statement)),
                 plan,
                 catalog_tag: tag,
@@ -825,7 +805,7 @@ impl Session for ShoalSession {
         let mut results = Vec::with_capacity(statements.len());
         for statement in &statements {
             let result = match self.plan(statement, &[]) {
-                Ok((plan, _)) => self.run(Some(statement), reads_catalog(statement), plan, Vec::new()).await,
+                Ok((plan, _)) => self.run(Some(statement), plan, Vec::new()).await,
                 Err(e) => {
                     if let Some(txn) = self.txn.as_mut() {
                         txn.failed = true;
@@ -858,7 +838,6 @@ impl Session for ShoalSession {
                 columns: Vec::new(),
                 handle: Arc::new(PreparedPlan {
                     statement: None,
-                    catalog_query: false,
                     plan: Plan::Empty,
                     catalog_tag: 0,
                     client_types: Vec::new(),
@@ -890,8 +869,8 @@ impl Session for ShoalSession {
                 }
             }
         };
-        let (statement, catalog_query) = (statement.clone(), plan.catalog_query);
-        self.run(Some(&statement), catalog_query, current, params).await
+        let statement = statement.clone();
+        self.run(Some(&statement), current, params).await
     }
 
     fn take_notices(&mut self) -> Vec<Notice> {

@@ -10,6 +10,7 @@ use shoal_common::{DataType, Error, Result, SqlState};
 use sqlparser::ast::{self, Ident, ObjectName};
 
 use crate::catalog::Catalog;
+use crate::plan::SystemReads;
 
 /// An upper bound on nesting (subqueries, expressions), so hostile input
 /// cannot overflow the stack.
@@ -105,11 +106,21 @@ pub struct Binder<'a> {
     pub depth: usize,
     /// Counter for generated aliases (`__s1`, …).
     pub fresh: usize,
+    /// Catalog and system-view reads seen so far (see [`SystemReads`]).
+    pub reads: SystemReads,
 }
 
 impl<'a> Binder<'a> {
     pub fn new(catalog: &'a Catalog, params: &[Option<DataType>]) -> Binder<'a> {
-        Binder { catalog, params: params.to_vec(), scopes: vec![], ctes: vec![], depth: 0, fresh: 0 }
+        Binder {
+            catalog,
+            params: params.to_vec(),
+            scopes: vec![],
+            ctes: vec![],
+            depth: 0,
+            fresh: 0,
+            reads: SystemReads::default(),
+        }
     }
 
     /// Parameter types for the plan: unknown ones default to `text`.

@@ -48,6 +48,7 @@ impl Binder<'_> {
                     return Err(Error::unsupported("TRY_CAST"));
                 }
                 if let Some(t) = self.reg_cast(expr, data_type)? {
+                    self.reads.catalog = true;
                     return Ok(t);
                 }
                 let (to, _) = binder::data_type(data_type)?;

@@ -510,7 +510,10 @@ impl Binder<'_> {
             }
             "generate_series" => Err(Error::unsupported("generate_series outside FROM")),
             "unnest" | "generate_subscripts" => self.select_list_srf(name, args),
-            _ if let Some(t) = self.catalog_function(name, args)? => Ok(t),
+            _ if let Some(t) = self.catalog_function(name, args)? => {
+                self.reads.catalog = true;
+                Ok(t)
+            }
             _ => Err(Error::new(SqlState::UNDEFINED_FUNCTION, format!("function {name} does not exist")).with_hint(
                 "No function matches the given name and argument types. You might need to add explicit type casts.",
             )),

@@ -59,7 +59,7 @@ mod system_views;
 pub use catalog::{Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Table, UniqueDef, ViewColumn, ViewDef};
 pub use errors::{map_sqlite_error, map_write_error, write_target, WriteTarget};
 pub use parser::parse;
-pub use plan::{OutputColumn, Plan, TxnControl, WriteKind};
+pub use plan::{OutputColumn, Plan, SystemReads, TxnControl, WriteKind};
 pub use system::catalog_schema_sql;
 pub use system_views::{system_views, SystemView};
 
@@ -81,7 +81,7 @@ pub fn plan(stmt: &Statement, catalog: &Catalog, param_types: &[Option<DataType>
                 // FOR UPDATE/SHARE: a shard has one writer at a time, so the lock is implied.
             }
             let (sql, columns) = b.query(q, None)?;
-            Ok(Plan::Query { sql, param_types: b.param_types(), columns })
+            Ok(Plan::Query { sql, param_types: b.param_types(), columns, reads: b.reads })
         }
         Statement::Insert(i) => b.insert(i),
         Statement::Update(u) => b.update(u),

@@ -21,6 +21,17 @@ pub struct OutputColumn {
     pub column_id: i16,
 }
 
+/// What a query reads besides user tables: the in-memory schemas the
+/// executor attaches to read connections and fills before running it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemReads {
+    /// `pg_catalog` / `information_schema` relations, `::regclass` casts,
+    /// catalog functions.
+    pub catalog: bool,
+    /// The `shoal.*` system views (live Raft state).
+    pub system_views: bool,
+}
+
 /// Which kind of write a [`Plan::Write`] is; it picks the command tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteKind {
@@ -57,6 +68,8 @@ pub enum Plan {
         /// context or taken from the client's Parse message.
         param_types: Vec<DataType>,
         columns: Vec<OutputColumn>,
+        /// Set by the binder when it resolved a catalog relation or function.
+        reads: SystemReads,
     },
     /// INSERT / UPDATE / DELETE (with optional RETURNING; `columns` is empty without).
     Write { kind: WriteKind, sql: String, param_types: Vec<DataType>, columns: Vec<OutputColumn> },

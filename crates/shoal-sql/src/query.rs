@@ -581,6 +581,11 @@ impl Binder<'_> {
 
     fn table_ref(&mut self, name: &ast::ObjectName, alias: Option<&ast::TableAlias>) -> Result<String> {
         if let Some((schema, table, cols)) = system::lookup(name) {
+            if schema == "shoal" {
+                self.reads.system_views = true;
+            } else {
+                self.reads.catalog = true;
+            }
             let alias_name = alias.map(|a| fold(&a.name)).unwrap_or_else(|| table.to_string());
             self.add_rel(&alias_name, cols.into_iter().map(|(n, t)| (n, t, 0, 0)).collect());
             return Ok(format!("{}.{} AS {}", quote(schema), quote(table), quote(&alias_name)));

@@ -247,7 +247,9 @@ fn constraint_and_type_errors_map_to_postgres() {
 fn parameters_are_bound_and_typed() {
     let mut db = users();
     let stmt = &shoal_sql::parse("SELECT name FROM users WHERE id = $1 AND name LIKE $2").unwrap()[0];
-    let Plan::Query { sql, param_types, columns } = shoal_sql::plan(stmt, &db.catalog, &[]).unwrap() else { panic!() };
+    let Plan::Query { sql, param_types, columns, .. } = shoal_sql::plan(stmt, &db.catalog, &[]).unwrap() else {
+        panic!()
+    };
     assert_eq!(param_types, vec![DataType::Int4, DataType::Text]);
     assert!(sql.contains("?1") && sql.contains("?2"));
     assert_eq!(columns[0].name, "name");
@@ -671,4 +673,26 @@ fn foreign_key_and_drop_index_errors_name_the_objects() {
     );
     let e = db.err("DROP INDEX nope");
     assert_eq!((e.code, e.message.as_str()), (SqlState::UNDEFINED_OBJECT, "index \"nope\" does not exist"));
+}
+
+#[test]
+fn queries_say_which_system_schemas_they_read() {
+    let mut db = Db::new();
+    db.run("CREATE TABLE t (id int PRIMARY KEY)", &[]).unwrap();
+    let reads = |sql: &str| {
+        let stmt = &shoal_sql::parse(sql).unwrap()[0];
+        match shoal_sql::plan(stmt, &db.catalog, &[]).unwrap() {
+            Plan::Query { reads, .. } => (reads.catalog, reads.system_views),
+            other => panic!("{sql}: not a query: {other:?}"),
+        }
+    };
+    assert_eq!(reads("SELECT * FROM t"), (false, false));
+    // A user table named like a catalog prefix is still a user table.
+    assert_eq!(reads("SELECT * FROM t WHERE id = 1 AND 'pg_class' = 'pg_class'"), (false, false));
+    assert_eq!(reads("SELECT relname FROM pg_catalog.pg_class"), (true, false));
+    assert_eq!(reads("SELECT table_name FROM information_schema.tables"), (true, false));
+    assert_eq!(reads("SELECT 't'::regclass"), (true, false));
+    assert_eq!(reads("SELECT pg_get_userbyid(10)"), (true, false));
+    assert_eq!(reads("SELECT group_id FROM shoal.groups"), (false, true));
+    assert_eq!(reads("SELECT * FROM t WHERE id IN (SELECT node_id FROM shoal.nodes)"), (false, true));
 }
