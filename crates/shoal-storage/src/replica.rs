@@ -200,11 +200,6 @@ impl Replica {
         self.writer.get_interrupt_handle()
     }
 
-    /// True while a leader-side transaction is open on the writer.
-    pub fn in_transaction(&self) -> bool {
-        self.in_txn
-    }
-
     /// Starts a leader-side transaction (takes SQLite's write lock at once).
     pub fn begin(&mut self) -> Result<()> {
         if self.in_txn {
@@ -353,12 +348,6 @@ impl Replica {
         self.pending = None;
         self.applied = applied;
         self.unpersisted = None;
-    }
-
-    /// Copies a consistent snapshot of the database (committed state only)
-    /// to `dest`, returning the applied state it contains.
-    pub fn snapshot_to(&self, dest: &Path) -> Result<AppliedState> {
-        snapshot_file(&self.path, dest)
     }
 
     /// Replaces the database with the snapshot file at `src` (which is

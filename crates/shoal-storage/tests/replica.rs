@@ -163,7 +163,7 @@ fn snapshot_round_trip() {
     let log = nondeterministic_log(5);
     let source = replay_into(dir.path(), "src.db", &log);
     let snap = dir.path().join("snap.db");
-    let state = source.snapshot_to(&snap).unwrap();
+    let state = shoal_storage::snapshot_file(source.path(), &snap).unwrap();
     assert_eq!(state.index, 6);
     let mut target = Replica::open(&dir.path().join("dst.db")).unwrap();
     let installed = target.install_snapshot(&snap).unwrap();
