@@ -8,7 +8,7 @@
 //! Errors raised by Shoal's own SQL functions (`crate::functions`) already
 //! know their PostgreSQL SQLSTATE. SQLite passes a function's error on as text
 //! only, so the code rides in that text as a `SQLSTATE xxxxx: ` prefix
-//! ([`encode_function_error`]) and [`from_sqlite`] takes it out again.
+//! (`encode_function_error`) and [`from_sqlite`] takes it out again.
 
 use rusqlite::ffi;
 use shoal_common::{Error, SqlState};
