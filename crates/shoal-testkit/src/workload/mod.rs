@@ -1,0 +1,230 @@
+//! Workloads: concurrent clients that run seeded operations against any
+//! node's PostgreSQL port and record each one in a [`Recorder`](crate::Recorder).
+//!
+//! ```text
+//!   client k (one task, one op at a time)
+//!     Session ── connect to node (k + attempt) mod N, retry the next on failure
+//!       └─ op: invoke ─▶ SQL with a per-op timeout ─▶ complete(Ok | Failed | Unknown)
+//! ```
+//!
+//! Outcomes follow the rules of [`crate::history`]. A database error is a
+//! definite failure unless its SQLSTATE leaves the outcome open:
+//! `40003` (statement completion unknown), class `08` (connection), `57`
+//! (operator intervention: shutdown, cancel), `58` (system I/O), `53`
+//! (resources) and `XX` (internal). A timeout or a broken connection after
+//! the request was sent is unknown. A multi-statement transaction that fails
+//! before its `COMMIT` was sent is a definite failure: nothing commits
+//! without `COMMIT`. After anything but success the session reconnects, so
+//! no op inherits a connection in an unknown state.
+//!
+//! Each workload owns its tables (`kit_*`), creates them idempotently in
+//! `setup`, and runs until a deadline; the `*_final` methods read the state
+//! after the faults have healed.
+
+mod bank;
+mod register;
+mod set;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use tokio::time::Instant;
+use tokio_postgres::{Client, NoTls};
+
+pub use bank::BankWorkload;
+pub use register::RegisterWorkload;
+pub use set::SetWorkload;
+
+use crate::history::{Outcome, Output, Pending};
+
+/// The user Shoal's test nodes accept from loopback clients.
+pub const USER: &str = "shoal";
+
+/// The PostgreSQL addresses of a cluster's nodes and the client timeouts.
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    addrs: Arc<Vec<SocketAddr>>,
+    /// Longest wait for one operation before its outcome is unknown.
+    pub op_timeout: Duration,
+    /// Longest wait for one connection attempt.
+    pub connect_timeout: Duration,
+}
+
+impl Endpoints {
+    pub fn new(addrs: Vec<SocketAddr>) -> Endpoints {
+        Endpoints {
+            addrs: Arc::new(addrs),
+            op_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+}
+
+/// Connects to the node at `addr` and drives the connection on a background
+/// task; the whole startup handshake must finish within `timeout`.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Client> {
+    let mut config = tokio_postgres::Config::new();
+    config.host(addr.ip().to_string()).port(addr.port()).user(USER).dbname("shoal").connect_timeout(timeout);
+    let (client, connection) = tokio::time::timeout(timeout, config.connect(NoTls))
+        .await
+        .map_err(|_| anyhow!("connecting to {addr}: no handshake within {timeout:?}"))?
+        .map_err(|e| anyhow!("connecting to {addr}: {e}"))?;
+    tokio::spawn(async move {
+        // Errors reach the client through its next call.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Why an attempt did not succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// It certainly took no effect.
+    Definite(String),
+    /// It may have taken effect.
+    Indefinite(String),
+}
+
+impl Failure {
+    /// Classifies an error of a request that was sent (see the module docs).
+    pub fn of(e: &tokio_postgres::Error) -> Failure {
+        match e.as_db_error() {
+            Some(db) => {
+                let code = db.code().code();
+                let text = format!("{code} {}", db.message());
+                if outcome_unknown(code) {
+                    Failure::Indefinite(text)
+                } else {
+                    Failure::Definite(text)
+                }
+            }
+            None => Failure::Indefinite(format!("connection: {e}")),
+        }
+    }
+
+    /// Any failure of a transaction before `COMMIT` was sent: it cannot have committed.
+    pub fn before_commit(e: &tokio_postgres::Error) -> Failure {
+        match Failure::of(e) {
+            Failure::Definite(text) | Failure::Indefinite(text) => Failure::Definite(text),
+        }
+    }
+}
+
+/// SQLSTATEs after which the statement may or may not have taken effect.
+fn outcome_unknown(code: &str) -> bool {
+    code == "40003" || ["08", "53", "57", "58", "XX"].iter().any(|class| code.starts_with(class))
+}
+
+/// One client's connection to the cluster.
+pub(crate) struct Session {
+    endpoints: Endpoints,
+    /// Index of the node to try next.
+    next: usize,
+    client: Option<Client>,
+}
+
+impl Session {
+    /// A session that starts on node `first` (mod the number of nodes).
+    pub(crate) fn new(endpoints: Endpoints, first: usize) -> Session {
+        let next = first % endpoints.addrs.len().max(1);
+        Session { endpoints, next, client: None }
+    }
+
+    /// A connected client, trying the nodes in turn until `until`; `None`
+    /// when no node accepted a connection in time.
+    pub(crate) async fn client(&mut self, until: Instant) -> Option<&Client> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+        }
+        while self.client.is_none() {
+            if Instant::now() >= until || self.endpoints.addrs.is_empty() {
+                return None;
+            }
+            let addr = self.endpoints.addrs[self.next];
+            match connect(addr, self.endpoints.connect_timeout).await {
+                Ok(client) => self.client = Some(client),
+                Err(_) => {
+                    self.next = (self.next + 1) % self.endpoints.addrs.len();
+                    // A full round of refusals: the cluster is restarting, do not spin.
+                    if self.next == 0 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+        self.client.as_ref()
+    }
+
+    /// Records how an op ended, and drops the connection unless it succeeded.
+    pub(crate) fn finish(
+        &mut self,
+        pending: Pending,
+        result: Result<Result<Output, Failure>, tokio::time::error::Elapsed>,
+    ) -> Outcome {
+        let outcome = match result {
+            Ok(Ok(output)) => Outcome::Ok(output),
+            Ok(Err(Failure::Definite(why))) => Outcome::Failed(why),
+            Ok(Err(Failure::Indefinite(why))) => Outcome::Unknown(why),
+            Err(_) => Outcome::Unknown(format!("no answer within {:?}", self.endpoints.op_timeout)),
+        };
+        if !outcome.is_ok() {
+            self.client = None;
+            self.next = (self.next + 1) % self.endpoints.addrs.len().max(1);
+        }
+        pending.complete(outcome.clone());
+        outcome
+    }
+}
+
+/// Runs `sql` (idempotent setup) on any node until it succeeds or `timeout` passes.
+pub(crate) async fn setup_sql(endpoints: &Endpoints, sql: &str, timeout: Duration) -> Result<()> {
+    let until = Instant::now() + timeout;
+    let mut session = Session::new(endpoints.clone(), 0);
+    let mut last_error = String::from("no node accepted a connection");
+    while Instant::now() < until {
+        let Some(client) = session.client(until).await else { break };
+        match tokio::time::timeout(endpoints.op_timeout * 5, client.batch_execute(sql)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => last_error = e.to_string(),
+            Err(_) => last_error = "timed out".into(),
+        }
+        session.client = None;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(anyhow!("setup did not succeed within {timeout:?} ({last_error}): {sql}"))
+}
+
+/// How long `setup` and the `*_final` reads keep retrying.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_that_leave_the_outcome_open() {
+        for code in ["40003", "08006", "57P01", "57014", "58030", "53100", "XX000"] {
+            assert!(outcome_unknown(code), "{code}");
+        }
+        for code in ["23505", "40001", "25P02", "42601", "0A000", "22012"] {
+            assert!(!outcome_unknown(code), "{code}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_gives_up_at_its_deadline_when_no_node_listens() {
+        // Bind and release a port so nothing listens there.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut session = Session::new(Endpoints::new(vec![dead]), 0);
+        let started = Instant::now();
+        assert!(session.client(started + Duration::from_millis(200)).await.is_none());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
