@@ -44,7 +44,7 @@ impl PortLease {
             self.held.push(port);
             return Ok(port);
         }
-        bail!("no free port left in the cluster's range (ended at {})", self.end - 1)
+        bail!("no free port left in the cluster's range (it ends before port {})", self.end)
     }
 }
 

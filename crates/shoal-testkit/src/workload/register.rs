@@ -89,7 +89,7 @@ impl RegisterWorkload {
             let roll = rng.gen_range(0..100);
             let op = if roll < self.read_percent {
                 Op::Read { key }
-            } else if roll < self.read_percent + self.cas_percent {
+            } else if roll < self.read_percent.saturating_add(self.cas_percent) {
                 Op::Cas { key, expect: rng.gen_range(0..values), new: rng.gen_range(0..values) }
             } else {
                 Op::Write { key, value: rng.gen_range(0..values) }

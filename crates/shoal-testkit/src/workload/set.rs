@@ -55,7 +55,7 @@ impl SetWorkload {
     /// Runs the clients until `until`; returns when all have stopped.
     pub async fn run(&self, endpoints: &Endpoints, recorder: &Recorder, until: Instant) -> Result<()> {
         let run = self.runs.fetch_add(1, Ordering::Relaxed);
-        if run >= MAX_RUNS || self.first_client + self.clients > MAX_CLIENT {
+        if run >= MAX_RUNS || self.first_client.checked_add(self.clients).is_none_or(|end| end > MAX_CLIENT) {
             return Err(anyhow!("set workload: ids would not be unique (run {run}, clients up to {MAX_CLIENT})"));
         }
         let tasks: Vec<_> = (0..self.clients)
