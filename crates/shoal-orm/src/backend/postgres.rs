@@ -1,0 +1,499 @@
+//! PostgreSQL through tokio-postgres (also the transport of `shoal://`).
+//!
+//! Statements are prepared once per connection and cached by their text, so
+//! a repeated query costs one round trip (Bind/Execute), not two. PostgreSQL
+//! infers each parameter's type from the statement (`$1` compared with an
+//! `integer` column is an `int4`), so a [`Value`] is encoded for the type the
+//! server asked for: `Int(5)` becomes an int2, int4, int8, float or numeric
+//! as needed, and a value that does not fit is an error, never a silent
+//! truncation.
+//!
+//! TLS is not implemented yet: URLs asking for `sslmode=require` are refused
+//! with a clear error rather than silently connecting in the clear.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{BufMut, BytesMut};
+use futures::{pin_mut, StreamExt, TryStreamExt};
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
+use tokio_postgres::{Client, Config, NoTls, Statement};
+
+use super::{Backend, Connection, Executed, QueryResult, RowSink, StreamTask};
+use crate::db::{Options, Stmt};
+use crate::dialect::Dialect;
+use crate::error::{Error, Result};
+use crate::model::Row;
+use crate::value::Value;
+
+/// Prepared statements kept per connection before the cache is reset.
+const STATEMENT_CACHE: usize = 512;
+
+pub struct PostgresBackend {
+    config: Config,
+}
+
+impl PostgresBackend {
+    pub fn from_url(url: &str, _options: &Options) -> Result<PostgresBackend> {
+        Ok(PostgresBackend { config: parse_config(url)? })
+    }
+}
+
+/// Parses a `postgres://` URL (or a `shoal://` one rewritten to it).
+pub(crate) fn parse_config(url: &str) -> Result<Config> {
+    let config: Config =
+        url.parse().map_err(|e| Error::Config(format!("invalid PostgreSQL URL {}: {e}", super::redact(url))))?;
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(Error::Unsupported("TLS connections (sslmode=require); connect without TLS".into()));
+    }
+    Ok(config)
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Connection>> {
+        Ok(Box::new(PgConn::connect(&self.config).await?))
+    }
+}
+
+/// One tokio-postgres session with its statement cache.
+pub(crate) struct PgConn {
+    client: Client,
+    cache: HashMap<String, Statement>,
+}
+
+impl PgConn {
+    pub(crate) async fn connect(config: &Config) -> Result<PgConn> {
+        let (client, connection) =
+            config.connect(NoTls).await.map_err(|e| Error::Connect { message: e.to_string() })?;
+        tokio::spawn(async move {
+            // The connection ends with an error only when the socket does;
+            // the client sees it on its next call.
+            let _ = connection.await;
+        });
+        Ok(PgConn { client, cache: HashMap::new() })
+    }
+
+    async fn prepare(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.cache.get(sql) {
+            return Ok(s.clone());
+        }
+        let st = self.client.prepare(sql).await.map_err(map_error)?;
+        if self.cache.len() >= STATEMENT_CACHE {
+            self.cache.clear();
+        }
+        self.cache.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+
+    async fn query_once(&mut self, stmt: &Stmt) -> Result<QueryResult> {
+        let st = self.prepare(&stmt.sql).await?;
+        let columns: Arc<[String]> = st.columns().iter().map(|c| c.name().to_string()).collect::<Vec<_>>().into();
+        let rows = self.client.query_raw(&st, stmt.params.iter().map(PgParam)).await.map_err(map_error)?;
+        let rows: Vec<tokio_postgres::Row> = rows.try_collect().await.map_err(map_error)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(read_row(row)?);
+        }
+        Ok(QueryResult { columns, rows: out })
+    }
+
+    async fn execute_once(&mut self, stmt: &Stmt) -> Result<Executed> {
+        let st = self.prepare(&stmt.sql).await?;
+        let n = self.client.execute_raw(&st, stmt.params.iter().map(PgParam)).await.map_err(map_error)?;
+        Ok(Executed { rows_affected: n, last_insert_id: None })
+    }
+
+    /// A cached plan goes stale when DDL changes a table under it; PostgreSQL
+    /// then refuses it once. Forget the cache and run the statement again.
+    fn stale_plan(e: &Error) -> bool {
+        matches!(e, Error::Database { sqlstate, message } if sqlstate == "0A000" && message.contains("cached plan"))
+    }
+
+    pub(crate) async fn query_stmt(&mut self, stmt: &Stmt) -> Result<QueryResult> {
+        match self.query_once(stmt).await {
+            Err(e) if Self::stale_plan(&e) => {
+                self.cache.clear();
+                self.query_once(stmt).await
+            }
+            r => r,
+        }
+    }
+
+    pub(crate) async fn execute_stmt(&mut self, stmt: &Stmt) -> Result<Executed> {
+        match self.execute_once(stmt).await {
+            Err(e) if Self::stale_plan(&e) => {
+                self.cache.clear();
+                self.execute_once(stmt).await
+            }
+            r => r,
+        }
+    }
+
+    pub(crate) async fn batch_sql(&mut self, sql: &str) -> Result<()> {
+        let r = self.client.batch_execute(sql).await.map_err(map_error);
+        if r.is_ok() && looks_like_ddl(sql) {
+            self.cache.clear();
+        }
+        r
+    }
+
+    pub(crate) async fn stream_rows(&mut self, stmt: &Stmt, sink: &RowSink) -> Result<()> {
+        let st = self.prepare(&stmt.sql).await?;
+        let columns: Arc<[String]> = st.columns().iter().map(|c| c.name().to_string()).collect::<Vec<_>>().into();
+        let rows = self.client.query_raw(&st, stmt.params.iter().map(PgParam)).await.map_err(map_error)?;
+        pin_mut!(rows);
+        while let Some(row) = rows.next().await {
+            let row = row.map_err(map_error)?;
+            if !sink.send(Row::new(columns.clone(), read_row(&row)?)).await {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn looks_like_ddl(sql: &str) -> bool {
+    let s = sql.trim_start().to_ascii_uppercase();
+    ["CREATE", "ALTER", "DROP"].iter().any(|k| s.starts_with(k) || s.contains(&format!(";{k}")))
+        || s.contains("\nALTER")
+        || s.contains("\nDROP")
+        || s.contains("\nCREATE")
+}
+
+#[async_trait]
+impl Connection for PgConn {
+    async fn query(&mut self, stmt: &Stmt) -> Result<QueryResult> {
+        self.query_stmt(stmt).await
+    }
+
+    async fn execute(&mut self, stmt: &Stmt) -> Result<Executed> {
+        self.execute_stmt(stmt).await
+    }
+
+    async fn batch(&mut self, sql: &str) -> Result<()> {
+        self.batch_sql(sql).await
+    }
+
+    fn stream<'a>(&'a mut self, stmt: &'a Stmt, sink: RowSink) -> StreamTask<'a> {
+        StreamTask::Async(Box::pin(async move {
+            let r = self.stream_rows(stmt, &sink).await;
+            if let Err(e) = r {
+                sink.fail(e).await;
+            }
+            Ok(())
+        }))
+    }
+
+    fn is_broken(&self) -> bool {
+        self.client.is_closed()
+    }
+}
+
+/// Translates a tokio-postgres error: server errors by SQLSTATE with the
+/// constraint, table and column the server reported; anything else is a
+/// lost connection.
+pub(crate) fn map_error(e: tokio_postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        return Error::from_sqlstate(
+            db.code().code(),
+            db.message().to_string(),
+            db.constraint().map(str::to_string),
+            db.table().map(str::to_string),
+            db.column().map(str::to_string),
+        );
+    }
+    let text = e.to_string();
+    if text.contains("error serializing parameter") || text.contains("error deserializing column") {
+        let detail = e.source().map(|s| s.to_string()).unwrap_or_default();
+        return Error::Decode { column: String::new(), message: format!("{text}: {detail}") };
+    }
+    Error::ConnectionLost { message: text }
+}
+
+/// A [`Value`] encoded for whatever parameter type the server inferred.
+#[derive(Debug)]
+struct PgParam<'a>(&'a Value);
+
+type BoxError = Box<dyn StdError + Sync + Send>;
+
+fn text_like(ty: &Type) -> bool {
+    matches!(*ty, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::JSON)
+}
+
+impl ToSql for PgParam<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> std::result::Result<IsNull, BoxError> {
+        match self.0 {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Bool(b) => match *ty {
+                Type::BOOL => b.to_sql(ty, out),
+                Type::INT2 => i16::from(*b).to_sql(ty, out),
+                Type::INT4 => i32::from(*b).to_sql(ty, out),
+                Type::INT8 => i64::from(*b).to_sql(ty, out),
+                _ if text_like(ty) => {
+                    out.put_slice(if *b { b"true" } else { b"false" });
+                    Ok(IsNull::No)
+                }
+                _ => Err(format!("cannot send a boolean as {ty}").into()),
+            },
+            Value::Int(i) => match *ty {
+                Type::INT8 => i.to_sql(ty, out),
+                Type::INT4 => {
+                    i32::try_from(*i).map_err(|_| format!("{i} is out of range for integer"))?.to_sql(ty, out)
+                }
+                Type::INT2 => {
+                    i16::try_from(*i).map_err(|_| format!("{i} is out of range for smallint"))?.to_sql(ty, out)
+                }
+                Type::OID => u32::try_from(*i).map_err(|_| format!("{i} is out of range for oid"))?.to_sql(ty, out),
+                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
+                Type::FLOAT4 => (*i as f32).to_sql(ty, out),
+                Type::NUMERIC => encode_numeric(&i.to_string(), out),
+                Type::BOOL => (*i != 0).to_sql(ty, out),
+                _ if text_like(ty) => {
+                    out.put_slice(i.to_string().as_bytes());
+                    Ok(IsNull::No)
+                }
+                _ => Err(format!("cannot send an integer as {ty}").into()),
+            },
+            Value::Float(f) => match *ty {
+                Type::FLOAT8 => f.to_sql(ty, out),
+                Type::FLOAT4 => (*f as f32).to_sql(ty, out),
+                Type::NUMERIC => encode_numeric(&f.to_string(), out),
+                Type::INT8 | Type::INT4 | Type::INT2 if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                    PgParam(&Value::Int(*f as i64)).to_sql(ty, out)
+                }
+                _ if text_like(ty) => {
+                    out.put_slice(f.to_string().as_bytes());
+                    Ok(IsNull::No)
+                }
+                _ => Err(format!("cannot send a float as {ty}").into()),
+            },
+            Value::Text(s) => match *ty {
+                Type::JSONB => {
+                    out.put_u8(1);
+                    out.put_slice(s.as_bytes());
+                    Ok(IsNull::No)
+                }
+                _ if text_like(ty) => {
+                    out.put_slice(s.as_bytes());
+                    Ok(IsNull::No)
+                }
+                _ => Err(format!("cannot send text as {ty}").into()),
+            },
+            Value::Bytes(b) => match *ty {
+                Type::BYTEA => {
+                    out.put_slice(b);
+                    Ok(IsNull::No)
+                }
+                _ => Err(format!("cannot send bytes as {ty}").into()),
+            },
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// Any column, read as raw bytes to be decoded by its type.
+struct RawBytes<'a>(&'a [u8]);
+
+impl<'a> FromSql<'a> for RawBytes<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> std::result::Result<Self, BoxError> {
+        Ok(RawBytes(raw))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+fn read_row(row: &tokio_postgres::Row) -> Result<Vec<Value>> {
+    let mut values = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let decode_err = |e: tokio_postgres::Error| Error::Decode {
+            column: col.name().to_string(),
+            message: e.source().map(|s| s.to_string()).unwrap_or_else(|| e.to_string()),
+        };
+        let ty = col.type_();
+        let v = match *ty {
+            Type::BOOL => row.try_get::<_, Option<bool>>(i).map_err(decode_err)?.map(Value::Bool),
+            Type::INT2 => row.try_get::<_, Option<i16>>(i).map_err(decode_err)?.map(|v| Value::Int(v.into())),
+            Type::INT4 => row.try_get::<_, Option<i32>>(i).map_err(decode_err)?.map(|v| Value::Int(v.into())),
+            Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(decode_err)?.map(Value::Int),
+            Type::OID => row.try_get::<_, Option<u32>>(i).map_err(decode_err)?.map(|v| Value::Int(v.into())),
+            Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).map_err(decode_err)?.map(|v| Value::Float(v.into())),
+            Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map_err(decode_err)?.map(Value::Float),
+            Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i).map_err(decode_err)?.map(Value::Bytes),
+            Type::NUMERIC => match row.try_get::<_, Option<RawBytes>>(i).map_err(decode_err)? {
+                Some(raw) => Some(
+                    decode_numeric(raw.0).map_err(|m| Error::Decode { column: col.name().to_string(), message: m })?,
+                ),
+                None => None,
+            },
+            _ => match row.try_get::<_, Option<RawBytes>>(i).map_err(decode_err)? {
+                Some(raw) => Some(decode_texty(ty, raw.0).ok_or_else(|| Error::Decode {
+                    column: col.name().to_string(),
+                    message: format!("type {ty} is not supported by shoal-orm; cast it to text in the query"),
+                })?),
+                None => None,
+            },
+        };
+        values.push(v.unwrap_or(Value::Null));
+    }
+    Ok(values)
+}
+
+/// Types whose binary form is their text: strings, JSON, enums and the like.
+fn decode_texty(ty: &Type, raw: &[u8]) -> Option<Value> {
+    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(|s| Value::Text(s.to_string()));
+    match *ty {
+        Type::TEXT
+        | Type::VARCHAR
+        | Type::BPCHAR
+        | Type::NAME
+        | Type::UNKNOWN
+        | Type::JSON
+        | Type::XML
+        | Type::CHAR => text(raw),
+        Type::JSONB => raw.split_first().filter(|(v, _)| **v == 1).and_then(|(_, rest)| text(rest)),
+        _ if matches!(ty.kind(), tokio_postgres::types::Kind::Enum(_)) => text(raw),
+        _ => None,
+    }
+}
+
+/// NUMERIC's binary form → `Int` when it has no fraction and fits, else `Float`.
+fn decode_numeric(raw: &[u8]) -> std::result::Result<Value, String> {
+    let word = |i: usize| -> std::result::Result<i16, String> {
+        raw.get(i * 2..i * 2 + 2).map(|b| i16::from_be_bytes([b[0], b[1]])).ok_or_else(|| "short numeric".to_string())
+    };
+    let ndigits = word(0)?.max(0) as usize;
+    let weight = word(1)? as i32;
+    let sign = word(2)? as u16;
+    let dscale = word(3)?.max(0) as usize;
+    let digits: Vec<i16> = (0..ndigits).map(|k| word(4 + k)).collect::<std::result::Result<_, _>>()?;
+    if sign == 0xC000 {
+        return Ok(Value::Float(f64::NAN));
+    }
+    let digit = |k: i32| if k < 0 { 0 } else { digits.get(k as usize).copied().unwrap_or(0) };
+    let mut text = String::new();
+    if sign == 0x4000 {
+        text.push('-');
+    }
+    if weight < 0 {
+        text.push('0');
+    } else {
+        for k in 0..=weight {
+            if k == 0 {
+                let _ = write!(text, "{}", digit(k));
+            } else {
+                let _ = write!(text, "{:04}", digit(k));
+            }
+        }
+    }
+    if dscale == 0 {
+        return Ok(match text.parse::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Float(text.parse::<f64>().map_err(|e| e.to_string())?),
+        });
+    }
+    let mut frac = String::new();
+    let mut k = weight + 1;
+    while frac.len() < dscale {
+        let _ = write!(frac, "{:04}", digit(k));
+        k += 1;
+    }
+    frac.truncate(dscale);
+    text.push('.');
+    text.push_str(&frac);
+    text.parse::<f64>().map(Value::Float).map_err(|e| e.to_string())
+}
+
+/// A decimal string → NUMERIC's binary form.
+fn encode_numeric(text: &str, out: &mut BytesMut) -> std::result::Result<IsNull, BoxError> {
+    if text == "NaN" {
+        out.put_i16(0);
+        out.put_i16(0);
+        out.put_u16(0xC000);
+        out.put_u16(0);
+        return Ok(IsNull::No);
+    }
+    let (neg, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int_part, frac_part) = body.split_once('.').unwrap_or((body, ""));
+    if int_part.is_empty() && frac_part.is_empty()
+        || !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return Err(format!("cannot send {text} as numeric").into());
+    }
+    let int_part = int_part.trim_start_matches('0');
+    let dscale = frac_part.len();
+    let int_padded = format!("{}{int_part}", "0".repeat((4 - int_part.len() % 4) % 4));
+    let frac_padded = format!("{frac_part}{}", "0".repeat((4 - frac_part.len() % 4) % 4));
+    let group = |s: &str| -> Vec<i16> {
+        s.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap_or("0").parse().unwrap_or(0)).collect()
+    };
+    let int_groups = group(&int_padded);
+    let mut digits = int_groups.clone();
+    digits.extend(group(&frac_padded));
+    let mut weight = int_groups.len() as i32 - 1;
+    while digits.first() == Some(&0) {
+        digits.remove(0);
+        weight -= 1;
+    }
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    if digits.is_empty() {
+        weight = 0;
+    }
+    out.put_i16(i16::try_from(digits.len()).map_err(|_| "numeric too long")?);
+    out.put_i16(i16::try_from(weight).map_err(|_| "numeric out of range")?);
+    out.put_u16(if neg && !digits.is_empty() { 0x4000 } else { 0 });
+    out.put_u16(u16::try_from(dscale).map_err(|_| "numeric scale out of range")?);
+    for d in digits {
+        out.put_i16(d);
+    }
+    Ok(IsNull::No)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(text: &str) -> Value {
+        let mut buf = BytesMut::new();
+        encode_numeric(text, &mut buf).unwrap();
+        decode_numeric(&buf).unwrap()
+    }
+
+    #[test]
+    fn numeric_round_trips() {
+        assert_eq!(round_trip("0"), Value::Int(0));
+        assert_eq!(round_trip("12345678"), Value::Int(12345678));
+        assert_eq!(round_trip("-42"), Value::Int(-42));
+        assert_eq!(round_trip("10000"), Value::Int(10000));
+        assert_eq!(round_trip("3.25"), Value::Float(3.25));
+        assert_eq!(round_trip("-0.0005"), Value::Float(-0.0005));
+        assert_eq!(round_trip("123456789.125"), Value::Float(123456789.125));
+        assert_eq!(round_trip("99999999999999999999"), Value::Float(1e20));
+    }
+
+    #[test]
+    fn numeric_refuses_garbage() {
+        let mut buf = BytesMut::new();
+        assert!(encode_numeric("1e5", &mut buf).is_err());
+        assert!(encode_numeric("", &mut buf).is_err());
+        assert!(decode_numeric(&[0, 1]).is_err());
+    }
+}

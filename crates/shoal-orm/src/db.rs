@@ -1,0 +1,602 @@
+//! `Db`: a pool of connections to one database, and the [`Executor`] trait
+//! that every query runs through.
+//!
+//! ```text
+//!   User::query()…all(&db)        alice.save(&tx)
+//!            │                          │
+//!            ▼                          ▼
+//!     Executor::__fetch / __exec / __stream        (Db: a pooled connection per statement,
+//!            │                                       Tx: the transaction's one connection)
+//!            ├─ strict mode: count the statement's shape in this unit of work
+//!            ├─ SQLite writes: wait (async) for the in-process writer slot
+//!            ├─ Connection::query / execute / stream   (backend/*.rs)
+//!            └─ Options::on_statement hook + tracing::debug!
+//! ```
+//!
+//! A statement ([`Stmt`]) is SQL text in the backend's dialect, bound
+//! values, and what the ORM knows about it: whether it writes, which shard
+//! key values it pins ([`Route`]), whether it may read from a follower, and
+//! which model's table it targets (to name constraints in errors).
+//!
+//! **Strict mode** counts read shapes (the SQL text, whose values are all
+//! placeholders) per *unit of work*: the lifetime of a `Db` handle made by
+//! [`Db::unit_of_work`] (or the root handle), or one transaction. A shape
+//! run more often than the limit fails with [`Error::RepeatedQuery`] naming
+//! the SQL — that is an N+1 loop. Batched eager loads are exempt: repeating
+//! their chunked `IN` query is the cure, not the disease. Turn it on with
+//! [`Options::strict`] or the `SHOAL_ORM_STRICT=<limit>` environment
+//! variable (the ORM's own tests run with it on).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+use crate::backend::{self, Connection, Executed, QueryResult, RowSink, StreamTask};
+use crate::dialect::Dialect;
+use crate::error::{Error, Result};
+use crate::model::Row;
+use crate::pool::{Pool, PooledConn};
+use crate::schema::TableDef;
+use crate::tx::Tx;
+use crate::value::Value;
+
+/// Where a read may be served (Shoal; other backends have one server).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadTarget {
+    /// The leader: linearizable.
+    #[default]
+    Leader,
+    /// Any replica that has applied this `Db`'s last write.
+    Follower,
+}
+
+/// The shard key values a statement pins.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    pub table: &'static str,
+    pub column: &'static str,
+    pub values: Vec<Value>,
+}
+
+/// One statement as a connection receives it.
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    pub sql: String,
+    pub params: Vec<Value>,
+    /// True for INSERT/UPDATE/DELETE (also with RETURNING).
+    pub writes: bool,
+    /// The shard key values the statement pins, if it pins them.
+    pub route: Option<Route>,
+    pub read_target: ReadTarget,
+    /// The model table the statement targets, for naming constraints.
+    pub table: Option<&'static TableDef>,
+    pub in_transaction: bool,
+    /// Part of a batched operation (an eager-load chunk, a stream page):
+    /// exempt from strict mode's repetition count.
+    pub batched: bool,
+}
+
+impl Stmt {
+    pub fn read(sql: String, params: Vec<Value>) -> Stmt {
+        Stmt {
+            sql,
+            params,
+            writes: false,
+            route: None,
+            read_target: ReadTarget::Leader,
+            table: None,
+            in_transaction: false,
+            batched: false,
+        }
+    }
+
+    pub fn write(sql: String, params: Vec<Value>) -> Stmt {
+        Stmt { writes: true, ..Stmt::read(sql, params) }
+    }
+
+    pub(crate) fn on_table(mut self, table: &'static TableDef) -> Stmt {
+        self.table = Some(table);
+        self
+    }
+
+    pub(crate) fn routed(mut self, route: Option<Route>) -> Stmt {
+        self.route = route;
+        self
+    }
+}
+
+/// What the statement hook sees.
+#[derive(Debug)]
+pub struct StatementEvent<'a> {
+    pub sql: &'a str,
+    pub params: usize,
+    pub elapsed: Duration,
+    pub ok: bool,
+    pub writes: bool,
+}
+
+/// A callback run after every statement (logging, metrics, tests).
+pub type StatementHook = Arc<dyn Fn(&StatementEvent<'_>) + Send + Sync>;
+
+/// Connection options; `Options::default()` reads `SHOAL_ORM_STRICT`.
+#[derive(Clone)]
+pub struct Options {
+    pub max_connections: usize,
+    pub acquire_timeout: Duration,
+    /// Strict mode: the most times one read shape may run per unit of work.
+    pub strict: Option<u32>,
+    /// Keys per eager-load `IN` query.
+    pub eager_chunk_size: usize,
+    pub on_statement: Option<StatementHook>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(30),
+            strict: std::env::var("SHOAL_ORM_STRICT").ok().and_then(|v| v.parse().ok()),
+            eager_chunk_size: 1000,
+            on_statement: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("strict", &self.strict)
+            .field("eager_chunk_size", &self.eager_chunk_size)
+            .field("on_statement", &self.on_statement.is_some())
+            .finish()
+    }
+}
+
+impl Options {
+    pub fn max_connections(mut self, n: usize) -> Options {
+        self.max_connections = n.max(1);
+        self
+    }
+    pub fn acquire_timeout(mut self, t: Duration) -> Options {
+        self.acquire_timeout = t;
+        self
+    }
+    /// Fails a unit of work when one read shape runs more than `limit` times.
+    pub fn strict(mut self, limit: u32) -> Options {
+        self.strict = Some(limit.max(1));
+        self
+    }
+    pub fn eager_chunk_size(mut self, n: usize) -> Options {
+        self.eager_chunk_size = n.max(1);
+        self
+    }
+    pub fn on_statement(mut self, hook: impl Fn(&StatementEvent<'_>) + Send + Sync + 'static) -> Options {
+        self.on_statement = Some(Arc::new(hook));
+        self
+    }
+}
+
+/// Distinct shapes one unit of work tracks; beyond it new shapes are not
+/// counted (a bound on memory, not a correctness limit).
+const MAX_TRACKED_SHAPES: usize = 4096;
+
+/// Strict mode's counter for one unit of work.
+pub(crate) struct ShapeCounter {
+    limit: u32,
+    counts: Mutex<HashMap<String, u32>>,
+}
+
+impl ShapeCounter {
+    fn new(limit: u32) -> Arc<ShapeCounter> {
+        Arc::new(ShapeCounter { limit, counts: Mutex::new(HashMap::new()) })
+    }
+
+    fn record(&self, shape: &str) -> Result<()> {
+        let Ok(mut counts) = self.counts.lock() else { return Ok(()) };
+        let count = if let Some(c) = counts.get_mut(shape) {
+            *c += 1;
+            *c
+        } else if counts.len() < MAX_TRACKED_SHAPES {
+            counts.insert(shape.to_string(), 1);
+            1
+        } else {
+            return Ok(());
+        };
+        if count > self.limit {
+            return Err(Error::RepeatedQuery { shape: shape.to_string(), count, limit: self.limit });
+        }
+        Ok(())
+    }
+}
+
+/// Per-handle state: the unit of work and the read target.
+#[derive(Clone, Default)]
+pub(crate) struct Unit {
+    strict: Option<Arc<ShapeCounter>>,
+    pub(crate) read_target: ReadTarget,
+}
+
+impl Unit {
+    pub(crate) fn fresh(options: &Options, read_target: ReadTarget) -> Unit {
+        Unit { strict: options.strict.map(ShapeCounter::new), read_target }
+    }
+
+    pub(crate) fn check(&self, stmt: &Stmt) -> Result<()> {
+        match &self.strict {
+            Some(counter) if !stmt.writes && !stmt.batched => counter.record(&stmt.sql),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What every handle of one `Db` shares.
+pub(crate) struct Core {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) dialect: Dialect,
+    pub(crate) options: Options,
+    /// SQLite: one writer at a time, waited for asynchronously.
+    pub(crate) writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    pub(crate) shoal: Option<Arc<crate::backend::shoal::ShoalState>>,
+}
+
+impl Core {
+    pub(crate) fn observe<T>(&self, stmt: &Stmt, start: Instant, result: &Result<T>) {
+        let elapsed = start.elapsed();
+        match result {
+            Ok(_) => tracing::debug!(sql = %stmt.sql, params = stmt.params.len(), ?elapsed, "statement"),
+            Err(e) => {
+                tracing::debug!(sql = %stmt.sql, params = stmt.params.len(), ?elapsed, error = %e, "statement failed")
+            }
+        }
+        if let Some(hook) = &self.options.on_statement {
+            hook(&StatementEvent {
+                sql: &stmt.sql,
+                params: stmt.params.len(),
+                elapsed,
+                ok: result.is_ok(),
+                writes: stmt.writes,
+            });
+        }
+    }
+
+    /// Waits for SQLite's writer slot (no-op elsewhere).
+    pub(crate) async fn writer_slot(&self) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>> {
+        match &self.writer {
+            None => Ok(None),
+            Some(w) => tokio::time::timeout(self.options.acquire_timeout, w.clone().lock_owned())
+                .await
+                .map(Some)
+                .map_err(|_| Error::SerializationFailure {
+                    sqlstate: "55P03".into(),
+                    message: format!(
+                        "waited {:?} for the SQLite writer; a transaction is holding it (inside a \
+                         transaction closure, run statements on its `tx`, not on the `Db`)",
+                        self.options.acquire_timeout
+                    ),
+                }),
+        }
+    }
+}
+
+/// A database: a pool of connections chosen by URL. Cheap to clone; clones
+/// share the pool.
+///
+/// ```no_run
+/// # async fn f() -> shoal_orm::Result<()> {
+/// let db = shoal_orm::Db::connect("sqlite::memory:").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) core: Arc<Core>,
+    pub(crate) unit: Unit,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dialect", &self.core.dialect).field("options", &self.core.options).finish()
+    }
+}
+
+impl Db {
+    /// Connects to `sqlite::memory:`, `sqlite://path`, `postgres://…`,
+    /// `shoal://…` or `mysql://…`, with default [`Options`].
+    pub async fn connect(url: &str) -> Result<Db> {
+        Db::connect_with(url, Options::default()).await
+    }
+
+    /// Connects with explicit options. One connection is opened at once, so a
+    /// bad address fails here rather than at the first query.
+    pub async fn connect_with(url: &str, options: Options) -> Result<Db> {
+        let backend = backend::from_url(url, &options)?;
+        let size = backend.max_connections(options.max_connections);
+        let writer = backend.single_writer().then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let dialect = backend.dialect();
+        let shoal = backend.shoal_state();
+        let pool = Pool::new(backend, size, options.acquire_timeout);
+        drop(pool.acquire().await?);
+        let unit = Unit::fresh(&options, ReadTarget::Leader);
+        Ok(Db { core: Arc::new(Core { pool, dialect, options, writer, shoal }), unit })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.core.dialect
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.core.options
+    }
+
+    /// What this `shoal://` database has been found to support so far
+    /// (`None` for the other backends). Features are probed on first use.
+    pub fn shoal_features(&self) -> Option<crate::backend::shoal::ShoalFeatures> {
+        self.core.shoal.as_ref().map(|s| s.features())
+    }
+
+    /// A handle whose statements form a new unit of work for strict mode
+    /// (take one per request, job or test).
+    pub fn unit_of_work(&self) -> Db {
+        Db { core: self.core.clone(), unit: Unit::fresh(&self.core.options, self.unit.read_target) }
+    }
+
+    /// A handle whose reads may be served by followers (Shoal), still
+    /// reading this `Db`'s own writes; elsewhere the same as `self`.
+    pub fn follower_reads(&self) -> Db {
+        let mut db = self.clone();
+        db.unit.read_target = ReadTarget::Follower;
+        db
+    }
+
+    /// Starts a transaction; prefer [`Db::transaction`], which cannot forget
+    /// to finish it. Dropping a `Tx` without committing rolls it back.
+    pub async fn begin(&self) -> Result<Tx> {
+        let writer = self.core.writer_slot().await?;
+        let mut conn = self.core.pool.acquire().await?;
+        conn.in_transaction = true;
+        conn.batch(self.core.dialect.begin()).await?;
+        Ok(Tx::new(self.core.clone(), conn, writer, Unit::fresh(&self.core.options, self.unit.read_target)))
+    }
+
+    /// Runs `f` in a transaction: commit when it returns `Ok`, roll back
+    /// when it returns `Err` or panics (the panic then continues).
+    ///
+    /// ```no_run
+    /// # use shoal_orm::prelude::*;
+    /// # async fn f(db: &Db) -> shoal_orm::Result<()> {
+    /// let n = db.transaction(|tx| async move {
+    ///     let n = sql!("UPDATE accounts SET balance = balance - {10} WHERE id = {1}").execute(&tx).await?;
+    ///     sql!("UPDATE accounts SET balance = balance + {10} WHERE id = {2}").execute(&tx).await?;
+    ///     Ok(n)
+    /// }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(Tx) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let tx = self.begin().await?;
+        tx.run(f).await
+    }
+
+    /// Like [`Db::transaction`], running `f` again (up to `max_attempts`
+    /// times in all) while it fails with a retryable error — a serialization
+    /// failure or deadlock — with a short, growing, jittered pause between.
+    pub async fn transaction_with_retry<T, F, Fut>(&self, max_attempts: u32, mut f: F) -> Result<T>
+    where
+        F: FnMut(Tx) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let max_attempts = max_attempts.clamp(1, MAX_RETRY_ATTEMPTS);
+        let mut attempt = 1;
+        loop {
+            let tx = self.begin().await?;
+            match tx.run_generic(&mut f).await {
+                Err(e) if e.is_retryable() && attempt < max_attempts => {
+                    tracing::debug!(attempt, "retrying a transaction after a retryable error");
+                    tokio::time::sleep(retry_pause(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The most attempts `transaction_with_retry` makes, whatever it is asked.
+pub const MAX_RETRY_ATTEMPTS: u32 = 20;
+
+/// 2, 4, 8 … ms (capped at 256 ms), plus up to the same again of jitter so
+/// retrying transactions do not collide in lockstep.
+fn retry_pause(attempt: u32) -> Duration {
+    let base_ms = 1u64 << attempt.min(8);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    Duration::from_millis(base_ms + nanos % (base_ms + 1))
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Db {}
+    impl Sealed for crate::tx::Tx {}
+}
+
+/// Something statements can run on: a [`Db`] (a pooled connection per
+/// statement) or a [`Tx`] (the transaction's connection). Every query and
+/// write method takes `&impl Executor`, so the same code runs inside and
+/// outside transactions.
+pub trait Executor: Send + Sync + sealed::Sealed {
+    fn dialect(&self) -> Dialect;
+    #[doc(hidden)]
+    fn __fetch(&self, stmt: Stmt) -> BoxFuture<'_, Result<QueryResult>>;
+    #[doc(hidden)]
+    fn __exec(&self, stmt: Stmt) -> BoxFuture<'_, Result<Executed>>;
+    #[doc(hidden)]
+    fn __stream(&self, stmt: Stmt) -> BoxStream<'static, Result<Row>>;
+    /// Whether independent statements may run at once (a pool, not a
+    /// transaction's single connection).
+    #[doc(hidden)]
+    fn __concurrent(&self) -> bool;
+    #[doc(hidden)]
+    fn __options(&self) -> &Options;
+    /// The `Db` itself, when this is one (bulk writes wrap themselves in a
+    /// transaction only when not already inside one).
+    #[doc(hidden)]
+    fn __as_db(&self) -> Option<&Db>;
+    #[doc(hidden)]
+    fn __dyn(&self) -> &dyn Executor;
+}
+
+impl Executor for Db {
+    fn dialect(&self) -> Dialect {
+        self.core.dialect
+    }
+
+    fn __fetch(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<QueryResult>> {
+        Box::pin(async move {
+            self.unit.check(&stmt)?;
+            stmt.read_target = self.unit.read_target;
+            let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
+            let start = Instant::now();
+            let mut conn = self.core.pool.acquire().await?;
+            let result = conn.query(&stmt).await;
+            self.core.observe(&stmt, start, &result);
+            result
+        })
+    }
+
+    fn __exec(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<Executed>> {
+        Box::pin(async move {
+            stmt.read_target = self.unit.read_target;
+            let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
+            let start = Instant::now();
+            let mut conn = self.core.pool.acquire().await?;
+            let result = conn.execute(&stmt).await;
+            self.core.observe(&stmt, start, &result);
+            result
+        })
+    }
+
+    fn __stream(&self, mut stmt: Stmt) -> BoxStream<'static, Result<Row>> {
+        if let Err(e) = self.unit.check(&stmt) {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        stmt.read_target = self.unit.read_target;
+        let core = self.core.clone();
+        spawn_stream(stmt, core.clone(), async move { core.pool.acquire().await.map(ConnHolder::Pooled) })
+    }
+
+    fn __concurrent(&self) -> bool {
+        self.core.pool.size() > 1
+    }
+
+    fn __options(&self) -> &Options {
+        &self.core.options
+    }
+
+    fn __as_db(&self) -> Option<&Db> {
+        Some(self)
+    }
+
+    fn __dyn(&self) -> &dyn Executor {
+        self
+    }
+}
+
+/// A connection a stream task owns: pooled, or a transaction's (locked).
+pub(crate) enum ConnHolder {
+    Pooled(PooledConn),
+    Tx(tokio::sync::OwnedMutexGuard<Option<PooledConn>>),
+}
+
+impl ConnHolder {
+    fn conn(&mut self) -> Result<&mut PooledConn> {
+        match self {
+            ConnHolder::Pooled(c) => Ok(c),
+            ConnHolder::Tx(guard) => guard.as_mut().ok_or(Error::TransactionClosed),
+        }
+    }
+}
+
+/// Runs a stream on its own task (a blocking thread for SQLite) and hands
+/// its rows over a bounded channel, so a slow consumer slows the reader
+/// instead of filling memory.
+pub(crate) fn spawn_stream(
+    stmt: Stmt,
+    core: Arc<Core>,
+    conn: impl Future<Output = Result<ConnHolder>> + Send + 'static,
+) -> BoxStream<'static, Result<Row>> {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        let e = Error::Unsupported("streaming outside a tokio runtime".into());
+        return futures::stream::once(async move { Err(e) }).boxed();
+    };
+    let (sink, rx) = RowSink::channel();
+    let report = sink.clone();
+    runtime.spawn(async move {
+        let start = Instant::now();
+        let mut holder = match conn.await {
+            Ok(h) => h,
+            Err(e) => return report.fail(e).await,
+        };
+        let blocking = match holder.conn() {
+            Ok(c) => c.is_blocking(),
+            Err(e) => return report.fail(e).await,
+        };
+        let result: Result<()> = if blocking {
+            let handle = tokio::runtime::Handle::current();
+            let task_stmt = stmt.clone();
+            tokio::task::spawn_blocking(move || {
+                let conn = holder.conn()?;
+                match conn.stream(&task_stmt, sink) {
+                    StreamTask::Blocking(job) => job(),
+                    StreamTask::Async(fut) => handle.block_on(fut),
+                }
+            })
+            .await
+            .unwrap_or_else(|e| Err(Error::Database { sqlstate: "XX000".into(), message: format!("stream task: {e}") }))
+        } else {
+            let job = holder.conn().and_then(|conn| match conn.stream(&stmt, sink) {
+                StreamTask::Async(fut) => Ok(fut),
+                // A connection that blocks says so through is_blocking(); one
+                // that does not but hands back blocking work is refused
+                // rather than allowed to stall a runtime thread.
+                StreamTask::Blocking(_) => {
+                    Err(Error::Unsupported("a non-blocking connection returned a blocking stream".into()))
+                }
+            });
+            match job {
+                Ok(fut) => fut.await,
+                Err(e) => Err(e),
+            }
+        };
+        core.observe(&stmt, start, &result);
+        if let Err(e) = result {
+            report.fail(e).await;
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+}
+
+/// Runs `stmt` on `conn`, observing it.
+pub(crate) async fn run_query(core: &Core, conn: &mut dyn Connection, stmt: &Stmt) -> Result<QueryResult> {
+    let start = Instant::now();
+    let result = conn.query(stmt).await;
+    core.observe(stmt, start, &result);
+    result
+}
+
+pub(crate) async fn run_exec(core: &Core, conn: &mut dyn Connection, stmt: &Stmt) -> Result<Executed> {
+    let start = Instant::now();
+    let result = conn.execute(stmt).await;
+    core.observe(stmt, start, &result);
+    result
+}
