@@ -29,6 +29,7 @@
 //! `Db::sync_schema` applies the additive part of a diff directly (no files,
 //! never drops): for tests, examples and prototypes.
 
+pub mod cli;
 mod diff;
 mod files;
 mod introspect;
