@@ -35,6 +35,7 @@ impl SqlState {
     pub const CONNECTION_EXCEPTION: SqlState = SqlState(*b"08000");
     pub const CONNECTION_FAILURE: SqlState = SqlState(*b"08006");
     pub const PROTOCOL_VIOLATION: SqlState = SqlState(*b"08P01");
+    pub const CONNECTION_REJECTED: SqlState = SqlState(*b"08004");
     pub const FEATURE_NOT_SUPPORTED: SqlState = SqlState(*b"0A000");
     pub const CARDINALITY_VIOLATION: SqlState = SqlState(*b"21000");
     pub const DATA_EXCEPTION: SqlState = SqlState(*b"22000");

@@ -113,6 +113,11 @@ pub trait Session: Send + 'static {
     /// (`server_version`, `client_encoding`, `DateStyle`, `TimeZone`, …).
     fn parameter_status(&self) -> Vec<(String, String)>;
 
+    /// A number that changes whenever [`Session::parameter_status`] may
+    /// return something new; the connection asks for the parameters only
+    /// then, not after every statement.
+    fn parameter_generation(&self) -> u64;
+
     /// A handle that cancels this session's running statement.
     fn canceller(&self) -> Canceller;
 

@@ -94,6 +94,7 @@ pub(crate) async fn run<B: Backend>(
         portals: HashMap::new(),
         skip_until_sync: false,
         reported_params: HashMap::new(),
+        reported_generation: None,
         server_version: shared.config.server_version.clone(),
         max_message_bytes: shared.config.max_message_bytes,
     };
@@ -391,6 +392,8 @@ struct Connection<S> {
     skip_until_sync: bool,
     /// ParameterStatus values the client has been told, to report changes.
     reported_params: HashMap<String, String>,
+    /// The session's parameter generation when they were last reported.
+    reported_generation: Option<u64>,
     server_version: String,
     max_message_bytes: usize,
 }
@@ -417,6 +420,11 @@ impl<S: Session> Connection<S> {
 
     /// Queues ParameterStatus for every value that changed (or all of them at startup).
     fn report_parameter_changes(&mut self, all: bool) {
+        let generation = self.session.parameter_generation();
+        if !all && self.reported_generation == Some(generation) {
+            return;
+        }
+        self.reported_generation = Some(generation);
         let mut current = self.session.parameter_status();
         current.push(("server_version".to_string(), self.server_version.clone()));
         let mut changed: Vec<(String, String)> = Vec::new();

@@ -242,6 +242,13 @@ impl Session for FakeSession {
         self.status
     }
 
+    fn parameter_generation(&self) -> u64 {
+        // The only parameter that changes is the application name.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&self.app_name, &mut hasher);
+        std::hash::Hasher::finish(&hasher)
+    }
+
     fn parameter_status(&self) -> Vec<(String, String)> {
         vec![
             ("server_version".into(), "ignored".into()),

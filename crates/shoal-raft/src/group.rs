@@ -31,12 +31,12 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
-use shoal_storage::{Command, ProposalId, QueryOutput, RecordedStmt, Replica, TxnRecord};
+use shoal_storage::{Command, ProposalId, QueryOutput, RecordedStmt, Replica, StepBudget, TxnRecord};
 use tokio::sync::{mpsc, oneshot, OwnedMutexGuard};
 
 use crate::log_store::{LogOptions, LogStore};
-use crate::network::NoPeers;
 use crate::state_machine::{SharedReplica, StateMachine};
+use crate::transport::{GroupNetwork, Transport};
 use crate::types::{GroupId, NodeId, Raft, TypeConfig};
 
 /// How a group is opened.
@@ -50,6 +50,11 @@ pub struct GroupConfig {
     pub rpc_addr: String,
     /// fsync the log before acknowledging (always true in production).
     pub fsync: bool,
+    /// The node's transport; the group registers itself with it.
+    pub transport: Transport,
+    /// Whether a fresh group starts as a single voter on this node (the
+    /// first node of a cluster). A joining node's groups wait to be added.
+    pub bootstrap: bool,
 }
 
 /// A pooled read-only connection. `tag` is free for the caller to remember
@@ -57,6 +62,38 @@ pub struct GroupConfig {
 pub struct Reader {
     pub conn: shoal_storage::Connection,
     pub tag: u64,
+    /// Interrupts the statement running on `conn` (query cancel).
+    pub interrupt: Arc<shoal_storage::InterruptHandle>,
+    budget: StepBudget,
+}
+
+/// How long a read may run on an async thread before it is moved to a
+/// blocking thread (see [`shoal_storage::budget`]).
+const INLINE_READ_BUDGET: Duration = Duration::from_micros(250);
+
+impl Reader {
+    /// Runs the read-only work `f` on this connection: inline when it
+    /// finishes within [`INLINE_READ_BUDGET`], otherwise again from the start
+    /// on a blocking thread. `f` must only read (it may run twice). The
+    /// reader comes back unless the blocking task panicked.
+    pub async fn run<T, F>(mut self, f: F) -> (Option<Reader>, Result<T>)
+    where
+        T: Send + 'static,
+        F: Fn(&mut Reader) -> Result<T> + Send + 'static,
+    {
+        let budget = self.budget.clone();
+        if let Some(result) = budget.run_within(INLINE_READ_BUDGET, || f(&mut self)) {
+            return (Some(self), result);
+        }
+        let task = tokio::task::spawn_blocking(move || {
+            let result = f(&mut self);
+            (self, result)
+        });
+        match task.await {
+            Ok((reader, result)) => (Some(reader), result),
+            Err(e) => (None, Err(Error::internal(format!("read task: {e}")))),
+        }
+    }
 }
 
 /// A snapshot of the group's Raft state, for system views and metrics.
@@ -105,6 +142,7 @@ pub struct Group {
     readers: Mutex<Vec<Reader>>,
     batch_tx: mpsc::Sender<BatchItem>,
     log_stats: crate::log_store::StatsHandle,
+    transport: Transport,
 }
 
 fn raft_config() -> Result<Arc<openraft::Config>> {
@@ -134,10 +172,12 @@ impl Group {
         )?;
         let log_stats = log.stats_handle();
         let sm = StateMachine::new(shared.clone(), config.dir.join("snapshots"))?;
-        let raft = Raft::new(config.node_id, raft_config()?, NoPeers, log, sm)
+        let network = GroupNetwork { transport: config.transport.clone(), group: config.id };
+        let raft = Raft::new(config.node_id, raft_config()?, network, log, sm)
             .await
             .map_err(|e| Error::internal(format!("starting raft group {}: {e}", config.id)))?;
-        if !raft.is_initialized().await.map_err(|e| Error::internal(format!("raft: {e}")))? {
+        config.transport.register_group(config.id, raft.clone());
+        if config.bootstrap && !raft.is_initialized().await.map_err(|e| Error::internal(format!("raft: {e}")))? {
             let members = BTreeMap::from([(config.node_id, BasicNode { addr: config.rpc_addr.clone() })]);
             raft.initialize(members).await.map_err(|e| Error::internal(format!("initializing group: {e}")))?;
         }
@@ -154,11 +194,112 @@ impl Group {
             readers: Mutex::new(Vec::new()),
             batch_tx,
             log_stats,
+            transport: config.transport.clone(),
         });
         tokio::spawn(run_batcher(Arc::downgrade(&group), batch_rx));
         tokio::spawn(run_checkpointer(Arc::downgrade(&group)));
-        group.wait_for_leader(Duration::from_secs(30)).await?;
+        if config.bootstrap {
+            // A single voter elects itself at once; a replica of a larger
+            // group waits for its peers instead of holding up the start.
+            group.wait_for_leader(Duration::from_secs(30)).await?;
+        }
         Ok(group)
+    }
+
+    /// The current leader as far as this replica knows: its id and the
+    /// address to dial it at.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let id = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&id)?;
+        Some((id, self.transport.dial_addr(id, &node.addr)))
+    }
+
+    /// True when this replica is the group's leader.
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+    }
+
+    /// Every member (voters and learners) with its recorded address.
+    pub fn members(&self) -> Vec<(NodeId, String, bool)> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        membership.nodes().map(|(id, node)| (*id, node.addr.clone(), voters.contains(id))).collect()
+    }
+
+    /// Adds `node` as a replica (run on the leader): first as a learner,
+    /// which waits until it has caught up from a snapshot and the log tail,
+    /// then as a voter.
+    pub async fn add_replica(&self, node: NodeId, addr: String) -> Result<()> {
+        let raft_error = |what: &str, e: String| {
+            Error::environment(SqlState::SERIALIZATION_FAILURE, format!("group {}: {what}: {e}", self.id))
+                .with_hint("retry; leadership may have moved")
+        };
+        if self.members().iter().any(|(id, _, voter)| *id == node && *voter) {
+            return Ok(());
+        }
+        self.raft
+            .add_learner(node, BasicNode { addr }, true)
+            .await
+            .map_err(|e| raft_error("adding a learner", e.to_string()))?;
+        self.raft
+            .change_membership(openraft::ChangeMembers::AddVoterIds([node].into()), false)
+            .await
+            .map_err(|e| raft_error("promoting to voter", e.to_string()))?;
+        Ok(())
+    }
+
+    /// Removes `node` from the group (run on the leader).
+    pub async fn remove_replica(&self, node: NodeId) -> Result<()> {
+        let members = self.members();
+        if !members.iter().any(|(id, _, _)| *id == node) {
+            return Ok(());
+        }
+        let error = |e: String| {
+            Error::environment(SqlState::SERIALIZATION_FAILURE, format!("group {}: removing node {node}: {e}", self.id))
+                .with_hint("retry; leadership may have moved")
+        };
+        if members.iter().any(|(id, _, voter)| *id == node && *voter) {
+            self.raft
+                .change_membership(openraft::ChangeMembers::RemoveVoters([node].into()), false)
+                .await
+                .map_err(|e| error(e.to_string()))?;
+        }
+        self.raft
+            .change_membership(openraft::ChangeMembers::RemoveNodes([node].into()), false)
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        Ok(())
+    }
+
+    /// On the leader: confirms leadership with a quorum and returns the index
+    /// a linearizable read must wait for (a follower asks for it remotely).
+    pub async fn leader_read_index(&self) -> Result<u64> {
+        if self.is_sole_voting_leader() {
+            return Ok(self.shared.applied_index());
+        }
+        let read_log_id = self.raft.ensure_linearizable().await.map_err(read_index_error)?;
+        Ok(read_log_id.map(|l| l.index).unwrap_or(0))
+    }
+
+    /// Waits until this replica has applied `index`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
+        let mut applied = self.shared.applied_watch();
+        let reached = tokio::time::timeout(timeout, async { applied.wait_for(|i| *i >= index).await.is_ok() }).await;
+        match reached {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::environment(SqlState::ADMIN_SHUTDOWN, "group stopped")),
+            Err(_) => Err(Error::environment(
+                SqlState::SERIALIZATION_FAILURE,
+                format!("group {}: this replica did not apply index {index} within {timeout:?}", self.id),
+            )
+            .with_hint("the replica is lagging or cut off; retry, or read from another node")),
+        }
     }
 
     /// Waits until the group has a leader and has applied everything committed.
@@ -259,19 +400,15 @@ impl Group {
     pub async fn read<T, F>(&self, linearizable: bool, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Reader) -> Result<T> + Send + 'static,
+        F: Fn(&mut Reader) -> Result<T> + Send + 'static,
     {
         if linearizable {
             self.read_index().await?;
         }
-        let mut reader = self.take_reader()?;
-        let (reader, result) = tokio::task::spawn_blocking(move || {
-            let result = f(&mut reader);
-            (reader, result)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("read task: {e}")))?;
-        self.return_reader(reader);
+        let (reader, result) = self.take_reader()?.run(f).await;
+        if let Some(reader) = reader {
+            self.return_reader(reader);
+        }
         result
     }
 
@@ -283,13 +420,7 @@ impl Group {
             // read-index round would wait for.
             return Ok(());
         }
-        let read_log_id = self.raft.ensure_linearizable().await.map_err(|e| match e {
-            RaftError::APIError(api) => {
-                Error::environment(SqlState::SERIALIZATION_FAILURE, format!("cannot serve a linearizable read: {api}"))
-                    .with_hint("retry; the group is electing a leader")
-            }
-            RaftError::Fatal(fatal) => Error::environment(SqlState::ADMIN_SHUTDOWN, format!("group stopped: {fatal}")),
-        })?;
+        let read_log_id = self.raft.ensure_linearizable().await.map_err(read_index_error)?;
         if let Some(log_id) = read_log_id {
             let mut applied = self.shared.applied_watch();
             applied
@@ -315,7 +446,10 @@ impl Group {
         if let Some(reader) = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             return Ok(reader);
         }
-        Ok(Reader { conn: self.open_connection()?, tag: 0 })
+        let mut conn = self.open_connection()?;
+        let budget = StepBudget::install(&mut conn)?;
+        let interrupt = Arc::new(conn.get_interrupt_handle());
+        Ok(Reader { conn, tag: 0, interrupt, budget })
     }
 
     /// A new connection to the replica's database, opened without the
@@ -374,6 +508,9 @@ impl Group {
         let proposal =
             ProposalId { node: self.node_id, boot: self.boot, seq: self.next_proposal.fetch_add(1, Ordering::Relaxed) };
         self.shared.lock().set_pending(Some(proposal));
+        // Only a proposal made while leading can have reached the log; if
+        // one of those fails, a new leader may still commit it.
+        let was_leader = self.is_leader();
         let result = self.raft.client_write(Command { proposal: Some(proposal), txns }).await;
         match result {
             Ok(response) => Ok(response.log_id.index),
@@ -384,21 +521,26 @@ impl Group {
                         replica.rollback()?;
                     }
                 }
+                let in_doubt = |what: String| {
+                    Error::environment(SqlState::STATEMENT_COMPLETION_UNKNOWN, what).with_hint(
+                        "the outcome is unknown: a new leader may still commit it; check whether the change is present before retrying",
+                    )
+                };
                 Err(match err {
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(f)) if was_leader => in_doubt(format!(
+                        "group {} lost its leader while committing (new leader: {:?})",
+                        self.id, f.leader_id
+                    )),
                     RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::environment(
                         SqlState::SERIALIZATION_FAILURE,
-                        format!("this node is no longer the leader of group {} (leader: {:?})", self.id, f.leader_id),
+                        format!("this node is not the leader of group {} (leader: {:?})", self.id, f.leader_id),
                     )
                     .with_hint("the transaction was not committed; retry it"),
                     RaftError::APIError(other) => {
                         Error::environment(SqlState::SERIALIZATION_FAILURE, other.to_string())
                             .with_hint("the transaction was not committed; retry it")
                     }
-                    RaftError::Fatal(fatal) => Error::environment(
-                        SqlState::STATEMENT_COMPLETION_UNKNOWN,
-                        format!("group {} stopped while committing: {fatal}", self.id),
-                    )
-                    .with_hint("the outcome is unknown: check whether the change is present before retrying"),
+                    RaftError::Fatal(fatal) => in_doubt(format!("group {} stopped while committing: {fatal}", self.id)),
                 })
             }
         }
@@ -407,6 +549,16 @@ impl Group {
     /// Stops the Raft instance.
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+fn read_index_error(e: RaftError<NodeId, openraft::error::CheckIsLeaderError<NodeId, BasicNode>>) -> Error {
+    match e {
+        RaftError::APIError(api) => {
+            Error::environment(SqlState::SERIALIZATION_FAILURE, format!("cannot serve a linearizable read: {api}"))
+                .with_hint("retry; the group is electing a leader")
+        }
+        RaftError::Fatal(fatal) => Error::environment(SqlState::ADMIN_SHUTDOWN, format!("group stopped: {fatal}")),
     }
 }
 

@@ -14,16 +14,18 @@
 //! * [`group`] — one group on this node: the write slot (one writer per
 //!   shard), autocommit batching, interactive write transactions, and
 //!   linearizable reads via read-index.
-//! * [`network`] — the peer network (single-node for now).
+//! * [`transport`] — the node-to-node network: one connection per peer
+//!   carries every group's Raft messages and the server's own requests.
 //!
 //! Out of scope: SQL (the executor hands in SQLite SQL) and routing between
 //! groups.
 
 pub mod group;
 pub mod log_store;
-pub mod network;
 pub mod state_machine;
+pub mod transport;
 pub mod types;
 
 pub use group::{Group, GroupConfig, GroupStatus, Reader, WriteTxn};
+pub use transport::{Service, Transport};
 pub use types::{ApplyResponse, GroupId, NodeId, Raft, TypeConfig, META_GROUP};

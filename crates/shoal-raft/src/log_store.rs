@@ -67,9 +67,11 @@
 //! serialized"). `save_vote`, `truncate` and `purge` wait for the writer;
 //! `append` only waits for queue space; `save_committed` is persisted by the
 //! writer after every append queued before it is durable (never before — a
-//! committed id must not point past the durable log), but the caller does not
-//! wait, because openraft treats it as an optimization and a stall there would
-//! hold up its core loop.
+//! committed id must not point past the durable log), at most once a second
+//! and when the store closes; the caller does not wait. openraft treats it as
+//! an optimization (a committed id older than the state machine's applied
+//! index is raised to it on start), and writing `meta` after every group
+//! would triple the fsyncs per write.
 //!
 //! * `truncate(id)` (conflict resolution) deletes the segments that start at or
 //!   after `id.index` (newest first, fsyncing the directory after each, so a

@@ -7,9 +7,17 @@ use shoal_common::{ExecContext, Value};
 use shoal_raft::{Group, GroupConfig};
 
 async fn open_group(dir: &std::path::Path) -> std::sync::Arc<Group> {
-    Group::open(GroupConfig { id: 1, node_id: 1, dir: dir.to_path_buf(), rpc_addr: "127.0.0.1:1".into(), fsync: false })
-        .await
-        .expect("open group")
+    Group::open(GroupConfig {
+        id: 1,
+        node_id: 1,
+        dir: dir.to_path_buf(),
+        rpc_addr: "127.0.0.1:1".into(),
+        fsync: false,
+        transport: shoal_raft::Transport::new(),
+        bootstrap: true,
+    })
+    .await
+    .expect("open group")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -43,5 +51,43 @@ async fn only_transactions_that_store_the_catalog_signal_a_catalog_change() {
     let rows =
         group.read(true, |r| shoal_storage::run_read_only(&r.conn, "SELECT count(*) FROM t", &[])).await.unwrap();
     assert_eq!(rows.rows, vec![vec![Value::Integer(1)]]);
+    group.shutdown().await;
+}
+
+/// Reads run inline on the async thread only while they are short; a long
+/// one is cut off by its time budget and finished on a blocking thread, with
+/// the same answer either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_reads_move_off_the_async_thread_and_still_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = open_group(dir.path()).await;
+    let mut txn = group.begin(ExecContext::now(1)).await.unwrap();
+    txn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)".into(), vec![], true).await.unwrap();
+    txn.execute("INSERT INTO t SELECT value FROM generate_series(1, 1000)".into(), vec![], true).await.unwrap();
+    txn.commit().await.unwrap();
+
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = runs.clone();
+    let long = group
+        .read(true, move |r| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shoal_storage::run_read_only(&r.conn, "SELECT count(*) FROM t a, t b, t c WHERE a.id <= 20", &[])
+        })
+        .await
+        .unwrap();
+    assert_eq!(long.rows, vec![vec![Value::Integer(20_000_000)]]);
+    assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 2, "cut off inline, then run to completion");
+
+    runs.store(0, std::sync::atomic::Ordering::Relaxed);
+    let counter = runs.clone();
+    let short = group
+        .read(true, move |r| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shoal_storage::run_read_only(&r.conn, "SELECT id FROM t WHERE id = 500", &[])
+        })
+        .await
+        .unwrap();
+    assert_eq!(short.rows, vec![vec![Value::Integer(500)]]);
+    assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 1, "a point lookup finishes inline");
     group.shutdown().await;
 }

@@ -18,6 +18,10 @@ use shoal_storage::from_sqlite;
 
 use crate::node::{CatalogState, Node};
 
+/// A reader tag meaning "schemas attached, contents stale" (catalog tags are
+/// small counters and never reach it).
+const ATTACHED_EMPTY: u64 = u64::MAX;
+
 /// Attaches the in-memory schemas (once per connection) and refreshes the
 /// catalog copy if it is stale.
 pub fn prepare(reader: &mut Reader, catalog: &Arc<CatalogState>) -> Result<()> {
@@ -32,6 +36,9 @@ pub fn prepare(reader: &mut Reader, catalog: &Arc<CatalogState>) -> Result<()> {
                  ATTACH DATABASE ':memory:' AS shoal;",
             )
             .map_err(from_sqlite)?;
+        // Attached but not yet filled: a read cut short by its time budget
+        // (and run again) must not attach twice.
+        reader.tag = ATTACHED_EMPTY;
     }
     for sql in shoal_sql::catalog_schema_sql(&catalog.catalog) {
         reader.conn.execute_batch(&sql).map_err(from_sqlite)?;

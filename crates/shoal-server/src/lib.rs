@@ -16,6 +16,7 @@
 //! them on shutdown.
 
 pub mod catalog_views;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod metrics;
@@ -73,7 +74,10 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     let http_listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .map_err(|e| Error::io(format!("cannot listen for HTTP on {}", config.http_addr), e))?;
-    let node = Node::start(config.clone()).await?;
+    let rpc_listener = tokio::net::TcpListener::bind(config.rpc_addr)
+        .await
+        .map_err(|e| Error::io(format!("cannot listen for peers on {}", config.rpc_addr), e))?;
+    let node = Node::start(config.clone(), rpc_listener).await?;
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
         (None, None) => None,

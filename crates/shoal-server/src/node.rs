@@ -1,6 +1,12 @@
 //! One node: its identity, its groups, the published catalog, and the
 //! services it runs (PostgreSQL wire endpoint, admin HTTP).
 //!
+//! A node founds a cluster (no `--join`: node 1, its groups bootstrapped as
+//! single voters) or joins one: the node at `--join` has the meta leader
+//! give it an id, then every group's leader adds it as a learner, catches it
+//! up and promotes it to voter (`cluster.rs`). A restarted node finds its
+//! identity on disk and ignores `--join`.
+//!
 //! ```text
 //! data dir/
 //!   node.json        identity: node id, cluster id (refuses to join another cluster)
@@ -17,14 +23,15 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use shoal_common::{Error, ExecContext, Result, SqlState, Value};
-use shoal_raft::{Group, GroupConfig, GroupId, NodeId, META_GROUP};
+use shoal_common::{Error, Result, SqlState};
+use shoal_raft::{Group, GroupConfig, GroupId, NodeId, Transport, META_GROUP};
 use shoal_sql::Catalog;
 
+use crate::cluster::{self, NodeService};
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 
@@ -56,26 +63,32 @@ pub struct Identity {
 }
 
 impl Identity {
-    fn load_or_create(data_dir: &Path) -> Result<Identity> {
-        let path = data_dir.join("node.json");
+    fn path(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join("node.json")
+    }
+
+    fn load(data_dir: &Path) -> Result<Option<Identity>> {
+        let path = Identity::path(data_dir);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 Error::environment(
                     SqlState::DATA_CORRUPTED,
                     format!("{} is not a valid identity file: {e}", path.display()),
                 )
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let identity = Identity { node_id: 1, cluster_id: format!("{:032x}", rand::random::<u128>()) };
-                let tmp = data_dir.join("node.json.tmp");
-                let json = serde_json::to_vec_pretty(&identity).map_err(|e| Error::internal(e.to_string()))?;
-                std::fs::write(&tmp, json)?;
-                std::fs::File::open(&tmp)?.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-                Ok(identity)
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
         }
+    }
+
+    fn save(&self, data_dir: &Path) -> Result<()> {
+        let tmp = data_dir.join("node.json.tmp");
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::internal(e.to_string()))?;
+        std::fs::write(&tmp, json)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, Identity::path(data_dir))?;
+        std::fs::File::open(data_dir)?.sync_all()?;
+        Ok(())
     }
 }
 
@@ -83,49 +96,121 @@ impl Identity {
 pub struct Node {
     pub config: ServerConfig,
     pub identity: Identity,
+    pub transport: Transport,
     pub meta: Arc<Group>,
     pub data: Arc<Group>,
     catalog: RwLock<Arc<CatalogState>>,
+    service: OnceLock<Arc<NodeService>>,
     pub metrics: Metrics,
     pub started: Instant,
 }
 
 impl Node {
-    /// Opens the data directory and starts the node's groups.
-    pub async fn start(config: ServerConfig) -> Result<Arc<Node>> {
-        if config.join.is_some() {
-            return Err(Error::unsupported("--join (multi-node clusters)")
-                .with_hint("this build runs single-node clusters; start the node without --join"));
-        }
+    /// Opens the data directory, joins or founds the cluster, and starts the
+    /// node's groups; peers reach it through `rpc_listener`.
+    pub async fn start(config: ServerConfig, rpc_listener: tokio::net::TcpListener) -> Result<Arc<Node>> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::io(format!("creating data directory {}", config.data_dir.display()), e))?;
-        let identity = Identity::load_or_create(&config.data_dir)?;
+        let transport = Transport::new();
+        // Who we are: from disk; else admitted by the cluster at --join; else
+        // the first node of a new cluster.
+        let (identity, joined_now) = match (Identity::load(&config.data_dir)?, config.join) {
+            (Some(identity), _) => (identity, false),
+            (None, Some(seed)) => {
+                let (node_id, cluster_id) = cluster::register_with(
+                    &transport,
+                    &seed.to_string(),
+                    &config.pg_addr.to_string(),
+                    &config.rpc_addr.to_string(),
+                    &config.http_addr.to_string(),
+                )
+                .await?;
+                let identity = Identity { node_id, cluster_id };
+                identity.save(&config.data_dir)?;
+                tracing::info!(node_id, seed = %seed, "joined the cluster");
+                (identity, true)
+            }
+            (None, None) => {
+                let identity = Identity { node_id: 1, cluster_id: format!("{:032x}", rand::random::<u128>()) };
+                identity.save(&config.data_dir)?;
+                (identity, false)
+            }
+        };
+        transport.set_identity(identity.node_id, &identity.cluster_id);
+        transport.serve(rpc_listener);
+        // Only the founding node bootstraps its groups; others are added.
+        let bootstrap = config.join.is_none();
         let group_config = |id: GroupId, dir: &str| GroupConfig {
             id,
             node_id: identity.node_id,
             dir: config.data_dir.join(dir),
             rpc_addr: config.rpc_addr.to_string(),
             fsync: config.fsync,
+            transport: transport.clone(),
+            bootstrap,
         };
         let meta = Group::open(group_config(META_GROUP, "meta")).await?;
         let data = Group::open(group_config(DATA_GROUP, "group-1")).await?;
-        // Apply everything already committed before planning against the catalog.
-        for group in [&meta, &data] {
-            group.catch_up(Duration::from_secs(60)).await?;
+        if bootstrap && meta.members().len() <= 1 {
+            // A single-node cluster: apply everything already committed
+            // before planning against the catalog.
+            for group in [&meta, &data] {
+                group.catch_up(Duration::from_secs(60)).await?;
+            }
         }
         let catalog = load_catalog(&data)?;
         let node = Arc::new(Node {
             config,
             identity,
+            transport,
             meta,
             data,
             catalog: RwLock::new(CatalogState::new(catalog)),
+            service: OnceLock::new(),
             metrics: Metrics::default(),
             started: Instant::now(),
         });
-        node.register_in_meta().await?;
+        let service = NodeService::new(&node);
+        let _ = node.service.set(service.clone());
+        node.transport.set_service(service);
         tokio::spawn(watch_catalog(Arc::downgrade(&node)));
+        if joined_now {
+            if let Some(seed) = node.config.join {
+                cluster::add_self_as_replica(&node, &seed.to_string()).await?;
+            }
+        }
+        if bootstrap && node.meta.members().len() <= 1 {
+            cluster::register_self(&node).await?;
+        } else {
+            // Needs a quorum; the node serves (and its sessions retry) meanwhile.
+            let weak = Arc::downgrade(&node);
+            tokio::spawn(async move {
+                for _ in 0..120 {
+                    let Some(node) = weak.upgrade() else { return };
+                    match cluster::register_self(&node).await {
+                        Ok(()) => return,
+                        Err(e) => tracing::debug!(error = %e, "recording this node's addresses; retrying"),
+                    }
+                    drop(node);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            });
+        }
         Ok(node)
+    }
+
+    /// The service answering peers' calls.
+    pub fn service(&self) -> Option<Arc<NodeService>> {
+        self.service.get().cloned()
+    }
+
+    /// One of this node's groups.
+    pub fn group(&self, id: GroupId) -> Result<&Arc<Group>> {
+        match id {
+            META_GROUP => Ok(&self.meta),
+            DATA_GROUP => Ok(&self.data),
+            other => Err(Error::internal(format!("group {other} is not on this node"))),
+        }
     }
 
     /// The committed catalog.
@@ -138,40 +223,11 @@ impl Node {
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
     }
 
-    /// Records this node in the meta group's `nodes` table.
-    async fn register_in_meta(&self) -> Result<()> {
-        let ctx = ExecContext::now(rand::random());
-        let mut txn = self.meta.begin(ctx).await?;
-        txn.execute(
-            "CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, cluster_id TEXT NOT NULL, pg_addr TEXT NOT NULL, \
-             rpc_addr TEXT NOT NULL, http_addr TEXT NOT NULL, started_at TEXT NOT NULL)"
-                .into(),
-            vec![],
-            true,
-        )
-        .await?;
-        txn.execute(
-            "INSERT OR REPLACE INTO nodes (id, cluster_id, pg_addr, rpc_addr, http_addr, started_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, shoal_now())"
-                .into(),
-            vec![
-                Value::Integer(self.identity.node_id as i64),
-                Value::Text(self.identity.cluster_id.clone()),
-                Value::Text(self.config.pg_addr.to_string()),
-                Value::Text(self.config.rpc_addr.to_string()),
-                Value::Text(self.config.http_addr.to_string()),
-            ],
-            true,
-        )
-        .await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
-    /// Stops the groups.
+    /// Stops the groups and the transport.
     pub async fn shutdown(&self) {
         self.data.shutdown().await;
         self.meta.shutdown().await;
+        self.transport.shutdown();
     }
 }
 

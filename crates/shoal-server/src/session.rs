@@ -30,14 +30,15 @@ use std::time::Instant;
 use async_trait::async_trait;
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_pgwire::{Canceller, Column, Notice, Prepared, Session, StatementResult, TransactionStatus};
-use shoal_raft::{Reader, WriteTxn};
+use shoal_raft::Reader;
 use shoal_sql::{OutputColumn, Plan, SystemReads, TxnControl, WriteKind};
 use shoal_storage::determinism::StatementScope;
 use shoal_storage::{InterruptHandle, QueryOutput};
 use sqlparser::ast::Statement;
 
 use crate::catalog_views;
-use crate::node::{CatalogState, Node};
+use crate::cluster::{self, Writer};
+use crate::node::{CatalogState, Node, DATA_GROUP};
 
 /// Statement number used for reads: they are never replayed, so their random
 /// draws need no particular seed, only the transaction's timestamp.
@@ -66,7 +67,7 @@ struct Txn {
     ctx: ExecContext,
     read_only: bool,
     /// The write slot, once the transaction wrote (or took a savepoint).
-    writer: Option<WriteTxn>,
+    writer: Option<Writer>,
     /// The read snapshot used until the first write, and its applied index.
     reader: Option<(Reader, u64)>,
     /// The catalog as this transaction sees it (its own DDL included).
@@ -91,6 +92,8 @@ pub struct ShoalSession {
     user: String,
     database: String,
     settings: BTreeMap<String, String>,
+    /// Bumped by every SET (see `Session::parameter_generation`).
+    settings_generation: u64,
     txn: Option<Txn>,
     notices: Vec<Notice>,
     cancel: Arc<CancelState>,
@@ -220,6 +223,7 @@ impl ShoalSession {
             user,
             database,
             settings,
+            settings_generation: 0,
             txn: None,
             notices: Vec::new(),
             cancel: Arc::new(CancelState::default()),
@@ -334,11 +338,12 @@ impl ShoalSession {
         let Some(txn) = self.txn.as_mut() else {
             // now() is the statement's start time, as for an autocommit write.
             let ctx = ExecContext::now(rand::random());
+            let check_here = cluster::prepare_read(&node, DATA_GROUP, linearizable).await?;
             return node
                 .data
-                .read(linearizable, move |reader| {
+                .read(check_here, move |reader| {
                     let _scope = StatementScope::enter(&ctx, 0);
-                    cancel.set(Some(Arc::new(reader.conn.get_interrupt_handle())));
+                    cancel.set(Some(reader.interrupt.clone()));
                     let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
                     cancel.set(None);
                     result
@@ -346,27 +351,28 @@ impl ShoalSession {
                 .await;
         };
         if let Some(writer) = txn.writer.as_mut() {
-            cancel.set(Some(writer.interrupt_handle()));
+            cancel.set(writer.interrupt_handle());
             let result = writer.execute(sql, params, false).await;
             cancel.set(None);
             return result;
         }
         if txn.reader.is_none() {
-            let reader = node.data.checkout_reader(linearizable).await?;
-            let (reader, snapshot) = tokio::task::spawn_blocking(move || {
-                let snapshot = (|| {
-                    reader.conn.execute_batch("BEGIN").map_err(shoal_storage::from_sqlite)?;
+            let check_here = cluster::prepare_read(&node, DATA_GROUP, linearizable).await?;
+            let reader = node.data.checkout_reader(check_here).await?;
+            let (reader, snapshot) = reader
+                .run(|reader| {
                     // The first read fixes the snapshot; reading the applied
                     // index inside it says exactly which state it is.
+                    if reader.conn.is_autocommit() {
+                        reader.conn.execute_batch("BEGIN").map_err(shoal_storage::from_sqlite)?;
+                    }
                     reader
                         .conn
                         .query_row("SELECT log_index FROM __shoal_applied WHERE id = 1", [], |r| r.get::<_, i64>(0))
                         .map_err(shoal_storage::from_sqlite)
-                })();
-                (reader, snapshot)
-            })
-            .await
-            .map_err(|e| Error::internal(format!("read task: {e}")))?;
+                })
+                .await;
+            let reader = reader.ok_or_else(|| Error::internal("transaction snapshot lost"))?;
             match snapshot {
                 Ok(index) => txn.reader = Some((reader, index as u64)),
                 Err(e) => {
@@ -380,16 +386,17 @@ impl ShoalSession {
             return Err(Error::internal("transaction snapshot missing"));
         };
         let ctx = txn.ctx;
-        let (reader, result) = tokio::task::spawn_blocking(move || {
-            // now() is the transaction's start time on every statement.
-            let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
-            cancel.set(Some(Arc::new(reader.conn.get_interrupt_handle())));
-            let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
-            cancel.set(None);
-            (reader, result)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("read task: {e}")))?;
+        let (reader, result) = reader
+            .run(move |reader| {
+                // now() is the transaction's start time on every statement.
+                let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
+                cancel.set(Some(reader.interrupt.clone()));
+                let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
+                cancel.set(None);
+                result
+            })
+            .await;
+        let reader = reader.ok_or_else(|| Error::internal("transaction snapshot lost"))?;
         txn.reader = Some((reader, index));
         result
     }
@@ -403,15 +410,16 @@ impl ShoalSession {
         let cancel = self.cancel.clone();
         let linearizable = self.linearizable();
         let ctx = self.txn.as_ref().map(|t| t.ctx).unwrap_or_else(|| ExecContext::now(rand::random()));
+        let check_here = cluster::prepare_read(&self.node, DATA_GROUP, linearizable).await?;
         self.node
             .data
-            .read(linearizable, move |reader| {
+            .read(check_here, move |reader| {
                 let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
                 catalog_views::prepare(reader, &catalog)?;
                 if let Some(status) = &status {
                     catalog_views::refresh_system_views(&reader.conn, status, &catalog.catalog)?;
                 }
-                cancel.set(Some(Arc::new(reader.conn.get_interrupt_handle())));
+                cancel.set(Some(reader.interrupt.clone()));
                 let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
                 cancel.set(None);
                 result
@@ -423,7 +431,7 @@ impl ShoalSession {
 
     /// Makes sure the open transaction holds the write slot, validating that
     /// its read snapshot is still current (see the module docs).
-    async fn ensure_writer(&mut self) -> Result<&mut WriteTxn> {
+    async fn ensure_writer(&mut self) -> Result<&mut Writer> {
         let node = self.node.clone();
         let txn = self.txn.as_mut().ok_or_else(|| Error::internal("no transaction"))?;
         if txn.read_only {
@@ -433,12 +441,12 @@ impl ShoalSession {
             ));
         }
         if txn.writer.is_none() {
-            let writer = node.data.begin(txn.ctx).await?;
+            let (writer, applied_at_begin) = Writer::begin(&node, DATA_GROUP, txn.ctx).await?;
             if let Some((reader, snapshot)) = txn.reader.take() {
                 let _ = reader.conn.execute_batch("ROLLBACK");
                 node.data.checkin_reader(reader);
-                if node.data.applied_index() != snapshot {
-                    drop(writer);
+                if applied_at_begin != snapshot {
+                    let _ = writer.rollback().await;
                     return Err(Error::new(
                         SqlState::SERIALIZATION_FAILURE,
                         "could not serialize access due to concurrent update",
@@ -455,11 +463,11 @@ impl ShoalSession {
     async fn write(&mut self, sql: String, params: Vec<Value>) -> Result<QueryOutput> {
         if self.txn.is_none() {
             let ctx = ExecContext::now(rand::random());
-            return self.node.data.write_autocommit(ctx, sql, params).await;
+            return cluster::write_autocommit(&self.node, DATA_GROUP, ctx, sql, params).await;
         }
         let cancel = self.cancel.clone();
         let writer = self.ensure_writer().await?;
-        cancel.set(Some(writer.interrupt_handle()));
+        cancel.set(writer.interrupt_handle());
         let result = writer.execute(sql, params, true).await;
         cancel.set(None);
         result
@@ -629,6 +637,7 @@ impl ShoalSession {
     // ----- settings ----------------------------------------------------------
 
     fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
+        self.settings_generation += 1;
         let name = name.to_ascii_lowercase();
         let name = match name.as_str() {
             "time zone" | "time_zone" => "timezone".to_string(),
@@ -883,6 +892,10 @@ impl Session for ShoalSession {
             Some(txn) if txn.failed => TransactionStatus::Failed,
             Some(_) => TransactionStatus::InTransaction,
         }
+    }
+
+    fn parameter_generation(&self) -> u64 {
+        self.settings_generation
     }
 
     fn parameter_status(&self) -> Vec<(String, String)> {

@@ -13,17 +13,20 @@
 //! * [`determinism`] — the `shoal` VFS and functions that pin `now`,
 //!   `random()` and friends to the entry's context, so replicas never diverge.
 //! * [`functions`] — PostgreSQL functions SQLite lacks (`md5`, `date_trunc`, …).
+//! * [`budget`] — time budgets that let short reads run on an async thread.
 //! * snapshots (SQLite's backup API) and a content checksum for comparing
 //!   replicas at the same applied index.
 //!
 //! Out of scope here: consensus, SQL translation, the wire protocol.
 
+pub mod budget;
 pub mod command;
 pub mod determinism;
 pub mod functions;
 pub mod replica;
 pub mod sqlite_error;
 
+pub use budget::StepBudget;
 pub use command::{Command, ProposalId, RecordedStmt, TxnRecord};
 pub use replica::{
     checkpoint, content_checksum, open_connection, run_read_only, run_statement, snapshot_file, AppliedState,

@@ -43,7 +43,7 @@ pub struct AppliedState {
 }
 
 /// The rows and change count a statement produced.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueryOutput {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,

@@ -20,6 +20,7 @@ use std::io::{self, Write};
 use std::mem;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use openraft::{LogId, RaftTypeConfig, Vote};
 use serde::de::DeserializeOwned;
@@ -31,6 +32,9 @@ use super::index::{SegmentFile, Slot};
 use super::meta::Meta;
 use super::record::{segment_file_name, segment_header, SEGMENT_HEADER_BYTES};
 use super::{LogOptions, Shared};
+
+/// How often a changed committed id (and nothing else) is written to `meta`.
+const COMMITTED_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Completes one append: `Ok` once durable, or the error that poisoned the writer.
 pub(crate) type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
@@ -113,6 +117,8 @@ pub(super) struct Writer<C: RaftTypeConfig> {
     /// The authoritative copy of what `meta` holds (or is about to).
     meta: Meta<C::NodeId>,
     meta_dirty: bool,
+    /// When `meta` was last written (throttles committed-only writes).
+    last_meta_write: Instant,
     active: Option<ActiveSegment>,
     poisoned: Option<Error>,
     /// Records staged for the active segment, written at the end of the group.
@@ -148,6 +154,7 @@ where
             options,
             meta,
             meta_dirty: false,
+            last_meta_write: Instant::now(),
             active,
             poisoned: None,
             buf: Vec::new(),
@@ -183,10 +190,24 @@ where
             }
             // Errors were handled (poison + failed callbacks) inside.
             let _ = self.flush_group();
-            if self.meta_dirty && self.poisoned.is_none() {
-                let result = self.write_meta();
-                self.check(result);
+            // The committed id alone is persisted at most every
+            // COMMITTED_PERSIST_INTERVAL: writing `meta` costs two more fsyncs
+            // (file and directory), and openraft only uses it to re-apply
+            // sooner after a restart; the applied index lives in the state
+            // machine, and a lagging committed id is raised to it on open.
+            if self.meta_dirty && self.last_meta_write.elapsed() >= COMMITTED_PERSIST_INTERVAL {
+                self.write_meta_if_healthy();
             }
+        }
+        if self.meta_dirty {
+            self.write_meta_if_healthy();
+        }
+    }
+
+    fn write_meta_if_healthy(&mut self) {
+        if self.poisoned.is_none() {
+            let result = self.write_meta();
+            self.check(result);
         }
     }
 
@@ -356,6 +377,7 @@ where
     fn write_meta(&mut self) -> Result<(), Error> {
         self.meta.write(&self.shared.dir, &self.shared.fsync)?;
         self.meta_dirty = false;
+        self.last_meta_write = Instant::now();
         Ok(())
     }
 

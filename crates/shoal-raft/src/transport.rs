@@ -1,0 +1,791 @@
+//! The node-to-node transport: one TCP connection per peer carries every
+//! group's Raft messages and the server's own requests (joins, forwarded
+//! writes, read-index checks).
+//!
+//! ## Wire format
+//!
+//! ```text
+//! dialer ── Hello { magic, version, cluster id, from } ──▶ listener
+//!        ◀── Welcome | Refused { reason } ─────────────────
+//!        ── [u32 length][bincode Envelope::Request { id, body }] ──▶   (many in flight)
+//!        ◀── [u32 length][bincode Envelope::Response { id, body }] ──   (any order)
+//! ```
+//!
+//! * **Versioned**: the hello carries [`PROTOCOL_VERSION`]; a listener refuses
+//!   any other, and anything that does not start with the magic bytes.
+//! * **One cluster**: a hello naming another cluster id is refused. A node
+//!   that has not joined yet says "no cluster" and may then only send service
+//!   requests (the join itself), never Raft messages.
+//! * **Multiplexed**: requests carry ids; the listener runs each in its own
+//!   task, so a slow snapshot install for one group does not hold up another
+//!   group's heartbeats.
+//! * **Bounded**: frames over [`MAX_FRAME_BYTES`] close the connection;
+//!   decoding is size-limited, so a hostile peer cannot make us allocate more.
+//!
+//! Errors say whether a request may have been delivered: SQLSTATE 08006
+//! (connection failure) means it certainly was not, 40003 (completion
+//! unknown) that it was sent and no answer came.
+//!
+//! Connections are keyed by the address dialed and re-established on the
+//! next call after a failure. `SHOAL_PEER_ADDRS=2=host:port,3=host:port`
+//! overrides the address used to reach a node id; the fault-injection test
+//! kit uses it to route every link through its proxies.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bincode::Options;
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use shoal_common::{Error, Result, SqlState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::types::{GroupId, NodeId, Raft, TypeConfig};
+
+/// Bumped on any incompatible change to the messages below.
+pub const PROTOCOL_VERSION: u32 = 1;
+const MAGIC: [u8; 8] = *b"SHOALRPC";
+/// Largest frame either side accepts (snapshot chunks are far smaller).
+pub const MAX_FRAME_BYTES: u64 = 256 << 20;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Outgoing frames queued per connection before callers wait.
+const SEND_QUEUE: usize = 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Hello {
+    magic: [u8; 8],
+    version: u32,
+    /// `None` from a node that has not joined a cluster yet.
+    cluster_id: Option<String>,
+    from: Option<NodeId>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum HelloReply {
+    Welcome,
+    Refused { reason: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Envelope {
+    Request { id: u64, body: Request },
+    Response { id: u64, body: Response },
+}
+
+/// What one node asks another.
+#[derive(Debug, Serialize, Deserialize)]
+enum Request {
+    AppendEntries {
+        group: GroupId,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    },
+    Vote {
+        group: GroupId,
+        rpc: VoteRequest<NodeId>,
+    },
+    InstallSnapshot {
+        group: GroupId,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+    },
+    /// An opaque request for the [`Service`] above Raft (the server's).
+    Service(Vec<u8>),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Response {
+    AppendEntries(std::result::Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(std::result::Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(std::result::Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    Service(std::result::Result<Vec<u8>, Error>),
+    /// The request never reached a handler (unknown group, not allowed yet…).
+    Undeliverable(String),
+}
+
+/// A boxed future, for the object-safe [`Service`] trait.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Handles the service requests peers send (see [`Transport::call_service`]).
+pub trait Service: Send + Sync + 'static {
+    /// Answers one request; `from` is the sender's node id if it has one.
+    fn handle(&self, from: Option<NodeId>, request: Vec<u8>) -> BoxFuture<Result<Vec<u8>>>;
+}
+
+fn codec() -> impl Options {
+    bincode::DefaultOptions::new().with_limit(MAX_FRAME_BYTES)
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    codec().serialize(value).map_err(|e| Error::internal(format!("encoding a peer message: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    codec()
+        .deserialize(bytes)
+        .map_err(|e| Error::environment(SqlState::PROTOCOL_VIOLATION, format!("undecodable message from a peer: {e}")))
+}
+
+/// The request certainly did not reach the peer (08006): safe to retry.
+fn peer_error(message: impl Into<String>) -> Error {
+    Error::environment(SqlState::CONNECTION_FAILURE, message)
+}
+
+/// The request may have reached the peer, but no answer came back (40003).
+fn in_doubt(message: impl Into<String>) -> Error {
+    Error::environment(SqlState::STATEMENT_COMPLETION_UNKNOWN, message)
+}
+
+async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, payload: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(payload.len() as u32).to_be_bytes()).await?;
+    w.write_all(payload).await
+}
+
+async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let len = r.read_u32().await? as u64;
+    if len > MAX_FRAME_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("peer frame of {len} bytes exceeds the {MAX_FRAME_BYTES}-byte limit"),
+        ));
+    }
+    let mut buf = vec![0; len as usize];
+    r.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+/// This node's endpoint of the transport: registered groups, the service
+/// handler, and the connections to peers. Cheap to clone.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport").field("node_id", &self.node_id()).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    node_id: RwLock<Option<NodeId>>,
+    cluster_id: RwLock<Option<String>>,
+    groups: RwLock<HashMap<GroupId, Raft>>,
+    service: RwLock<Option<Arc<dyn Service>>>,
+    /// Dialed connections by address.
+    peers: Mutex<HashMap<String, Arc<Peer>>>,
+    /// `SHOAL_PEER_ADDRS`: where to dial a node id instead of its recorded address.
+    overrides: HashMap<NodeId, String>,
+    next_id: AtomicU64,
+    stop: watch::Sender<bool>,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Transport::new()
+    }
+}
+
+impl Transport {
+    /// A transport with no identity yet, reading `SHOAL_PEER_ADDRS`.
+    pub fn new() -> Transport {
+        let overrides = std::env::var("SHOAL_PEER_ADDRS").map(|v| parse_overrides(&v)).unwrap_or_default();
+        Transport {
+            inner: Arc::new(Inner {
+                node_id: RwLock::new(None),
+                cluster_id: RwLock::new(None),
+                groups: RwLock::new(HashMap::new()),
+                service: RwLock::new(None),
+                peers: Mutex::new(HashMap::new()),
+                overrides,
+                next_id: AtomicU64::new(1),
+                stop: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// Sets who this node is once its identity is known (at start, or after a join).
+    pub fn set_identity(&self, node_id: NodeId, cluster_id: &str) {
+        *self.inner.node_id.write().unwrap_or_else(|p| p.into_inner()) = Some(node_id);
+        *self.inner.cluster_id.write().unwrap_or_else(|p| p.into_inner()) = Some(cluster_id.to_string());
+        // Connections opened before (as a joiner) said "no cluster": redial.
+        self.inner.peers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// This node's id, once known.
+    pub fn node_id(&self) -> Option<NodeId> {
+        *self.inner.node_id.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cluster_id(&self) -> Option<String> {
+        self.inner.cluster_id.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes a group reachable by peers.
+    pub fn register_group(&self, group: GroupId, raft: Raft) {
+        self.inner.groups.write().unwrap_or_else(|p| p.into_inner()).insert(group, raft);
+    }
+
+    /// Installs the handler for service requests.
+    pub fn set_service(&self, service: Arc<dyn Service>) {
+        *self.inner.service.write().unwrap_or_else(|p| p.into_inner()) = Some(service);
+    }
+
+    /// The address to dial for `node` recorded at `addr`.
+    pub fn dial_addr(&self, node: NodeId, addr: &str) -> String {
+        self.inner.overrides.get(&node).cloned().unwrap_or_else(|| addr.to_string())
+    }
+
+    /// Accepts peer connections until [`Transport::shutdown`].
+    pub fn serve(&self, listener: TcpListener) {
+        let transport = self.clone();
+        let mut stop = self.inner.stop.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nodelay(true);
+                            let transport = transport.clone();
+                            tokio::spawn(async move { transport.serve_connection(stream).await });
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accepting a peer connection failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    },
+                    _ = async { stop.wait_for(|s| *s).await.is_ok() } => return,
+                }
+            }
+        });
+    }
+
+    /// Stops accepting and drops the connections to peers.
+    pub fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        self.inner.peers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    async fn serve_connection(self, mut stream: TcpStream) {
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream)).await {
+            Ok(Ok(bytes)) => bytes,
+            _ => return,
+        };
+        let (verdict, joining, from) = match decode::<Hello>(&hello) {
+            Err(_) => (Err("not a Shoal peer (bad hello)".to_string()), true, None),
+            Ok(h) if h.magic != MAGIC => (Err("not a Shoal peer (bad magic)".to_string()), true, None),
+            Ok(h) if h.version != PROTOCOL_VERSION => {
+                (Err(format!("peer speaks protocol version {}, this node {PROTOCOL_VERSION}", h.version)), true, None)
+            }
+            Ok(h) => match (&h.cluster_id, self.cluster_id()) {
+                (Some(theirs), Some(ours)) if *theirs != ours => {
+                    (Err(format!("peer belongs to cluster {theirs}, this node to cluster {ours}")), true, None)
+                }
+                (Some(_), None) => (Err("this node has not joined a cluster yet".to_string()), true, None),
+                (theirs, _) => (Ok(()), theirs.is_none(), h.from),
+            },
+        };
+        let reply = match &verdict {
+            Ok(()) => HelloReply::Welcome,
+            Err(reason) => HelloReply::Refused { reason: reason.clone() },
+        };
+        let Ok(reply) = encode(&reply) else { return };
+        if write_frame(&mut stream, &reply).await.is_err() || verdict.is_err() {
+            if let Err(reason) = verdict {
+                tracing::warn!(%reason, "refused a peer connection");
+            }
+            return;
+        }
+        let (mut reader, writer) = stream.into_split();
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE);
+        tokio::spawn(write_loop(writer, rx));
+        loop {
+            let Ok(frame) = read_frame(&mut reader).await else { return };
+            let Ok(Envelope::Request { id, body }) = decode::<Envelope>(&frame) else {
+                tracing::warn!("closing a peer connection that sent an undecodable request");
+                return;
+            };
+            let transport = self.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let body = transport.dispatch(body, joining, from).await;
+                if let Ok(bytes) = encode(&Envelope::Response { id, body }) {
+                    let _ = tx.send(bytes).await;
+                }
+            });
+        }
+    }
+
+    async fn dispatch(&self, request: Request, joining: bool, from: Option<NodeId>) -> Response {
+        let group_raft =
+            |group: GroupId| self.inner.groups.read().unwrap_or_else(|p| p.into_inner()).get(&group).cloned();
+        if joining && !matches!(request, Request::Service(_)) {
+            return Response::Undeliverable("Raft messages need a cluster id".into());
+        }
+        match request {
+            Request::AppendEntries { group, rpc } => match group_raft(group) {
+                Some(raft) => Response::AppendEntries(raft.append_entries(rpc).await),
+                None => Response::Undeliverable(format!("group {group} is not open on this node")),
+            },
+            Request::Vote { group, rpc } => match group_raft(group) {
+                Some(raft) => Response::Vote(raft.vote(rpc).await),
+                None => Response::Undeliverable(format!("group {group} is not open on this node")),
+            },
+            Request::InstallSnapshot { group, rpc } => match group_raft(group) {
+                Some(raft) => Response::InstallSnapshot(raft.install_snapshot(rpc).await),
+                None => Response::Undeliverable(format!("group {group} is not open on this node")),
+            },
+            Request::Service(payload) => {
+                let service = self.inner.service.read().unwrap_or_else(|p| p.into_inner()).clone();
+                match service {
+                    Some(service) => Response::Service(service.handle(from, payload).await),
+                    None => Response::Undeliverable("this node is still starting".into()),
+                }
+            }
+        }
+    }
+
+    fn peer(&self, addr: &str) -> Arc<Peer> {
+        let mut peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.entry(addr.to_string()).or_insert_with(|| Arc::new(Peer::new(addr.to_string()))).clone()
+    }
+
+    async fn call(&self, addr: &str, request: Request, timeout: Duration) -> Result<Response> {
+        let peer = self.peer(addr);
+        let hello =
+            Hello { magic: MAGIC, version: PROTOCOL_VERSION, cluster_id: self.cluster_id(), from: self.node_id() };
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = encode(&Envelope::Request { id, body: request })?;
+        let attempt = async {
+            let link = peer.link(&hello).await?;
+            let (tx, rx) = oneshot::channel();
+            link.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+            let _unregister = Unregister { link: &link, id };
+            if link.outgoing.send(frame).await.is_err() {
+                return Err(peer_error(format!("connection to {addr} closed")));
+            }
+            rx.await.map_err(|_| in_doubt(format!("connection to {addr} lost before it answered")))
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .map_err(|_| in_doubt(format!("{addr} did not answer within {timeout:?}")))?
+    }
+
+    /// Sends a service request to the node at `addr` and returns its answer.
+    pub async fn call_service(&self, addr: &str, request: Vec<u8>, timeout: Duration) -> Result<Vec<u8>> {
+        match self.call(addr, Request::Service(request), timeout).await? {
+            Response::Service(result) => result,
+            Response::Undeliverable(reason) => Err(peer_error(format!("{addr}: {reason}"))),
+            other => Err(peer_error(format!("{addr} answered a service request with {}", variant(&other)))),
+        }
+    }
+}
+
+fn variant(response: &Response) -> &'static str {
+    match response {
+        Response::AppendEntries(_) => "an append-entries response",
+        Response::Vote(_) => "a vote response",
+        Response::InstallSnapshot(_) => "a snapshot response",
+        Response::Service(_) => "a service response",
+        Response::Undeliverable(_) => "an undeliverable notice",
+    }
+}
+
+/// Removes a pending request when its caller stops waiting (timeout, drop).
+struct Unregister<'a> {
+    link: &'a Link,
+    id: u64,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.link.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
+}
+
+fn parse_overrides(spec: &str) -> HashMap<NodeId, String> {
+    spec.split(',')
+        .filter_map(|pair| {
+            let (id, addr) = pair.trim().split_once('=')?;
+            Some((id.trim().parse().ok()?, addr.trim().to_string()))
+        })
+        .collect()
+}
+
+async fn write_loop(writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let mut writer = BufWriter::new(writer);
+    while let Some(frame) = rx.recv().await {
+        if write_frame(&mut writer, &frame).await.is_err() {
+            return;
+        }
+        // Coalesce whatever else is queued into the same flush.
+        while let Ok(frame) = rx.try_recv() {
+            if write_frame(&mut writer, &frame).await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A dialed connection to one address, re-established after failures.
+struct Peer {
+    addr: String,
+    link: tokio::sync::Mutex<Option<Arc<Link>>>,
+}
+
+/// One live connection: a queue to its writer task and the requests
+/// awaiting answers from its reader task.
+struct Link {
+    outgoing: mpsc::Sender<Vec<u8>>,
+    pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>,
+    alive: Arc<AtomicBool>,
+}
+
+impl Peer {
+    fn new(addr: String) -> Peer {
+        Peer { addr, link: tokio::sync::Mutex::new(None) }
+    }
+
+    async fn link(&self, hello: &Hello) -> Result<Arc<Link>> {
+        let mut slot = self.link.lock().await;
+        if let Some(link) = slot.as_ref() {
+            if link.alive.load(Ordering::Acquire) {
+                return Ok(link.clone());
+            }
+        }
+        *slot = None;
+        let link = Arc::new(self.connect(hello).await?);
+        *slot = Some(link.clone());
+        Ok(link)
+    }
+
+    async fn connect(&self, hello: &Hello) -> Result<Link> {
+        let addr = &self.addr;
+        let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| peer_error(format!("connecting to {addr} timed out")))?
+            .map_err(|e| peer_error(format!("cannot connect to {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let greeting = async {
+            write_frame(&mut stream, &encode(hello)?).await?;
+            let reply = read_frame(&mut stream).await?;
+            decode::<HelloReply>(&reply)
+        };
+        match tokio::time::timeout(HELLO_TIMEOUT, greeting).await {
+            Err(_) => return Err(peer_error(format!("{addr} did not answer the hello"))),
+            Ok(Err(e)) => return Err(peer_error(format!("hello to {addr} failed: {}", e.message))),
+            Ok(Ok(HelloReply::Refused { reason })) => {
+                return Err(Error::environment(SqlState::CONNECTION_REJECTED, format!("{addr} refused us: {reason}")))
+            }
+            Ok(Ok(HelloReply::Welcome)) => {}
+        }
+        let (mut reader, writer) = stream.into_split();
+        let (outgoing, rx) = mpsc::channel(SEND_QUEUE);
+        let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>> = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        tokio::spawn(write_loop(writer, rx));
+        {
+            let pending = pending.clone();
+            let alive = alive.clone();
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                loop {
+                    let envelope = match read_frame(&mut reader).await {
+                        Ok(frame) => decode::<Envelope>(&frame),
+                        Err(e) => Err(peer_error(e.to_string())),
+                    };
+                    match envelope {
+                        Ok(Envelope::Response { id, body }) => {
+                            if let Some(tx) = pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id) {
+                                let _ = tx.send(body);
+                            }
+                        }
+                        Ok(Envelope::Request { .. }) | Err(_) => {
+                            tracing::debug!(peer = %addr, "peer connection closed");
+                            break;
+                        }
+                    }
+                }
+                alive.store(false, Ordering::Release);
+                // Dropping the senders fails every waiting call at once.
+                pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            });
+        }
+        Ok(Link { outgoing, pending, alive })
+    }
+}
+
+impl From<std::io::Error> for TransportIo {
+    fn from(e: std::io::Error) -> Self {
+        TransportIo(e.to_string())
+    }
+}
+
+/// An I/O failure described for openraft's error types.
+#[derive(Debug)]
+struct TransportIo(String);
+
+impl std::fmt::Display for TransportIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TransportIo {}
+
+/// The client half openraft uses to reach one peer for one group.
+pub struct PeerClient {
+    transport: Transport,
+    group: GroupId,
+    target: NodeId,
+    addr: String,
+}
+
+/// The factory openraft asks for peer clients; one per group.
+#[derive(Clone, Debug)]
+pub struct GroupNetwork {
+    pub transport: Transport,
+    pub group: GroupId,
+}
+
+impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            transport: self.transport.clone(),
+            group: self.group,
+            target,
+            addr: self.transport.dial_addr(target, &node.addr),
+        }
+    }
+}
+
+impl PeerClient {
+    async fn send<E: std::error::Error>(
+        &self,
+        request: Request,
+        option: &RPCOption,
+    ) -> std::result::Result<Response, RPCError<NodeId, BasicNode, E>> {
+        match self.transport.call(&self.addr, request, option.hard_ttl()).await {
+            Ok(Response::Undeliverable(reason)) => Err(RPCError::Unreachable(Unreachable::new(&TransportIo(reason)))),
+            Ok(response) => Ok(response),
+            // Not delivered: openraft backs off (briefly, see `backoff`).
+            Err(e) if e.code == SqlState::CONNECTION_REJECTED || e.code == SqlState::CONNECTION_FAILURE => {
+                Err(RPCError::Unreachable(Unreachable::new(&TransportIo(e.message))))
+            }
+            Err(e) => Err(RPCError::Network(NetworkError::new(&TransportIo(e.message)))),
+        }
+    }
+
+    fn unexpected<E: std::error::Error>(&self, response: &Response) -> RPCError<NodeId, BasicNode, E> {
+        RPCError::Network(NetworkError::new(&TransportIo(format!(
+            "node {} answered with {}",
+            self.target,
+            variant(response)
+        ))))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> std::result::Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        match self.send(Request::AppendEntries { group: self.group, rpc }, &option).await? {
+            Response::AppendEntries(Ok(r)) => Ok(r),
+            Response::AppendEntries(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> std::result::Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        match self.send(Request::InstallSnapshot { group: self.group, rpc }, &option).await? {
+            Response::InstallSnapshot(Ok(r)) => Ok(r),
+            Response::InstallSnapshot(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> std::result::Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        match self.send(Request::Vote { group: self.group, rpc }, &option).await? {
+            Response::Vote(Ok(r)) => Ok(r),
+            Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    fn backoff(&self) -> openraft::network::Backoff {
+        // Retry an unreachable peer soon: a restarted node should rejoin
+        // replication well within the one-second failover budget.
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(100)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo;
+
+    impl Service for Echo {
+        fn handle(&self, from: Option<NodeId>, request: Vec<u8>) -> BoxFuture<Result<Vec<u8>>> {
+            Box::pin(async move {
+                if request == b"fail" {
+                    return Err(Error::new(SqlState::INVALID_PARAMETER_VALUE, "asked to fail"));
+                }
+                let mut out = format!("{from:?}:").into_bytes();
+                out.extend(request);
+                Ok(out)
+            })
+        }
+    }
+
+    async fn listening(transport: &Transport) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        transport.serve(listener);
+        addr
+    }
+
+    #[tokio::test]
+    async fn service_calls_round_trip_and_errors_keep_their_sqlstate() {
+        let server = Transport::new();
+        server.set_identity(1, "c1");
+        server.set_service(Arc::new(Echo));
+        let addr = listening(&server).await;
+        let client = Transport::new();
+        client.set_identity(2, "c1");
+        let out = client.call_service(&addr, b"hi".to_vec(), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(out, b"Some(2):hi");
+        let err = client.call_service(&addr, b"fail".to_vec(), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(err.code, SqlState::INVALID_PARAMETER_VALUE);
+        // Many calls in flight on one connection.
+        let calls = (0..50).map(|i| {
+            let client = client.clone();
+            let addr = addr.clone();
+            async move { client.call_service(&addr, vec![i], Duration::from_secs(5)).await.unwrap() }
+        });
+        let answers = futures_join_all(calls).await;
+        for (i, answer) in answers.into_iter().enumerate() {
+            assert_eq!(answer.last(), Some(&(i as u8)));
+        }
+        assert_eq!(client.inner.peers.lock().unwrap().len(), 1, "one connection per peer");
+        server.shutdown();
+    }
+
+    #[tokio::test]
+    async fn another_cluster_is_refused_and_a_joiner_may_only_use_the_service() {
+        let server = Transport::new();
+        server.set_identity(1, "c1");
+        server.set_service(Arc::new(Echo));
+        let addr = listening(&server).await;
+        let stranger = Transport::new();
+        stranger.set_identity(7, "other");
+        let err = stranger.call_service(&addr, b"hi".to_vec(), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(err.code, SqlState::CONNECTION_REJECTED);
+        assert!(err.message.contains("cluster other"), "{}", err.message);
+
+        let joiner = Transport::new();
+        let out = joiner.call_service(&addr, b"join".to_vec(), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(out, b"None:join");
+        let raft_message = joiner
+            .call(
+                &addr,
+                Request::Vote { group: 1, rpc: VoteRequest::new(openraft::Vote::new(1, 7), None) },
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(raft_message, Response::Undeliverable(_)), "{raft_message:?}");
+        server.shutdown();
+    }
+
+    #[tokio::test]
+    async fn garbage_and_oversized_frames_close_the_connection_without_harm() {
+        let server = Transport::new();
+        server.set_identity(1, "c1");
+        server.set_service(Arc::new(Echo));
+        let addr = listening(&server).await;
+        // Garbage instead of a hello.
+        let mut raw = TcpStream::connect(&addr).await.unwrap();
+        raw.write_all(&[0, 0, 0, 5, 1, 2, 3, 4, 5]).await.unwrap();
+        let reply = read_frame(&mut raw).await.unwrap();
+        assert!(matches!(decode::<HelloReply>(&reply).unwrap(), HelloReply::Refused { .. }));
+        // A length beyond the limit.
+        let mut raw = TcpStream::connect(&addr).await.unwrap();
+        raw.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        let mut buf = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await.unwrap().unwrap_or(0);
+        assert_eq!(n, 0, "the server hangs up");
+        // The server still serves others.
+        let client = Transport::new();
+        client.set_identity(2, "c1");
+        assert!(client.call_service(&addr, b"ok".to_vec(), Duration::from_secs(5)).await.is_ok());
+        server.shutdown();
+    }
+
+    #[tokio::test]
+    async fn a_dead_peer_is_an_error_and_the_link_is_redialed_when_it_returns() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let client = Transport::new();
+        client.set_identity(2, "c1");
+        let err = client.call_service(&addr, b"x".to_vec(), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(err.code, SqlState::CONNECTION_FAILURE);
+        let server = Transport::new();
+        server.set_identity(1, "c1");
+        server.set_service(Arc::new(Echo));
+        server.serve(TcpListener::bind(&addr).await.unwrap());
+        assert!(client.call_service(&addr, b"x".to_vec(), Duration::from_secs(5)).await.is_ok());
+        server.shutdown();
+    }
+
+    #[test]
+    fn peer_address_overrides_parse() {
+        let map = parse_overrides("2=127.0.0.1:7001, 3=127.0.0.1:7002,bad,x=1");
+        assert_eq!(map.len(), 2);
+        assert_eq!(map[&3], "127.0.0.1:7002");
+    }
+
+    async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handles: Vec<_> = futures.map(tokio::spawn).collect();
+        let mut out = Vec::new();
+        for handle in handles {
+            out.push(handle.await.unwrap());
+        }
+        out
+    }
+}

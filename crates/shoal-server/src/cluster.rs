@@ -1,0 +1,653 @@
+//! A node's part in the cluster: joining, adding replicas, and routing
+//! writes and linearizable reads to each group's leader.
+//!
+//! Every node runs the same [`NodeService`] behind the transport
+//! ([`shoal_raft::Transport`]). A request that must run on a group's leader
+//! ([`Call`]) is handled locally when this node leads the group and is
+//! otherwise sent to the leader this node knows of, following the leader as
+//! it moves (bounded retries while a group elects).
+//!
+//! ```text
+//! session on a follower ──Autocommit / Begin·Execute·Commit──▶ leader's NodeService ──▶ Group (batcher / WriteTxn)
+//!                       ──ReadIndex──▶ leader: quorum check ──▶ index; wait until applied here, read locally
+//! joiner ──Register──▶ meta leader: allocate node id      ──AddReplica(g)──▶ leader of g: learner → voter
+//! ```
+//!
+//! **Outcomes.** A forwarded request that never left this node (no leader,
+//! connection refused) is retried or fails with a retryable error. One whose
+//! answer was lost may or may not have committed: the session reports
+//! SQLSTATE 40003 and says so, and nothing retries it blindly.
+//!
+//! **Remote transactions.** An interactive transaction opened from a follower
+//! holds the leader's write slot; the leader keeps its [`WriteTxn`] under an
+//! id and rolls it back if the origin stays silent for
+//! [`REMOTE_TXN_IDLE_LIMIT`] (the origin crashed or was cut off).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use shoal_common::{Error, ExecContext, Result, SqlState, Value};
+use shoal_raft::transport::BoxFuture;
+use shoal_raft::{GroupId, NodeId, Service, WriteTxn, META_GROUP};
+use shoal_storage::QueryOutput;
+
+use crate::node::{Node, DATA_GROUP};
+
+/// How long a forwarded request may take (a commit includes an fsync on a quorum).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts to find a group's leader before giving up.
+const LEADER_ATTEMPTS: u32 = 20;
+/// An interactive transaction opened from another node is rolled back after this long without a statement.
+pub const REMOTE_TXN_IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// The table of nodes in the meta group.
+pub const NODES_TABLE_SQL: &str =
+    "CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, cluster_id TEXT NOT NULL, \
+     pg_addr TEXT NOT NULL, rpc_addr TEXT NOT NULL, http_addr TEXT NOT NULL, started_at TEXT NOT NULL)";
+const UPSERT_NODE_SQL: &str =
+    "INSERT OR REPLACE INTO nodes (id, cluster_id, pg_addr, rpc_addr, http_addr, started_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, shoal_now())";
+
+/// What one node asks another's [`NodeService`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Call {
+    /// A new node asks for a node id (answered by the meta leader).
+    Register {
+        pg_addr: String,
+        rpc_addr: String,
+        http_addr: String,
+    },
+    /// Make `node_id` a replica of `group` (answered by the group's leader).
+    AddReplica {
+        group: GroupId,
+        node_id: NodeId,
+        rpc_addr: String,
+    },
+    /// The index a linearizable read must wait for (answered by the leader).
+    ReadIndex {
+        group: GroupId,
+    },
+    /// One autocommit write.
+    Autocommit {
+        group: GroupId,
+        ctx: ExecContext,
+        sql: String,
+        params: Vec<Value>,
+    },
+    /// Opens an interactive transaction on the leader.
+    Begin {
+        group: GroupId,
+        ctx: ExecContext,
+    },
+    Execute {
+        txn: u64,
+        sql: String,
+        params: Vec<Value>,
+        record: bool,
+    },
+    Savepoint {
+        txn: u64,
+        sql: String,
+    },
+    StoreCatalog {
+        txn: u64,
+        json: String,
+    },
+    Commit {
+        txn: u64,
+    },
+    Rollback {
+        txn: u64,
+    },
+}
+
+impl Call {
+    /// The group whose leader must answer, if any.
+    fn leader_of(&self) -> Option<GroupId> {
+        match self {
+            Call::Register { .. } => Some(META_GROUP),
+            Call::AddReplica { group, .. }
+            | Call::ReadIndex { group }
+            | Call::Autocommit { group, .. }
+            | Call::Begin { group, .. } => Some(*group),
+            // Addressed to the node that holds the transaction.
+            _ => None,
+        }
+    }
+}
+
+/// The answers to [`Call`]s.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    Registered { node_id: NodeId, cluster_id: String },
+    Done,
+    Index(u64),
+    Output(QueryOutput),
+    Begun { txn: u64, applied: u64 },
+}
+
+fn unexpected(reply: &Reply) -> Error {
+    Error::internal(format!("unexpected reply from a peer: {reply:?}"))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    bincode::serialize(value).map_err(|e| Error::internal(format!("encoding a cluster call: {e}")))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
+    bincode::deserialize(bytes).map_err(|e| {
+        Error::environment(SqlState::PROTOCOL_VIOLATION, format!("undecodable cluster message from a peer: {e}"))
+    })
+}
+
+/// Serves [`Call`]s for this node.
+pub struct NodeService {
+    node: Weak<Node>,
+    remote_txns: Mutex<HashMap<u64, RemoteTxnSlot>>,
+    next_txn: AtomicU64,
+}
+
+struct RemoteTxnSlot {
+    txn: Arc<tokio::sync::Mutex<Option<WriteTxn>>>,
+    last_used: Instant,
+}
+
+impl NodeService {
+    /// A service for `node`; also starts the reaper of abandoned remote transactions.
+    pub fn new(node: &Arc<Node>) -> Arc<NodeService> {
+        let service = Arc::new(NodeService {
+            node: Arc::downgrade(node),
+            remote_txns: Mutex::new(HashMap::new()),
+            next_txn: AtomicU64::new(1),
+        });
+        tokio::spawn(reap_remote_txns(Arc::downgrade(&service)));
+        service
+    }
+
+    fn node(&self) -> Result<Arc<Node>> {
+        self.node.upgrade().ok_or_else(|| Error::environment(SqlState::ADMIN_SHUTDOWN, "node is shutting down"))
+    }
+
+    fn remote_txn(&self, id: u64) -> Result<Arc<tokio::sync::Mutex<Option<WriteTxn>>>> {
+        let mut txns = self.remote_txns.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = txns.get_mut(&id).ok_or_else(|| {
+            Error::new(SqlState::SERIALIZATION_FAILURE, "the transaction was abandoned on the group's leader")
+                .with_detail(format!("it was idle for longer than {REMOTE_TXN_IDLE_LIMIT:?}, or the leader restarted"))
+                .with_hint("roll back and retry the transaction")
+        })?;
+        slot.last_used = Instant::now();
+        Ok(slot.txn.clone())
+    }
+
+    async fn handle_call(&self, call: Call) -> Result<Reply> {
+        let node = self.node()?;
+        if let Some(group_id) = call.leader_of() {
+            if !node.group(group_id)?.is_leader() {
+                // Not ours to answer: pass it on to the leader we know of.
+                return forward(&node, group_id, &call).await;
+            }
+        }
+        self.run_here(call).await
+    }
+
+    /// Handles a leader call on this node (the caller checked it leads).
+    async fn handle_call_here(&self, call: &Call) -> Result<Reply> {
+        self.run_here(call.clone()).await
+    }
+
+    async fn run_here(&self, call: Call) -> Result<Reply> {
+        let node = self.node()?;
+        match call {
+            Call::Register { pg_addr, rpc_addr, http_addr } => {
+                let node_id = allocate_node_id(&node, &pg_addr, &rpc_addr, &http_addr).await?;
+                Ok(Reply::Registered { node_id, cluster_id: node.identity.cluster_id.clone() })
+            }
+            Call::AddReplica { group, node_id, rpc_addr } => {
+                node.group(group)?.add_replica(node_id, rpc_addr).await?;
+                Ok(Reply::Done)
+            }
+            Call::ReadIndex { group } => Ok(Reply::Index(node.group(group)?.leader_read_index().await?)),
+            Call::Autocommit { group, ctx, sql, params } => {
+                Ok(Reply::Output(node.group(group)?.write_autocommit(ctx, sql, params).await?))
+            }
+            Call::Begin { group, ctx } => {
+                let group = node.group(group)?;
+                let txn = group.begin(ctx).await?;
+                let applied = group.applied_index();
+                let id = self.next_txn.fetch_add(1, Ordering::Relaxed);
+                let slot =
+                    RemoteTxnSlot { txn: Arc::new(tokio::sync::Mutex::new(Some(txn))), last_used: Instant::now() };
+                self.remote_txns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, slot);
+                Ok(Reply::Begun { txn: id, applied })
+            }
+            Call::Execute { txn, sql, params, record } => {
+                let slot = self.remote_txn(txn)?;
+                let mut guard = slot.lock().await;
+                let writer = guard.as_mut().ok_or_else(|| Error::internal("remote transaction already finished"))?;
+                Ok(Reply::Output(writer.execute(sql, params, record).await?))
+            }
+            Call::Savepoint { txn, sql } => {
+                let slot = self.remote_txn(txn)?;
+                let mut guard = slot.lock().await;
+                let writer = guard.as_mut().ok_or_else(|| Error::internal("remote transaction already finished"))?;
+                writer.savepoint(sql).await?;
+                Ok(Reply::Done)
+            }
+            Call::StoreCatalog { txn, json } => {
+                let slot = self.remote_txn(txn)?;
+                let mut guard = slot.lock().await;
+                let writer = guard.as_mut().ok_or_else(|| Error::internal("remote transaction already finished"))?;
+                writer.store_catalog(json).await?;
+                Ok(Reply::Done)
+            }
+            Call::Commit { txn } => {
+                // Missing means abandoned (see `remote_txn`'s error).
+                let Some(slot) = self.take_txn(txn) else {
+                    return Err(self
+                        .remote_txn(txn)
+                        .err()
+                        .unwrap_or_else(|| Error::internal("remote transaction missing")));
+                };
+                let writer = slot.lock().await.take().ok_or_else(|| Error::internal("remote transaction finished"))?;
+                Ok(Reply::Index(writer.commit().await?))
+            }
+            Call::Rollback { txn } => {
+                if let Some(slot) = self.take_txn(txn) {
+                    if let Some(writer) = slot.lock().await.take() {
+                        writer.rollback().await?;
+                    }
+                }
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    fn take_txn(&self, id: u64) -> Option<Arc<tokio::sync::Mutex<Option<WriteTxn>>>> {
+        self.remote_txns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id).map(|slot| slot.txn)
+    }
+}
+
+impl Service for NodeService {
+    fn handle(&self, _from: Option<NodeId>, request: Vec<u8>) -> BoxFuture<Result<Vec<u8>>> {
+        let call = decode::<Call>(&request);
+        // The future must be 'static: work on a strong handle to self.
+        let this = self.node.upgrade().and_then(|node| node.service());
+        Box::pin(async move {
+            let this = this.ok_or_else(|| Error::environment(SqlState::ADMIN_SHUTDOWN, "node is shutting down"))?;
+            let reply = this.handle_call(call?).await?;
+            encode(&reply)
+        })
+    }
+}
+
+async fn reap_remote_txns(service: Weak<NodeService>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let Some(service) = service.upgrade() else { return };
+        let expired: Vec<_> = {
+            let mut txns = service.remote_txns.lock().unwrap_or_else(|p| p.into_inner());
+            let ids: Vec<u64> =
+                txns.iter().filter(|(_, s)| s.last_used.elapsed() > REMOTE_TXN_IDLE_LIMIT).map(|(id, _)| *id).collect();
+            ids.into_iter().filter_map(|id| txns.remove(&id)).collect()
+        };
+        for slot in expired {
+            if let Some(writer) = slot.txn.lock().await.take() {
+                tracing::warn!("rolling back a remote transaction whose origin went silent");
+                let _ = writer.rollback().await;
+            }
+        }
+    }
+}
+
+/// On the meta leader: gives a new node the next id and records it.
+async fn allocate_node_id(node: &Node, pg_addr: &str, rpc_addr: &str, http_addr: &str) -> Result<NodeId> {
+    let mut txn = node.meta.begin(ExecContext::now(rand::random())).await?;
+    txn.execute(NODES_TABLE_SQL.into(), vec![], true).await?;
+    // A node that comes back with a wiped directory from the same address
+    // gets its old id back, so peers' routes to it stay valid.
+    let existing = txn
+        .execute("SELECT id FROM nodes WHERE rpc_addr = ?1".into(), vec![Value::Text(rpc_addr.into())], false)
+        .await?;
+    let id = match existing.rows.first().and_then(|r| r.first()) {
+        Some(Value::Integer(id)) => *id,
+        _ => {
+            let next = txn.execute("SELECT coalesce(max(id), 0) + 1 FROM nodes".into(), vec![], false).await?;
+            match next.rows.first().and_then(|r| r.first()) {
+                Some(Value::Integer(id)) => *id,
+                other => return Err(Error::internal(format!("allocating a node id: {other:?}"))),
+            }
+        }
+    };
+    txn.execute(
+        UPSERT_NODE_SQL.into(),
+        vec![
+            Value::Integer(id),
+            Value::Text(node.identity.cluster_id.clone()),
+            Value::Text(pg_addr.into()),
+            Value::Text(rpc_addr.into()),
+            Value::Text(http_addr.into()),
+        ],
+        true,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(id as NodeId)
+}
+
+/// Records (or refreshes) this node's addresses in the meta group.
+pub async fn register_self(node: &Node) -> Result<()> {
+    let id = node.identity.node_id as i64;
+    for (sql, params) in [
+        (NODES_TABLE_SQL, vec![]),
+        (
+            UPSERT_NODE_SQL,
+            vec![
+                Value::Integer(id),
+                Value::Text(node.identity.cluster_id.clone()),
+                Value::Text(node.config.pg_addr.to_string()),
+                Value::Text(node.config.rpc_addr.to_string()),
+                Value::Text(node.config.http_addr.to_string()),
+            ],
+        ),
+    ] {
+        write_autocommit(node, META_GROUP, ExecContext::now(rand::random()), sql.to_string(), params).await?;
+    }
+    Ok(())
+}
+
+/// Runs `call` on the leader of `group`: here when this node leads it,
+/// otherwise at the leader this node knows of, following leadership changes
+/// while the call has certainly not been delivered.
+async fn forward(node: &Node, group: GroupId, call: &Call) -> Result<Reply> {
+    let mut payload = None;
+    let mut last_error = None;
+    for attempt in 0..LEADER_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt.min(6)))).await;
+        }
+        let local = node.group(group)?;
+        if local.is_leader() {
+            let service =
+                node.service().ok_or_else(|| Error::environment(SqlState::CANNOT_CONNECT_NOW, "node is starting"))?;
+            return Box::pin(service.handle_call_here(call)).await;
+        }
+        let Some((leader, addr)) = local.leader() else {
+            last_error = Some(no_leader(group));
+            continue;
+        };
+        if leader == node.identity.node_id {
+            // Elected here a moment ago; is_leader() agrees on the next turn.
+            last_error = Some(no_leader(group));
+            continue;
+        }
+        let bytes = match &payload {
+            Some(bytes) => bytes,
+            None => payload.insert(encode(call)?),
+        };
+        match node.transport.call_service(&addr, bytes.clone(), CALL_TIMEOUT).await {
+            Ok(bytes) => return decode(&bytes),
+            // Never delivered: safe to try again, perhaps at a new leader.
+            Err(e) if e.code == SqlState::CONNECTION_FAILURE || e.code == SqlState::CONNECTION_REJECTED => {
+                last_error = Some(e)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| no_leader(group)))
+}
+
+fn no_leader(group: GroupId) -> Error {
+    Error::environment(SqlState::SERIALIZATION_FAILURE, format!("group {group} has no reachable leader"))
+        .with_hint("the group is electing a leader or a majority of its replicas is down; retry")
+}
+
+/// Runs `call` on the leader of its group: here, or forwarded.
+async fn on_leader(node: &Node, call: Call) -> Result<Reply> {
+    match call.leader_of() {
+        Some(group) => forward(node, group, &call).await,
+        None => Err(Error::internal("call without a group")),
+    }
+}
+
+/// One autocommit write to `group`, on its leader.
+pub async fn write_autocommit(
+    node: &Node,
+    group: GroupId,
+    ctx: ExecContext,
+    sql: String,
+    params: Vec<Value>,
+) -> Result<QueryOutput> {
+    let local = node.group(group)?;
+    if local.is_leader() {
+        return local.write_autocommit(ctx, sql, params).await;
+    }
+    match on_leader(node, Call::Autocommit { group, ctx, sql, params }).await? {
+        Reply::Output(output) => Ok(output),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Makes a read on this node's replica of `group` linearizable: on the
+/// leader the group does its own read-index check (returns true: "check
+/// locally"); on a follower the leader names the index to wait for, and
+/// this replica waits until it has applied it (returns false).
+pub async fn prepare_read(node: &Node, group: GroupId, linearizable: bool) -> Result<bool> {
+    if !linearizable {
+        return Ok(false);
+    }
+    let local = node.group(group)?;
+    if local.is_leader() {
+        return Ok(true);
+    }
+    match on_leader(node, Call::ReadIndex { group }).await? {
+        Reply::Index(index) => {
+            local.wait_applied(index, CALL_TIMEOUT).await?;
+            Ok(false)
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Asks the cluster at `seed` for a node id (the joining side of `Register`).
+pub async fn register_with(
+    transport: &shoal_raft::Transport,
+    seed: &str,
+    pg_addr: &str,
+    rpc_addr: &str,
+    http_addr: &str,
+) -> Result<(NodeId, String)> {
+    let call = Call::Register { pg_addr: pg_addr.into(), rpc_addr: rpc_addr.into(), http_addr: http_addr.into() };
+    let payload = encode(&call)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match transport.call_service(seed, payload.clone(), CALL_TIMEOUT).await.and_then(|b| decode::<Reply>(&b)) {
+            Ok(Reply::Registered { node_id, cluster_id }) => return Ok((node_id, cluster_id)),
+            Ok(other) => return Err(unexpected(&other)),
+            Err(e) if Instant::now() < deadline && e.code != SqlState::CONNECTION_REJECTED => {
+                tracing::info!(seed, error = %e, "waiting for the cluster to admit this node");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.with_hint(format!("check that {seed} is the RPC address of a running Shoal node"))),
+        }
+    }
+}
+
+/// Asks the leaders of every group to add this node as a replica, through
+/// the node at `seed` (which forwards to each group's leader).
+pub async fn add_self_as_replica(node: &Node, seed: &str) -> Result<()> {
+    for group in [META_GROUP, DATA_GROUP] {
+        let call =
+            Call::AddReplica { group, node_id: node.identity.node_id, rpc_addr: node.config.rpc_addr.to_string() };
+        let payload = encode(&call)?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let result = node
+                .transport
+                .call_service(seed, payload.clone(), Duration::from_secs(120))
+                .await
+                .and_then(|b| decode::<Reply>(&b));
+            match result {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::info!(group, error = %e, "retrying to join the group");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tracing::info!(group, "this node is now a voting replica");
+    }
+    Ok(())
+}
+
+/// An interactive transaction's writer: on this node when it leads the
+/// group, otherwise held for us by the leader.
+pub enum Writer {
+    Local(WriteTxn),
+    Remote(RemoteWriter),
+}
+
+/// The follower's handle on a transaction open on the leader.
+pub struct RemoteWriter {
+    node: Arc<Node>,
+    group: GroupId,
+    addr: String,
+    txn: u64,
+    has_writes: bool,
+}
+
+impl Writer {
+    /// Opens a transaction on the leader of `group`; also returns the
+    /// leader's applied index when it took the write slot.
+    pub async fn begin(node: &Arc<Node>, group: GroupId, ctx: ExecContext) -> Result<(Writer, u64)> {
+        let local = node.group(group)?;
+        if local.is_leader() {
+            let txn = local.begin(ctx).await?;
+            return Ok((Writer::Local(txn), local.applied_index()));
+        }
+        for _ in 0..LEADER_ATTEMPTS {
+            let Some((_, addr)) = local.leader() else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            // Sent to the leader directly so later statements reach the same node.
+            let payload = encode(&Call::Begin { group, ctx })?;
+            match node.transport.call_service(&addr, payload, CALL_TIMEOUT).await.and_then(|b| decode::<Reply>(&b)) {
+                Ok(Reply::Begun { txn, applied }) => {
+                    let remote = RemoteWriter { node: node.clone(), group, addr, txn, has_writes: false };
+                    return Ok((Writer::Remote(remote), applied));
+                }
+                Ok(other) => return Err(unexpected(&other)),
+                Err(e) if e.code == SqlState::CONNECTION_FAILURE => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(no_leader(group))
+    }
+
+    /// The interrupt handle of a local writer (remote statements cannot be cancelled yet).
+    pub fn interrupt_handle(&self) -> Option<Arc<shoal_storage::InterruptHandle>> {
+        match self {
+            Writer::Local(txn) => Some(txn.interrupt_handle()),
+            Writer::Remote(_) => None,
+        }
+    }
+
+    pub async fn execute(&mut self, sql: String, params: Vec<Value>, record: bool) -> Result<QueryOutput> {
+        match self {
+            Writer::Local(txn) => txn.execute(sql, params, record).await,
+            Writer::Remote(remote) => {
+                remote.has_writes |= record;
+                match remote.call(Call::Execute { txn: remote.txn, sql, params, record }).await? {
+                    Reply::Output(output) => Ok(output),
+                    other => Err(unexpected(&other)),
+                }
+            }
+        }
+    }
+
+    pub async fn savepoint(&mut self, sql: String) -> Result<()> {
+        match self {
+            Writer::Local(txn) => txn.savepoint(sql).await,
+            Writer::Remote(remote) => remote.call(Call::Savepoint { txn: remote.txn, sql }).await.map(|_| ()),
+        }
+    }
+
+    pub async fn store_catalog(&mut self, json: String) -> Result<()> {
+        match self {
+            Writer::Local(txn) => txn.store_catalog(json).await,
+            Writer::Remote(remote) => {
+                remote.has_writes = true;
+                remote.call(Call::StoreCatalog { txn: remote.txn, json }).await.map(|_| ())
+            }
+        }
+    }
+
+    /// Commits; returns the log index. After a remote commit this waits
+    /// (briefly) until the local replica has applied it, so the session
+    /// reads its own writes.
+    pub async fn commit(self) -> Result<u64> {
+        match self {
+            Writer::Local(txn) => txn.commit().await,
+            Writer::Remote(remote) => {
+                let sent = remote
+                    .node
+                    .transport
+                    .call_service(&remote.addr, encode(&Call::Commit { txn: remote.txn })?, CALL_TIMEOUT)
+                    .await;
+                let index = match sent.and_then(|b| decode::<Reply>(&b)) {
+                    Ok(Reply::Index(index)) => index,
+                    Ok(other) => return Err(unexpected(&other)),
+                    Err(e) if e.code == SqlState::STATEMENT_COMPLETION_UNKNOWN => {
+                        return Err(Error::environment(
+                            SqlState::STATEMENT_COMPLETION_UNKNOWN,
+                            format!("the group's leader did not confirm the commit: {}", e.message),
+                        )
+                        .with_hint("the transaction may or may not have committed; check before retrying"))
+                    }
+                    Err(e) if e.code == SqlState::CONNECTION_FAILURE => {
+                        return Err(Error::environment(
+                            SqlState::SERIALIZATION_FAILURE,
+                            format!("lost the group's leader before COMMIT: {}", e.message),
+                        )
+                        .with_hint("the transaction was not committed; retry it"))
+                    }
+                    Err(e) => return Err(e),
+                };
+                let _ = remote.node.group(remote.group)?.wait_applied(index, CALL_TIMEOUT).await;
+                Ok(index)
+            }
+        }
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Writer::Local(txn) => txn.rollback().await,
+            Writer::Remote(remote) => remote.call(Call::Rollback { txn: remote.txn }).await.map(|_| ()),
+        }
+    }
+}
+
+impl RemoteWriter {
+    async fn call(&self, call: Call) -> Result<Reply> {
+        let bytes = self.node.transport.call_service(&self.addr, encode(&call)?, CALL_TIMEOUT).await.map_err(|e| {
+            if e.code == SqlState::CONNECTION_FAILURE || e.code == SqlState::STATEMENT_COMPLETION_UNKNOWN {
+                // The leader holding the transaction is gone or unreachable.
+                Error::environment(
+                    SqlState::SERIALIZATION_FAILURE,
+                    format!("lost the group's leader mid-transaction: {}", e.message),
+                )
+                .with_hint("the transaction was not committed; retry it")
+            } else {
+                e
+            }
+        })?;
+        decode(&bytes)
+    }
+}
