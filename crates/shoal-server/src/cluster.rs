@@ -307,20 +307,12 @@ async fn reap_remote_txns(service: Weak<NodeService>) {
 async fn allocate_node_id(node: &Node, pg_addr: &str, rpc_addr: &str, http_addr: &str) -> Result<NodeId> {
     let mut txn = node.meta.begin(ExecContext::now(rand::random())).await?;
     txn.execute(NODES_TABLE_SQL.into(), vec![], true).await?;
-    // A node that comes back with a wiped directory from the same address
-    // gets its old id back, so peers' routes to it stay valid.
-    let existing = txn
-        .execute("SELECT id FROM nodes WHERE rpc_addr = ?1".into(), vec![Value::Text(rpc_addr.into())], false)
-        .await?;
-    let id = match existing.rows.first().and_then(|r| r.first()) {
+    // Ids are never reused: a node whose directory was wiped lost the log
+    // it had acknowledged, so it must come back as a new replica.
+    let next = txn.execute("SELECT coalesce(max(id), 0) + 1 FROM nodes".into(), vec![], false).await?;
+    let id = match next.rows.first().and_then(|r| r.first()) {
         Some(Value::Integer(id)) => *id,
-        _ => {
-            let next = txn.execute("SELECT coalesce(max(id), 0) + 1 FROM nodes".into(), vec![], false).await?;
-            match next.rows.first().and_then(|r| r.first()) {
-                Some(Value::Integer(id)) => *id,
-                other => return Err(Error::internal(format!("allocating a node id: {other:?}"))),
-            }
-        }
+        other => return Err(Error::internal(format!("allocating a node id: {other:?}"))),
     };
     txn.execute(
         UPSERT_NODE_SQL.into(),
