@@ -1,11 +1,15 @@
-//! `shoal demo`: a local node with sample data and a short tour.
+//! `shoal demo`: a local three-node cluster with sample data, a short tour,
+//! and a failover as it happens.
 //!
-//! The sample data is loaded through the PostgreSQL protocol, exactly as a
-//! client would, so the demo exercises the whole path: wire → SQL → Raft →
-//! SQLite.
+//! The nodes run in this process but talk to each other over TCP exactly as
+//! separate servers do (node 1 founds the cluster, the others `--join` it).
+//! The sample data is loaded through the PostgreSQL protocol, as a client
+//! would, so the demo exercises the whole path: wire → SQL → Raft → SQLite.
+//! Node *i* listens on the given ports plus `10·(i−1)`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use shoal_server::ServerConfig;
 
@@ -33,8 +37,57 @@ const TOUR: [(&str, &str); 4] = [
     ("Tables", "SELECT table_name, kind, column_count FROM shoal.tables ORDER BY table_name"),
 ];
 
+/// One in-process node of the demo cluster.
+struct DemoNode {
+    config: ServerConfig,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<shoal_common::Result<()>>>,
+}
+
+impl DemoNode {
+    fn config(data_dir: &Path, index: u16, pg: SocketAddr, http: SocketAddr, join: Option<SocketAddr>) -> ServerConfig {
+        let offset = 10 * index;
+        let at = |addr: SocketAddr, extra: u16| SocketAddr::new(addr.ip(), addr.port().wrapping_add(offset + extra));
+        ServerConfig {
+            data_dir: data_dir.join(format!("node{}", index + 1)),
+            pg_addr: at(pg, 0),
+            rpc_addr: at(pg, 1),
+            http_addr: at(http, 0),
+            join,
+            ..ServerConfig::default()
+        }
+    }
+
+    async fn start(config: ServerConfig) -> anyhow::Result<DemoNode> {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(shoal_server::run(config.clone(), async move {
+            let _ = stop_rx.await;
+        }));
+        let node = DemoNode { config, stop: Some(stop_tx), task: Some(task) };
+        // Ready once it answers a query (a joiner first becomes a replica).
+        connect(node.config.pg_addr).await?;
+        Ok(node)
+    }
+
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs the demo.
-pub async fn run(data: Option<PathBuf>, pg: SocketAddr, http: SocketAddr, exit: bool) -> anyhow::Result<()> {
+pub async fn run(
+    data: Option<PathBuf>,
+    pg: SocketAddr,
+    http: SocketAddr,
+    nodes: u16,
+    exit: bool,
+) -> anyhow::Result<()> {
     let (data_dir, _temp) = match data {
         Some(dir) => (dir, None),
         None => {
@@ -42,31 +95,41 @@ pub async fn run(data: Option<PathBuf>, pg: SocketAddr, http: SocketAddr, exit: 
             (temp.path().to_path_buf(), Some(temp))
         }
     };
-    let rpc = SocketAddr::new(pg.ip(), pg.port().wrapping_add(1));
-    let config = ServerConfig {
-        data_dir: data_dir.clone(),
-        pg_addr: pg,
-        rpc_addr: rpc,
-        http_addr: http,
-        ..ServerConfig::default()
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(shoal_server::run(config, async move {
-        let _ = stop_rx.await;
-    }));
+    let nodes = nodes.max(1);
+    let mut cluster = Vec::new();
+    let first = DemoNode::config(&data_dir, 0, pg, http, None);
+    let seed = first.rpc_addr;
+    cluster.push(DemoNode::start(first).await?);
+    for i in 1..nodes {
+        // A restarted demo finds each node's identity on disk and skips the join.
+        cluster.push(DemoNode::start(DemoNode::config(&data_dir, i, pg, http, Some(seed))).await?);
+    }
     let client = connect(pg).await?;
     client.batch_execute(SAMPLE_SQL).await?;
     let existing = client.query_one("SELECT count(*) FROM users", &[]).await?.get::<_, i64>(0);
     if existing == 0 {
         load_sample_data(&client).await?;
     }
-    println!("Shoal demo: one node, data in {}\n", data_dir.display());
+    println!("Shoal demo: {nodes} node(s), data in {}\n", data_dir.display());
+    // The tour reads through the last node: any node answers any query.
+    let reader = connect(cluster[cluster.len() - 1].config.pg_addr).await?;
     for (title, sql) in TOUR {
         println!("-- {title}\n{sql};");
-        print!("{}", crate::shell::render(&client.simple_query(sql).await?));
+        print!("{}", crate::shell::render(&reader.simple_query(sql).await?));
         println!();
     }
+    drop(reader);
+    if nodes >= 3 {
+        failover(&mut cluster).await?;
+    }
     println!("Connect with:  psql \"host={} port={} user=shoal dbname=shoal\"", pg.ip(), pg.port());
+    for node in cluster.iter().skip(1) {
+        println!(
+            "          or:  psql \"host={} port={} user=shoal dbname=shoal\"",
+            node.config.pg_addr.ip(),
+            node.config.pg_addr.port()
+        );
+    }
     println!("          or:  cargo run --release -- sql --port {}", pg.port());
     println!("Status:        http://{http}/api/status   Metrics: http://{http}/metrics");
     if !exit {
@@ -74,8 +137,64 @@ pub async fn run(data: Option<PathBuf>, pg: SocketAddr, http: SocketAddr, exit: 
         let _ = tokio::signal::ctrl_c().await;
     }
     drop(client);
-    let _ = stop_tx.send(());
-    server.await?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    for node in cluster.iter_mut().rev() {
+        node.stop().await?;
+    }
+    Ok(())
+}
+
+/// Stops the data group's leader, times how long until another node takes a
+/// write, then brings the old leader back and shows it caught up.
+async fn failover(cluster: &mut [DemoNode]) -> anyhow::Result<()> {
+    let probe = connect(cluster[0].config.pg_addr).await?;
+    let leader: Option<i64> =
+        probe.query_one("SELECT leader_node FROM shoal.groups WHERE kind = 'data'", &[]).await?.get(0);
+    drop(probe);
+    // Nodes joined in order, so node id i is the demo's i-th node.
+    let Some((leader, leader_index)) =
+        leader.and_then(|id| Some((id, usize::try_from(id).ok()?.checked_sub(1)?))).filter(|(_, i)| *i < cluster.len())
+    else {
+        println!("(no leader is known right now; skipping the failover)");
+        return Ok(());
+    };
+    let survivor = if leader_index == 0 { 1 } else { 0 };
+    println!("-- Failover: stopping node {leader}, the data group's leader");
+    cluster[leader_index].stop().await?;
+    let stopped = Instant::now();
+    let client = connect(cluster[survivor].config.pg_addr).await?;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match client.execute("UPDATE orders SET status = 'shipped' WHERE id = 1", &[]).await {
+            Ok(_) => break,
+            Err(_) if stopped.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => anyhow::bail!("no write succeeded within 30 s of the failover: {e}"),
+        }
+    }
+    let new_leader: Option<i64> =
+        client.query_one("SELECT leader_node FROM shoal.groups WHERE kind = 'data'", &[]).await?.get(0);
+    let new_leader = new_leader.map_or_else(|| "another node".to_string(), |id| format!("node {id}"));
+    println!(
+        "   {new_leader} leads now; the first write through node {} succeeded {} ms after the leader stopped ({attempts} attempt(s))",
+        survivor + 1,
+        stopped.elapsed().as_millis()
+    );
+    println!("-- Restarting node {leader}: it catches up from the others");
+    let config = cluster[leader_index].config.clone();
+    cluster[leader_index] = DemoNode::start(config).await?;
+    let back = connect(cluster[leader_index].config.pg_addr).await?;
+    let shipped: i64 =
+        back.query_one("SELECT count(*) FROM orders WHERE id = 1 AND status = 'shipped'", &[]).await?.get(0);
+    println!("   node {leader} sees the write made while it was down: {}\n", if shipped == 1 { "yes" } else { "no" });
+    let replicas = back
+        .simple_query(
+            "SELECT group_id, node_id, role, term, applied_index FROM shoal.replicas ORDER BY group_id, node_id",
+        )
+        .await?;
+    print!("{}", crate::shell::render(&replicas));
+    println!();
     Ok(())
 }
 

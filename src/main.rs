@@ -79,6 +79,9 @@ struct DemoArgs {
     /// Address for the admin HTTP API.
     #[arg(long, default_value = "127.0.0.1:5480")]
     http: SocketAddr,
+    /// Nodes in the local cluster (node i listens on the given ports plus 10·(i−1)).
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
     /// Load the sample data, print the tour, and exit instead of waiting for Ctrl-C.
     #[arg(long)]
     exit: bool,
@@ -133,15 +136,21 @@ async fn shutdown_signal() {
 }
 
 fn main() -> anyhow::Result<()> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    // The demo stops a leader on purpose; Raft's complaints about the
+    // unreachable node would bury its output.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn,openraft=off",
+        _ => "info,openraft=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
@@ -150,7 +159,7 @@ fn main() -> anyhow::Result<()> {
                 let config = server_config(&args, &sub)?;
                 shoal_server::run(config, shutdown_signal()).await.map_err(|e| anyhow::anyhow!("{}", e.message))
             }
-            Command::Demo(args) => demo::run(args.data, args.pg, args.http, args.exit).await,
+            Command::Demo(args) => demo::run(args.data, args.pg, args.http, args.nodes, args.exit).await,
             Command::Sql(args) => shell::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }

@@ -1,5 +1,6 @@
-//! The README's first command: `shoal demo` starts a node, loads the sample
-//! data through the PostgreSQL protocol and runs its tour. `--exit` makes it
+//! The README's first command: `shoal demo` starts a three-node cluster,
+//! loads the sample data through the PostgreSQL protocol, runs its tour and
+//! shows a failover. `--exit` makes it
 //! stop after the tour instead of waiting for Ctrl-C.
 
 mod common;
@@ -8,7 +9,14 @@ use std::process::Command;
 
 #[test]
 fn demo_loads_sample_data_and_runs_the_tour() {
-    let [pg, _, http] = common::free_ports();
+    // The demo's three nodes use pg, pg+1 (rpc), http, each plus 10·(i−1):
+    // take them from this test's own range (29000-29999), all free.
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    let (pg, http) = (29000..29900)
+        .step_by(50)
+        .map(|base| (base, base + 30))
+        .find(|(pg, http)| (0..3).all(|i| free(pg + 10 * i) && free(pg + 10 * i + 1) && free(http + 10 * i)))
+        .expect("a free port range for the demo");
     let output = Command::new(env!("CARGO_BIN_EXE_shoal"))
         .args(["demo", "--exit", "--pg", &format!("127.0.0.1:{pg}"), "--http", &format!("127.0.0.1:{http}")])
         .output()
@@ -21,4 +29,8 @@ fn demo_loads_sample_data_and_runs_the_tour() {
     assert!(stdout.contains("Ada"), "sample users missing:\n{stdout}");
     assert!(stdout.contains("(8 rows)"), "expected 8 users in the tour:\n{stdout}");
     assert!(stdout.contains("Connect with:"), "{stdout}");
+    // Three nodes: the leader is stopped, another takes the write, and the
+    // old leader comes back with it.
+    assert!(stdout.contains("Failover: stopping node"), "{stdout}");
+    assert!(stdout.contains("sees the write made while it was down: yes"), "{stdout}");
 }

@@ -3,15 +3,15 @@
 //! Three macros, each the only way to produce its kind of code, so the
 //! runtime crate never has to trust hand-written metadata:
 //!
-//! * `#[derive(Model)]` ([`model`]) reads a struct and its `#[model(…)]`
+//! * `#[derive(Model)]` (module `model`) reads a struct and its `#[model(…)]`
 //!   attributes and emits the `shoal_orm::Model` implementation: a constant
 //!   `TableDef` (table, columns, keys, indexes, foreign keys, distribution),
 //!   one typed `Column<Model, T>` constant per field (`User::AGE`), one
 //!   `Relation<Parent, Child>` constant per relation field (`User::ORDERS`),
 //!   and positional and by-name row decoders.
-//! * `#[derive(FromRow)]` ([`from_row`]) for plain structs that receive
+//! * `#[derive(FromRow)]` (module `from_row`) for plain structs that receive
 //!   projections or raw-SQL results.
-//! * `sql!("… {expr} …")` ([`sql_macro`]) splits a string literal at its
+//! * `sql!("… {expr} …")` (module `sql_macro`) splits a string literal at its
 //!   `{…}` holes at compile time; every hole becomes a bound parameter, never
 //!   text. It is the only door to raw SQL in `shoal-orm`.
 //!

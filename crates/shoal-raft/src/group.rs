@@ -73,7 +73,7 @@ const INLINE_READ_BUDGET: Duration = Duration::from_micros(250);
 
 impl Reader {
     /// Runs the read-only work `f` on this connection: inline when it
-    /// finishes within [`INLINE_READ_BUDGET`], otherwise again from the start
+    /// finishes within a 250 µs budget, otherwise again from the start
     /// on a blocking thread. `f` must only read (it may run twice). The
     /// reader comes back unless the blocking task panicked.
     pub async fn run<T, F>(mut self, f: F) -> (Option<Reader>, Result<T>)

@@ -311,8 +311,15 @@ impl Transport {
         let (mut reader, writer) = stream.into_split();
         let (tx, rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE);
         tokio::spawn(write_loop(writer, rx));
+        // Served connections end with the transport too, so peers redial
+        // whatever replaces this node (a restart in the same process).
+        let mut stop = self.inner.stop.subscribe();
         loop {
-            let Ok(frame) = read_frame(&mut reader).await else { return };
+            let frame = tokio::select! {
+                frame = read_frame(&mut reader) => frame,
+                _ = async { stop.wait_for(|s| *s).await.is_ok() } => return,
+            };
+            let Ok(frame) = frame else { return };
             let Ok(Envelope::Request { id, body }) = decode::<Envelope>(&frame) else {
                 tracing::warn!("closing a peer connection that sent an undecodable request");
                 return;

@@ -66,6 +66,11 @@ pub enum Call {
         node_id: NodeId,
         rpc_addr: String,
     },
+    /// Remove `node_id` from `group` (answered by the group's leader).
+    RemoveReplica {
+        group: GroupId,
+        node_id: NodeId,
+    },
     /// The index a linearizable read must wait for (answered by the leader).
     ReadIndex {
         group: GroupId,
@@ -110,6 +115,7 @@ impl Call {
         match self {
             Call::Register { .. } => Some(META_GROUP),
             Call::AddReplica { group, .. }
+            | Call::RemoveReplica { group, .. }
             | Call::ReadIndex { group }
             | Call::Autocommit { group, .. }
             | Call::Begin { group, .. } => Some(*group),
@@ -202,8 +208,21 @@ impl NodeService {
         let node = self.node()?;
         match call {
             Call::Register { pg_addr, rpc_addr, http_addr } => {
-                let node_id = allocate_node_id(&node, &pg_addr, &rpc_addr, &http_addr).await?;
+                let (node_id, replaced) = allocate_node_id(&node, &pg_addr, &rpc_addr, &http_addr).await?;
+                // A node that registers again from the same address lost its
+                // data directory: its old replicas are gone for good, and
+                // leaving them as voters would raise every quorum.
+                for old in replaced {
+                    for group in [DATA_GROUP, META_GROUP] {
+                        on_leader(&node, Call::RemoveReplica { group, node_id: old }).await?;
+                    }
+                    tracing::info!(old, new = node_id, %rpc_addr, "a node rejoined with a wiped directory");
+                }
                 Ok(Reply::Registered { node_id, cluster_id: node.identity.cluster_id.clone() })
+            }
+            Call::RemoveReplica { group, node_id } => {
+                node.group(group)?.remove_replica(node_id).await?;
+                Ok(Reply::Done)
             }
             Call::AddReplica { group, node_id, rpc_addr } => {
                 node.group(group)?.add_replica(node_id, rpc_addr).await?;
@@ -303,8 +322,14 @@ async fn reap_remote_txns(service: Weak<NodeService>) {
     }
 }
 
-/// On the meta leader: gives a new node the next id and records it.
-async fn allocate_node_id(node: &Node, pg_addr: &str, rpc_addr: &str, http_addr: &str) -> Result<NodeId> {
+/// On the meta leader: gives a new node the next id and records it; also
+/// returns the ids previously registered at the same RPC address.
+async fn allocate_node_id(
+    node: &Node,
+    pg_addr: &str,
+    rpc_addr: &str,
+    http_addr: &str,
+) -> Result<(NodeId, Vec<NodeId>)> {
     let mut txn = node.meta.begin(ExecContext::now(rand::random())).await?;
     txn.execute(NODES_TABLE_SQL.into(), vec![], true).await?;
     // Ids are never reused: a node whose directory was wiped lost the log
@@ -314,6 +339,20 @@ async fn allocate_node_id(node: &Node, pg_addr: &str, rpc_addr: &str, http_addr:
         Some(Value::Integer(id)) => *id,
         other => return Err(Error::internal(format!("allocating a node id: {other:?}"))),
     };
+    let previous = txn
+        .execute("SELECT id FROM nodes WHERE rpc_addr = ?1".into(), vec![Value::Text(rpc_addr.into())], false)
+        .await?;
+    let replaced: Vec<NodeId> = previous
+        .rows
+        .iter()
+        .filter_map(|r| match r.first() {
+            Some(Value::Integer(id)) => Some(*id as NodeId),
+            _ => None,
+        })
+        .collect();
+    if !replaced.is_empty() {
+        txn.execute("DELETE FROM nodes WHERE rpc_addr = ?1".into(), vec![Value::Text(rpc_addr.into())], true).await?;
+    }
     txn.execute(
         UPSERT_NODE_SQL.into(),
         vec![
@@ -327,7 +366,7 @@ async fn allocate_node_id(node: &Node, pg_addr: &str, rpc_addr: &str, http_addr:
     )
     .await?;
     txn.commit().await?;
-    Ok(id as NodeId)
+    Ok((id as NodeId, replaced))
 }
 
 /// Records (or refreshes) this node's addresses in the meta group.
