@@ -246,6 +246,10 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             fn set_generated_key(&mut self, value: ::shoal_orm::Value) -> ::shoal_orm::Result<()> {
                 #auto_set
             }
+            fn __sql_cache() -> &'static ::shoal_orm::__private::SqlCache {
+                static CACHE: ::shoal_orm::__private::SqlCache = ::shoal_orm::__private::SqlCache::new();
+                &CACHE
+            }
         }
 
         impl ::shoal_orm::FromRow for #name {

@@ -27,6 +27,7 @@
 //! [`Options::strict`] or the `SHOAL_ORM_STRICT=<limit>` environment
 //! variable (the ORM's own tests run with it on).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -66,7 +67,8 @@ pub struct Route {
 /// One statement as a connection receives it.
 #[derive(Clone, Debug)]
 pub struct Stmt {
-    pub sql: String,
+    /// The text: a model's cached statement, or one built for this call.
+    pub sql: Cow<'static, str>,
     pub params: Vec<Value>,
     /// True for INSERT/UPDATE/DELETE (also with RETURNING).
     pub writes: bool,
@@ -79,12 +81,18 @@ pub struct Stmt {
     /// Part of a batched operation (an eager-load chunk, a stream page):
     /// exempt from strict mode's repetition count.
     pub batched: bool,
+    /// Whether the result needs column names (decoding by name). Model
+    /// queries decode by position and skip building them.
+    pub named: bool,
+    /// At most one row can match (a primary-key lookup): an in-process
+    /// backend may stop reading after it.
+    pub single_row: bool,
 }
 
 impl Stmt {
-    pub fn read(sql: String, params: Vec<Value>) -> Stmt {
+    pub fn read(sql: impl Into<Cow<'static, str>>, params: Vec<Value>) -> Stmt {
         Stmt {
-            sql,
+            sql: sql.into(),
             params,
             writes: false,
             route: None,
@@ -92,10 +100,12 @@ impl Stmt {
             table: None,
             in_transaction: false,
             batched: false,
+            named: true,
+            single_row: false,
         }
     }
 
-    pub fn write(sql: String, params: Vec<Value>) -> Stmt {
+    pub fn write(sql: impl Into<Cow<'static, str>>, params: Vec<Value>) -> Stmt {
         Stmt { writes: true, ..Stmt::read(sql, params) }
     }
 
@@ -106,6 +116,12 @@ impl Stmt {
 
     pub(crate) fn routed(mut self, route: Option<Route>) -> Stmt {
         self.route = route;
+        self
+    }
+
+    /// The result is decoded by position (see [`Stmt::named`]).
+    pub(crate) fn positional(mut self) -> Stmt {
+        self.named = false;
         self
     }
 }
@@ -247,7 +263,14 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn observe<T>(&self, stmt: &Stmt, start: Instant, result: &Result<T>) {
+    /// A start time when someone listens (a hook, or debug tracing); reading
+    /// the clock twice per statement is measurable on in-process SQLite.
+    pub(crate) fn clock(&self) -> Option<Instant> {
+        (self.options.on_statement.is_some() || tracing::enabled!(tracing::Level::DEBUG)).then(Instant::now)
+    }
+
+    pub(crate) fn observe<T>(&self, stmt: &Stmt, start: Option<Instant>, result: &Result<T>) {
+        let Some(start) = start else { return };
         let elapsed = start.elapsed();
         match result {
             Ok(_) => tracing::debug!(sql = %stmt.sql, params = stmt.params.len(), ?elapsed, "statement"),
@@ -466,9 +489,12 @@ impl Executor for Db {
             self.unit.check(&stmt)?;
             stmt.read_target = self.unit.read_target;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
-            let start = Instant::now();
+            let start = self.core.clock();
             let mut conn = self.core.pool.acquire().await?;
-            let result = conn.query(&stmt).await;
+            let result = match conn.query_now(&stmt) {
+                Some(r) => r,
+                None => conn.query(&stmt).await,
+            };
             self.core.observe(&stmt, start, &result);
             result
         })
@@ -478,9 +504,12 @@ impl Executor for Db {
         Box::pin(async move {
             stmt.read_target = self.unit.read_target;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
-            let start = Instant::now();
+            let start = self.core.clock();
             let mut conn = self.core.pool.acquire().await?;
-            let result = conn.execute(&stmt).await;
+            let result = match conn.execute_now(&stmt) {
+                Some(r) => r,
+                None => conn.execute(&stmt).await,
+            };
             self.core.observe(&stmt, start, &result);
             result
         })
@@ -542,7 +571,7 @@ pub(crate) fn spawn_stream(
     let (sink, rx) = RowSink::channel();
     let report = sink.clone();
     runtime.spawn(async move {
-        let start = Instant::now();
+        let start = core.clock();
         let mut holder = match conn.await {
             Ok(h) => h,
             Err(e) => return report.fail(e).await,
@@ -588,15 +617,21 @@ pub(crate) fn spawn_stream(
 
 /// Runs `stmt` on `conn`, observing it.
 pub(crate) async fn run_query(core: &Core, conn: &mut dyn Connection, stmt: &Stmt) -> Result<QueryResult> {
-    let start = Instant::now();
-    let result = conn.query(stmt).await;
+    let start = core.clock();
+    let result = match conn.query_now(stmt) {
+        Some(r) => r,
+        None => conn.query(stmt).await,
+    };
     core.observe(stmt, start, &result);
     result
 }
 
 pub(crate) async fn run_exec(core: &Core, conn: &mut dyn Connection, stmt: &Stmt) -> Result<Executed> {
-    let start = Instant::now();
-    let result = conn.execute(stmt).await;
+    let start = core.clock();
+    let result = match conn.execute_now(stmt) {
+        Some(r) => r,
+        None => conn.execute(stmt).await,
+    };
     core.observe(stmt, start, &result);
     result
 }

@@ -76,11 +76,15 @@ impl Dialect {
     pub fn quote_ident(self, name: &str, out: &mut String) {
         let q = if self == Dialect::Mysql { '`' } else { '"' };
         out.push(q);
-        for ch in name.chars() {
-            if ch == q {
-                out.push(q);
+        if name.contains(q) {
+            for ch in name.chars() {
+                if ch == q {
+                    out.push(q);
+                }
+                out.push(ch);
             }
-            out.push(ch);
+        } else {
+            out.push_str(name);
         }
         out.push(q);
     }

@@ -16,9 +16,10 @@
 //! ```
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::db::Executor;
+use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::expr::Cond;
 use crate::query::Select;
@@ -54,6 +55,10 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
     fn generated_key_unset(&self) -> bool;
     /// Stores the key the database generated.
     fn set_generated_key(&mut self, value: Value) -> Result<()>;
+    /// This model's cache of statement texts that depend only on the model
+    /// and the dialect (generated: one static per model).
+    #[doc(hidden)]
+    fn __sql_cache() -> &'static SqlCache;
 
     // ------------------------------------------------------------------
     // Everything below is provided; see `query.rs` and `write.rs`.
@@ -76,10 +81,12 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
     fn get(ex: &(impl Executor + ?Sized), key: impl Into<Self::Key>) -> impl Future<Output = Result<Self>> + Send {
         let key = Self::key_values(key.into());
         async move {
-            let what = format!("{key:?}");
-            write::find::<Self>(key, ex)
-                .await?
-                .ok_or_else(|| Error::NotFound { table: Self::TABLE_NAME.into(), what: format!("primary key {what}") })
+            // Keep the key for the error message only on the (rare) miss path.
+            let shown = || format!("primary key {key:?}");
+            match write::find::<Self>(key.clone(), ex).await? {
+                Some(row) => Ok(row),
+                None => Err(Error::NotFound { table: Self::TABLE_NAME.into(), what: shown() }),
+            }
         }
     }
 
@@ -131,6 +138,46 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
     /// `DELETE` every row (spelled out so it is never an accident).
     fn delete_all() -> DeleteWhere<Self> {
         DeleteWhere::new(None)
+    }
+}
+
+/// The statements a model runs by key, rendered once per dialect.
+#[doc(hidden)]
+pub struct SqlCache {
+    slots: [[OnceLock<String>; 4]; SqlSlot::COUNT],
+}
+
+/// Which statement a [`SqlCache`] slot holds.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum SqlSlot {
+    Find,
+    Insert,
+    InsertGenerated,
+    Update,
+    Delete,
+    Upsert,
+}
+
+impl SqlSlot {
+    const COUNT: usize = 6;
+}
+
+impl SqlCache {
+    #[allow(clippy::new_without_default)] // used in `static` items, which need a const fn
+    pub const fn new() -> SqlCache {
+        SqlCache { slots: [const { [const { OnceLock::new() }; 4] }; SqlSlot::COUNT] }
+    }
+
+    /// The text for `slot` in `dialect`, rendered by `render` the first time.
+    pub(crate) fn get(&'static self, slot: SqlSlot, dialect: Dialect, render: impl FnOnce() -> String) -> &'static str {
+        let d = match dialect {
+            Dialect::Sqlite => 0,
+            Dialect::Postgres => 1,
+            Dialect::Shoal => 2,
+            Dialect::Mysql => 3,
+        };
+        self.slots[slot as usize][d].get_or_init(render)
     }
 }
 

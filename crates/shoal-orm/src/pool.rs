@@ -1,5 +1,7 @@
-//! A small connection pool: a semaphore for the limit, a stack of idle
-//! connections, and a guard that gives a connection back when dropped.
+//! A small connection pool: a stack of idle connections and a count of open
+//! ones under one mutex, a `Notify` for waiters, and a guard that gives a
+//! connection back when dropped. (One short lock per loan and one per
+//! return: on in-process SQLite the pool is on every statement's path.)
 //!
 //! A connection comes back only if it is healthy and outside any
 //! transaction. One dropped inside a transaction (a cancelled future, a
@@ -13,17 +15,24 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 
 use crate::backend::{Backend, Connection};
 use crate::error::{Error, Result};
 
 pub(crate) struct Pool {
     backend: Arc<dyn Backend>,
-    idle: Mutex<Vec<Box<dyn Connection>>>,
-    permits: Arc<Semaphore>,
+    state: Mutex<State>,
+    /// Woken when a connection comes back or a slot frees up.
+    returned: Notify,
     size: usize,
     acquire_timeout: Duration,
+}
+
+struct State {
+    idle: Vec<Box<dyn Connection>>,
+    /// Connections open or being opened, idle ones included.
+    open: usize,
 }
 
 impl Pool {
@@ -31,8 +40,8 @@ impl Pool {
         let size = size.max(1);
         Arc::new(Pool {
             backend,
-            idle: Mutex::new(Vec::with_capacity(size)),
-            permits: Arc::new(Semaphore::new(size)),
+            state: Mutex::new(State { idle: Vec::with_capacity(size), open: 0 }),
+            returned: Notify::new(),
             size,
             acquire_timeout,
         })
@@ -42,24 +51,70 @@ impl Pool {
         self.size
     }
 
-    /// A connection, waiting at most the acquire timeout for a free slot.
+    /// An idle connection, or the right to open one; `None` when all are out.
+    fn take(&self) -> Option<Option<Box<dyn Connection>>> {
+        let mut state = self.state.lock().ok()?;
+        if let Some(c) = state.idle.pop() {
+            return Some(Some(c));
+        }
+        if state.open < self.size {
+            state.open += 1;
+            return Some(None);
+        }
+        None
+    }
+
+    /// A connection, waiting at most the acquire timeout for one to free up.
     pub(crate) async fn acquire(self: &Arc<Self>) -> Result<PooledConn> {
-        let permit = tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| Error::Connect {
-                message: format!(
-                    "no connection became free within {:?} (pool of {}); is a transaction or stream \
-                     holding one while the same task waits for another?",
-                    self.acquire_timeout, self.size
-                ),
-            })?
-            .map_err(|_| Error::Connect { message: "the pool is closed".into() })?;
-        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let conn = match idle {
-            Some(c) => c,
-            None => self.backend.connect().await?,
-        };
-        Ok(PooledConn { conn: Some(conn), pool: self.clone(), _permit: permit, in_transaction: false })
+        let mut deadline = None;
+        loop {
+            // Register interest before looking, so a return in between wakes us.
+            let notified = self.returned.notified();
+            match self.take() {
+                Some(Some(conn)) => return Ok(self.lend(conn)),
+                Some(None) => {
+                    return match self.backend.connect().await {
+                        Ok(conn) => Ok(self.lend(conn)),
+                        Err(e) => {
+                            self.forget_one();
+                            Err(e)
+                        }
+                    };
+                }
+                None => {
+                    // The clock is read only when there is something to wait for.
+                    let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.acquire_timeout);
+                    if tokio::time::timeout_at(until, notified).await.is_err() {
+                        return Err(Error::Connect {
+                            message: format!(
+                                "no connection became free within {:?} (pool of {}); is a transaction or \
+                                 stream holding one while the same task waits for another?",
+                                self.acquire_timeout, self.size
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn lend(self: &Arc<Self>, conn: Box<dyn Connection>) -> PooledConn {
+        PooledConn { conn: Some(conn), pool: self.clone(), in_transaction: false }
+    }
+
+    /// A connection closed for good: its slot is free for a new one.
+    fn forget_one(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.open = state.open.saturating_sub(1);
+        }
+        self.returned.notify_one();
+    }
+
+    fn give_back(&self, conn: Box<dyn Connection>) {
+        if let Ok(mut state) = self.state.lock() {
+            state.idle.push(conn);
+        }
+        self.returned.notify_one();
     }
 }
 
@@ -67,7 +122,6 @@ impl Pool {
 pub(crate) struct PooledConn {
     conn: Option<Box<dyn Connection>>,
     pool: Arc<Pool>,
-    _permit: OwnedSemaphorePermit,
     /// Set between BEGIN and COMMIT/ROLLBACK.
     pub(crate) in_transaction: bool,
 }
@@ -88,14 +142,11 @@ impl DerefMut for PooledConn {
 impl Drop for PooledConn {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
-        if conn.is_broken() {
-            return;
-        }
-        if self.in_transaction && !conn.reset_now() {
-            return;
-        }
-        if let Ok(mut idle) = self.pool.idle.lock() {
-            idle.push(conn);
+        if conn.is_broken() || (self.in_transaction && !conn.reset_now()) {
+            drop(conn);
+            self.pool.forget_one();
+        } else {
+            self.pool.give_back(conn);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Items the derive macros' generated code calls. Not part of the API: names
 //! and signatures may change with the macros.
 
-pub use crate::model::{RelationField, Values};
+pub use crate::model::{RelationField, SqlCache, Values};
 pub use crate::relation::{RelationSpec, Through};
 pub use crate::value::{AutoKey, ToValue};
 

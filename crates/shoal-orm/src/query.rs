@@ -299,12 +299,12 @@ impl<M: Model, S> Select<M, S> {
         let mut w = SqlWriter::new(ex.dialect());
         self.parts.render_select(&model_columns::<M>(), &mut w);
         let (sql, params) = w.finish();
-        Stmt::read(sql, params).on_table(&M::TABLE).routed(self.parts.route::<M>())
+        Stmt::read(sql, params).on_table(&M::TABLE).routed(self.parts.route::<M>()).positional()
     }
 
     /// The SQL this query would send to `ex` (placeholders, not values).
     pub fn to_sql(&self, ex: &(impl Executor + ?Sized)) -> String {
-        self.stmt(ex).sql
+        self.stmt(ex).sql.into_owned()
     }
 
     /// The shard key values this query pins, if it pins them.
@@ -322,7 +322,7 @@ impl<M: Model, S> Select<M, S> {
     /// Every matching row, with the requested relations loaded.
     pub async fn all(self, ex: &(impl Executor + ?Sized)) -> Result<Vec<M>> {
         let result = ex.__fetch(self.stmt(ex)).await?;
-        let mut rows: Vec<M> = result.rows.into_iter().map(decode_model).collect::<Result<_>>()?;
+        let mut rows: Vec<M> = decode_all(result)?;
         if !rows.is_empty() {
             self.load_eager(&mut rows, ex).await?;
         }
@@ -354,7 +354,7 @@ impl<M: Model, S> Select<M, S> {
             self.parts.render_body(&mut w);
         }
         let (sql, params) = w.finish();
-        let stmt = Stmt::read(sql, params).on_table(&M::TABLE).routed(self.parts.route::<M>());
+        let stmt = Stmt::read(sql, params).on_table(&M::TABLE).routed(self.parts.route::<M>()).positional();
         scalar(ex, stmt).await
     }
 
@@ -366,8 +366,8 @@ impl<M: Model, S> Select<M, S> {
         let dialect = w.dialect;
         dialect.limit_offset(Some(1), None, &mut w);
         let (sql, params) = w.finish();
-        let stmt = Stmt::read(sql, params).on_table(&M::TABLE).routed(self.parts.route::<M>());
-        Ok(!ex.__fetch(stmt).await?.rows.is_empty())
+        let stmt = Stmt::read(sql, params).on_table(&M::TABLE).routed(self.parts.route::<M>()).positional();
+        Ok(!ex.__fetch(stmt).await?.is_empty())
     }
 
     async fn aggregate<T: SqlType>(self, node: Node, ex: &(impl Executor + ?Sized)) -> Result<T> {
@@ -378,7 +378,7 @@ impl<M: Model, S> Select<M, S> {
         let mut w = SqlWriter::new(ex.dialect());
         parts.render_select(&[node], &mut w);
         let (sql, params) = w.finish();
-        let stmt = Stmt::read(sql, params).on_table(&M::TABLE).routed(parts.route::<M>());
+        let stmt = Stmt::read(sql, params).on_table(&M::TABLE).routed(parts.route::<M>()).positional();
         scalar(ex, stmt).await
     }
 
@@ -467,7 +467,7 @@ impl<M: Model, S> Select<M, S> {
             let mut stmt = q.stmt(ex);
             stmt.batched = true;
             let result = ex.__fetch(stmt).await?;
-            let mut rows: Vec<M> = result.rows.into_iter().map(decode_model).collect::<Result<_>>()?;
+            let mut rows: Vec<M> = decode_all(result)?;
             if rows.is_empty() {
                 return Ok(None);
             }
@@ -502,11 +502,17 @@ fn after_key<M: Model>(last: &[crate::value::Value]) -> CondNode {
 
 async fn scalar<T: SqlType>(ex: &(impl Executor + ?Sized), stmt: Stmt) -> Result<T> {
     let result = ex.__fetch(stmt).await?;
-    let value = result.rows.into_iter().next().and_then(|r| r.into_iter().next());
-    match value {
+    match result.first_value() {
         Some(v) => T::from_value(v).map_err(|e| e.in_column("", "(aggregate)")),
         None => T::from_value(crate::value::Value::Null).map_err(|e| e.in_column("", "(aggregate)")),
     }
+}
+
+/// Decodes every row of a result as a model, by position.
+pub(crate) fn decode_all<M: Model>(result: crate::backend::QueryResult) -> Result<Vec<M>> {
+    let n = result.rows;
+    let mut values = result.into_values();
+    (0..n).map(|_| M::decode(&mut values)).collect()
 }
 
 /// Builds one output value from a row's values.
@@ -569,16 +575,18 @@ impl<S, Out: Send + 'static> Projection<S, Out> {
         let mut w = SqlWriter::new(ex.dialect());
         self.parts.render_select(&self.nodes, &mut w);
         let (sql, params) = w.finish();
-        Stmt::read(sql, params).routed(self.route.clone())
+        Stmt::read(sql, params).routed(self.route.clone()).positional()
     }
 
     pub fn to_sql(&self, ex: &(impl Executor + ?Sized)) -> String {
-        self.stmt(ex).sql
+        self.stmt(ex).sql.into_owned()
     }
 
     pub async fn all(self, ex: &(impl Executor + ?Sized)) -> Result<Vec<Out>> {
         let result = ex.__fetch(self.stmt(ex)).await?;
-        result.rows.into_iter().map(|r| (self.decode)(&mut Values::new(r))).collect()
+        let n = result.rows;
+        let mut values = result.into_values();
+        (0..n).map(|_| (self.decode)(&mut values)).collect()
     }
 
     /// The first row, or `None`.

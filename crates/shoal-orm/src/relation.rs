@@ -31,7 +31,7 @@ use futures::future::BoxFuture;
 use crate::db::{Executor, Stmt};
 use crate::dialect::SqlWriter;
 use crate::error::Result;
-use crate::model::{decode_model, Model};
+use crate::model::Model;
 use crate::value::Value;
 
 /// The four kinds of relation.
@@ -228,7 +228,7 @@ fn chunk_stmt<C: Model>(spec: &RelationSpec<impl Sized, C>, keys: &[Value], ex: 
             _ => None,
         })
         .flatten();
-    let mut stmt = Stmt::read(sql, params).on_table(&C::TABLE).routed(route);
+    let mut stmt = Stmt::read(sql, params).on_table(&C::TABLE).routed(route).positional();
     stmt.batched = true;
     stmt
 }
@@ -272,10 +272,15 @@ async fn load<P: Model, C: Model + Clone>(
     let mut children: Vec<C> = Vec::new();
     let mut child_keys: Vec<Value> = Vec::new();
     for result in results {
-        for mut values in result.rows {
-            let key = if spec.through.is_some() { values.pop().unwrap_or(Value::Null) } else { Value::Null };
-            values.truncate(width);
-            let child: C = decode_model(values)?;
+        let n = result.rows;
+        let extra = result.width.saturating_sub(width);
+        let mut values = result.into_values();
+        for _ in 0..n {
+            let child = C::decode(&mut values)?;
+            let mut key = Value::Null;
+            for _ in 0..extra {
+                key = values.next_value().unwrap_or(Value::Null);
+            }
             child_keys.push(if spec.through.is_some() { key } else { (spec.child_key)(&child) });
             children.push(child);
         }

@@ -25,7 +25,7 @@ use crate::db::{Executor, Route, Stmt};
 use crate::dialect::{Dialect, SqlWriter};
 use crate::error::{Error, Result};
 use crate::expr::{Column, Cond, CondNode};
-use crate::model::Model;
+use crate::model::{Model, SqlSlot};
 use crate::query::render_where;
 use crate::schema::Distribution;
 use crate::value::{Bind, SqlType, Summable, Value};
@@ -95,24 +95,36 @@ fn render_insert<M: Model>(dialect: Dialect, columns: &[usize], rows: &[Vec<Valu
 pub(crate) async fn insert<M: Model>(model: &mut M, ex: &(impl Executor + ?Sized)) -> Result<()> {
     let values = model.values();
     let generate = model.generated_key_unset();
-    let columns: Vec<usize> =
-        (0..values.len()).filter(|&i| !(generate && M::TABLE.columns[i].auto_increment)).collect();
     let dialect = ex.dialect();
-    let mut w = render_insert::<M>(dialect, &columns, std::slice::from_ref(&values));
     let route = row_route::<M>(&values);
-    if generate && dialect.has_returning() {
-        w.push(" RETURNING ");
-        w.ident(M::PRIMARY_KEY[0]);
-        let (sql, params) = w.finish();
-        let result = ex.__fetch(Stmt::write(sql, params).on_table(&M::TABLE).routed(route)).await?;
-        let key = result.rows.into_iter().next().and_then(|r| r.into_iter().next()).ok_or_else(|| Error::Database {
+    let columns = || -> Vec<usize> {
+        (0..M::TABLE.columns.len()).filter(|&i| !(generate && M::TABLE.columns[i].auto_increment)).collect()
+    };
+    let params: Vec<Value> = if generate {
+        values.iter().zip(M::TABLE.columns).filter(|(_, c)| !c.auto_increment).map(|(v, _)| v.clone()).collect()
+    } else {
+        values.clone()
+    };
+    let returning = generate && dialect.has_returning();
+    let slot = if generate { SqlSlot::InsertGenerated } else { SqlSlot::Insert };
+    let sql = M::__sql_cache().get(slot, dialect, || {
+        let mut w = render_insert::<M>(dialect, &columns(), std::slice::from_ref(&values));
+        if returning {
+            w.push(" RETURNING ");
+            w.ident(M::PRIMARY_KEY[0]);
+        }
+        w.finish().0
+    });
+    let stmt = Stmt::write(sql, params).on_table(&M::TABLE).routed(route);
+    if returning {
+        let result = ex.__fetch(stmt.positional()).await?;
+        let key = result.first_value().ok_or_else(|| Error::Database {
             sqlstate: "XX000".into(),
             message: "INSERT … RETURNING returned no row".into(),
         })?;
         model.set_generated_key(key).map_err(|e| e.in_column(M::TABLE_NAME, M::PRIMARY_KEY[0]))
     } else {
-        let (sql, params) = w.finish();
-        let done = ex.__exec(Stmt::write(sql, params).on_table(&M::TABLE).routed(route)).await?;
+        let done = ex.__exec(stmt).await?;
         if generate {
             let id = done.last_insert_id.ok_or_else(|| Error::Database {
                 sqlstate: "XX000".into(),
@@ -128,16 +140,35 @@ pub(crate) async fn insert<M: Model>(model: &mut M, ex: &(impl Executor + ?Sized
 pub(crate) async fn update<M: Model>(model: &M, ex: &(impl Executor + ?Sized)) -> Result<()> {
     let values = model.values();
     let changed: Vec<usize> = non_key_columns::<M>().map(|(i, _)| i).collect();
-    update_columns::<M>(&values, &model.primary_key_values(), &changed, ex).await
+    update_columns::<M>(&values, &model.primary_key_values(), &changed, ex, Some(SqlSlot::Update)).await
 }
 
+/// `UPDATE … SET <columns> WHERE <key>`; `slot` caches the text when the
+/// column list is always the same (every non-key column).
 async fn update_columns<M: Model>(
     values: &[Value],
     key: &[Value],
     columns: &[usize],
     ex: &(impl Executor + ?Sized),
+    slot: Option<SqlSlot>,
 ) -> Result<()> {
-    let mut w = SqlWriter::new(ex.dialect());
+    let dialect = ex.dialect();
+    let mut params: Vec<Value> = columns.iter().map(|&i| values[i].clone()).collect();
+    params.extend(key.iter().cloned());
+    let render = || render_update::<M>(dialect, values, key, columns);
+    let sql: std::borrow::Cow<'static, str> = match slot {
+        Some(slot) => M::__sql_cache().get(slot, dialect, render).into(),
+        None => render().into(),
+    };
+    let done = ex.__exec(Stmt::write(sql, params).on_table(&M::TABLE).routed(row_route::<M>(values))).await?;
+    if done.rows_affected == 0 {
+        return Err(Error::NotFound { table: M::TABLE_NAME.into(), what: key_text(key) });
+    }
+    Ok(())
+}
+
+fn render_update<M: Model>(dialect: Dialect, values: &[Value], key: &[Value], columns: &[usize]) -> String {
+    let mut w = SqlWriter::new(dialect);
     w.push("UPDATE ");
     w.ident(M::TABLE_NAME);
     w.push(" SET ");
@@ -157,12 +188,7 @@ async fn update_columns<M: Model>(
         w.bind(values[i].clone());
     }
     render_key_filter::<M>(key, &mut w);
-    let (sql, params) = w.finish();
-    let done = ex.__exec(Stmt::write(sql, params).on_table(&M::TABLE).routed(row_route::<M>(values))).await?;
-    if done.rows_affected == 0 {
-        return Err(Error::NotFound { table: M::TABLE_NAME.into(), what: key_text(key) });
-    }
-    Ok(())
+    w.finish().0
 }
 
 /// Inserts a new row or overwrites the one with the same primary key.
@@ -180,40 +206,51 @@ pub(crate) async fn save<M: Model>(model: &mut M, ex: &(impl Executor + ?Sized))
             other => other,
         };
     }
-    let all: Vec<usize> = (0..values.len()).collect();
-    let mut w = render_insert::<M>(dialect, &all, std::slice::from_ref(&values));
-    let set: Vec<&str> = non_key_columns::<M>().map(|(_, c)| c).collect();
-    dialect.upsert(M::PRIMARY_KEY, &set, &mut w);
-    let (sql, params) = w.finish();
-    ex.__exec(Stmt::write(sql, params).on_table(&M::TABLE).routed(row_route::<M>(&values))).await?;
+    let sql = M::__sql_cache().get(SqlSlot::Upsert, dialect, || {
+        let all: Vec<usize> = (0..values.len()).collect();
+        let mut w = render_insert::<M>(dialect, &all, std::slice::from_ref(&values));
+        let set: Vec<&str> = non_key_columns::<M>().map(|(_, c)| c).collect();
+        dialect.upsert(M::PRIMARY_KEY, &set, &mut w);
+        w.finish().0
+    });
+    let route = row_route::<M>(&values);
+    ex.__exec(Stmt::write(sql, values).on_table(&M::TABLE).routed(route)).await?;
     Ok(())
 }
 
 /// Deletes one row by its key; whether a row was deleted.
 pub(crate) async fn delete<M: Model>(model: &M, ex: &(impl Executor + ?Sized)) -> Result<bool> {
-    let values = model.values();
-    let mut w = SqlWriter::new(ex.dialect());
-    w.push("DELETE FROM ");
-    w.ident(M::TABLE_NAME);
-    render_key_filter::<M>(&model.primary_key_values(), &mut w);
-    let (sql, params) = w.finish();
-    let done = ex.__exec(Stmt::write(sql, params).on_table(&M::TABLE).routed(row_route::<M>(&values))).await?;
+    let dialect = ex.dialect();
+    let key = model.primary_key_values();
+    let sql = M::__sql_cache().get(SqlSlot::Delete, dialect, || {
+        let mut w = SqlWriter::new(dialect);
+        w.push("DELETE FROM ");
+        w.ident(M::TABLE_NAME);
+        render_key_filter::<M>(&key, &mut w);
+        w.finish().0
+    });
+    let route = row_route::<M>(&model.values());
+    let done = ex.__exec(Stmt::write(sql, key).on_table(&M::TABLE).routed(route)).await?;
     Ok(done.rows_affected > 0)
 }
 
 /// Fetches one row by primary key.
 pub(crate) async fn find<M: Model>(key: Vec<Value>, ex: &(impl Executor + ?Sized)) -> Result<Option<M>> {
-    let mut w = SqlWriter::new(ex.dialect());
-    w.push("SELECT ");
-    for (i, col) in M::TABLE.column_names().enumerate() {
-        if i > 0 {
-            w.push(", ");
+    let dialect = ex.dialect();
+    let sql = M::__sql_cache().get(SqlSlot::Find, dialect, || {
+        let mut w = SqlWriter::new(dialect);
+        w.push("SELECT ");
+        for (i, col) in M::TABLE.column_names().enumerate() {
+            if i > 0 {
+                w.push(", ");
+            }
+            w.qualified(M::TABLE_NAME, col);
         }
-        w.qualified(M::TABLE_NAME, col);
-    }
-    w.push(" FROM ");
-    w.ident(M::TABLE_NAME);
-    render_key_filter::<M>(&key, &mut w);
+        w.push(" FROM ");
+        w.ident(M::TABLE_NAME);
+        render_key_filter::<M>(&key, &mut w);
+        w.finish().0
+    });
     let route = match M::TABLE.distribution {
         Distribution::Sharded { column } => M::PRIMARY_KEY.iter().position(|c| *c == column).map(|i| Route {
             table: M::TABLE_NAME,
@@ -222,9 +259,10 @@ pub(crate) async fn find<M: Model>(key: Vec<Value>, ex: &(impl Executor + ?Sized
         }),
         _ => None,
     };
-    let (sql, params) = w.finish();
-    let result = ex.__fetch(Stmt::read(sql, params).on_table(&M::TABLE).routed(route)).await?;
-    result.rows.into_iter().next().map(crate::model::decode_model).transpose()
+    let mut stmt = Stmt::read(sql, key).on_table(&M::TABLE).routed(route).positional();
+    stmt.single_row = true;
+    let result = ex.__fetch(stmt).await?;
+    Ok(crate::query::decode_all(result)?.into_iter().next())
 }
 
 /// A model plus a snapshot of its values as last loaded or saved, so
@@ -277,7 +315,7 @@ impl<M: Model> Tracked<M> {
             .filter(|(_, c)| c.primary_key)
             .map(|(i, _)| self.original[i].clone())
             .collect();
-        update_columns::<M>(&now, &key, &changed, ex).await?;
+        update_columns::<M>(&now, &key, &changed, ex, None).await?;
         self.original = now;
         Ok(true)
     }
@@ -385,17 +423,29 @@ impl<'r, M: Model> Insert<'r, M> {
             let columns: Vec<usize> =
                 (0..M::TABLE.columns.len()).filter(|&i| !(skip_auto && M::TABLE.columns[i].auto_increment)).collect();
             let per_stmt = (dialect.max_params() / columns.len().max(1)).clamp(1, MAX_ROWS_PER_INSERT);
+            // Every full chunk has the same text: render it once.
+            let mut full_text: Option<String> = None;
             for chunk in rows.chunks(per_stmt) {
-                let values: Vec<Vec<Value>> = chunk.iter().map(|m| m.values()).collect();
-                let mut w = render_insert::<M>(dialect, &columns, &values);
-                match &self.conflict {
-                    OnConflict::Fail => {}
-                    OnConflict::Nothing(target) => dialect.upsert(target, &[], &mut w),
-                    OnConflict::Update(target, set) => dialect.upsert(target, set, &mut w),
+                let text = match &full_text {
+                    Some(t) if chunk.len() == per_stmt => t.clone(),
+                    _ => {
+                        let t = self.text(dialect, &columns, chunk.len());
+                        if chunk.len() == per_stmt {
+                            full_text = Some(t.clone());
+                        }
+                        t
+                    }
+                };
+                let mut params = Vec::with_capacity(chunk.len() * columns.len());
+                let mut route = None;
+                for m in chunk {
+                    let mut values = m.values();
+                    if chunk.len() == 1 {
+                        route = row_route::<M>(&values);
+                    }
+                    params.extend(columns.iter().map(|&c| std::mem::replace(&mut values[c], Value::Null)));
                 }
-                let route = if values.len() == 1 { row_route::<M>(&values[0]) } else { None };
-                let (sql, params) = w.finish();
-                stmts.push(Stmt::write(sql, params).on_table(&M::TABLE).routed(route));
+                stmts.push(Stmt::write(text, params).on_table(&M::TABLE).routed(route));
             }
         }
         match ex.__as_db() {
@@ -417,6 +467,20 @@ impl<'r, M: Model> Insert<'r, M> {
                 Ok(n)
             }
         }
+    }
+}
+
+impl<M: Model> Insert<'_, M> {
+    /// The text of one multi-row INSERT of `rows` rows (placeholders only).
+    fn text(&self, dialect: Dialect, columns: &[usize], rows: usize) -> String {
+        let blank = vec![Value::Null; M::TABLE.columns.len()];
+        let mut w = render_insert::<M>(dialect, columns, &vec![blank; rows]);
+        match &self.conflict {
+            OnConflict::Fail => {}
+            OnConflict::Nothing(target) => dialect.upsert(target, &[], &mut w),
+            OnConflict::Update(target, set) => dialect.upsert(target, set, &mut w),
+        }
+        w.finish().0
     }
 }
 

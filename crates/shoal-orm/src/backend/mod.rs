@@ -58,16 +58,49 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
-/// The rows of one result.
+/// The column list of a result decoded by position: shared, so a query
+/// that needs no names allocates none.
+pub(crate) fn no_columns() -> Arc<[String]> {
+    static EMPTY: std::sync::OnceLock<Arc<[String]>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::from(Vec::new())).clone()
+}
+
+/// The rows of one result, their values in one flat vector (row after
+/// row), so decoding a thousand rows does not allocate a thousand vectors.
 pub struct QueryResult {
+    /// Column names when the statement asked for them (`Stmt::named`).
     pub columns: Arc<[String]>,
-    pub rows: Vec<Vec<Value>>,
+    /// Values per row.
+    pub width: usize,
+    /// How many rows.
+    pub rows: usize,
+    pub values: Vec<Value>,
 }
 
 impl QueryResult {
+    pub(crate) fn new(columns: Arc<[String]>, width: usize) -> QueryResult {
+        QueryResult { columns, width, rows: 0, values: Vec::new() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Each row as a [`Row`] (for decoding by name).
     pub(crate) fn into_rows(self) -> impl Iterator<Item = Row> {
-        let columns = self.columns;
-        self.rows.into_iter().map(move |values| Row::new(columns.clone(), values))
+        let (columns, width, rows) = (self.columns, self.width, self.rows);
+        let mut values = self.values.into_iter();
+        (0..rows).map(move |_| Row::new(columns.clone(), values.by_ref().take(width).collect()))
+    }
+
+    /// All values in row order, for positional decoding.
+    pub(crate) fn into_values(self) -> crate::model::Values {
+        crate::model::Values::new(self.values)
+    }
+
+    /// The first column of the first row.
+    pub(crate) fn first_value(self) -> Option<Value> {
+        (self.rows > 0 && self.width > 0).then(|| self.values.into_iter().next()).flatten()
     }
 }
 
@@ -134,6 +167,15 @@ pub trait Connection: Send {
     /// connections on a blocking thread).
     fn is_blocking(&self) -> bool {
         false
+    }
+    /// Runs a query synchronously when the backend works in-process (SQLite),
+    /// sparing the boxed future of [`Connection::query`]; `None` otherwise.
+    fn query_now(&mut self, _stmt: &Stmt) -> Option<Result<QueryResult>> {
+        None
+    }
+    /// The synchronous form of [`Connection::execute`], like `query_now`.
+    fn execute_now(&mut self, _stmt: &Stmt) -> Option<Result<Executed>> {
+        None
     }
     /// True when the connection is unusable and must not return to the pool.
     fn is_broken(&self) -> bool;

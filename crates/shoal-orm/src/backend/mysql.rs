@@ -163,23 +163,29 @@ impl MysqlConn {
     }
 
     async fn query_rows(&mut self, stmt: &Stmt) -> std::result::Result<QueryResult, mysql_async::Error> {
-        let mut result = self.conn.exec_iter(stmt.sql.as_str(), params(&stmt.params)).await?;
-        let columns: Arc<[String]> =
-            result.columns_ref().iter().map(|c| c.name_str().to_string()).collect::<Vec<_>>().into();
+        let mut result = self.conn.exec_iter(stmt.sql.as_ref(), params(&stmt.params)).await?;
+        let columns: Arc<[String]> = if stmt.named {
+            result.columns_ref().iter().map(|c| c.name_str().to_string()).collect::<Vec<_>>().into()
+        } else {
+            super::no_columns()
+        };
+        let width = result.columns_ref().len();
         let mut rows = Vec::new();
         while let Some(row) = result.next().await? {
             rows.push(row);
         }
         drop(result);
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out = QueryResult::new(columns, width);
+        out.rows = rows.len();
+        out.values.reserve(rows.len() * width);
         for row in rows {
-            out.push(read_row(row).map_err(|e| mysql_async::Error::Other(Box::new(e)))?);
+            out.values.extend(read_row(row).map_err(|e| mysql_async::Error::Other(Box::new(e)))?);
         }
-        Ok(QueryResult { columns, rows: out })
+        Ok(out)
     }
 
     async fn stream_rows(&mut self, stmt: &Stmt, sink: &RowSink) -> std::result::Result<(), mysql_async::Error> {
-        let mut result = self.conn.exec_iter(stmt.sql.as_str(), params(&stmt.params)).await?;
+        let mut result = self.conn.exec_iter(stmt.sql.as_ref(), params(&stmt.params)).await?;
         let columns: Arc<[String]> =
             result.columns_ref().iter().map(|c| c.name_str().to_string()).collect::<Vec<_>>().into();
         while let Some(row) = result.next().await? {
@@ -204,7 +210,7 @@ impl Connection for MysqlConn {
     }
 
     async fn execute(&mut self, stmt: &Stmt) -> Result<Executed> {
-        match self.conn.exec_drop(stmt.sql.as_str(), params(&stmt.params)).await {
+        match self.conn.exec_drop(stmt.sql.as_ref(), params(&stmt.params)).await {
             Ok(()) => Ok(Executed {
                 rows_affected: self.conn.affected_rows(),
                 last_insert_id: self.conn.last_insert_id().and_then(|id| i64::try_from(id).ok()),

@@ -95,14 +95,20 @@ impl PgConn {
 
     async fn query_once(&mut self, stmt: &Stmt) -> Result<QueryResult> {
         let st = self.prepare(&stmt.sql).await?;
-        let columns: Arc<[String]> = st.columns().iter().map(|c| c.name().to_string()).collect::<Vec<_>>().into();
+        let columns: Arc<[String]> = if stmt.named {
+            st.columns().iter().map(|c| c.name().to_string()).collect::<Vec<_>>().into()
+        } else {
+            super::no_columns()
+        };
         let rows = self.client.query_raw(&st, stmt.params.iter().map(PgParam)).await.map_err(map_error)?;
         let rows: Vec<tokio_postgres::Row> = rows.try_collect().await.map_err(map_error)?;
-        let mut out = Vec::with_capacity(rows.len());
+        let mut result = QueryResult::new(columns, st.columns().len());
+        result.values.reserve(rows.len() * result.width);
         for row in &rows {
-            out.push(read_row(row)?);
+            read_row(row, &mut result.values)?;
         }
-        Ok(QueryResult { columns, rows: out })
+        result.rows = rows.len();
+        Ok(result)
     }
 
     async fn execute_once(&mut self, stmt: &Stmt) -> Result<Executed> {
@@ -152,7 +158,9 @@ impl PgConn {
         pin_mut!(rows);
         while let Some(row) = rows.next().await {
             let row = row.map_err(map_error)?;
-            if !sink.send(Row::new(columns.clone(), read_row(&row)?)).await {
+            let mut values = Vec::with_capacity(row.len());
+            read_row(&row, &mut values)?;
+            if !sink.send(Row::new(columns.clone(), values)).await {
                 break;
             }
         }
@@ -316,8 +324,8 @@ impl<'a> FromSql<'a> for RawBytes<'a> {
     }
 }
 
-fn read_row(row: &tokio_postgres::Row) -> Result<Vec<Value>> {
-    let mut values = Vec::with_capacity(row.len());
+/// Appends one row's values, each decoded by its column type.
+fn read_row(row: &tokio_postgres::Row, values: &mut Vec<Value>) -> Result<()> {
     for (i, col) in row.columns().iter().enumerate() {
         let decode_err = |e: tokio_postgres::Error| Error::Decode {
             column: col.name().to_string(),
@@ -349,7 +357,7 @@ fn read_row(row: &tokio_postgres::Row) -> Result<Vec<Value>> {
         };
         values.push(v.unwrap_or(Value::Null));
     }
-    Ok(values)
+    Ok(())
 }
 
 /// Types whose binary form is their text: strings, JSON, enums and the like.

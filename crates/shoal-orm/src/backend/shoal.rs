@@ -264,10 +264,10 @@ impl ShoalConn {
         if self.state.causal_token.is_absent() {
             return Ok(());
         }
-        match self.pg.query_stmt(&Stmt::read("SHOW shoal.causal_token".into(), Vec::new())).await {
+        match self.pg.query_stmt(&Stmt::read("SHOW shoal.causal_token", Vec::new())).await {
             Ok(result) => {
                 self.state.causal_token.record(true);
-                if let Some(Value::Text(t)) = result.rows.into_iter().next().and_then(|r| r.into_iter().next()) {
+                if let Some(Value::Text(t)) = result.first_value() {
                     if let Ok(mut slot) = self.state.token.lock() {
                         *slot = Some(t);
                     }

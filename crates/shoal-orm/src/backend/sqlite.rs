@@ -146,18 +146,20 @@ impl SqliteConn {
         let run = || -> rusqlite::Result<QueryResult> {
             let mut st = self.conn.prepare_cached(&stmt.sql)?;
             bind_all(&mut st, &stmt.params)?;
-            let columns = column_names(&st);
-            let n = columns.len();
-            let mut rows = Vec::new();
+            let n = st.column_count();
+            let columns = if stmt.named { column_names(&st) } else { super::no_columns() };
+            let mut result = QueryResult::new(columns, n);
             let mut raw = st.raw_query();
             while let Some(row) = raw.next()? {
-                let mut values = Vec::with_capacity(n);
                 for i in 0..n {
-                    values.push(read_value(row.get_ref(i)?));
+                    result.values.push(read_value(row.get_ref(i)?));
                 }
-                rows.push(values);
+                result.rows += 1;
+                if stmt.single_row {
+                    break;
+                }
             }
-            Ok(QueryResult { columns, rows })
+            Ok(result)
         };
         run().map_err(|e| map_error(e, Some(stmt)))
     }
@@ -212,6 +214,14 @@ impl Connection for SqliteConn {
 
     fn is_blocking(&self) -> bool {
         true
+    }
+
+    fn query_now(&mut self, stmt: &Stmt) -> Option<Result<QueryResult>> {
+        Some(self.query_sync(stmt))
+    }
+
+    fn execute_now(&mut self, stmt: &Stmt) -> Option<Result<Executed>> {
+        Some(self.execute_sync(stmt))
     }
 
     fn is_broken(&self) -> bool {

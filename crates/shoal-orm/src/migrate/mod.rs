@@ -320,12 +320,12 @@ async fn run_locked(db: &Db, choose: impl FnOnce(&[(u64, String)]) -> Result<Vec
                 core,
                 &mut *conn,
                 &Stmt::read(
-                    "SELECT GET_LOCK(?, ?)".into(),
+                    "SELECT GET_LOCK(?, ?)",
                     vec![Value::Text("shoal_orm_migrate".into()), Value::Int(MYSQL_LOCK_WAIT_SECONDS)],
                 ),
             )
             .await?;
-            if got.rows.first().and_then(|r| r.first()) != Some(&Value::Int(1)) {
+            if got.first_value() != Some(Value::Int(1)) {
                 return Err(Error::Migration(format!(
                     "another migration runner held the lock for {MYSQL_LOCK_WAIT_SECONDS} s"
                 )));
@@ -380,8 +380,8 @@ async fn run_locked(db: &Db, choose: impl FnOnce(&[(u64, String)]) -> Result<Vec
             done.push(file.version);
         }
         if d == Dialect::Sqlite {
-            let bad = run_query(core, &mut *conn, &Stmt::read("PRAGMA foreign_key_check".into(), vec![])).await?;
-            if let Some(row) = bad.rows.first() {
+            let bad = run_query(core, &mut *conn, &Stmt::read("PRAGMA foreign_key_check", vec![])).await?;
+            if let Some(row) = bad.into_rows().next() {
                 return Err(Error::Migration(format!(
                     "the migration leaves rows whose foreign keys point nowhere (first: {row:?}); nothing was applied"
                 )));
@@ -399,7 +399,7 @@ async fn run_locked(db: &Db, choose: impl FnOnce(&[(u64, String)]) -> Result<Vec
             conn.in_transaction = false;
         }
     } else if !transactional {
-        let release = Stmt::read("SELECT RELEASE_LOCK(?)".into(), vec![Value::Text("shoal_orm_migrate".into())]);
+        let release = Stmt::read("SELECT RELEASE_LOCK(?)", vec![Value::Text("shoal_orm_migrate".into())]);
         let _ = run_query(core, &mut *conn, &release).await;
     }
     if d == Dialect::Sqlite {
@@ -426,8 +426,8 @@ async fn apply_statements(db: &Db, statements: &[String]) -> Result<()> {
             conn.batch(stmt).await.map_err(|e| Error::Migration(format!("{e}\n  in: {stmt}")))?;
         }
         if d == Dialect::Sqlite {
-            let bad = run_query(core, &mut *conn, &Stmt::read("PRAGMA foreign_key_check".into(), vec![])).await?;
-            if !bad.rows.is_empty() {
+            let bad = run_query(core, &mut *conn, &Stmt::read("PRAGMA foreign_key_check", vec![])).await?;
+            if !bad.is_empty() {
                 return Err(Error::Migration("the change leaves dangling foreign keys; nothing was applied".into()));
             }
         }

@@ -1,0 +1,540 @@
+//! shoal-orm against the raw driver it uses, on SQLite and PostgreSQL.
+//!
+//! ```text
+//!   workload          shoal-orm                                  raw driver (same SQL, by hand)
+//!   select_by_key     User::get(&db, id)                         prepared SELECT … WHERE id = ?
+//!   select_100        query().filter(id > n).order_by.limit(100) prepared SELECT … LIMIT 100
+//!   bulk_insert_10k   insert_all(&10_000 rows)                   BEGIN; 10 × 1,000-row INSERT; COMMIT
+//!   eager_100x10      query().with(User::ORDERS) for 100 users   users query + one IN query + grouping
+//! ```
+//!
+//! Every system runs on one tokio current-thread runtime, one operation at
+//! a time, so the figures are per-operation latency including all client
+//! work. Prints one JSON object per measurement; `--table FILE…` merges
+//! result files (this one's and SeaORM's) into the Markdown table of
+//! docs/benchmarks.md.
+//!
+//! ```sh
+//! bench/orm-compare/run.sh          # builds both benches in release and prints the table
+//! ```
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use shoal_orm::prelude::*;
+use shoal_orm::Dialect;
+
+#[derive(Model, Clone, Debug, Default)]
+#[model(table = "bench_users")]
+struct User {
+    #[model(primary_key)]
+    id: i64,
+    #[model(max_length = 100)]
+    name: String,
+    age: i32,
+    #[model(max_length = 100)]
+    email: Option<String>,
+    #[model(has_many(foreign_key = user_id))]
+    orders: HasMany<Order>,
+}
+
+#[derive(Model, Clone, Debug, Default)]
+#[model(table = "bench_orders")]
+struct Order {
+    #[model(primary_key)]
+    id: i64,
+    #[model(index)]
+    user_id: i64,
+    total: i64,
+    #[model(max_length = 100)]
+    note: Option<String>,
+}
+
+#[derive(Model, Clone, Debug, Default)]
+#[model(table = "bench_inserts")]
+struct Insert {
+    #[model(primary_key)]
+    id: i64,
+    #[model(max_length = 100)]
+    name: String,
+    age: i32,
+    #[model(max_length = 100)]
+    email: Option<String>,
+}
+
+/// A plain row for the raw-driver code.
+#[derive(Debug)]
+#[allow(dead_code)] // filled like an application would; the bench reads only some fields
+struct RawUser {
+    id: i64,
+    name: String,
+    age: i32,
+    email: Option<String>,
+    orders: Vec<RawOrder>,
+}
+
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // read through Debug by black_box consumers only
+struct RawOrder {
+    id: i64,
+    user_id: i64,
+    total: i64,
+    note: Option<String>,
+}
+
+const USERS: i64 = 10_000;
+const EAGER_USERS: i64 = 100;
+const ORDERS_PER_USER: i64 = 10;
+const BULK_ROWS: i64 = 10_000;
+const BULK_CHUNK: usize = 1_000;
+
+fn users() -> Vec<User> {
+    (1..=USERS)
+        .map(|i| User {
+            id: i,
+            name: format!("user {i}"),
+            age: (i % 80) as i32,
+            email: (i % 3 != 0).then(|| format!("u{i}@example.com")),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn orders() -> Vec<Order> {
+    (1..=EAGER_USERS)
+        .flat_map(|u| {
+            (0..ORDERS_PER_USER).map(move |k| Order {
+                id: u * 100 + k,
+                user_id: u,
+                total: k * 10,
+                note: (k % 2 == 0).then(|| "gift".to_string()),
+            })
+        })
+        .collect()
+}
+
+fn inserts(round: usize) -> Vec<Insert> {
+    (1..=BULK_ROWS)
+        .map(|i| Insert {
+            id: i + round as i64 * 1_000_000,
+            name: format!("row {i}"),
+            age: (i % 50) as i32,
+            email: None,
+        })
+        .collect()
+}
+
+/// Mean microseconds per call of `a` and of `b`, run in alternating blocks
+/// (after a warm-up of each) so that load from other processes on the
+/// machine falls on both alike.
+async fn measure_pair(iters: usize, mut a: impl AsyncFnMut(usize), mut b: impl AsyncFnMut(usize)) -> (f64, f64) {
+    let block = (iters / 20).max(1);
+    // Warm-up indices lie past the measured ones (bulk inserts use them as keys).
+    for i in iters..iters + block {
+        a(i).await;
+        b(i).await;
+    }
+    let (mut ta, mut tb) = (0.0, 0.0);
+    let mut done = 0;
+    while done < iters {
+        let n = block.min(iters - done);
+        let start = Instant::now();
+        for i in done..done + n {
+            a(i).await;
+        }
+        ta += start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        for i in done..done + n {
+            b(i).await;
+        }
+        tb += start.elapsed().as_secs_f64();
+        done += n;
+    }
+    (ta * 1e6 / iters as f64, tb * 1e6 / iters as f64)
+}
+
+fn report(workload: &str, backend: &str, system: &str, us: f64, queries: Option<usize>) {
+    let q = queries.map(|n| format!(",\"queries\":{n}")).unwrap_or_default();
+    println!(r#"{{"workload":"{workload}","backend":"{backend}","system":"{system}","us_per_op":{us:.2}{q}}}"#);
+}
+
+fn key(i: usize) -> i64 {
+    (i as i64 * 7919) % USERS + 1
+}
+
+const SELECT_BY_KEY: &str = "SELECT id, name, age, email FROM bench_users WHERE id = ";
+const SELECT_100: &str = "SELECT id, name, age, email FROM bench_users WHERE id > ";
+const SELECT_EAGER_USERS: &str = "SELECT id, name, age, email FROM bench_users WHERE id <= ";
+const SELECT_ORDERS_IN: &str = "SELECT id, user_id, total, note FROM bench_orders WHERE user_id IN (";
+
+/// `SELECT … ($1, $2, …)` or `(?, ?, …)` with `n` placeholders.
+fn placeholders(pg: bool, n: usize, first: usize) -> String {
+    (0..n).map(|i| if pg { format!("${}", first + i) } else { "?".to_string() }).collect::<Vec<_>>().join(", ")
+}
+
+/// The ORM side of every workload, as closures the pairs below time.
+struct Orm<'a> {
+    db: &'a Db,
+}
+
+impl Orm<'_> {
+    async fn by_key(&self, i: usize) {
+        std::hint::black_box(User::get(self.db, key(i)).await.unwrap());
+    }
+
+    async fn hundred(&self, i: usize) {
+        let rows = User::query()
+            .filter(User::ID.gt(key(i) % (USERS - 100)))
+            .order_by(User::ID.asc())
+            .limit(100)
+            .all(self.db)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 100);
+    }
+
+    async fn bulk(&self, round: usize) {
+        let rows = inserts(round);
+        assert_eq!(Insert::insert_all(&rows).execute(self.db).await.unwrap(), BULK_ROWS as u64);
+    }
+
+    async fn eager(&self) {
+        let users = User::query().filter(User::ID.le(EAGER_USERS)).with(User::ORDERS).all(self.db).await.unwrap();
+        assert_eq!(users.iter().map(|u| u.orders.get().map_or(0, Vec::len)).sum::<usize>(), 1000);
+    }
+}
+
+/// How many statements one eager load issues (on a `Db` that counts them).
+async fn eager_queries(url: &str) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let counter = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = counter.clone();
+    let db = Db::connect_with(
+        url,
+        Options::default().on_statement(move |_| {
+            c.fetch_add(1, Ordering::Relaxed);
+        }),
+    )
+    .await
+    .unwrap();
+    if url.starts_with("sqlite") {
+        seed(&db).await;
+    }
+    let before = counter.load(Ordering::Relaxed);
+    Orm { db: &db }.eager().await;
+    counter.load(Ordering::Relaxed) - before
+}
+
+fn group(users: &mut [RawUser], orders: Vec<RawOrder>) {
+    let mut by_user: HashMap<i64, Vec<RawOrder>> = HashMap::new();
+    for o in orders {
+        by_user.entry(o.user_id).or_default().push(o);
+    }
+    for u in users {
+        u.orders = by_user.remove(&u.id).unwrap_or_default();
+    }
+}
+
+fn read_sqlite_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawUser> {
+    Ok(RawUser { id: r.get(0)?, name: r.get(1)?, age: r.get(2)?, email: r.get(3)?, orders: Vec::new() })
+}
+
+async fn sqlite_pairs(db: &Db, conn: &rusqlite::Connection) {
+    let orm = Orm { db };
+    let by_key = format!("{SELECT_BY_KEY}?");
+    let (o, r) = measure_pair(
+        20_000,
+        async |i| orm.by_key(i).await,
+        async |i| {
+            let mut st = conn.prepare_cached(&by_key).unwrap();
+            std::hint::black_box(st.query_row([key(i)], read_sqlite_user).unwrap());
+        },
+    )
+    .await;
+    report("select_by_key", "sqlite", "shoal-orm", o, None);
+    report("select_by_key", "sqlite", "raw rusqlite", r, None);
+
+    let hundred = format!("{SELECT_100}? ORDER BY id LIMIT 100");
+    let (o, r) = measure_pair(
+        2_000,
+        async |i| orm.hundred(i).await,
+        async |i| {
+            let mut st = conn.prepare_cached(&hundred).unwrap();
+            let rows: Vec<RawUser> = st
+                .query_map([key(i) % (USERS - 100)], read_sqlite_user)
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert_eq!(rows.len(), 100);
+        },
+    )
+    .await;
+    report("select_100", "sqlite", "shoal-orm", o, None);
+    report("select_100", "sqlite", "raw rusqlite", r, None);
+
+    let insert_sql = format!(
+        "INSERT INTO bench_inserts (id, name, age, email) VALUES {}",
+        (0..BULK_CHUNK).map(|_| "(?, ?, ?, ?)").collect::<Vec<_>>().join(", ")
+    );
+    let (o, r) = measure_pair(
+        10,
+        async |i| orm.bulk(i + 1).await,
+        async |i| {
+            let rows = inserts(i + 1);
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let mut st = conn.prepare_cached(&insert_sql).unwrap();
+            for chunk in rows.chunks(BULK_CHUNK) {
+                let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 4);
+                for r in chunk {
+                    params.extend([&r.id as &dyn rusqlite::ToSql, &r.name, &r.age, &r.email]);
+                }
+                st.execute(params.as_slice()).unwrap();
+            }
+            conn.execute_batch("COMMIT").unwrap();
+        },
+    )
+    .await;
+    report("bulk_insert_10k", "sqlite", "shoal-orm", o, None);
+    report("bulk_insert_10k", "sqlite", "raw rusqlite", r, None);
+
+    let users_sql = format!("{SELECT_EAGER_USERS}?");
+    let in_sql = format!("{SELECT_ORDERS_IN}{}) ORDER BY id", placeholders(false, EAGER_USERS as usize, 1));
+    let (o, r) = measure_pair(
+        500,
+        async |_| orm.eager().await,
+        async |_| {
+            let mut st = conn.prepare_cached(&users_sql).unwrap();
+            let mut users: Vec<RawUser> =
+                st.query_map([EAGER_USERS], read_sqlite_user).unwrap().collect::<rusqlite::Result<_>>().unwrap();
+            let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+            let mut st = conn.prepare_cached(&in_sql).unwrap();
+            let orders: Vec<RawOrder> = st
+                .query_map(rusqlite::params_from_iter(ids.iter()), |r| {
+                    Ok(RawOrder { id: r.get(0)?, user_id: r.get(1)?, total: r.get(2)?, note: r.get(3)? })
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            group(&mut users, orders);
+            assert_eq!(users.iter().map(|u| u.orders.len()).sum::<usize>(), 1000);
+        },
+    )
+    .await;
+    report("eager_100x10", "sqlite", "shoal-orm", o, Some(eager_queries("sqlite::memory:").await));
+    report("eager_100x10", "sqlite", "raw rusqlite", r, Some(2));
+}
+
+fn read_pg_user(r: &tokio_postgres::Row) -> RawUser {
+    RawUser { id: r.get(0), name: r.get(1), age: r.get(2), email: r.get(3), orders: Vec::new() }
+}
+
+async fn postgres_pairs(db: &Db, client: &tokio_postgres::Client, url: &str) {
+    type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+    let orm = Orm { db };
+    let by_key = client.prepare(&format!("{SELECT_BY_KEY}$1")).await.unwrap();
+    let (o, r) = measure_pair(
+        20_000,
+        async |i| orm.by_key(i).await,
+        async |i| {
+            let row = client.query_one(&by_key, &[&key(i)]).await.unwrap();
+            std::hint::black_box(read_pg_user(&row));
+        },
+    )
+    .await;
+    report("select_by_key", "postgres", "shoal-orm", o, None);
+    report("select_by_key", "postgres", "raw tokio-postgres", r, None);
+
+    let hundred = client.prepare(&format!("{SELECT_100}$1 ORDER BY id LIMIT 100")).await.unwrap();
+    let (o, r) = measure_pair(
+        2_000,
+        async |i| orm.hundred(i).await,
+        async |i| {
+            let rows: Vec<RawUser> =
+                client.query(&hundred, &[&(key(i) % (USERS - 100))]).await.unwrap().iter().map(read_pg_user).collect();
+            assert_eq!(rows.len(), 100);
+        },
+    )
+    .await;
+    report("select_100", "postgres", "shoal-orm", o, None);
+    report("select_100", "postgres", "raw tokio-postgres", r, None);
+
+    let insert = client
+        .prepare(&format!(
+            "INSERT INTO bench_inserts (id, name, age, email) VALUES {}",
+            (0..BULK_CHUNK)
+                .map(|r| format!("(${}, ${}, ${}, ${})", r * 4 + 1, r * 4 + 2, r * 4 + 3, r * 4 + 4))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .await
+        .unwrap();
+    let (o, r) = measure_pair(
+        10,
+        async |i| orm.bulk(i + 1).await,
+        async |i| {
+            let rows = inserts(i + 1_000);
+            client.batch_execute("BEGIN").await.unwrap();
+            for chunk in rows.chunks(BULK_CHUNK) {
+                let mut params: Vec<Param> = Vec::with_capacity(chunk.len() * 4);
+                for r in chunk {
+                    params.extend([&r.id as Param, &r.name, &r.age, &r.email]);
+                }
+                client.execute(&insert, &params).await.unwrap();
+            }
+            client.batch_execute("COMMIT").await.unwrap();
+        },
+    )
+    .await;
+    report("bulk_insert_10k", "postgres", "shoal-orm", o, None);
+    report("bulk_insert_10k", "postgres", "raw tokio-postgres", r, None);
+
+    let eager_users = client.prepare(&format!("{SELECT_EAGER_USERS}$1")).await.unwrap();
+    let in_orders = client
+        .prepare(&format!("{SELECT_ORDERS_IN}{}) ORDER BY id", placeholders(true, EAGER_USERS as usize, 1)))
+        .await
+        .unwrap();
+    let (o, r) = measure_pair(
+        500,
+        async |_| orm.eager().await,
+        async |_| {
+            let mut users: Vec<RawUser> =
+                client.query(&eager_users, &[&EAGER_USERS]).await.unwrap().iter().map(read_pg_user).collect();
+            let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+            let params: Vec<Param> = ids.iter().map(|i| i as Param).collect();
+            let orders: Vec<RawOrder> = client
+                .query(&in_orders, &params)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| RawOrder { id: r.get(0), user_id: r.get(1), total: r.get(2), note: r.get(3) })
+                .collect();
+            group(&mut users, orders);
+            assert_eq!(users.iter().map(|u| u.orders.len()).sum::<usize>(), 1000);
+        },
+    )
+    .await;
+    report("eager_100x10", "postgres", "shoal-orm", o, Some(eager_queries(url).await));
+    report("eager_100x10", "postgres", "raw tokio-postgres", r, Some(2));
+}
+
+async fn seed(db: &Db) {
+    db.sync_schema(&[&User::TABLE, &Order::TABLE, &Insert::TABLE]).await.expect("schema");
+    User::insert_all(&users()).execute(db).await.expect("seed users");
+    Order::insert_all(&orders()).execute(db).await.expect("seed orders");
+}
+
+async fn sqlite() {
+    let db = Db::connect("sqlite::memory:").await.unwrap();
+    seed(&db).await;
+    // The raw driver gets its own in-memory database: the same DDL, the same rows.
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON; BEGIN").unwrap();
+    for t in [&User::TABLE, &Order::TABLE, &Insert::TABLE] {
+        let schema = t.to_schema();
+        conn.execute_batch(&Dialect::Sqlite.create_table(&schema)).unwrap();
+        for i in &schema.indexes {
+            conn.execute_batch(&Dialect::Sqlite.create_index(&schema.name, i)).unwrap();
+        }
+    }
+    for u in users() {
+        conn.execute("INSERT INTO bench_users VALUES (?, ?, ?, ?)", rusqlite::params![u.id, u.name, u.age, u.email])
+            .unwrap();
+    }
+    for o in orders() {
+        conn.execute(
+            "INSERT INTO bench_orders VALUES (?, ?, ?, ?)",
+            rusqlite::params![o.id, o.user_id, o.total, o.note],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    sqlite_pairs(&db, &conn).await;
+}
+
+async fn postgres(base: &str) {
+    let schema = format!("orm_compare_{}", std::process::id());
+    let (admin, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls).await.expect("PostgreSQL");
+    tokio::spawn(conn);
+    admin.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    let url = format!("postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}");
+    let db = Db::connect(&url).await.unwrap();
+    seed(&db).await;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    postgres_pairs(&db, &client, &url).await;
+    admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
+}
+
+/// Merges result files into the Markdown table of docs/benchmarks.md. A
+/// measurement that appears in several files (run.sh runs each bench more
+/// than once, alternating) is reported as its median.
+fn table(files: &[String]) {
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        rows.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
+    }
+    let matching = |w: &str, b: &str, s: &str| -> Vec<&serde_json::Value> {
+        rows.iter()
+            .filter(|r| {
+                r["workload"] == w && r["backend"] == b && r["system"].as_str().is_some_and(|x| x.starts_with(s))
+            })
+            .collect()
+    };
+    let median = |w: &str, b: &str, s: &str| -> Option<f64> {
+        let mut v: Vec<f64> = matching(w, b, s).iter().filter_map(|r| r["us_per_op"].as_f64()).collect();
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    };
+    let queries = |w: &str, b: &str, s: &str| -> String {
+        matching(w, b, s).first().and_then(|r| r["queries"].as_u64()).map_or("—".into(), |q| q.to_string())
+    };
+    let fmt = |v: Option<f64>| v.map_or("—".into(), |x| if x >= 100.0 { format!("{x:.0}") } else { format!("{x:.2}") });
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}×", a / b),
+        _ => "—".into(),
+    };
+    println!("| workload | backend | shoal-orm µs | raw driver µs | SeaORM µs | Diesel µs | shoal-orm ÷ raw | shoal-orm ÷ SeaORM | queries: shoal-orm / raw / SeaORM / Diesel |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
+    for backend in ["sqlite", "postgres"] {
+        for w in ["select_by_key", "select_100", "bulk_insert_10k", "eager_100x10"] {
+            let (orm, raw, sea, diesel) = (
+                median(w, backend, "shoal-orm"),
+                median(w, backend, "raw"),
+                median(w, backend, "SeaORM"),
+                median(w, backend, "Diesel"),
+            );
+            let q = if w == "eager_100x10" {
+                format!(
+                    "{} / {} / {} / {}",
+                    queries(w, backend, "shoal-orm"),
+                    queries(w, backend, "raw"),
+                    queries(w, backend, "SeaORM"),
+                    queries(w, backend, "Diesel")
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "| {w} | {backend} | {} | {} | {} | {} | {} | {} | {q} |",
+                fmt(orm),
+                fmt(raw),
+                fmt(sea),
+                fmt(diesel),
+                ratio(orm, raw),
+                ratio(orm, sea)
+            );
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--table") {
+        return table(&args[1..]);
+    }
+    sqlite().await;
+    let pg = std::env::var("BENCH_PG").unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
+    postgres(&pg).await;
+}
