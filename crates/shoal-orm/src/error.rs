@@ -21,8 +21,6 @@
 //! ORM maps those back to the model's constraint name when the statement
 //! came from a model.
 
-use std::fmt;
-
 /// `Result<T, shoal_orm::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -194,15 +192,6 @@ impl Error {
             }
             e => e,
         }
-    }
-}
-
-/// Short rendering for logs: `23505 unique violation on "users_email_key"`.
-pub struct Brief<'a>(pub &'a Error);
-
-impl fmt::Display for Brief<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.0.sqlstate(), self.0)
     }
 }
 

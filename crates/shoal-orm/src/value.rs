@@ -106,12 +106,6 @@ pub enum ColumnType {
     Bytes,
 }
 
-impl ColumnType {
-    pub fn is_integer(self) -> bool {
-        matches!(self, ColumnType::SmallInt | ColumnType::Int | ColumnType::BigInt)
-    }
-}
-
 /// Marker classes for relation keys: a foreign key and the key it points
 /// at must be of the same class (any integer width matches any other).
 pub mod key_class {

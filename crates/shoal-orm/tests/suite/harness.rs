@@ -249,8 +249,23 @@ fn free_ports() -> Option<[u16; 3]> {
     None
 }
 
+/// Attempts at starting a server; a port taken between choosing it and the
+/// server binding it costs one attempt.
+const START_ATTEMPTS: usize = 5;
+
 impl ShoalServer {
     pub async fn start() -> Result<ShoalServer, String> {
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match ShoalServer::start_once().await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn start_once() -> Result<ShoalServer, String> {
         let bin = shoal_binary()?;
         let dir = tempfile::Builder::new().prefix("shoal-orm-").tempdir().map_err(|e| e.to_string())?;
         let [pg, rpc, http] = free_ports().ok_or("no three free ports in 24000-24999")?;

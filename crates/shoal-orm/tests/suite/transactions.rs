@@ -35,7 +35,7 @@ pub async fn commit_rollback_and_panic(t: TestDb) {
         })
         .await
         .unwrap_err();
-    assert!(matches!(&e, Error::App(inner) if inner.to_string() == "business rule"), "{e}");
+    assert_eq!(e.downcast_app::<std::io::Error>().map(|io| io.to_string()).as_deref(), Some("business rule"), "{e}");
     assert_eq!(count(db).await, 1);
 
     eprintln!("a panic rolls back, continues as a panic, and leaves the pool usable");
