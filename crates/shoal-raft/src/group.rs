@@ -148,9 +148,9 @@ pub struct Group {
 fn raft_config() -> Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         cluster_name: "shoal".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
+        heartbeat_interval: 50,
+        election_timeout_min: 200,
+        election_timeout_max: 400,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(50_000),
         max_in_snapshot_log_to_keep: 1_000,
         ..Default::default()

@@ -38,8 +38,11 @@ use crate::node::{Node, DATA_GROUP};
 
 /// How long a forwarded request may take (a commit includes an fsync on a quorum).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts to find a group's leader before giving up.
-const LEADER_ATTEMPTS: u32 = 20;
+/// How long a request may wait for its group to have a reachable leader.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// Pause between looks for a leader: short, so a write lands soon after an
+/// election (connection attempts to a dead leader fail at once).
+const LEADER_POLL: Duration = Duration::from_millis(20);
 /// An interactive transaction opened from another node is rolled back after this long without a statement.
 pub const REMOTE_TXN_IDLE_LIMIT: Duration = Duration::from_secs(60);
 
@@ -396,9 +399,13 @@ pub async fn register_self(node: &Node) -> Result<()> {
 async fn forward(node: &Node, group: GroupId, call: &Call) -> Result<Reply> {
     let mut payload = None;
     let mut last_error = None;
-    for attempt in 0..LEADER_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt.min(6)))).await;
+    let deadline = Instant::now() + LEADER_WAIT;
+    loop {
+        if last_error.is_some() {
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(LEADER_POLL).await;
         }
         let local = node.group(group)?;
         if local.is_leader() {
@@ -560,9 +567,10 @@ impl Writer {
             let txn = local.begin(ctx).await?;
             return Ok((Writer::Local(txn), local.applied_index()));
         }
-        for _ in 0..LEADER_ATTEMPTS {
+        let deadline = Instant::now() + LEADER_WAIT;
+        while Instant::now() < deadline {
             let Some((_, addr)) = local.leader() else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(LEADER_POLL).await;
                 continue;
             };
             // Sent to the leader directly so later statements reach the same node.
