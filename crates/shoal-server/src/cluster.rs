@@ -469,24 +469,41 @@ pub async fn write_autocommit(
     }
 }
 
-/// Makes a read on this node's replica of `group` linearizable: on the
-/// leader the group does its own read-index check (returns true: "check
-/// locally"); on a follower the leader names the index to wait for, and
-/// this replica waits until it has applied it (returns false).
+/// Makes a read on this node's replica of `group` linearizable: the leader
+/// confirms its leadership with a quorum and names the index the read must
+/// see (read-index; here when this node leads, else asked of the leader),
+/// and this replica waits until it has applied that index. A read index is
+/// idempotent, so it is retried while leadership moves. Returns whether the
+/// group must still check leadership itself (never, after this).
 pub async fn prepare_read(node: &Node, group: GroupId, linearizable: bool) -> Result<bool> {
     if !linearizable {
         return Ok(false);
     }
     let local = node.group(group)?;
-    if local.is_leader() {
-        return Ok(true);
-    }
-    match on_leader(node, Call::ReadIndex { group }).await? {
-        Reply::Index(index) => {
-            local.wait_applied(index, CALL_TIMEOUT).await?;
-            Ok(false)
+    let deadline = Instant::now() + LEADER_WAIT;
+    loop {
+        let index = if local.is_leader() {
+            local.leader_read_index().await
+        } else {
+            match forward(node, group, &Call::ReadIndex { group }).await {
+                Ok(Reply::Index(index)) => Ok(index),
+                Ok(other) => return Err(unexpected(&other)),
+                Err(e) => Err(e),
+            }
+        };
+        match index {
+            Ok(index) => {
+                local.wait_applied(index, CALL_TIMEOUT).await?;
+                return Ok(false);
+            }
+            Err(e)
+                if (e.code == SqlState::SERIALIZATION_FAILURE || e.code == SqlState::STATEMENT_COMPLETION_UNKNOWN)
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(LEADER_POLL).await
+            }
+            Err(e) => return Err(e),
         }
-        other => Err(unexpected(&other)),
     }
 }
 
