@@ -86,10 +86,15 @@ pub fn reset(r: &ast::ResetStatement) -> Result<Plan> {
 }
 
 pub fn show(variable: &[ast::Ident]) -> Plan {
-    let name = variable.iter().map(fold).collect::<Vec<_>>().join(" ");
-    let name = match name.as_str() {
+    // The parser hands over words: `SHOW TIME ZONE` and `SHOW TRANSACTION
+    // ISOLATION LEVEL` are phrases, anything else is a (possibly qualified)
+    // parameter name such as `shoal.read_consistency`.
+    let words: Vec<String> = variable.iter().map(fold).collect();
+    let phrase = words.join(" ");
+    let name = match phrase.as_str() {
         "time zone" => "timezone".to_string(),
-        _ => name,
+        "transaction isolation level" | "session authorization" => phrase,
+        _ => words.join("."),
     };
     Plan::Show { name }
 }
