@@ -281,6 +281,9 @@ impl Group {
     /// a linearizable read must wait for (a follower asks for it remotely).
     pub async fn leader_read_index(&self) -> Result<u64> {
         if self.is_sole_voting_leader() {
+            // With one voter there is no other leader to be deposed by, and
+            // every acknowledged write was applied (SQLite-committed) before
+            // its acknowledgement: no quorum round is needed.
             return Ok(self.shared.applied_index());
         }
         let read_log_id = self.raft.ensure_linearizable().await.map_err(read_index_error)?;
@@ -320,12 +323,10 @@ impl Group {
         Ok(())
     }
 
-    /// Takes a pooled read connection for a transaction's snapshot, after a
-    /// read-index check; give it back with [`Group::checkin_reader`].
-    pub async fn checkout_reader(&self, linearizable: bool) -> Result<Reader> {
-        if linearizable {
-            self.read_index().await?;
-        }
+    /// Takes a pooled read connection for a transaction's snapshot; give it
+    /// back with [`Group::checkin_reader`]. What the snapshot must include
+    /// (a read index) is the caller's to wait for first.
+    pub fn checkout_reader(&self) -> Result<Reader> {
         self.take_reader()
     }
 
@@ -393,42 +394,21 @@ impl Group {
         }
     }
 
-    /// Runs `f` on a pooled read-only connection. With `linearizable`, first
-    /// confirms leadership with a quorum (read-index) and waits until the
-    /// replica has applied up to that point, so the read sees every write
-    /// acknowledged before it started.
-    pub async fn read<T, F>(&self, linearizable: bool, f: F) -> Result<T>
+    /// Runs `f` on a pooled read-only connection of this replica as it is
+    /// now. A linearizable read first gets a read index
+    /// ([`Group::leader_read_index`], on the leader) and waits for it here
+    /// ([`Group::wait_applied`]); the server does both, asking the leader
+    /// when this replica follows.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: Fn(&mut Reader) -> Result<T> + Send + 'static,
     {
-        if linearizable {
-            self.read_index().await?;
-        }
         let (reader, result) = self.take_reader()?.run(f).await;
         if let Some(reader) = reader {
             self.return_reader(reader);
         }
         result
-    }
-
-    async fn read_index(&self) -> Result<()> {
-        if self.is_sole_voting_leader() {
-            // With one voter there is no other leader to be deposed by, and
-            // every acknowledged write was applied (SQLite-committed) before
-            // its acknowledgement: the committed state is already what a
-            // read-index round would wait for.
-            return Ok(());
-        }
-        let read_log_id = self.raft.ensure_linearizable().await.map_err(read_index_error)?;
-        if let Some(log_id) = read_log_id {
-            let mut applied = self.shared.applied_watch();
-            applied
-                .wait_for(|index| *index >= log_id.index)
-                .await
-                .map_err(|_| Error::environment(SqlState::ADMIN_SHUTDOWN, "group stopped"))?;
-        }
-        Ok(())
     }
 
     /// True when this node leads the group and is its only voter.

@@ -537,12 +537,6 @@ impl Peer {
     }
 }
 
-impl From<std::io::Error> for TransportIo {
-    fn from(e: std::io::Error) -> Self {
-        TransportIo(e.to_string())
-    }
-}
-
 /// An I/O failure described for openraft's error types.
 #[derive(Debug)]
 struct TransportIo(String);

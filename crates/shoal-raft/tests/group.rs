@@ -48,8 +48,7 @@ async fn only_transactions_that_store_the_catalog_signal_a_catalog_change() {
     txn.store_catalog("{}".into()).await.unwrap();
     txn.rollback().await.unwrap();
     assert_eq!(group.catalog_json().unwrap().as_deref(), Some("{\"tables\":{}}"));
-    let rows =
-        group.read(true, |r| shoal_storage::run_read_only(&r.conn, "SELECT count(*) FROM t", &[])).await.unwrap();
+    let rows = group.read(|r| shoal_storage::run_read_only(&r.conn, "SELECT count(*) FROM t", &[])).await.unwrap();
     assert_eq!(rows.rows, vec![vec![Value::Integer(1)]]);
     group.shutdown().await;
 }
@@ -69,7 +68,7 @@ async fn long_reads_move_off_the_async_thread_and_still_answer() {
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counter = runs.clone();
     let long = group
-        .read(true, move |r| {
+        .read(move |r| {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             shoal_storage::run_read_only(&r.conn, "SELECT count(*) FROM t a, t b, t c WHERE a.id <= 20", &[])
         })
@@ -81,7 +80,7 @@ async fn long_reads_move_off_the_async_thread_and_still_answer() {
     runs.store(0, std::sync::atomic::Ordering::Relaxed);
     let counter = runs.clone();
     let short = group
-        .read(true, move |r| {
+        .read(move |r| {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             shoal_storage::run_read_only(&r.conn, "SELECT id FROM t WHERE id = 500", &[])
         })

@@ -202,11 +202,7 @@ impl NodeService {
         self.run_here(call).await
     }
 
-    /// Handles a leader call on this node (the caller checked it leads).
-    async fn handle_call_here(&self, call: &Call) -> Result<Reply> {
-        self.run_here(call.clone()).await
-    }
-
+    /// Handles a call on this node (the caller checked it leads the group).
     async fn run_here(&self, call: Call) -> Result<Reply> {
         let node = self.node()?;
         match call {
@@ -217,7 +213,7 @@ impl NodeService {
                 // leaving them as voters would raise every quorum.
                 for old in replaced {
                     for group in [DATA_GROUP, META_GROUP] {
-                        on_leader(&node, Call::RemoveReplica { group, node_id: old }).await?;
+                        forward(&node, group, &Call::RemoveReplica { group, node_id: old }).await?;
                     }
                     tracing::info!(old, new = node_id, %rpc_addr, "a node rejoined with a wiped directory");
                 }
@@ -411,7 +407,7 @@ async fn forward(node: &Node, group: GroupId, call: &Call) -> Result<Reply> {
         if local.is_leader() {
             let service =
                 node.service().ok_or_else(|| Error::environment(SqlState::CANNOT_CONNECT_NOW, "node is starting"))?;
-            return Box::pin(service.handle_call_here(call)).await;
+            return Box::pin(service.run_here(call.clone())).await;
         }
         let Some((leader, addr)) = local.leader() else {
             last_error = Some(no_leader(group));
@@ -443,14 +439,6 @@ fn no_leader(group: GroupId) -> Error {
         .with_hint("the group is electing a leader or a majority of its replicas is down; retry")
 }
 
-/// Runs `call` on the leader of its group: here, or forwarded.
-async fn on_leader(node: &Node, call: Call) -> Result<Reply> {
-    match call.leader_of() {
-        Some(group) => forward(node, group, &call).await,
-        None => Err(Error::internal("call without a group")),
-    }
-}
-
 /// One autocommit write to `group`, on its leader.
 pub async fn write_autocommit(
     node: &Node,
@@ -463,7 +451,7 @@ pub async fn write_autocommit(
     if local.is_leader() {
         return local.write_autocommit(ctx, sql, params).await;
     }
-    match on_leader(node, Call::Autocommit { group, ctx, sql, params }).await? {
+    match forward(node, group, &Call::Autocommit { group, ctx, sql, params }).await? {
         Reply::Output(output) => Ok(output),
         other => Err(unexpected(&other)),
     }
@@ -473,11 +461,11 @@ pub async fn write_autocommit(
 /// confirms its leadership with a quorum and names the index the read must
 /// see (read-index; here when this node leads, else asked of the leader),
 /// and this replica waits until it has applied that index. A read index is
-/// idempotent, so it is retried while leadership moves. Returns whether the
-/// group must still check leadership itself (never, after this).
-pub async fn prepare_read(node: &Node, group: GroupId, linearizable: bool) -> Result<bool> {
+/// idempotent, so it is retried while leadership moves. Without
+/// `linearizable` the replica is read as it is.
+pub async fn read_point(node: &Node, group: GroupId, linearizable: bool) -> Result<()> {
     if !linearizable {
-        return Ok(false);
+        return Ok(());
     }
     let local = node.group(group)?;
     let deadline = Instant::now() + LEADER_WAIT;
@@ -493,8 +481,7 @@ pub async fn prepare_read(node: &Node, group: GroupId, linearizable: bool) -> Re
         };
         match index {
             Ok(index) => {
-                local.wait_applied(index, CALL_TIMEOUT).await?;
-                return Ok(false);
+                return local.wait_applied(index, CALL_TIMEOUT).await;
             }
             Err(e)
                 if (e.code == SqlState::SERIALIZATION_FAILURE || e.code == SqlState::STATEMENT_COMPLETION_UNKNOWN)

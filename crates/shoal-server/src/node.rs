@@ -151,9 +151,10 @@ impl Node {
         };
         let meta = Group::open(group_config(META_GROUP, "meta")).await?;
         let data = Group::open(group_config(DATA_GROUP, "group-1")).await?;
-        if bootstrap && meta.members().len() <= 1 {
-            // A single-node cluster: apply everything already committed
-            // before planning against the catalog.
+        // A single-node cluster applies everything already committed before
+        // planning against the catalog, and can record itself at once.
+        let alone = bootstrap && meta.members().len() <= 1;
+        if alone {
             for group in [&meta, &data] {
                 group.catch_up(Duration::from_secs(60)).await?;
             }
@@ -179,7 +180,7 @@ impl Node {
                 cluster::add_self_as_replica(&node, &seed.to_string()).await?;
             }
         }
-        if bootstrap && node.meta.members().len() <= 1 {
+        if alone {
             cluster::register_self(&node).await?;
         } else {
             // Needs a quorum; the node serves (and its sessions retry) meanwhile.

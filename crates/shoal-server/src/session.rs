@@ -338,10 +338,10 @@ impl ShoalSession {
         let Some(txn) = self.txn.as_mut() else {
             // now() is the statement's start time, as for an autocommit write.
             let ctx = ExecContext::now(rand::random());
-            let check_here = cluster::prepare_read(&node, DATA_GROUP, linearizable).await?;
+            cluster::read_point(&node, DATA_GROUP, linearizable).await?;
             return node
                 .data
-                .read(check_here, move |reader| {
+                .read(move |reader| {
                     let _scope = StatementScope::enter(&ctx, 0);
                     cancel.set(Some(reader.interrupt.clone()));
                     let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
@@ -357,8 +357,8 @@ impl ShoalSession {
             return result;
         }
         if txn.reader.is_none() {
-            let check_here = cluster::prepare_read(&node, DATA_GROUP, linearizable).await?;
-            let reader = node.data.checkout_reader(check_here).await?;
+            cluster::read_point(&node, DATA_GROUP, linearizable).await?;
+            let reader = node.data.checkout_reader()?;
             let (reader, snapshot) = reader
                 .run(|reader| {
                     // The first read fixes the snapshot; reading the applied
@@ -410,10 +410,10 @@ impl ShoalSession {
         let cancel = self.cancel.clone();
         let linearizable = self.linearizable();
         let ctx = self.txn.as_ref().map(|t| t.ctx).unwrap_or_else(|| ExecContext::now(rand::random()));
-        let check_here = cluster::prepare_read(&self.node, DATA_GROUP, linearizable).await?;
+        cluster::read_point(&self.node, DATA_GROUP, linearizable).await?;
         self.node
             .data
-            .read(check_here, move |reader| {
+            .read(move |reader| {
                 let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
                 catalog_views::prepare(reader, &catalog)?;
                 if let Some(status) = &status {
