@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use shoal_testkit::{
-    check_bank, check_lost_writes, check_registers, BankWorkload, Cluster, ClusterConfig, FaultKind, Nemesis,
-    NemesisConfig, Recorder, RegisterWorkload, Seed, SetWorkload,
+    check_bank, check_lost_writes, check_registers, Cluster, ClusterConfig, FaultKind, Nemesis, NemesisConfig,
+    Recorder, Seed, Workloads,
 };
 use tokio::time::Instant;
 
@@ -37,10 +37,9 @@ async fn scenario(port_base: u16, kinds: Vec<FaultKind>) {
     let seed = Seed::from_env().expect("SHOAL_SEED");
     let mut cluster = three_nodes(port_base).await;
     let endpoints = cluster.endpoints();
-    let (registers, bank, set) = (RegisterWorkload::default(), BankWorkload::default(), SetWorkload::default());
-    registers.setup(&endpoints).await.expect("register setup");
-    bank.setup(&endpoints).await.expect("bank setup");
-    set.setup(&endpoints).await.expect("set setup");
+    let workloads = Workloads::default();
+    workloads.setup(&endpoints).await.expect("workload setup");
+    let Workloads { registers, bank, .. } = &workloads;
 
     let nemesis_config = NemesisConfig {
         kinds,
@@ -53,19 +52,13 @@ async fn scenario(port_base: u16, kinds: Vec<FaultKind>) {
     println!("nemesis: {:?}", nemesis.steps);
     let recorder = Recorder::new();
     let until = Instant::now() + RUN;
-    let (_, _, set_run, nemesis_run) = tokio::join!(
-        registers.run(&endpoints, &recorder, seed.derive(1), until),
-        bank.run(&endpoints, &recorder, seed.derive(2), until),
-        set.run(&endpoints, &recorder, until),
-        nemesis.run(&mut cluster),
-    );
-    set_run.expect("set workload");
-    nemesis_run.expect("nemesis");
+    workloads
+        .run_under(&endpoints, &recorder, seed, until, &nemesis, &mut cluster)
+        .await
+        .expect("workloads under faults");
     cluster.heal();
 
-    registers.read_final(&endpoints, &recorder).await.expect("final register reads");
-    bank.read_final(&endpoints, &recorder).await.expect("final balance read");
-    let present = set.read_final(&endpoints).await.expect("final set read");
+    let present = workloads.read_final(&endpoints, &recorder).await.expect("final reads");
     let history = recorder.history();
     println!("history: {}", history.summary());
 

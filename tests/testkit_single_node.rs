@@ -16,8 +16,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use shoal_testkit::{
-    check_bank, check_lost_writes, check_registers, BankWorkload, Cluster, ClusterConfig, FaultKind, Nemesis,
-    NemesisConfig, Recorder, RegisterWorkload, Seed, SetWorkload,
+    check_bank, check_lost_writes, check_registers, Cluster, ClusterConfig, FaultKind, Nemesis, NemesisConfig,
+    Recorder, Seed, Workloads,
 };
 use tokio::time::Instant;
 
@@ -36,10 +36,9 @@ async fn single_node_keeps_its_promises_across_sigkill() {
     let status = cluster.status(1).await.expect("status of node 1");
     assert_eq!(status["node_id"], 1, "{status}");
     let endpoints = cluster.endpoints();
-    let (registers, bank, set) = (RegisterWorkload::default(), BankWorkload::default(), SetWorkload::default());
-    registers.setup(&endpoints).await.expect("register setup");
-    bank.setup(&endpoints).await.expect("bank setup");
-    set.setup(&endpoints).await.expect("set setup");
+    let workloads = Workloads::default();
+    workloads.setup(&endpoints).await.expect("workload setup");
+    let Workloads { registers, bank, .. } = &workloads;
 
     println!("phase 1b: SIGSTOP silences the node without closing its connections; SIGCONT resumes them");
     let session = cluster.connect(1).await.expect("connect to node 1");
@@ -64,20 +63,14 @@ async fn single_node_keeps_its_promises_across_sigkill() {
     let first_pid = cluster.pid(1).expect("node 1");
     let recorder = Recorder::new();
     let until = Instant::now() + RUN;
-    let (_, _, set_run, nemesis_run) = tokio::join!(
-        registers.run(&endpoints, &recorder, seed.derive(1), until),
-        bank.run(&endpoints, &recorder, seed.derive(2), until),
-        set.run(&endpoints, &recorder, until),
-        nemesis.run(&mut cluster),
-    );
-    set_run.expect("set workload");
-    nemesis_run.expect("nemesis");
+    workloads
+        .run_under(&endpoints, &recorder, seed, until, &nemesis, &mut cluster)
+        .await
+        .expect("workloads under faults");
     assert_ne!(cluster.pid(1).expect("node 1"), first_pid, "the node was restarted");
 
     println!("phase 3: read the final state, where lost writes would show");
-    registers.read_final(&endpoints, &recorder).await.expect("final register reads");
-    bank.read_final(&endpoints, &recorder).await.expect("final balance read");
-    let present = set.read_final(&endpoints).await.expect("final set read");
+    let present = workloads.read_final(&endpoints, &recorder).await.expect("final reads");
     let history = recorder.history();
     println!("history: {}", history.summary());
 

@@ -61,4 +61,4 @@ pub use history::{ClientId, Entry, History, Op, Outcome, Output, Pending, Record
 pub use nemesis::{Fault, FaultKind, Nemesis, NemesisConfig, Step};
 pub use proxy::{Direction, FaultProxy, LinkMode, ProxyStats};
 pub use seed::Seed;
-pub use workload::{BankWorkload, Endpoints, Failure, RegisterWorkload, SetWorkload};
+pub use workload::{BankWorkload, Endpoints, Failure, RegisterWorkload, SetWorkload, Workloads};

@@ -184,6 +184,69 @@ impl Session {
 }
 
 /// Runs `sql` (idempotent setup) on any node until it succeeds or `timeout` passes.
+/// The register, bank and set workloads run together, as every fault
+/// scenario does: one setup, one run beside a nemesis, one final read.
+#[derive(Clone, Debug, Default)]
+pub struct Workloads {
+    pub registers: RegisterWorkload,
+    pub bank: BankWorkload,
+    pub set: SetWorkload,
+}
+
+impl Workloads {
+    /// Creates the three workloads' tables.
+    pub async fn setup(&self, endpoints: &Endpoints) -> Result<()> {
+        self.registers.setup(endpoints).await?;
+        self.bank.setup(endpoints).await?;
+        self.set.setup(endpoints).await
+    }
+
+    /// Runs the three workloads until `until` while `nemesis` acts on `cluster`.
+    pub async fn run_under(
+        &self,
+        endpoints: &Endpoints,
+        recorder: &crate::Recorder,
+        seed: crate::Seed,
+        until: Instant,
+        nemesis: &crate::Nemesis,
+        cluster: &mut crate::Cluster,
+    ) -> Result<()> {
+        let (_, _, set_run, nemesis_run) = tokio::join!(
+            self.registers.run(endpoints, recorder, seed.derive(1), until),
+            self.bank.run(endpoints, recorder, seed.derive(2), until),
+            self.set.run(endpoints, recorder, until),
+            nemesis.run(cluster),
+        );
+        set_run?;
+        nemesis_run
+    }
+
+    /// Reads the final state into the history; returns the set's members.
+    pub async fn read_final(
+        &self,
+        endpoints: &Endpoints,
+        recorder: &crate::Recorder,
+    ) -> Result<std::collections::BTreeSet<i64>> {
+        self.registers.read_final(endpoints, recorder).await?;
+        self.bank.read_final(endpoints, recorder).await?;
+        self.set.read_final(endpoints).await
+    }
+}
+
+/// Runs `clients` concurrent client tasks (`client(k)` for k in 0..clients)
+/// and waits for all of them. A panicking client has already recorded its
+/// pending operation as unknown, so its join error carries no news.
+pub(crate) async fn run_clients<F, Fut>(clients: u64, client: F)
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..clients).map(|k| tokio::spawn(client(k))).collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
 pub(crate) async fn setup_sql(endpoints: &Endpoints, sql: &str, timeout: Duration) -> Result<()> {
     let until = Instant::now() + timeout;
     let mut session = Session::new(endpoints.clone(), 0);

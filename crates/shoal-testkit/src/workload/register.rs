@@ -18,7 +18,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use tokio_postgres::Client;
 
-use super::{setup_sql, Endpoints, Failure, Session, SETUP_TIMEOUT};
+use super::{run_clients, setup_sql, Endpoints, Failure, Session, SETUP_TIMEOUT};
 use crate::check::LinearizabilityConfig;
 use crate::history::{ClientId, Op, Output, Recorder};
 use crate::seed::Seed;
@@ -67,16 +67,11 @@ impl RegisterWorkload {
 
     /// Runs the clients until `until`; returns when all have stopped.
     pub async fn run(&self, endpoints: &Endpoints, recorder: &Recorder, seed: Seed, until: Instant) {
-        let tasks: Vec<_> = (0..self.clients)
-            .map(|k| {
-                let (this, endpoints, recorder) = (self.clone(), endpoints.clone(), recorder.clone());
-                tokio::spawn(async move { this.client(k, endpoints, recorder, seed.derive(k), until).await })
-            })
-            .collect();
-        for task in tasks {
-            // A panicking client has already recorded its pending op as unknown.
-            let _ = task.await;
-        }
+        run_clients(self.clients, |k| {
+            let (this, endpoints, recorder) = (self.clone(), endpoints.clone(), recorder.clone());
+            async move { this.client(k, endpoints, recorder, seed.derive(k), until).await }
+        })
+        .await;
     }
 
     async fn client(&self, k: u64, endpoints: Endpoints, recorder: Recorder, seed: Seed, until: Instant) {

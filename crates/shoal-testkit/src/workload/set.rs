@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, Result};
 use tokio::time::Instant;
 
-use super::{setup_sql, Endpoints, Failure, Session, SETUP_TIMEOUT};
+use super::{run_clients, setup_sql, Endpoints, Failure, Session, SETUP_TIMEOUT};
 use crate::history::{ClientId, Op, Output, Recorder};
 
 /// Inserts per client per run (the id's sequence field).
@@ -58,16 +58,12 @@ impl SetWorkload {
         if run >= MAX_RUNS || self.first_client.checked_add(self.clients).is_none_or(|end| end > MAX_CLIENT) {
             return Err(anyhow!("set workload: ids would not be unique (run {run}, clients up to {MAX_CLIENT})"));
         }
-        let tasks: Vec<_> = (0..self.clients)
-            .map(|k| {
-                let client_id = self.first_client + k;
-                let (endpoints, recorder) = (endpoints.clone(), recorder.clone());
-                tokio::spawn(async move { client(client_id, run, k, endpoints, recorder, until).await })
-            })
-            .collect();
-        for task in tasks {
-            let _ = task.await;
-        }
+        run_clients(self.clients, |k| {
+            let client_id = self.first_client + k;
+            let (endpoints, recorder) = (endpoints.clone(), recorder.clone());
+            async move { client(client_id, run, k, endpoints, recorder, until).await }
+        })
+        .await;
         Ok(())
     }
 
