@@ -4,8 +4,10 @@
 //! * `shoal demo` starts a node with sample data and shows how to use it.
 //! * `shoal sql` is an interactive SQL shell for machines without psql.
 //! * `shoal bench` runs pgbench against Shoal and PostgreSQL side by side.
+//! * `shoal cluster` shows a cluster's nodes and replicas and verifies them.
 
 mod bench;
+mod cluster_cmd;
 mod demo;
 mod shell;
 
@@ -32,6 +34,8 @@ enum Command {
     Sql(shell::ShellArgs),
     /// Run pgbench workloads against Shoal and PostgreSQL side by side.
     Bench(bench::BenchArgs),
+    /// Inspect and check a running cluster (status, verify).
+    Cluster(cluster_cmd::ClusterArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -162,6 +166,7 @@ fn main() -> anyhow::Result<()> {
             Command::Demo(args) => demo::run(args.data, args.pg, args.http, args.nodes, args.exit).await,
             Command::Sql(args) => shell::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Cluster(args) => cluster_cmd::run(args).await,
         }
     })
 }

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use tokio_postgres::SimpleQueryMessage;
 
+/// Where and as whom to connect (shared by `shoal sql` and `shoal cluster`).
 #[derive(clap::Args, Debug)]
-pub struct ShellArgs {
+pub struct ConnArgs {
     /// Server host.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -21,6 +22,38 @@ pub struct ShellArgs {
     /// Password (or SHOAL_PASSWORD).
     #[arg(long, env = "SHOAL_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+}
+
+impl ConnArgs {
+    /// Connects, driving the connection on a background task.
+    pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let mut config = tokio_postgres::Config::new();
+        config.host(&self.host).port(self.port).user(&self.user).dbname(&self.dbname);
+        if let Some(password) = &self.password {
+            config.password(password);
+        }
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to {}:{}: {}", self.host, self.port, describe(&e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                eprintln!("connection error: {e}");
+            }
+        });
+        Ok(client)
+    }
+
+    /// `host:port`, for messages.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
     /// Run this SQL and exit.
     #[arg(long, short = 'c')]
     command: Option<String>,
@@ -82,16 +115,7 @@ fn table(header: &[String], rows: &[Vec<String>]) -> String {
 
 /// Runs the shell.
 pub async fn run(args: ShellArgs) -> anyhow::Result<()> {
-    let mut conninfo = format!("host={} port={} user={} dbname={}", args.host, args.port, args.user, args.dbname);
-    if let Some(password) = &args.password {
-        conninfo.push_str(&format!(" password='{}'", password.replace('\\', "\\\\").replace('\'', "\\'")));
-    }
-    let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            eprintln!("connection error: {e}");
-        }
-    });
+    let client = args.conn.connect().await?;
     if let Some(sql) = args.command {
         match client.simple_query(&sql).await {
             Ok(messages) => print!("{}", render(&messages)),
@@ -107,7 +131,7 @@ pub async fn run(args: ShellArgs) -> anyhow::Result<()> {
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    println!("shoal sql — connected to {}:{}. End statements with ';'. \\q quits.", args.host, args.port);
+    println!("shoal sql — connected to {}. End statements with ';'. \\q quits.", args.conn.address());
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() { "shoal=> " } else { "shoal-> " };
@@ -141,7 +165,7 @@ pub async fn run(args: ShellArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(e: &tokio_postgres::Error) -> String {
+pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("ERROR:  {} ({})", db.message(), db.code().code()),
         None => format!("error: {e}"),

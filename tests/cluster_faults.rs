@@ -6,7 +6,8 @@
 //! * (a) no acknowledged insert is lost;
 //! * (b) every register is linearizable (reads never stale, even from a
 //!   deposed or cut-off leader);
-//! * (c) every balance read sums to the bank's total.
+//! * (c) every balance read sums to the bank's total;
+//! * (d) afterwards every replica holds the same data (`shoal.verify()`).
 //!
 //! `SHOAL_SEED` replays a run's choices (the seed is printed).
 
@@ -73,6 +74,9 @@ async fn scenario(port_base: u16, kinds: Vec<FaultKind>) {
     println!("{money}");
     assert!(money.is_valid(), "{money}");
     assert!(money.reads_checked > 1 && money.transfers_ok > 0, "bank barely exercised: {money}");
+    let agreement = cluster.verify_replicas(1, Duration::from_secs(30)).await;
+    assert!(agreement.is_ok(), "(d) {agreement:?}\n{}", cluster.dump_logs());
+    println!("(d) {}", agreement.unwrap_or_default());
 }
 
 /// Any node, the leader included, is SIGKILLed and restarted during writes.
@@ -123,4 +127,95 @@ async fn replicas_agree_and_writes_resume_after_the_leader_dies() {
     let back = cluster.connect(leader).await.expect("connect the restarted node");
     let rows = back.query("SELECT count(*) FROM t", &[]).await.expect("read on the restarted node");
     assert_eq!(rows[0].get::<_, i64>(0), 3, "the restarted node caught up");
+    let agreement = cluster.verify_replicas(leader, Duration::from_secs(30)).await.expect("replicas agree");
+    println!("{agreement}");
+}
+
+/// The data group's leader and the other nodes, as node 1 sees them.
+async fn leader_and_followers(cluster: &Cluster) -> (usize, Vec<usize>) {
+    let status = cluster.status(1).await.expect("status");
+    let leader = status["groups"][1]["leader"].as_u64().expect("data group leader") as usize;
+    (leader, (1..=3).filter(|n| *n != leader).collect())
+}
+
+/// Invariants of the read levels:
+/// * a follower read given a writer's causal token sees that write, even
+///   when replication to the follower is slow;
+/// * a bounded-staleness read never misses a write acknowledged more than
+///   `shoal.max_staleness` before it: on a follower cut off from the leader
+///   it fails once the bound has passed, while a follower read still answers;
+/// * `shoal.replicas` shows every replica, and a dead node's as unreachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_levels_causal_tokens_and_replica_views() {
+    let mut cluster = three_nodes(28600).await;
+    let (leader, followers) = leader_and_followers(&cluster).await;
+    let follower = followers[0];
+    let writer = cluster.connect(leader).await.expect("connect the leader");
+    writer.batch_execute("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)").await.expect("create");
+
+    // Causal token: slow replication to the follower, write, read there with the token.
+    cluster.delay_link(leader, follower, Duration::from_millis(300)).expect("delay");
+    cluster.delay_link(followers[1], follower, Duration::from_millis(300)).expect("delay");
+    writer.batch_execute("INSERT INTO notes VALUES (1, 'first')").await.expect("insert");
+    let token: String = writer.query_one("SHOW shoal.causal_token", &[]).await.expect("token").get(0);
+    assert!(token.starts_with("g1:"), "causal token after a write: {token:?}");
+    let reader = cluster.connect(follower).await.expect("connect the follower");
+    reader.batch_execute("SET shoal.read_consistency = 'follower'").await.expect("follower reads");
+    // Without the token the follower may lag (even miss the table): not checked.
+    let before = reader.query_one("SELECT count(*) FROM notes", &[]).await.map(|r| r.get::<_, i64>(0));
+    println!("follower read without the token: {before:?}");
+    reader.execute("SELECT set_config('shoal.read_after', $1, false)", &[&token]).await.expect("set the token");
+    let with_token: i64 = reader.query_one("SELECT count(*) FROM notes", &[]).await.expect("read").get(0);
+    assert_eq!(with_token, 1, "a follower read after the writer's token sees the write");
+    cluster.heal();
+
+    // Every replica shows in shoal.replicas, with its lag.
+    let rows = reader
+        .query("SELECT group_id, node_id, role, lag FROM shoal.replicas ORDER BY group_id, node_id", &[])
+        .await
+        .expect("replicas");
+    assert_eq!(rows.len(), 6, "two groups × three replicas");
+    for row in &rows {
+        let role: String = row.get(2);
+        assert!(["leader", "follower"].contains(&role.as_str()), "{role}");
+        assert!(row.get::<_, Option<i64>>(3).is_some(), "lag is known for a live replica");
+    }
+
+    // Bounded staleness on a follower cut off from the others.
+    reader
+        .batch_execute("SET shoal.read_consistency = 'bounded'; SET shoal.max_staleness = '1s'")
+        .await
+        .expect("bounded");
+    reader.query_one("SELECT count(*) FROM notes", &[]).await.expect("a bounded read while connected");
+    cluster.isolate(follower).expect("isolate the follower");
+    writer.batch_execute("INSERT INTO notes VALUES (2, 'second')").await.expect("the majority still writes");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    match reader.query_one("SELECT count(*) FROM notes", &[]).await {
+        Ok(row) => assert_eq!(row.get::<_, i64>(0), 2, "a bounded read past the bound must include the write"),
+        Err(e) => println!("bounded read on the cut-off follower refused: {e}"),
+    }
+    reader.batch_execute("SET shoal.read_consistency = 'follower'").await.expect("follower reads");
+    let stale: i64 = reader.query_one("SELECT count(*) FROM notes", &[]).await.expect("follower read").get(0);
+    println!("follower read on the cut-off follower: {stale} rows");
+    cluster.heal();
+    reader.batch_execute("SET shoal.read_consistency = 'bounded'").await.expect("bounded");
+    let healed: i64 = reader.query_one("SELECT count(*) FROM notes", &[]).await.expect("bounded after heal").get(0);
+    assert_eq!(healed, 2, "after healing, a bounded read is fresh again");
+
+    // A dead node's replicas show as unreachable.
+    cluster.kill9(follower).expect("kill the follower");
+    let rows = writer
+        .query("SELECT role FROM shoal.replicas WHERE node_id = $1", &[&(follower as i64)])
+        .await
+        .expect("replicas");
+    assert!(rows.iter().all(|r| r.get::<_, String>(0) == "unreachable"), "dead node's replicas");
+    let live: bool = writer
+        .query_one("SELECT is_live FROM shoal.nodes WHERE node_id = $1", &[&(follower as i64)])
+        .await
+        .expect("nodes")
+        .get(0);
+    assert!(!live, "a killed node is not live");
+    cluster.restart(follower).await.expect("restart");
+    let agreement = cluster.verify_replicas(leader, Duration::from_secs(30)).await.expect("replicas agree");
+    println!("{agreement}");
 }

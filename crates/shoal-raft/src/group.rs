@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
@@ -97,7 +97,7 @@ impl Reader {
 }
 
 /// A snapshot of the group's Raft state, for system views and metrics.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GroupStatus {
     pub id: GroupId,
     pub node_id: NodeId,
@@ -118,7 +118,7 @@ struct BatchItem {
     ctx: ExecContext,
     sql: String,
     params: Vec<Value>,
-    reply: oneshot::Sender<Result<QueryOutput>>,
+    reply: oneshot::Sender<Result<(QueryOutput, u64)>>,
 }
 
 /// Upper bound on statements per batched entry (bounds entry size and latency).
@@ -140,6 +140,8 @@ pub struct Group {
     boot: u64,
     next_proposal: AtomicU64,
     readers: Mutex<Vec<Reader>>,
+    /// The newest known read index and when it was asked for (see [`Group::fresh_index`]).
+    freshness: Mutex<Option<(Instant, u64)>>,
     batch_tx: mpsc::Sender<BatchItem>,
     log_stats: crate::log_store::StatsHandle,
     transport: Transport,
@@ -192,6 +194,7 @@ impl Group {
             boot: rand::random(),
             next_proposal: AtomicU64::new(1),
             readers: Mutex::new(Vec::new()),
+            freshness: Mutex::new(None),
             batch_tx,
             log_stats,
             transport: config.transport.clone(),
@@ -290,6 +293,23 @@ impl Group {
         Ok(read_log_id.map(|l| l.index).unwrap_or(0))
     }
 
+    /// Remembers that a read index asked for at `asked_at` was `index`:
+    /// every write acknowledged before `asked_at` is at or below it.
+    pub fn note_read_index(&self, asked_at: Instant, index: u64) {
+        let mut fresh = self.freshness.lock().unwrap_or_else(|p| p.into_inner());
+        if fresh.is_none_or(|(at, _)| at < asked_at) {
+            *fresh = Some((asked_at, index));
+        }
+    }
+
+    /// A read index asked for no earlier than `not_before`, if one is known:
+    /// once applied, this replica reflects every write acknowledged before
+    /// then (bounded-staleness reads).
+    pub fn fresh_index(&self, not_before: Instant) -> Option<u64> {
+        let fresh = self.freshness.lock().unwrap_or_else(|p| p.into_inner());
+        fresh.filter(|(at, _)| *at >= not_before).map(|(_, index)| index)
+    }
+
     /// Waits until this replica has applied `index`.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
         let mut applied = self.shared.applied_watch();
@@ -353,6 +373,46 @@ impl Group {
     /// Watches the catalog epoch (bumped after each applied catalog change).
     pub fn catalog_watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.shared.catalog_watch()
+    }
+
+    /// On the leader: appends a checksum entry (see
+    /// [`shoal_storage::Command::checksum`]) and returns its log index once
+    /// it is committed.
+    pub async fn propose_checksum(&self) -> Result<u64> {
+        let command = Command { proposal: None, txns: Vec::new(), checksum: true };
+        match self.raft.client_write(command).await {
+            Ok(response) => Ok(response.log_id.index),
+            Err(e) => Err(Error::environment(
+                SqlState::SERIALIZATION_FAILURE,
+                format!("group {}: could not append a checksum entry: {e}", self.id),
+            )
+            .with_hint("leadership moved; retry")),
+        }
+    }
+
+    /// This replica's content checksum at the checksum entry `index`,
+    /// waiting up to `timeout` for it to be applied and computed. `Ok(None)`:
+    /// the replica skipped the entry (it installed a later snapshot).
+    pub async fn checksum_at(&self, index: u64, timeout: Duration) -> Result<Option<String>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.wait_applied(index, timeout).await?;
+        loop {
+            if let Some(result) = self.shared.checksum_at(index) {
+                return result.map(Some).map_err(|e| {
+                    Error::environment(SqlState::INTERNAL_ERROR, format!("checksum at index {index} failed: {e}"))
+                });
+            }
+            if !self.shared.checksum_pending(index) {
+                return Ok(None);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::environment(
+                    SqlState::QUERY_CANCELED,
+                    format!("group {}: the checksum at index {index} took longer than {timeout:?}", self.id),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The content checksum of this replica at its current applied index.
@@ -450,8 +510,14 @@ impl Group {
     }
 
     /// Runs one autocommit write through the batcher; returns once it is
-    /// committed (durable on a quorum) or failed.
-    pub async fn write_autocommit(&self, ctx: ExecContext, sql: String, params: Vec<Value>) -> Result<QueryOutput> {
+    /// committed (durable on a quorum) or failed, with the log index of the
+    /// entry that carried it.
+    pub async fn write_autocommit(
+        &self,
+        ctx: ExecContext,
+        sql: String,
+        params: Vec<Value>,
+    ) -> Result<(QueryOutput, u64)> {
         let (reply, rx) = oneshot::channel();
         self.batch_tx
             .send(BatchItem { ctx, sql, params, reply })
@@ -491,7 +557,7 @@ impl Group {
         // Only a proposal made while leading can have reached the log; if
         // one of those fails, a new leader may still commit it.
         let was_leader = self.is_leader();
-        let result = self.raft.client_write(Command { proposal: Some(proposal), txns }).await;
+        let result = self.raft.client_write(Command { proposal: Some(proposal), txns, checksum: false }).await;
         match result {
             Ok(response) => Ok(response.log_id.index),
             Err(err) => {
@@ -808,9 +874,9 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) {
         return;
     }
     match group.propose(txns).await {
-        Ok(_) => {
+        Ok(index) => {
             for (reply, output) in succeeded {
-                let _ = reply.send(Ok(output));
+                let _ = reply.send(Ok((output, index)));
             }
         }
         Err(e) => {

@@ -15,6 +15,7 @@
 // openraft's StorageError is large and its shape is fixed by the trait.
 #![allow(clippy::result_large_err)]
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,7 +38,13 @@ pub struct SharedReplica {
     applied_tx: watch::Sender<u64>,
     /// Bumped whenever an applied entry changed the SQL catalog.
     catalog_epoch_tx: watch::Sender<u64>,
+    /// Content checksums computed at checksum entries, by log index (the
+    /// newest few): `None` while computing, then the checksum or why it failed.
+    checksums: Mutex<BTreeMap<u64, Option<std::result::Result<String, String>>>>,
 }
+
+/// How many checksum results a replica keeps.
+const KEPT_CHECKSUMS: usize = 16;
 
 impl SharedReplica {
     pub fn new(replica: Replica) -> Arc<SharedReplica> {
@@ -46,7 +53,29 @@ impl SharedReplica {
             replica: Mutex::new(replica),
             applied_tx: watch::channel(applied).0,
             catalog_epoch_tx: watch::channel(0).0,
+            checksums: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The checksum computed at the checksum entry `index`: `None` when this
+    /// replica has none (it is still computing, or it skipped the entry by
+    /// installing a later snapshot — the caller tells these apart by
+    /// [`SharedReplica::checksum_pending`]).
+    pub fn checksum_at(&self, index: u64) -> Option<std::result::Result<String, String>> {
+        self.checksums.lock().unwrap_or_else(|p| p.into_inner()).get(&index).cloned().flatten()
+    }
+
+    /// True while the checksum for `index` is being computed.
+    pub fn checksum_pending(&self, index: u64) -> bool {
+        matches!(self.checksums.lock().unwrap_or_else(|p| p.into_inner()).get(&index), Some(None))
+    }
+
+    fn record_checksum(&self, index: u64, result: Option<std::result::Result<String, String>>) {
+        let mut checksums = self.checksums.lock().unwrap_or_else(|p| p.into_inner());
+        checksums.insert(index, result);
+        while checksums.len() > KEPT_CHECKSUMS {
+            checksums.pop_first();
+        }
     }
 
     /// Locks the replica. A poisoned lock means a thread panicked while
@@ -98,6 +127,18 @@ fn parse_meta(state: &AppliedState) -> Result<AppliedMeta, StorageError<NodeId>>
         None => Ok(AppliedMeta::default()),
         Some(json) => serde_json::from_str(json).map_err(|e| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, e)),
     }
+}
+
+/// Opens a read connection and starts a read transaction on it, fixing its
+/// view at the last committed entry (the caller holds the replica lock, so
+/// nothing else commits meanwhile; an open leader-side transaction is
+/// uncommitted and so not seen).
+fn pin_snapshot(db_path: &std::path::Path) -> shoal_common::Result<shoal_storage::Connection> {
+    let conn = shoal_storage::open_connection(db_path, true)?;
+    conn.execute_batch("BEGIN").map_err(shoal_storage::from_sqlite)?;
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))
+        .map_err(shoal_storage::from_sqlite)?;
+    Ok(conn)
 }
 
 impl StateMachine {
@@ -181,6 +222,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut responses = Vec::new();
         let mut catalog_changed = false;
         let mut last_index = None;
+        // Checksum entries: the index and a read connection whose snapshot
+        // is pinned at exactly that index, checksummed after the lock is
+        // released so applying goes on meanwhile.
+        let mut pinned = Vec::new();
         {
             let mut replica = self.shared.lock();
             let mut meta = parse_meta(replica.applied())?;
@@ -194,6 +239,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     meta: Some(serde_json::to_string(&meta).map_err(sm_error)?),
                 };
                 let committed_local = match &entry.payload {
+                    EntryPayload::Normal(command) if command.checksum => {
+                        replica.apply_empty(state).map_err(sm_error)?;
+                        self.shared.record_checksum(entry.log_id.index, None);
+                        pinned.push((entry.log_id.index, pin_snapshot(replica.path())));
+                        false
+                    }
                     EntryPayload::Normal(command) => {
                         catalog_changed |= command.changes_catalog();
                         replica.apply(command, state).map_err(|e| {
@@ -209,6 +260,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 last_index = Some(entry.log_id.index);
                 responses.push(ApplyResponse { index: entry.log_id.index, committed_local });
             }
+        }
+        for (index, conn) in pinned {
+            let shared = self.shared.clone();
+            tokio::task::spawn_blocking(move || {
+                let result = conn.and_then(|conn| {
+                    let checksum = shoal_storage::content_checksum(&conn);
+                    let _ = conn.execute_batch("ROLLBACK");
+                    checksum
+                });
+                shared.record_checksum(index, Some(result.map_err(|e| e.to_string())));
+            });
         }
         if let Some(index) = last_index {
             self.shared.applied_tx.send_replace(index);

@@ -39,7 +39,9 @@ async fn only_transactions_that_store_the_catalog_signal_a_catalog_change() {
     // An ordinary write commits without touching the catalog epoch.
     let out =
         group.write_autocommit(ExecContext::now(2), "INSERT INTO t VALUES (?1)".into(), vec![Value::Integer(7)]).await;
-    assert_eq!(out.unwrap().changes, 1);
+    let (out, write_index) = out.unwrap();
+    assert_eq!(out.changes, 1);
+    assert!(write_index > index, "the write's entry follows the DDL's");
     assert!(!epochs.has_changed().unwrap(), "a data-only write must not signal a catalog change");
 
     // A rolled-back transaction leaves neither rows nor catalog behind.

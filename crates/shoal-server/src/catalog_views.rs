@@ -12,10 +12,11 @@
 use std::sync::Arc;
 
 use shoal_common::{Result, Value};
-use shoal_raft::{GroupStatus, Reader};
+use shoal_raft::{GroupStatus, NodeId, Reader};
 use shoal_sql::Catalog;
 use shoal_storage::from_sqlite;
 
+use crate::cluster::{self, NodeStatus, VerifyRow};
 use crate::node::{CatalogState, Node};
 
 /// A reader tag meaning "schemas attached, contents stale" (catalog tags are
@@ -47,32 +48,100 @@ pub fn prepare(reader: &mut Reader, catalog: &Arc<CatalogState>) -> Result<()> {
     Ok(())
 }
 
-/// Live node and group state, captured on the async side before the query.
-pub struct SystemState {
-    node_id: u64,
-    cluster_id: String,
+/// A node as the system views show it: its recorded addresses and, when it
+/// answered, its own status.
+struct NodeRow {
+    node_id: NodeId,
     pg_addr: String,
     rpc_addr: String,
     http_addr: String,
-    uptime_seconds: f64,
-    groups: Vec<(String, GroupStatus)>,
+    status: Option<NodeStatus>,
+}
+
+/// Live cluster state, gathered on the async side before the query: the
+/// nodes recorded in the meta group, each asked for its status (an
+/// unreachable node shows as not live), and the groups as this node sees them.
+pub struct SystemState {
+    self_id: NodeId,
+    cluster_id: String,
+    nodes: Vec<NodeRow>,
+    groups: Vec<GroupView>,
+}
+
+/// A group as this node sees it: its kind, Raft state and members
+/// (id, address, voter).
+struct GroupView {
+    kind: &'static str,
+    status: GroupStatus,
+    members: Vec<(NodeId, String, bool)>,
 }
 
 impl SystemState {
-    pub fn capture(node: &Node) -> SystemState {
-        SystemState {
-            node_id: node.identity.node_id,
-            cluster_id: node.identity.cluster_id.clone(),
-            pg_addr: node.config.pg_addr.to_string(),
-            rpc_addr: node.config.rpc_addr.to_string(),
-            http_addr: node.config.http_addr.to_string(),
-            uptime_seconds: node.started.elapsed().as_secs_f64(),
-            groups: vec![("meta".into(), node.meta.status()), ("data".into(), node.data.status())],
+    pub async fn gather(node: &Node) -> SystemState {
+        let self_id = node.identity.node_id;
+        let recorded = node
+            .meta
+            .read(|reader| {
+                let mut stmt = reader
+                    .conn
+                    .prepare("SELECT id, pg_addr, rpc_addr, http_addr FROM nodes ORDER BY id")
+                    .map_err(from_sqlite)?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((r.get::<_, i64>(0)? as NodeId, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .map_err(from_sqlite)?;
+                rows.collect::<std::result::Result<Vec<(NodeId, String, String, String)>, _>>().map_err(from_sqlite)
+            })
+            .await
+            // Before the first node records itself the table does not exist.
+            .unwrap_or_default();
+        let mut nodes: Vec<NodeRow> = recorded
+            .into_iter()
+            .map(|(node_id, pg_addr, rpc_addr, http_addr)| NodeRow {
+                node_id,
+                pg_addr,
+                rpc_addr,
+                http_addr,
+                status: None,
+            })
+            .collect();
+        if !nodes.iter().any(|n| n.node_id == self_id) {
+            nodes.push(NodeRow {
+                node_id: self_id,
+                pg_addr: node.config.pg_addr.to_string(),
+                rpc_addr: node.config.rpc_addr.to_string(),
+                http_addr: node.config.http_addr.to_string(),
+                status: None,
+            });
+            nodes.sort_by_key(|n| n.node_id);
         }
+        let statuses = futures::future::join_all(nodes.iter().map(|n| async move {
+            if n.node_id == self_id {
+                Some(NodeStatus::of(node))
+            } else {
+                cluster::peer_status(node, &n.rpc_addr).await
+            }
+        }))
+        .await;
+        for (row, status) in nodes.iter_mut().zip(statuses) {
+            row.status = status;
+        }
+        let groups = vec![
+            GroupView { kind: "meta", status: node.meta.status(), members: node.meta.members() },
+            GroupView { kind: "data", status: node.data.status(), members: node.data.members() },
+        ];
+        SystemState { self_id, cluster_id: node.identity.cluster_id.clone(), nodes, groups }
+    }
+
+    /// What `node_id` reported about `group`, if it answered.
+    fn replica(&self, node_id: NodeId, group: u64) -> Option<&GroupStatus> {
+        let row = self.nodes.iter().find(|n| n.node_id == node_id)?;
+        row.status.as_ref()?.groups.iter().find(|g| g.id == group)
     }
 }
 
-/// Refills the `shoal.*` tables with the captured state.
+/// Refills the `shoal.*` tables with the gathered state.
 pub fn refresh_system_views(conn: &shoal_storage::Connection, state: &SystemState, catalog: &Catalog) -> Result<()> {
     // The tables' shape comes from shoal-sql, which also types them for the binder.
     let sql: String = shoal_sql::system_views().iter().map(|v| v.create_sql()).collect();
@@ -82,49 +151,78 @@ pub fn refresh_system_views(conn: &shoal_storage::Connection, state: &SystemStat
         let sql = format!("INSERT INTO shoal.{table} VALUES ({})", placeholders.join(", "));
         shoal_storage::run_statement(conn, &sql, &values).map(|_| ())
     };
-    insert(
-        "nodes",
-        vec![
-            Value::Integer(state.node_id as i64),
-            Value::Text(state.cluster_id.clone()),
-            Value::Text(state.pg_addr.clone()),
-            Value::Text(state.rpc_addr.clone()),
-            Value::Text(state.http_addr.clone()),
-            Value::Integer(1),
-            Value::Real(state.uptime_seconds),
-        ],
-    )?;
-    for (kind, g) in &state.groups {
+    let int = |v: u64| Value::Integer(v as i64);
+    let opt_int = |v: Option<u64>| v.map(int).unwrap_or(Value::Null);
+    for n in &state.nodes {
+        insert(
+            "nodes",
+            vec![
+                int(n.node_id),
+                Value::Text(state.cluster_id.clone()),
+                Value::Text(n.pg_addr.clone()),
+                Value::Text(n.rpc_addr.clone()),
+                Value::Text(n.http_addr.clone()),
+                Value::Integer((n.node_id == state.self_id) as i64),
+                n.status.as_ref().map(|s| Value::Real(s.uptime_seconds)).unwrap_or(Value::Null),
+                Value::Integer(n.status.is_some() as i64),
+            ],
+        )?;
+    }
+    for GroupView { kind, status: g, members } in &state.groups {
         let voters: Vec<String> = g.voters.iter().map(|v| v.to_string()).collect();
         insert(
             "groups",
             vec![
-                Value::Integer(g.id as i64),
-                Value::Text(kind.clone()),
-                g.leader.map(|l| Value::Integer(l as i64)).unwrap_or(Value::Null),
-                Value::Integer(g.term as i64),
-                Value::Integer(g.last_log_index as i64),
-                Value::Integer(g.committed_index as i64),
-                Value::Integer(g.applied_index as i64),
-                g.snapshot_index.map(|s| Value::Integer(s as i64)).unwrap_or(Value::Null),
+                int(g.id),
+                Value::Text(kind.to_string()),
+                opt_int(g.leader),
+                int(g.term),
+                int(g.last_log_index),
+                int(g.committed_index),
+                int(g.applied_index),
+                opt_int(g.snapshot_index),
                 Value::Text(voters.join(",")),
-                Value::Integer(g.log_size_bytes as i64),
-                Value::Integer(g.log_fsyncs as i64),
+                int(g.log_size_bytes),
+                int(g.log_fsyncs),
             ],
         )?;
-        insert(
-            "replicas",
-            vec![
-                Value::Integer(g.id as i64),
-                Value::Integer(g.node_id as i64),
-                Value::Text(g.role.clone()),
-                Value::Integer(g.term as i64),
-                Value::Integer(g.committed_index as i64),
-                Value::Integer(g.applied_index as i64),
-                Value::Integer(g.committed_index.saturating_sub(g.applied_index) as i64),
-                Value::Integer(g.log_size_bytes as i64),
-            ],
-        )?;
+        // Lag is measured against the leader's commit index when the
+        // leader answered, else against the highest any replica reported.
+        let leader_commit = g
+            .leader
+            .and_then(|l| state.replica(l, g.id))
+            .map(|l| l.committed_index)
+            .or_else(|| {
+                members.iter().filter_map(|(id, _, _)| state.replica(*id, g.id)).map(|r| r.committed_index).max()
+            })
+            .unwrap_or(g.committed_index);
+        for (member, _, voter) in members {
+            let row = match state.replica(*member, g.id) {
+                Some(r) => vec![
+                    int(g.id),
+                    int(*member),
+                    Value::Text(r.role.clone()),
+                    int(r.term),
+                    int(r.committed_index),
+                    int(r.applied_index),
+                    int(leader_commit.saturating_sub(r.applied_index)),
+                    int(r.log_size_bytes),
+                    Value::Integer(*voter as i64),
+                ],
+                None => vec![
+                    int(g.id),
+                    int(*member),
+                    Value::Text("unreachable".into()),
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                    Value::Integer(*voter as i64),
+                ],
+            };
+            insert("replicas", row)?;
+        }
     }
     for table in catalog.tables.values() {
         insert(
@@ -137,6 +235,23 @@ pub fn refresh_system_views(conn: &shoal_storage::Connection, state: &SystemStat
                 Value::Text(table.primary_key.join(",")),
             ],
         )?;
+    }
+    Ok(())
+}
+
+/// Fills `shoal.verify` with the answers of a consistency check.
+pub fn fill_verify(conn: &shoal_storage::Connection, rows: &[VerifyRow]) -> Result<()> {
+    conn.execute_batch(&shoal_sql::verify_view().create_sql()).map_err(from_sqlite)?;
+    for row in rows {
+        let values = vec![
+            Value::Integer(row.group as i64),
+            Value::Integer(row.index as i64),
+            Value::Integer(row.node_id as i64),
+            row.checksum.clone().map(Value::Text).unwrap_or(Value::Null),
+            Value::Integer(row.agrees as i64),
+            Value::Text(row.detail.clone()),
+        ];
+        shoal_storage::run_statement(conn, "INSERT INTO shoal.verify VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &values)?;
     }
     Ok(())
 }

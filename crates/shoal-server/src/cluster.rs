@@ -34,6 +34,7 @@ use shoal_raft::transport::BoxFuture;
 use shoal_raft::{GroupId, NodeId, Service, WriteTxn, META_GROUP};
 use shoal_storage::QueryOutput;
 
+use crate::consistency::{ReadMode, ReadPoint};
 use crate::node::{Node, DATA_GROUP};
 
 /// How long a forwarded request may take (a commit includes an fsync on a quorum).
@@ -110,6 +111,17 @@ pub enum Call {
     Rollback {
         txn: u64,
     },
+    /// This node's view of itself and its replicas (for system views).
+    Status,
+    /// Append a checksum entry to `group` (answered by its leader).
+    ProposeChecksum {
+        group: GroupId,
+    },
+    /// This node's checksum at the checksum entry `index` of `group`.
+    ChecksumAt {
+        group: GroupId,
+        index: u64,
+    },
 }
 
 impl Call {
@@ -120,6 +132,7 @@ impl Call {
             Call::AddReplica { group, .. }
             | Call::RemoveReplica { group, .. }
             | Call::ReadIndex { group }
+            | Call::ProposeChecksum { group }
             | Call::Autocommit { group, .. }
             | Call::Begin { group, .. } => Some(*group),
             // Addressed to the node that holds the transaction.
@@ -131,11 +144,108 @@ impl Call {
 /// The answers to [`Call`]s.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
-    Registered { node_id: NodeId, cluster_id: String },
+    Registered {
+        node_id: NodeId,
+        cluster_id: String,
+    },
     Done,
     Index(u64),
     Output(QueryOutput),
-    Begun { txn: u64, applied: u64 },
+    /// A write's output and the log index that carried it.
+    Written(QueryOutput, u64),
+    Begun {
+        txn: u64,
+        applied: u64,
+    },
+    Status(NodeStatus),
+    Checksum(Option<String>),
+}
+
+/// What a node reports about itself ([`Call::Status`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: NodeId,
+    pub uptime_seconds: f64,
+    pub groups: Vec<shoal_raft::GroupStatus>,
+}
+
+impl NodeStatus {
+    /// This node's status, as reported to others.
+    pub fn of(node: &Node) -> NodeStatus {
+        NodeStatus {
+            node_id: node.identity.node_id,
+            uptime_seconds: node.started.elapsed().as_secs_f64(),
+            groups: vec![node.meta.status(), node.data.status()],
+        }
+    }
+}
+
+/// How long a replica may take to apply a checksum entry and checksum its content.
+const CHECKSUM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One replica's answer in a consistency check ([`verify`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifyRow {
+    pub group: GroupId,
+    pub index: u64,
+    pub node_id: NodeId,
+    /// The content checksum, when the replica computed one.
+    pub checksum: Option<String>,
+    /// All replicas of the group that computed a checksum agree.
+    pub agrees: bool,
+    /// What happened here: `ok`, `mismatch`, or why there is no checksum.
+    pub detail: String,
+}
+
+/// Checks that the replicas of every group hold the same data: each
+/// group's leader appends a checksum entry, every replica checksums its
+/// content at exactly that index, and the answers are compared.
+pub async fn verify(node: &Node) -> Result<Vec<VerifyRow>> {
+    let mut rows = Vec::new();
+    for group in [META_GROUP, DATA_GROUP] {
+        let index = match forward(node, group, &Call::ProposeChecksum { group }).await? {
+            Reply::Index(index) => index,
+            other => return Err(unexpected(&other)),
+        };
+        let members = node.group(group)?.members();
+        let answers = futures::future::join_all(members.iter().map(|(member, addr, _)| async move {
+            if *member == node.identity.node_id {
+                return node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await;
+            }
+            let payload = encode(&Call::ChecksumAt { group, index })?;
+            let bytes = node.transport.call_service(addr, payload, CHECKSUM_TIMEOUT + CALL_TIMEOUT).await?;
+            match decode::<Reply>(&bytes)? {
+                Reply::Checksum(checksum) => Ok(checksum),
+                other => Err(unexpected(&other)),
+            }
+        }))
+        .await;
+        let computed: std::collections::BTreeSet<&String> =
+            answers.iter().filter_map(|a| a.as_ref().ok().and_then(Option::as_ref)).collect();
+        let agrees = computed.len() <= 1;
+        for ((member, _, _), answer) in members.iter().zip(&answers) {
+            let (checksum, detail) = match answer {
+                Ok(Some(sum)) => (Some(sum.clone()), if agrees { "ok" } else { "mismatch" }.to_string()),
+                Ok(None) => (None, "skipped: this replica restarted or installed a later snapshot".to_string()),
+                Err(e) => (None, format!("no answer: {}", e.message)),
+            };
+            rows.push(VerifyRow { group, index, node_id: *member, checksum, agrees, detail });
+        }
+    }
+    Ok(rows)
+}
+
+/// How long a status request to a peer may take before it counts as down.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Asks the node at `rpc_addr` for its status (`None`: unreachable).
+pub async fn peer_status(node: &Node, rpc_addr: &str) -> Option<NodeStatus> {
+    let payload = encode(&Call::Status).ok()?;
+    let bytes = node.transport.call_service(rpc_addr, payload, STATUS_TIMEOUT).await.ok()?;
+    match decode::<Reply>(&bytes) {
+        Ok(Reply::Status(status)) => Some(status),
+        _ => None,
+    }
 }
 
 fn unexpected(reply: &Reply) -> Error {
@@ -229,7 +339,8 @@ impl NodeService {
             }
             Call::ReadIndex { group } => Ok(Reply::Index(node.group(group)?.leader_read_index().await?)),
             Call::Autocommit { group, ctx, sql, params } => {
-                Ok(Reply::Output(node.group(group)?.write_autocommit(ctx, sql, params).await?))
+                let (output, index) = node.group(group)?.write_autocommit(ctx, sql, params).await?;
+                Ok(Reply::Written(output, index))
             }
             Call::Begin { group, ctx } => {
                 let group = node.group(group)?;
@@ -271,6 +382,11 @@ impl NodeService {
                 };
                 let writer = slot.lock().await.take().ok_or_else(|| Error::internal("remote transaction finished"))?;
                 Ok(Reply::Index(writer.commit().await?))
+            }
+            Call::Status => Ok(Reply::Status(NodeStatus::of(&node))),
+            Call::ProposeChecksum { group } => Ok(Reply::Index(node.group(group)?.propose_checksum().await?)),
+            Call::ChecksumAt { group, index } => {
+                Ok(Reply::Checksum(node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?))
             }
             Call::Rollback { txn } => {
                 if let Some(slot) = self.take_txn(txn) {
@@ -439,37 +555,59 @@ fn no_leader(group: GroupId) -> Error {
         .with_hint("the group is electing a leader or a majority of its replicas is down; retry")
 }
 
-/// One autocommit write to `group`, on its leader.
+/// One autocommit write to `group`, on its leader; returns its output and
+/// the log index that carried it.
 pub async fn write_autocommit(
     node: &Node,
     group: GroupId,
     ctx: ExecContext,
     sql: String,
     params: Vec<Value>,
-) -> Result<QueryOutput> {
+) -> Result<(QueryOutput, u64)> {
     let local = node.group(group)?;
     if local.is_leader() {
         return local.write_autocommit(ctx, sql, params).await;
     }
     match forward(node, group, &Call::Autocommit { group, ctx, sql, params }).await? {
-        Reply::Output(output) => Ok(output),
+        Reply::Written(output, index) => Ok((output, index)),
         other => Err(unexpected(&other)),
     }
 }
 
-/// Makes a read on this node's replica of `group` linearizable: the leader
-/// confirms its leadership with a quorum and names the index the read must
-/// see (read-index; here when this node leads, else asked of the leader),
-/// and this replica waits until it has applied that index. A read index is
-/// idempotent, so it is retried while leadership moves. Without
-/// `linearizable` the replica is read as it is.
-pub async fn read_point(node: &Node, group: GroupId, linearizable: bool) -> Result<()> {
-    if !linearizable {
-        return Ok(());
+/// Makes this node's replica of `group` fresh enough for a read at `point`
+/// (see [`crate::consistency`]). Linearizable: the leader confirms its
+/// leadership with a quorum and names the index the read must see
+/// (read-index; here when this node leads, else asked of the leader), and
+/// this replica waits until it has applied it. Bounded: the same, unless a
+/// read index asked for within the bound is known and applied. Follower:
+/// nothing. Then the causal floor, if any, is waited for.
+pub async fn read_point(node: &Node, group: GroupId, point: ReadPoint) -> Result<()> {
+    let local = node.group(group)?;
+    let index = match point.mode {
+        ReadMode::Follower => 0,
+        ReadMode::Linearizable => read_index(node, group).await?,
+        ReadMode::Bounded(max_staleness) => {
+            let known = Instant::now().checked_sub(max_staleness).and_then(|since| local.fresh_index(since));
+            match known {
+                Some(index) => index,
+                None => read_index(node, group).await?,
+            }
+        }
+    };
+    let floor = index.max(point.after);
+    if floor > 0 {
+        local.wait_applied(floor, CALL_TIMEOUT).await?;
     }
+    Ok(())
+}
+
+/// The leader's read index for `group`, retried while leadership moves (a
+/// read index is idempotent); remembered for bounded-staleness reads.
+async fn read_index(node: &Node, group: GroupId) -> Result<u64> {
     let local = node.group(group)?;
     let deadline = Instant::now() + LEADER_WAIT;
     loop {
+        let asked_at = Instant::now();
         let index = if local.is_leader() {
             local.leader_read_index().await
         } else {
@@ -481,7 +619,8 @@ pub async fn read_point(node: &Node, group: GroupId, linearizable: bool) -> Resu
         };
         match index {
             Ok(index) => {
-                return local.wait_applied(index, CALL_TIMEOUT).await;
+                local.note_read_index(asked_at, index);
+                return Ok(index);
             }
             Err(e)
                 if (e.code == SqlState::SERIALIZATION_FAILURE || e.code == SqlState::STATEMENT_COMPLETION_UNKNOWN)

@@ -18,6 +18,7 @@
 pub mod catalog_views;
 pub mod cluster;
 pub mod config;
+pub mod consistency;
 pub mod http;
 pub mod metrics;
 pub mod node;

@@ -30,14 +30,17 @@ use std::time::Instant;
 use async_trait::async_trait;
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_pgwire::{Canceller, Column, Notice, Prepared, Session, StatementResult, TransactionStatus};
-use shoal_raft::Reader;
-use shoal_sql::{OutputColumn, Plan, SystemReads, TxnControl, WriteKind};
+use shoal_raft::{GroupId, Reader};
+use shoal_sql::{OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
 use shoal_storage::determinism::StatementScope;
 use shoal_storage::{InterruptHandle, QueryOutput};
 use sqlparser::ast::Statement;
 
 use crate::catalog_views;
 use crate::cluster::{self, Writer};
+use crate::consistency::{
+    format_token, parse_duration, parse_token, token_floor, ReadMode, ReadPoint, DEFAULT_MAX_STALENESS,
+};
 use crate::node::{CatalogState, Node, DATA_GROUP};
 
 /// Statement number used for reads: they are never replayed, so their random
@@ -76,6 +79,8 @@ struct Txn {
     /// An error happened: everything but ROLLBACK fails with 25P02.
     failed: bool,
     savepoints: Vec<String>,
+    /// Settings changed by SET LOCAL, with the values to restore at the end.
+    local_settings: Vec<(String, Option<String>)>,
 }
 
 /// A prepared statement's plan, kept inside [`Prepared::handle`].
@@ -95,6 +100,12 @@ pub struct ShoalSession {
     /// Bumped by every SET (see `Session::parameter_generation`).
     settings_generation: u64,
     txn: Option<Txn>,
+    /// `shoal.read_consistency` and `shoal.max_staleness`, parsed.
+    read_mode: ReadMode,
+    /// `shoal.read_after`, parsed: reads wait for these applied indexes.
+    read_after: Vec<(GroupId, u64)>,
+    /// The log index of this session's last write (its causal token).
+    last_write: u64,
     notices: Vec<Notice>,
     cancel: Arc<CancelState>,
     closed: bool,
@@ -133,7 +144,9 @@ fn default_settings(node: &Node, user: &str, database: &str, application_name: &
         ("max_connections", "1000"),
         ("synchronous_commit", "on"),
         ("shoal.read_consistency", "linearizable"),
-        ("shoal.max_staleness", "0"),
+        ("shoal.max_staleness", DEFAULT_MAX_STALENESS),
+        ("shoal.read_after", ""),
+        ("shoal.causal_token", ""),
     ];
     let mut settings: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     settings.insert("application_name".into(), application_name.into());
@@ -144,7 +157,7 @@ fn default_settings(node: &Node, user: &str, database: &str, application_name: &
 }
 
 /// Names reported in ParameterStatus at startup, with PostgreSQL's spelling.
-const REPORTED_SETTINGS: [(&str, &str); 10] = [
+const REPORTED_SETTINGS: [(&str, &str); 11] = [
     ("server_version", "server_version"),
     ("server_encoding", "server_encoding"),
     ("client_encoding", "client_encoding"),
@@ -155,6 +168,17 @@ const REPORTED_SETTINGS: [(&str, &str); 10] = [
     ("standard_conforming_strings", "standard_conforming_strings"),
     ("is_superuser", "is_superuser"),
     ("application_name", "application_name"),
+    ("shoal.causal_token", "shoal.causal_token"),
+];
+
+/// Settings a session reads but cannot change.
+const READ_ONLY_SETTINGS: [&str; 6] = [
+    "server_version",
+    "server_version_num",
+    "server_encoding",
+    "shoal.causal_token",
+    "shoal.node_id",
+    "integer_datetimes",
 ];
 
 fn command_tag(kind: WriteKind, rows: u64) -> String {
@@ -225,6 +249,9 @@ impl ShoalSession {
             settings,
             settings_generation: 0,
             txn: None,
+            read_mode: ReadMode::Linearizable,
+            read_after: Vec::new(),
+            last_write: 0,
             notices: Vec::new(),
             cancel: Arc::new(CancelState::default()),
             closed: false,
@@ -239,8 +266,20 @@ impl ShoalSession {
         }
     }
 
-    fn linearizable(&self) -> bool {
-        self.settings.get("shoal.read_consistency").map(String::as_str) != Some("follower")
+    /// What the session's next read on `group` must have seen: its level,
+    /// the floor `shoal.read_after` sets, and its own last write.
+    fn read_point(&self, group: GroupId) -> ReadPoint {
+        let own = if group == DATA_GROUP { self.last_write } else { 0 };
+        ReadPoint { mode: self.read_mode, after: token_floor(&self.read_after, group).max(own) }
+    }
+
+    /// Records a committed write's log index as the session's causal token.
+    fn wrote(&mut self, index: u64) {
+        if index > self.last_write {
+            self.last_write = index;
+            self.settings.insert("shoal.causal_token".into(), format_token(&[(DATA_GROUP, index)]));
+            self.settings_generation += 1;
+        }
     }
 
     fn plan(&self, statement: &Statement, client_types: &[Option<shoal_common::DataType>]) -> Result<(Plan, u64)> {
@@ -321,9 +360,47 @@ impl ShoalSession {
                 Ok(StatementResult::Command { tag })
             }
             Plan::Transaction(control) => self.transaction(control).await,
-            Plan::Set { name, value, local: _ } => {
-                self.set(&name, value)?;
+            Plan::Set { name, value, local } => {
+                self.set(&name, value, local)?;
                 Ok(StatementResult::Command { tag: "SET".into() })
+            }
+            Plan::SetConfig { name, value, local, .. } => {
+                let arg = |a: &SettingArg| -> Result<Value> {
+                    match a {
+                        SettingArg::Literal(text) => Ok(Value::Text(text.clone())),
+                        SettingArg::Param(i) => params.get(*i).cloned().ok_or_else(|| {
+                            Error::new(
+                                SqlState::PROTOCOL_VIOLATION,
+                                format!("set_config: parameter ${} is missing", i + 1),
+                            )
+                        }),
+                    }
+                };
+                let name = match arg(&name)? {
+                    Value::Null => {
+                        return Err(Error::new(
+                            SqlState::NULL_VALUE_NOT_ALLOWED,
+                            "set_config: the setting name is null",
+                        ))
+                    }
+                    v => v.to_string(),
+                };
+                let value = match arg(&value)? {
+                    Value::Null => String::new(),
+                    v => v.to_string(),
+                };
+                let local = match arg(&local)? {
+                    Value::Integer(i) => i != 0,
+                    Value::Text(t) => matches!(t.to_ascii_lowercase().as_str(), "true" | "t" | "on" | "yes" | "1"),
+                    _ => false,
+                };
+                self.set(&name, Some(value), local)?;
+                let current = self.settings.get(&name.to_ascii_lowercase()).cloned().unwrap_or_default();
+                Ok(StatementResult::Rows {
+                    columns: Arc::new(vec![text_column("set_config")]),
+                    rows: vec![vec![Value::Text(current)]],
+                    tag: "SELECT 1".into(),
+                })
             }
             Plan::Show { name } => self.show(&name),
         }
@@ -332,13 +409,13 @@ impl ShoalSession {
     // ----- reads -------------------------------------------------------------
 
     async fn read(&mut self, sql: String, params: Vec<Value>) -> Result<QueryOutput> {
-        let linearizable = self.linearizable();
+        let point = self.read_point(DATA_GROUP);
         let cancel = self.cancel.clone();
         let node = self.node.clone();
         let Some(txn) = self.txn.as_mut() else {
             // now() is the statement's start time, as for an autocommit write.
             let ctx = ExecContext::now(rand::random());
-            cluster::read_point(&node, DATA_GROUP, linearizable).await?;
+            cluster::read_point(&node, DATA_GROUP, point).await?;
             return node
                 .data
                 .read(move |reader| {
@@ -357,7 +434,7 @@ impl ShoalSession {
             return result;
         }
         if txn.reader.is_none() {
-            cluster::read_point(&node, DATA_GROUP, linearizable).await?;
+            cluster::read_point(&node, DATA_GROUP, point).await?;
             let reader = node.data.checkout_reader()?;
             let (reader, snapshot) = reader
                 .run(|reader| {
@@ -406,11 +483,18 @@ impl ShoalSession {
     /// only when the statement reads them).
     async fn read_catalog(&mut self, sql: String, params: Vec<Value>, reads: SystemReads) -> Result<QueryOutput> {
         let catalog = self.catalog();
-        let status = reads.system_views.then(|| catalog_views::SystemState::capture(&self.node));
+        let status = match reads.system_views {
+            true => Some(catalog_views::SystemState::gather(&self.node).await),
+            false => None,
+        };
         let cancel = self.cancel.clone();
-        let linearizable = self.linearizable();
+        let verified = match reads.verify {
+            true => Some(cluster::verify(&self.node).await?),
+            false => None,
+        };
+        let point = self.read_point(DATA_GROUP);
         let ctx = self.txn.as_ref().map(|t| t.ctx).unwrap_or_else(|| ExecContext::now(rand::random()));
-        cluster::read_point(&self.node, DATA_GROUP, linearizable).await?;
+        cluster::read_point(&self.node, DATA_GROUP, point).await?;
         self.node
             .data
             .read(move |reader| {
@@ -418,6 +502,9 @@ impl ShoalSession {
                 catalog_views::prepare(reader, &catalog)?;
                 if let Some(status) = &status {
                     catalog_views::refresh_system_views(&reader.conn, status, &catalog.catalog)?;
+                }
+                if let Some(rows) = &verified {
+                    catalog_views::fill_verify(&reader.conn, rows)?;
                 }
                 cancel.set(Some(reader.interrupt.clone()));
                 let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
@@ -463,7 +550,9 @@ impl ShoalSession {
     async fn write(&mut self, sql: String, params: Vec<Value>) -> Result<QueryOutput> {
         if self.txn.is_none() {
             let ctx = ExecContext::now(rand::random());
-            return cluster::write_autocommit(&self.node, DATA_GROUP, ctx, sql, params).await;
+            let (output, index) = cluster::write_autocommit(&self.node, DATA_GROUP, ctx, sql, params).await?;
+            self.wrote(index);
+            return Ok(output);
         }
         let cancel = self.cancel.clone();
         let writer = self.ensure_writer().await?;
@@ -518,6 +607,7 @@ impl ShoalSession {
             catalog_changed: false,
             failed: false,
             savepoints: Vec::new(),
+            local_settings: Vec::new(),
         });
     }
 
@@ -528,6 +618,7 @@ impl ShoalSession {
             self.warn(SqlState::NO_ACTIVE_SQL_TRANSACTION, "there is no transaction in progress");
             return Ok("COMMIT");
         };
+        self.restore_local_settings(std::mem::take(&mut txn.local_settings));
         if let Some((reader, _)) = txn.reader.take() {
             let _ = reader.conn.execute_batch("ROLLBACK");
             self.node.data.checkin_reader(reader);
@@ -539,7 +630,8 @@ impl ShoalSession {
             return Ok("ROLLBACK");
         }
         if let Some(writer) = txn.writer.take() {
-            writer.commit().await?;
+            let index = writer.commit().await?;
+            self.wrote(index);
             if txn.catalog_changed {
                 self.node.publish_catalog(txn.catalog.clone());
             }
@@ -549,6 +641,7 @@ impl ShoalSession {
 
     async fn rollback(&mut self) {
         if let Some(mut txn) = self.txn.take() {
+            self.restore_local_settings(std::mem::take(&mut txn.local_settings));
             if let Some((reader, _)) = txn.reader.take() {
                 let _ = reader.conn.execute_batch("ROLLBACK");
                 self.node.data.checkin_reader(reader);
@@ -636,15 +729,71 @@ impl ShoalSession {
 
     // ----- settings ----------------------------------------------------------
 
-    fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
+    /// `SET [LOCAL] name = value` (`None`: the default). A LOCAL change is
+    /// undone when the transaction ends; outside one it only warns, as in
+    /// PostgreSQL.
+    fn set(&mut self, name: &str, value: Option<String>, local: bool) -> Result<()> {
+        let name = canonical_setting(name);
+        if READ_ONLY_SETTINGS.contains(&name.as_str()) {
+            return Err(Error::new(SqlState(*b"55P02"), format!("parameter \"{name}\" cannot be changed")));
+        }
+        if local && self.txn.is_none() {
+            self.warn(SqlState::NO_ACTIVE_SQL_TRANSACTION, "SET LOCAL can only be used in transaction blocks");
+            return Ok(());
+        }
+        let previous = self.settings.get(&name).cloned();
         self.settings_generation += 1;
-        let name = name.to_ascii_lowercase();
-        let name = match name.as_str() {
-            "time zone" | "time_zone" => "timezone".to_string(),
-            "names" => "client_encoding".to_string(),
-            "transaction isolation level" | "session characteristics" => return Ok(()),
-            _ => name,
+        self.apply_setting(name.clone(), value)?;
+        if local {
+            if let Some(txn) = self.txn.as_mut() {
+                txn.local_settings.push((name, previous));
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes a transaction's SET LOCALs, newest first.
+    fn restore_local_settings(&mut self, saved: Vec<(String, Option<String>)>) {
+        if saved.is_empty() {
+            return;
+        }
+        for (name, previous) in saved.into_iter().rev() {
+            match previous {
+                Some(value) => self.settings.insert(name, value),
+                None => self.settings.remove(&name),
+            };
+        }
+        self.settings_generation += 1;
+        // The restored values were valid when they were set.
+        if let Err(e) = self.derive_read_settings() {
+            tracing::warn!(error = %e, "restoring read settings after SET LOCAL");
+        }
+    }
+
+    /// Recomputes the parsed forms of the read-consistency settings.
+    fn derive_read_settings(&mut self) -> Result<()> {
+        let get = |k: &str| self.settings.get(k).map(String::as_str).unwrap_or("");
+        let mode = match get("shoal.read_consistency") {
+            "follower" => ReadMode::Follower,
+            "bounded" => {
+                let staleness = match get("shoal.max_staleness") {
+                    "" => DEFAULT_MAX_STALENESS,
+                    text => text,
+                };
+                ReadMode::Bounded(parse_duration("shoal.max_staleness", staleness)?)
+            }
+            _ => ReadMode::Linearizable,
         };
+        let after = parse_token(get("shoal.read_after"))?;
+        self.read_mode = mode;
+        self.read_after = after;
+        Ok(())
+    }
+
+    fn apply_setting(&mut self, name: String, value: Option<String>) -> Result<()> {
+        if matches!(name.as_str(), "transaction isolation level" | "session characteristics") {
+            return Ok(());
+        }
         let value = match value {
             Some(v) => v,
             None => {
@@ -686,7 +835,17 @@ impl ShoalSession {
                     .with_hint("use 'linearizable', 'bounded' or 'follower'"));
                 }
                 self.settings.insert(name, v);
-                return Ok(());
+                return self.derive_read_settings();
+            }
+            "shoal.max_staleness" => {
+                parse_duration(&name, &value)?;
+                self.settings.insert(name, value.trim().to_string());
+                return self.derive_read_settings();
+            }
+            "shoal.read_after" => {
+                parse_token(&value)?;
+                self.settings.insert(name, value.trim().to_string());
+                return self.derive_read_settings();
             }
             _ => {}
         }
@@ -714,24 +873,12 @@ impl ShoalSession {
             let rows =
                 self.settings.iter().map(|(k, v)| vec![Value::Text(k.clone()), Value::Text(v.clone())]).collect();
             return Ok(StatementResult::Rows {
-                columns: Arc::new(vec![
-                    Column { name: "name".into(), data_type: shoal_common::DataType::Text, table_oid: 0, column_id: 0 },
-                    Column {
-                        name: "setting".into(),
-                        data_type: shoal_common::DataType::Text,
-                        table_oid: 0,
-                        column_id: 0,
-                    },
-                ]),
+                columns: Arc::new(vec![text_column("name"), text_column("setting")]),
                 rows,
                 tag: "SHOW".into(),
             });
         }
-        let key = match name.as_str() {
-            "transaction isolation level" | "transaction_isolation" => "transaction_isolation".to_string(),
-            "time zone" => "timezone".to_string(),
-            _ => name.clone(),
-        };
+        let key = show_column(&name);
         let value = self.settings.get(&key).cloned().ok_or_else(|| unknown_setting(&name))?;
         Ok(text(&key, vec![vec![Value::Text(value)]]))
     }
@@ -743,6 +890,10 @@ impl ShoalSession {
             Plan::Query { param_types, columns, .. } | Plan::Write { param_types, columns, .. } => {
                 (param_types.clone(), to_columns(columns))
             }
+            Plan::SetConfig { param_types, .. } => (param_types.clone(), vec![text_column("set_config")]),
+            // Described like the rows `show` answers with.
+            Plan::Show { name } if name == "all" => (Vec::new(), vec![text_column("name"), text_column("setting")]),
+            Plan::Show { name } => (Vec::new(), vec![text_column(&show_column(name))]),
             _ => (Vec::new(), Vec::new()),
         };
         Ok(Prepared {
@@ -770,6 +921,29 @@ const ACCEPTED_SETTINGS: [&str; 8] = [
     "client_min_messages",
     "idle_in_transaction_session_timeout",
 ];
+
+/// The setting `SHOW name` reads, which also names its result column.
+fn show_column(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "transaction isolation level" | "transaction_isolation" => "transaction_isolation".to_string(),
+        "time zone" => "timezone".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A setting's name as stored: lower case, with PostgreSQL's aliases resolved.
+fn canonical_setting(name: &str) -> String {
+    let name = name.to_ascii_lowercase();
+    match name.as_str() {
+        "time zone" | "time_zone" => "timezone".to_string(),
+        "names" => "client_encoding".to_string(),
+        _ => name,
+    }
+}
+
+fn text_column(name: &str) -> Column {
+    Column { name: name.into(), data_type: shoal_common::DataType::Text, table_oid: 0, column_id: 0 }
+}
 
 fn unknown_setting(name: &str) -> Error {
     Error::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\""))

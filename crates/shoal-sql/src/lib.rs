@@ -59,9 +59,9 @@ mod system_views;
 pub use catalog::{Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Table, UniqueDef, ViewColumn, ViewDef};
 pub use errors::{map_sqlite_error, map_write_error, write_target, WriteTarget};
 pub use parser::parse;
-pub use plan::{OutputColumn, Plan, SystemReads, TxnControl, WriteKind};
+pub use plan::{OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
 pub use system::catalog_schema_sql;
-pub use system_views::{system_views, SystemView};
+pub use system_views::{system_views, verify_view, SystemView};
 
 use shoal_common::{DataType, Error, Result};
 use sqlparser::ast::Statement;
@@ -77,6 +77,9 @@ pub fn plan(stmt: &Statement, catalog: &Catalog, param_types: &[Option<DataType>
     let mut b = Binder::new(catalog, param_types);
     match stmt {
         Statement::Query(q) => {
+            if let Some(plan) = session::set_config(q) {
+                return plan;
+            }
             if !q.locks.is_empty() {
                 // FOR UPDATE/SHARE: a shard has one writer at a time, so the lock is implied.
             }

@@ -30,6 +30,8 @@ pub struct SystemReads {
     pub catalog: bool,
     /// The `shoal.*` system views (live Raft state).
     pub system_views: bool,
+    /// `shoal.verify()`: the executor runs a consistency check first.
+    pub verify: bool,
 }
 
 /// Which kind of write a [`Plan::Write`] is; it picks the command tag.
@@ -52,6 +54,13 @@ pub enum TxnControl {
     Savepoint(String),
     Release(String),
     RollbackTo(String),
+}
+
+/// An argument of [`Plan::SetConfig`]: a literal, or the parameter `$n+1`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SettingArg {
+    Literal(String),
+    Param(usize),
 }
 
 /// What the executor does for one statement.
@@ -91,6 +100,9 @@ pub enum Plan {
     /// `SET name = value` / `SET name TO DEFAULT` (value `None`) / `RESET name`.
     /// Names are lower-cased; `SET LOCAL` sets `local`.
     Set { name: String, value: Option<String>, local: bool },
+    /// `SELECT set_config(name, value, is_local)`: a SET whose arguments
+    /// may be parameters; answers one row, the new value.
+    SetConfig { name: SettingArg, value: SettingArg, local: SettingArg, param_types: Vec<DataType> },
     /// `SHOW name` (`SHOW ALL` is name `all`).
     Show { name: String },
     /// An empty query string.

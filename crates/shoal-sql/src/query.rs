@@ -630,6 +630,18 @@ impl Binder<'_> {
         alias: Option<&ast::TableAlias>,
         ordinality: bool,
     ) -> Result<String> {
+        let is_verify = matches!(name.0.as_slice(), [s, f]
+            if s.as_ident().is_some_and(|i| fold(i) == "shoal") && f.as_ident().is_some_and(|i| fold(i) == "verify"));
+        if is_verify {
+            if !args.is_empty() || ordinality {
+                return Err(Error::new(SqlState::UNDEFINED_FUNCTION, "shoal.verify() takes no arguments"));
+            }
+            let view = crate::system_views::verify_view();
+            self.reads.verify = true;
+            let alias_name = alias.map(|a| fold(&a.name)).unwrap_or_else(|| "verify".into());
+            self.add_rel(&alias_name, view.columns.into_iter().map(|(n, t)| (n.to_string(), t, 0, 0)).collect());
+            return Ok(format!("shoal.\"verify\" AS {}", quote(&alias_name)));
+        }
         let fname = match name.0.as_slice() {
             [s, f] if s.as_ident().is_some_and(|i| fold(i) == "pg_catalog") => {
                 f.as_ident().map(fold).unwrap_or_default()

@@ -10,7 +10,9 @@ use sqlparser::ast::{self, Expr, Statement};
 
 use crate::binder::fold;
 use crate::expr::string_value;
-use crate::plan::{Plan, TxnControl};
+use shoal_common::{DataType, SqlState};
+
+use crate::plan::{Plan, SettingArg, TxnControl};
 
 pub fn transaction(stmt: &Statement) -> Option<Result<Plan>> {
     let plan = match stmt {
@@ -97,4 +99,80 @@ pub fn show(variable: &[ast::Ident]) -> Plan {
         _ => words.join("."),
     };
     Plan::Show { name }
+}
+
+/// `SELECT set_config(name, value, is_local)` — the function form of SET
+/// that drivers and ORMs use because it takes parameters. Only the bare
+/// call is a setting change; anywhere else (in a larger query) it is
+/// refused by the function binder.
+pub fn set_config(q: &ast::Query) -> Option<Result<Plan>> {
+    let ast::SetExpr::Select(select) = q.body.as_ref() else { return None };
+    if !select.from.is_empty() || select.selection.is_some() || select.projection.len() != 1 || q.with.is_some() {
+        return None;
+    }
+    let (ast::SelectItem::UnnamedExpr(Expr::Function(f))
+    | ast::SelectItem::ExprWithAlias { expr: Expr::Function(f), .. }) = &select.projection[0]
+    else {
+        return None;
+    };
+    let name = f.name.0.last().and_then(|p| p.as_ident()).map(fold)?;
+    if name != "set_config" {
+        return None;
+    }
+    Some(set_config_args(f))
+}
+
+fn set_config_args(f: &ast::Function) -> Result<Plan> {
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return Err(wrong_set_config());
+    };
+    let args: Vec<&Expr> = list
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    if args.len() != 3 || list.args.len() != 3 {
+        return Err(wrong_set_config());
+    }
+    let mut param_types: Vec<DataType> = Vec::new();
+    let mut arg = |e: &Expr, ty: DataType| -> Result<SettingArg> {
+        match e {
+            Expr::Value(v) => match &v.value {
+                ast::Value::Placeholder(p) => {
+                    let n: usize = p.trim_start_matches('$').parse().map_err(|_| {
+                        Error::new(SqlState::SYNTAX_ERROR, format!("invalid parameter {p} in set_config"))
+                    })?;
+                    if n == 0 {
+                        return Err(Error::new(SqlState::SYNTAX_ERROR, "parameters are numbered from $1"));
+                    }
+                    if param_types.len() < n {
+                        param_types.resize(n, DataType::Text);
+                    }
+                    param_types[n - 1] = ty;
+                    Ok(SettingArg::Param(n - 1))
+                }
+                _ => value_text(e).map(SettingArg::Literal),
+            },
+            Expr::Cast { expr, .. } => match expr.as_ref() {
+                Expr::Value(_) => value_text(expr).map(SettingArg::Literal),
+                _ => Err(wrong_set_config()),
+            },
+            _ => value_text(e).map(SettingArg::Literal),
+        }
+    };
+    let name = arg(args[0], DataType::Text)?;
+    let value = arg(args[1], DataType::Text)?;
+    let local = arg(args[2], DataType::Bool)?;
+    Ok(Plan::SetConfig { name, value, local, param_types })
+}
+
+fn wrong_set_config() -> Error {
+    Error::new(
+        SqlState::UNDEFINED_FUNCTION,
+        "function set_config takes (setting_name text, new_value text, is_local boolean)",
+    )
+    .with_hint("call it on its own: SELECT set_config('name', 'value', false)")
 }

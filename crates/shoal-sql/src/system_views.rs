@@ -43,6 +43,7 @@ pub fn system_views() -> Vec<SystemView> {
                 ("http_addr", Text),
                 ("is_self", Bool),
                 ("uptime_seconds", Float8),
+                ("is_live", Bool),
             ],
         ),
         v(
@@ -72,6 +73,7 @@ pub fn system_views() -> Vec<SystemView> {
                 ("applied_index", Int8),
                 ("lag", Int8),
                 ("log_size_bytes", Int8),
+                ("is_voter", Bool),
             ],
         ),
         v(
@@ -85,4 +87,21 @@ pub fn system_views() -> Vec<SystemView> {
             ],
         ),
     ]
+}
+
+/// The result table of `shoal.verify()`, a consistency check the server
+/// runs only when a query calls it (so it is not among [`system_views`]).
+pub fn verify_view() -> SystemView {
+    use DataType::*;
+    SystemView {
+        name: "verify",
+        columns: vec![
+            ("group_id", Int8),
+            ("log_index", Int8),
+            ("node_id", Int8),
+            ("checksum", Text),
+            ("agrees", Bool),
+            ("detail", Text),
+        ],
+    }
 }

@@ -526,7 +526,7 @@ fn system_views_are_typed_for_the_binder() {
     for v in shoal_sql::system_views() {
         db.conn.execute_batch(&v.create_sql()).unwrap();
     }
-    db.conn.execute_batch("INSERT INTO shoal.nodes VALUES (1, 'c', 'a', 'b', 'h', 1, 2.5)").unwrap();
+    db.conn.execute_batch("INSERT INTO shoal.nodes VALUES (1, 'c', 'a', 'b', 'h', 1, 2.5, 1)").unwrap();
     assert_eq!(db.col("SELECT node_id, is_self FROM shoal.nodes"), "1|t");
     assert_eq!(db.col("SELECT count(*) FROM shoal.groups"), "0");
 }

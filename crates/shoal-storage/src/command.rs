@@ -56,6 +56,10 @@ pub struct TxnRecord {
 pub struct Command {
     pub proposal: Option<ProposalId>,
     pub txns: Vec<TxnRecord>,
+    /// A consistency check: the entry changes nothing, and every replica
+    /// computes its content checksum at exactly this log index, so that
+    /// replicas can be compared (`shoal.verify()`).
+    pub checksum: bool,
 }
 
 impl Command {

@@ -26,7 +26,7 @@ fn nondeterministic_log(seed: u64) -> Vec<Command> {
         )],
         ..Default::default()
     };
-    let mut commands = vec![Command { proposal: None, txns: vec![ddl] }];
+    let mut commands = vec![Command { proposal: None, txns: vec![ddl], checksum: false }];
     for i in 1..=5 {
         let txn = TxnRecord {
             ctx: ctx(i),
@@ -42,7 +42,7 @@ fn nondeterministic_log(seed: u64) -> Vec<Command> {
             ],
             ..Default::default()
         };
-        commands.push(Command { proposal: None, txns: vec![txn] });
+        commands.push(Command { proposal: None, txns: vec![txn], checksum: false });
     }
     commands
 }
@@ -133,7 +133,7 @@ fn failed_statements_replay_as_failures_and_divergence_is_caught() {
     let ctx = ExecContext::default();
     let setup =
         TxnRecord { ctx, stmts: vec![stmt(0, "CREATE TABLE u (k INTEGER PRIMARY KEY)", vec![])], ..Default::default() };
-    r.apply(&Command { proposal: None, txns: vec![setup] }, applied(1)).unwrap();
+    r.apply(&Command { proposal: None, txns: vec![setup], checksum: false }, applied(1)).unwrap();
     let mut dup = stmt(3, "INSERT INTO u VALUES (1)", vec![]);
     dup.failed = true;
     let txn = TxnRecord {
@@ -146,13 +146,13 @@ fn failed_statements_replay_as_failures_and_divergence_is_caught() {
         ],
         ..Default::default()
     };
-    r.apply(&Command { proposal: None, txns: vec![txn] }, applied(2)).unwrap();
+    r.apply(&Command { proposal: None, txns: vec![txn], checksum: false }, applied(2)).unwrap();
     assert_eq!(r.applied().index, 2);
 
     // A statement recorded as succeeded that fails here is divergence: a
     // non-deterministic error, and nothing of the entry is applied.
     let bad = TxnRecord { ctx, stmts: vec![stmt(0, "INSERT INTO u VALUES (1)", vec![])], ..Default::default() };
-    let err = r.apply(&Command { proposal: None, txns: vec![bad] }, applied(3)).unwrap_err();
+    let err = r.apply(&Command { proposal: None, txns: vec![bad], checksum: false }, applied(3)).unwrap_err();
     assert!(!err.is_deterministic(), "{err}");
     assert_eq!(r.applied().index, 2);
 }

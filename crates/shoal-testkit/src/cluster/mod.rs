@@ -281,6 +281,51 @@ impl Cluster {
         }
     }
 
+    /// Checks that every replica of every group holds the same data
+    /// (`shoal.verify()` through node `via`). Replicas that cannot answer yet
+    /// (still catching up) are asked again until `timeout`; any disagreement
+    /// fails at once. Returns a one-line summary.
+    pub async fn verify_replicas(&self, via: NodeId, timeout: Duration) -> Result<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let attempt = async {
+                let client = self.connect(via).await?;
+                let rows = client
+                    .query(
+                        "SELECT group_id, node_id, log_index, agrees, checksum IS NOT NULL, detail \
+                         FROM shoal.verify() ORDER BY group_id, node_id",
+                        &[],
+                    )
+                    .await?;
+                Ok::<_, anyhow::Error>(
+                    rows.iter()
+                        .map(|r| {
+                            (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2), r.get(3), r.get(4), r.get(5))
+                        })
+                        .collect::<Vec<(i64, i64, i64, bool, bool, String)>>(),
+                )
+            };
+            let describe = |rows: &[(i64, i64, i64, bool, bool, String)]| {
+                rows.iter()
+                    .map(|(g, n, i, _, _, d)| format!("group {g} node {n} @{i}: {d}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let problem = match attempt.await {
+                Ok(rows) if rows.iter().any(|r| !r.3) => bail!("replicas disagree: {}", describe(&rows)),
+                Ok(rows) if !rows.is_empty() && rows.iter().all(|r| r.4) => {
+                    return Ok(format!("{} replicas agree: {}", rows.len(), describe(&rows)));
+                }
+                Ok(rows) => format!("not every replica answered: {}", describe(&rows)),
+                Err(e) => format!("{e:#}"),
+            };
+            if std::time::Instant::now() >= deadline {
+                bail!("consistency check incomplete after {timeout:?}: {problem}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// The tail of every node's log, for a failing test's output.
     pub fn dump_logs(&self) -> String {
         let mut out = String::new();
