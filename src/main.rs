@@ -70,6 +70,10 @@ struct ServerArgs {
     /// PEM private key for TLS.
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// Snapshot each Raft group and compact its log every this many entries
+    /// (a node that falls further behind catches up from a snapshot).
+    #[arg(long, default_value_t = shoal_server::config::DEFAULT_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(10..))]
+    snapshot_every: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -103,6 +107,7 @@ fn server_config(args: &ServerArgs, matches: &clap::ArgMatches) -> anyhow::Resul
         tls_cert: args.tls_cert.clone(),
         tls_key: args.tls_key.clone(),
         fsync: true,
+        snapshot_every: args.snapshot_every,
     };
     if let Some(path) = &args.config {
         let file = ConfigFile::load(path).map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -113,6 +118,7 @@ fn server_config(args: &ServerArgs, matches: &clap::ArgMatches) -> anyhow::Resul
             rpc: explicit("rpc"),
             http: explicit("http"),
             user: explicit("user"),
+            snapshot_every: explicit("snapshot_every"),
         };
         file.apply_to(&mut config, &flags);
     }

@@ -55,7 +55,12 @@ pub struct GroupConfig {
     /// Whether a fresh group starts as a single voter on this node (the
     /// first node of a cluster). A joining node's groups wait to be added.
     pub bootstrap: bool,
+    /// Take a snapshot (and compact the log) every this many entries.
+    pub snapshot_every: u64,
 }
+
+/// The default [`GroupConfig::snapshot_every`].
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 50_000;
 
 /// A pooled read-only connection. `tag` is free for the caller to remember
 /// what it prepared on the connection (the server keeps its catalog version there).
@@ -147,14 +152,17 @@ pub struct Group {
     transport: Transport,
 }
 
-fn raft_config() -> Result<Arc<openraft::Config>> {
+fn raft_config(snapshot_every: u64) -> Result<Arc<openraft::Config>> {
+    let snapshot_every = snapshot_every.max(10);
     let config = openraft::Config {
         cluster_name: "shoal".into(),
         heartbeat_interval: 50,
         election_timeout_min: 200,
         election_timeout_max: 400,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(50_000),
-        max_in_snapshot_log_to_keep: 1_000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
+        // Entries kept behind a snapshot let a briefly lagging follower
+        // catch up from the log instead of a whole snapshot.
+        max_in_snapshot_log_to_keep: (snapshot_every / 10).clamp(1, 1_000),
         ..Default::default()
     };
     Ok(Arc::new(config.validate().map_err(|e| Error::internal(format!("raft config: {e}")))?))
@@ -175,7 +183,7 @@ impl Group {
         let log_stats = log.stats_handle();
         let sm = StateMachine::new(shared.clone(), config.dir.join("snapshots"))?;
         let network = GroupNetwork { transport: config.transport.clone(), group: config.id };
-        let raft = Raft::new(config.node_id, raft_config()?, network, log, sm)
+        let raft = Raft::new(config.node_id, raft_config(config.snapshot_every)?, network, log, sm)
             .await
             .map_err(|e| Error::internal(format!("starting raft group {}: {e}", config.id)))?;
         config.transport.register_group(config.id, raft.clone());

@@ -26,6 +26,6 @@ pub mod state_machine;
 pub mod transport;
 pub mod types;
 
-pub use group::{Group, GroupConfig, GroupStatus, Reader, WriteTxn};
+pub use group::{Group, GroupConfig, GroupStatus, Reader, WriteTxn, DEFAULT_SNAPSHOT_EVERY};
 pub use transport::{Service, Transport};
 pub use types::{ApplyResponse, GroupId, NodeId, Raft, TypeConfig, META_GROUP};

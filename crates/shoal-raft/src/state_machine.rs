@@ -177,17 +177,36 @@ fn build_snapshot_blocking(
     let state = shoal_storage::snapshot_file(&db_path, &tmp).map_err(sm_error)?;
     let meta = parse_meta(&state)?;
     let last = meta.last_applied;
+    let data = std::fs::read(&tmp).map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, e))?;
+    // The id carries the file's checksum, which the receiver checks.
+    let crc = crc32fast::hash(&data);
     let snapshot_meta = SnapshotMeta {
         last_log_id: last,
         last_membership: meta.membership,
         snapshot_id: match last {
-            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, state.index),
-            None => format!("0-0-{}", state.index),
+            Some(id) => format!("{}-{}-{}-crc{crc:08x}", id.leader_id.term, id.index, state.index),
+            None => format!("0-0-{}-crc{crc:08x}", state.index),
         },
     };
-    let data = std::fs::read(&tmp).map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, e))?;
     persist_current(dir, &tmp, &snapshot_meta)?;
     Ok(Snapshot { meta: snapshot_meta, snapshot: Box::new(Cursor::new(data)) })
+}
+
+/// Checks a received snapshot against the checksum in its id
+/// (`…-crc<hex>`, as `build_snapshot_blocking` names it).
+fn check_snapshot_crc(snapshot_id: &str, data: &[u8]) -> std::result::Result<(), String> {
+    let Some((_, hex)) = snapshot_id.rsplit_once("-crc") else {
+        return Err(format!("snapshot {snapshot_id} carries no checksum"));
+    };
+    let expected = u32::from_str_radix(hex, 16).map_err(|_| format!("snapshot {snapshot_id}: bad checksum field"))?;
+    let actual = crc32fast::hash(data);
+    if actual != expected {
+        return Err(format!(
+            "snapshot {snapshot_id}: checksum {actual:08x} of {} received bytes does not match",
+            data.len()
+        ));
+    }
+    Ok(())
 }
 
 fn persist_current(
@@ -295,8 +314,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        let data = snapshot.into_inner();
+        if let Err(e) = check_snapshot_crc(&meta.snapshot_id, &data) {
+            // Installing it would corrupt this replica; stopping it is the safe failure.
+            tracing::error!(snapshot = %meta.snapshot_id, error = %e, "refusing a damaged snapshot");
+            return Err(io_error(subject, ErrorVerb::Read, e));
+        }
         let incoming = self.snapshot_dir.join("snapshot.db.incoming");
-        std::fs::write(&incoming, snapshot.into_inner()).map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
+        std::fs::write(&incoming, data).map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
         let keep = self.snapshot_dir.join("snapshot.db.keep");
         std::fs::copy(&incoming, &keep).map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
         let installed = {
@@ -319,6 +344,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             state.index
         };
         persist_current(&self.snapshot_dir, &keep, meta)?;
+        tracing::info!(snapshot = %meta.snapshot_id, index = installed, "installed a snapshot from the leader");
         self.shared.applied_tx.send_replace(installed);
         self.shared.bump_catalog_epoch();
         Ok(())
@@ -335,5 +361,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             serde_json::from_slice(&meta_json).map_err(|e| io_error(subject.clone(), ErrorVerb::Read, e))?;
         let data = std::fs::read(&db).map_err(|e| io_error(subject, ErrorVerb::Read, e))?;
         Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_snapshot_crc;
+
+    #[test]
+    fn snapshot_checksums_catch_damage() {
+        let data = b"SQLite format 3\0 and pages".to_vec();
+        let id = format!("3-120-120-crc{:08x}", crc32fast::hash(&data));
+        assert!(check_snapshot_crc(&id, &data).is_ok());
+        let mut damaged = data.clone();
+        damaged[5] ^= 1;
+        assert!(check_snapshot_crc(&id, &damaged).unwrap_err().contains("does not match"));
+        assert!(check_snapshot_crc(&id, &data[..10]).is_err(), "truncated");
+        assert!(check_snapshot_crc("3-120-120", &data).is_err(), "no checksum");
+        assert!(check_snapshot_crc("3-120-120-crcZZ", &data).is_err(), "bad field");
     }
 }

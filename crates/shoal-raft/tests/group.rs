@@ -15,6 +15,7 @@ async fn open_group(dir: &std::path::Path) -> std::sync::Arc<Group> {
         fsync: false,
         transport: shoal_raft::Transport::new(),
         bootstrap: true,
+        snapshot_every: shoal_raft::DEFAULT_SNAPSHOT_EVERY,
     })
     .await
     .expect("open group")

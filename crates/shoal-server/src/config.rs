@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use shoal_common::{Error, Result, SqlState};
 
+/// How often groups snapshot by default (entries between snapshots).
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = shoal_raft::DEFAULT_SNAPSHOT_EVERY;
+
 /// Everything a node needs to start.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
@@ -20,6 +23,8 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// fsync the Raft log before acknowledging writes. Only tests turn it off.
     pub fsync: bool,
+    /// Snapshot each group (and compact its log) every this many entries.
+    pub snapshot_every: u64,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +40,7 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             fsync: true,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }
@@ -52,6 +58,7 @@ pub struct ConfigFile {
     pub password: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub snapshot_every: Option<u64>,
 }
 
 impl ConfigFile {
@@ -98,6 +105,9 @@ impl ConfigFile {
         if config.tls_key.is_none() {
             config.tls_key = self.tls_key.clone();
         }
+        if let (Some(v), false) = (self.snapshot_every, explicit.snapshot_every) {
+            config.snapshot_every = v;
+        }
     }
 }
 
@@ -109,6 +119,7 @@ pub struct ExplicitFlags {
     pub rpc: bool,
     pub http: bool,
     pub user: bool,
+    pub snapshot_every: bool,
 }
 
 #[cfg(test)]

@@ -148,6 +148,7 @@ impl Node {
             fsync: config.fsync,
             transport: transport.clone(),
             bootstrap,
+            snapshot_every: config.snapshot_every,
         };
         let meta = Group::open(group_config(META_GROUP, "meta")).await?;
         let data = Group::open(group_config(DATA_GROUP, "group-1")).await?;
