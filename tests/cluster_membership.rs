@@ -93,3 +93,84 @@ async fn a_wiped_node_rejoins_as_a_new_replica() {
     let agreement = cluster.verify_replicas(1, Duration::from_secs(30)).await.expect("replicas agree");
     println!("{agreement}");
 }
+
+/// Steps of a membership function, as `action node` strings.
+async fn steps(client: &tokio_postgres::Client, call: &str) -> Vec<String> {
+    let sql = format!("SELECT action, coalesce(node_id, 0), coalesce(group_id, -1) FROM {call} ORDER BY step");
+    let rows = client.query(sql.as_str(), &[]).await.unwrap_or_else(|e| panic!("{call}: {e}"));
+    rows.iter().map(|r| format!("{} {} g{}", r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i64>(2))).collect()
+}
+
+/// Voting members of the data group, as node 1's view reports them.
+async fn data_voters(client: &tokio_postgres::Client) -> Vec<i64> {
+    let rows = client
+        .query("SELECT node_id FROM shoal.replicas WHERE group_id = 1 AND is_voter ORDER BY node_id", &[])
+        .await
+        .expect("replicas");
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+/// Invariants of membership changes:
+/// * with replication factor 3, a fourth node is a learner: it serves reads
+///   and forwards writes but does not vote;
+/// * removing a voter first promotes a learner in its place, so the group
+///   keeps three voters and survives losing another node;
+/// * lowering and raising the factor demotes and promotes voters;
+/// * bad requests (unknown node, factor out of range, adding past the
+///   factor, inside a transaction) are refused with a SQLSTATE;
+/// * every replica agrees at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replication_factor_learners_and_node_removal() {
+    let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_shoal"), 4, 26000);
+    config.link_proxies = false;
+    let mut cluster = Cluster::start(config).await.expect("start the cluster");
+    let admin = cluster.connect(1).await.expect("connect");
+    assert_eq!(data_voters(&admin).await, vec![1, 2, 3], "the fourth node joins as a learner");
+    let factor: i64 =
+        admin.query_one("SELECT replication_factor FROM shoal.groups WHERE group_id = 1", &[]).await.unwrap().get(0);
+    assert_eq!(factor, 3);
+
+    let learner = cluster.connect(4).await.expect("connect the learner");
+    learner.batch_execute("CREATE TABLE ledger (id INT PRIMARY KEY)").await.expect("DDL through a learner");
+    learner.batch_execute("INSERT INTO ledger VALUES (1), (2)").await.expect("write through a learner");
+    let seen: i64 = learner.query_one("SELECT count(*) FROM ledger", &[]).await.expect("read").get(0);
+    assert_eq!(seen, 2, "a learner serves linearizable reads");
+
+    let err = admin.query("SELECT * FROM shoal.add_node(4)", &[]).await.expect_err("past the factor");
+    assert_eq!(err.code().map(|c| c.code()), Some("22023"), "{err}");
+    let err = admin.query("SELECT * FROM shoal.remove_node(99)", &[]).await.expect_err("unknown node");
+    assert_eq!(err.code().map(|c| c.code()), Some("42704"), "{err}");
+    let err = admin.query("SELECT * FROM shoal.set_replication_factor(9)", &[]).await.expect_err("too many");
+    assert_eq!(err.code().map(|c| c.code()), Some("22023"), "{err}");
+    admin.batch_execute("BEGIN").await.unwrap();
+    let err = admin.query("SELECT * FROM shoal.remove_node(2)", &[]).await.expect_err("in a transaction");
+    assert_eq!(err.code().map(|c| c.code()), Some("25001"), "{err}");
+    admin.batch_execute("ROLLBACK").await.unwrap();
+
+    let removal = steps(&admin, "shoal.remove_node(2)").await;
+    println!("remove_node(2): {removal:?}");
+    assert!(removal.contains(&"promote 4 g1".to_string()), "a learner replaces the removed voter: {removal:?}");
+    assert!(removal.contains(&"remove 2 g1".to_string()), "{removal:?}");
+    assert_eq!(data_voters(&admin).await, vec![1, 3, 4]);
+    let listed: i64 = admin.query_one("SELECT count(*) FROM shoal.nodes WHERE node_id = 2", &[]).await.unwrap().get(0);
+    assert_eq!(listed, 0, "a removed node is no longer listed");
+    cluster.kill9(2).expect("stop the removed node");
+
+    // Node 4 now votes: with node 3 down too, {1, 4} is still a majority.
+    cluster.kill9(3).expect("kill node 3");
+    admin.batch_execute("INSERT INTO ledger VALUES (3)").await.expect("writes need node 4's vote now");
+    cluster.restart(3).await.expect("restart node 3");
+
+    let lowered = steps(&admin, "shoal.set_replication_factor(1)").await;
+    println!("set_replication_factor(1): {lowered:?}");
+    assert_eq!(data_voters(&admin).await.len(), 1, "factor 1 leaves one voter: {lowered:?}");
+    admin.batch_execute("INSERT INTO ledger VALUES (4)").await.expect("write with one voter");
+    let raised = steps(&admin, "shoal.set_replication_factor(3)").await;
+    println!("set_replication_factor(3): {raised:?}");
+    assert_eq!(data_voters(&admin).await, vec![1, 3, 4], "factor 3 promotes the learners back");
+
+    let seen: i64 = learner.query_one("SELECT count(*) FROM ledger", &[]).await.expect("read").get(0);
+    assert_eq!(seen, 4);
+    let agreement = cluster.verify_replicas(1, Duration::from_secs(30)).await.expect("replicas agree");
+    println!("{agreement}");
+}

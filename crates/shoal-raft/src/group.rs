@@ -245,23 +245,44 @@ impl Group {
 
     /// Adds `node` as a replica (run on the leader): first as a learner,
     /// which waits until it has caught up from a snapshot and the log tail,
-    /// then as a voter.
-    pub async fn add_replica(&self, node: NodeId, addr: String) -> Result<()> {
+    /// then, when `voter`, as a voter. An existing learner is promoted.
+    pub async fn add_replica(&self, node: NodeId, addr: String, voter: bool) -> Result<()> {
         let raft_error = |what: &str, e: String| {
             Error::environment(SqlState::SERIALIZATION_FAILURE, format!("group {}: {what}: {e}", self.id))
                 .with_hint("retry; leadership may have moved")
         };
-        if self.members().iter().any(|(id, _, voter)| *id == node && *voter) {
+        let members = self.members();
+        let present = members.iter().find(|(id, _, _)| *id == node);
+        match present {
+            Some((_, _, true)) => return Ok(()),
+            Some((_, _, false)) if !voter => return Ok(()),
+            Some(_) => {}
+            None => {
+                self.raft
+                    .add_learner(node, BasicNode { addr }, true)
+                    .await
+                    .map_err(|e| raft_error("adding a learner", e.to_string()))?;
+            }
+        }
+        if voter {
+            self.raft
+                .change_membership(openraft::ChangeMembers::AddVoterIds([node].into()), false)
+                .await
+                .map_err(|e| raft_error("promoting to voter", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Turns voter `node` into a learner (run on the leader): it keeps a
+    /// copy of the data but no longer counts toward quorums.
+    pub async fn demote_replica(&self, node: NodeId) -> Result<()> {
+        if !self.members().iter().any(|(id, _, voter)| *id == node && *voter) {
             return Ok(());
         }
-        self.raft
-            .add_learner(node, BasicNode { addr }, true)
-            .await
-            .map_err(|e| raft_error("adding a learner", e.to_string()))?;
-        self.raft
-            .change_membership(openraft::ChangeMembers::AddVoterIds([node].into()), false)
-            .await
-            .map_err(|e| raft_error("promoting to voter", e.to_string()))?;
+        self.raft.change_membership(openraft::ChangeMembers::RemoveVoters([node].into()), true).await.map_err(|e| {
+            Error::environment(SqlState::SERIALIZATION_FAILURE, format!("group {}: demoting node {node}: {e}", self.id))
+                .with_hint("retry; leadership may have moved")
+        })?;
         Ok(())
     }
 

@@ -13,10 +13,11 @@ use std::sync::Arc;
 
 use shoal_common::{Result, Value};
 use shoal_raft::{GroupStatus, NodeId, Reader};
-use shoal_sql::Catalog;
+use shoal_sql::{AdminCall, Catalog, SystemView};
 use shoal_storage::from_sqlite;
 
 use crate::cluster::{self, NodeStatus, VerifyRow};
+use crate::membership::{self, Step};
 use crate::node::{CatalogState, Node};
 
 /// A reader tag meaning "schemas attached, contents stale" (catalog tags are
@@ -66,6 +67,7 @@ pub struct SystemState {
     cluster_id: String,
     nodes: Vec<NodeRow>,
     groups: Vec<GroupView>,
+    replication_factor: u64,
 }
 
 /// A group as this node sees it: its kind, Raft state and members
@@ -79,30 +81,14 @@ struct GroupView {
 impl SystemState {
     pub async fn gather(node: &Node) -> SystemState {
         let self_id = node.identity.node_id;
-        let recorded = node
-            .meta
-            .read(|reader| {
-                let mut stmt = reader
-                    .conn
-                    .prepare("SELECT id, pg_addr, rpc_addr, http_addr FROM nodes ORDER BY id")
-                    .map_err(from_sqlite)?;
-                let rows = stmt
-                    .query_map([], |r| {
-                        Ok((r.get::<_, i64>(0)? as NodeId, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
-                    })
-                    .map_err(from_sqlite)?;
-                rows.collect::<std::result::Result<Vec<(NodeId, String, String, String)>, _>>().map_err(from_sqlite)
-            })
+        let mut nodes: Vec<NodeRow> = crate::membership::recorded_nodes(node)
             .await
-            // Before the first node records itself the table does not exist.
-            .unwrap_or_default();
-        let mut nodes: Vec<NodeRow> = recorded
             .into_iter()
-            .map(|(node_id, pg_addr, rpc_addr, http_addr)| NodeRow {
-                node_id,
-                pg_addr,
-                rpc_addr,
-                http_addr,
+            .map(|r| NodeRow {
+                node_id: r.node_id,
+                pg_addr: r.pg_addr,
+                rpc_addr: r.rpc_addr,
+                http_addr: r.http_addr,
                 status: None,
             })
             .collect();
@@ -131,7 +117,8 @@ impl SystemState {
             GroupView { kind: "meta", status: node.meta.status(), members: node.meta.members() },
             GroupView { kind: "data", status: node.data.status(), members: node.data.members() },
         ];
-        SystemState { self_id, cluster_id: node.identity.cluster_id.clone(), nodes, groups }
+        let replication_factor = membership::replication_factor(node).await;
+        SystemState { self_id, cluster_id: node.identity.cluster_id.clone(), nodes, groups, replication_factor }
     }
 
     /// What `node_id` reported about `group`, if it answered.
@@ -184,6 +171,7 @@ pub fn refresh_system_views(conn: &shoal_storage::Connection, state: &SystemStat
                 Value::Text(voters.join(",")),
                 int(g.log_size_bytes),
                 int(g.log_fsyncs),
+                int(state.replication_factor),
             ],
         )?;
         // Lag is measured against the leader's commit index when the
@@ -239,19 +227,66 @@ pub fn refresh_system_views(conn: &shoal_storage::Connection, state: &SystemStat
     Ok(())
 }
 
-/// Fills `shoal.verify` with the answers of a consistency check.
-pub fn fill_verify(conn: &shoal_storage::Connection, rows: &[VerifyRow]) -> Result<()> {
-    conn.execute_batch(&shoal_sql::verify_view().create_sql()).map_err(from_sqlite)?;
+/// What an administrative function returned, for its result table.
+pub enum AdminResult {
+    Verify(Vec<VerifyRow>),
+    Membership(Vec<Step>),
+}
+
+/// Runs the administrative function a query calls.
+pub async fn run_admin(node: &Node, call: AdminCall) -> Result<AdminResult> {
+    Ok(match call {
+        AdminCall::Verify => AdminResult::Verify(cluster::verify(node).await?),
+        AdminCall::AddNode(id) => AdminResult::Membership(membership::add_node(node, id).await?),
+        AdminCall::RemoveNode(id) => AdminResult::Membership(membership::remove_node(node, id).await?),
+        AdminCall::SetReplicationFactor(n) => {
+            AdminResult::Membership(membership::set_replication_factor(node, n).await?)
+        }
+    })
+}
+
+/// Fills the result table of an administrative function.
+pub fn fill_admin(conn: &shoal_storage::Connection, result: &AdminResult) -> Result<()> {
+    let int = |v: u64| Value::Integer(v as i64);
+    let opt = |v: Option<u64>| v.map(int).unwrap_or(Value::Null);
+    let (view, rows): (SystemView, Vec<Vec<Value>>) = match result {
+        AdminResult::Verify(rows) => (
+            shoal_sql::verify_view(),
+            rows.iter()
+                .map(|r| {
+                    vec![
+                        int(r.group),
+                        int(r.index),
+                        int(r.node_id),
+                        r.checksum.clone().map(Value::Text).unwrap_or(Value::Null),
+                        Value::Integer(r.agrees as i64),
+                        Value::Text(r.detail.clone()),
+                    ]
+                })
+                .collect(),
+        ),
+        AdminResult::Membership(steps) => (
+            shoal_sql::membership_view(),
+            steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    vec![
+                        int(i as u64 + 1),
+                        opt(s.group),
+                        opt(s.node_id),
+                        Value::Text(s.action.to_string()),
+                        Value::Text(s.detail.clone()),
+                    ]
+                })
+                .collect(),
+        ),
+    };
+    conn.execute_batch(&view.create_sql()).map_err(from_sqlite)?;
+    let placeholders: Vec<String> = (1..=view.columns.len()).map(|i| format!("?{i}")).collect();
+    let sql = format!("INSERT INTO shoal.{} VALUES ({})", view.name, placeholders.join(", "));
     for row in rows {
-        let values = vec![
-            Value::Integer(row.group as i64),
-            Value::Integer(row.index as i64),
-            Value::Integer(row.node_id as i64),
-            row.checksum.clone().map(Value::Text).unwrap_or(Value::Null),
-            Value::Integer(row.agrees as i64),
-            Value::Text(row.detail.clone()),
-        ];
-        shoal_storage::run_statement(conn, "INSERT INTO shoal.verify VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &values)?;
+        shoal_storage::run_statement(conn, &sql, &row)?;
     }
     Ok(())
 }

@@ -51,9 +51,18 @@ pub const REMOTE_TXN_IDLE_LIMIT: Duration = Duration::from_secs(60);
 pub const NODES_TABLE_SQL: &str =
     "CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, cluster_id TEXT NOT NULL, \
      pg_addr TEXT NOT NULL, rpc_addr TEXT NOT NULL, http_addr TEXT NOT NULL, started_at TEXT NOT NULL)";
+/// Nodes removed from the cluster: their ids are never reused and they may
+/// not record themselves again.
+pub const REMOVED_NODES_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS removed_nodes (id INTEGER PRIMARY KEY)";
+/// Cluster settings (`replication_factor`).
+pub const SETTINGS_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
 const UPSERT_NODE_SQL: &str =
     "INSERT OR REPLACE INTO nodes (id, cluster_id, pg_addr, rpc_addr, http_addr, started_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, shoal_now())";
+     SELECT ?1, ?2, ?3, ?4, ?5, shoal_now() WHERE NOT EXISTS (SELECT 1 FROM removed_nodes WHERE id = ?1)";
+/// The replication factor when none is set: voting replicas per group.
+pub const DEFAULT_REPLICATION_FACTOR: u64 = 3;
+/// The largest replication factor accepted.
+pub const MAX_REPLICATION_FACTOR: u64 = 7;
 
 /// What one node asks another's [`NodeService`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,11 +73,19 @@ pub enum Call {
         rpc_addr: String,
         http_addr: String,
     },
-    /// Make `node_id` a replica of `group` (answered by the group's leader).
+    /// Make `node_id` a replica of `group` (answered by the group's
+    /// leader): a voter when `voter` says so, or (`None`) when the group has
+    /// fewer voters than the replication factor, else a learner.
     AddReplica {
         group: GroupId,
         node_id: NodeId,
         rpc_addr: String,
+        voter: Option<bool>,
+    },
+    /// Turn voter `node_id` of `group` into a learner (answered by the group's leader).
+    DemoteReplica {
+        group: GroupId,
+        node_id: NodeId,
     },
     /// Remove `node_id` from `group` (answered by the group's leader).
     RemoveReplica {
@@ -130,6 +147,7 @@ impl Call {
         match self {
             Call::Register { .. } => Some(META_GROUP),
             Call::AddReplica { group, .. }
+            | Call::DemoteReplica { group, .. }
             | Call::RemoveReplica { group, .. }
             | Call::ReadIndex { group }
             | Call::ProposeChecksum { group }
@@ -333,8 +351,20 @@ impl NodeService {
                 node.group(group)?.remove_replica(node_id).await?;
                 Ok(Reply::Done)
             }
-            Call::AddReplica { group, node_id, rpc_addr } => {
-                node.group(group)?.add_replica(node_id, rpc_addr).await?;
+            Call::AddReplica { group, node_id, rpc_addr, voter } => {
+                let group = node.group(group)?;
+                let voter = match voter {
+                    Some(voter) => voter,
+                    None => {
+                        let voters = group.members().iter().filter(|(_, _, voter)| *voter).count() as u64;
+                        voters < crate::membership::replication_factor(&node).await
+                    }
+                };
+                group.add_replica(node_id, rpc_addr, voter).await?;
+                Ok(Reply::Done)
+            }
+            Call::DemoteReplica { group, node_id } => {
+                node.group(group)?.demote_replica(node_id).await?;
                 Ok(Reply::Done)
             }
             Call::ReadIndex { group } => Ok(Reply::Index(node.group(group)?.leader_read_index().await?)),
@@ -447,9 +477,16 @@ async fn allocate_node_id(
 ) -> Result<(NodeId, Vec<NodeId>)> {
     let mut txn = node.meta.begin(ExecContext::now(rand::random())).await?;
     txn.execute(NODES_TABLE_SQL.into(), vec![], true).await?;
+    txn.execute(REMOVED_NODES_TABLE_SQL.into(), vec![], true).await?;
     // Ids are never reused: a node whose directory was wiped lost the log
     // it had acknowledged, so it must come back as a new replica.
-    let next = txn.execute("SELECT coalesce(max(id), 0) + 1 FROM nodes".into(), vec![], false).await?;
+    let next = txn
+        .execute(
+            "SELECT coalesce(max(id), 0) + 1 FROM (SELECT id FROM nodes UNION ALL SELECT id FROM removed_nodes)".into(),
+            vec![],
+            false,
+        )
+        .await?;
     let id = match next.rows.first().and_then(|r| r.first()) {
         Some(Value::Integer(id)) => *id,
         other => return Err(Error::internal(format!("allocating a node id: {other:?}"))),
@@ -489,6 +526,7 @@ pub async fn register_self(node: &Node) -> Result<()> {
     let id = node.identity.node_id as i64;
     for (sql, params) in [
         (NODES_TABLE_SQL, vec![]),
+        (REMOVED_NODES_TABLE_SQL, vec![]),
         (
             UPSERT_NODE_SQL,
             vec![
@@ -508,7 +546,7 @@ pub async fn register_self(node: &Node) -> Result<()> {
 /// Runs `call` on the leader of `group`: here when this node leads it,
 /// otherwise at the leader this node knows of, following leadership changes
 /// while the call has certainly not been delivered.
-async fn forward(node: &Node, group: GroupId, call: &Call) -> Result<Reply> {
+pub(crate) async fn forward(node: &Node, group: GroupId, call: &Call) -> Result<Reply> {
     let mut payload = None;
     let mut last_error = None;
     let deadline = Instant::now() + LEADER_WAIT;
@@ -661,8 +699,12 @@ pub async fn register_with(
 /// the node at `seed` (which forwards to each group's leader).
 pub async fn add_self_as_replica(node: &Node, seed: &str) -> Result<()> {
     for group in [META_GROUP, DATA_GROUP] {
-        let call =
-            Call::AddReplica { group, node_id: node.identity.node_id, rpc_addr: node.config.rpc_addr.to_string() };
+        let call = Call::AddReplica {
+            group,
+            node_id: node.identity.node_id,
+            rpc_addr: node.config.rpc_addr.to_string(),
+            voter: None,
+        };
         let payload = encode(&call)?;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -680,7 +722,7 @@ pub async fn add_self_as_replica(node: &Node, seed: &str) -> Result<()> {
                 Err(e) => return Err(e),
             }
         }
-        tracing::info!(group, "this node is now a voting replica");
+        tracing::info!(group, "this node is now a replica");
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod config;
 pub mod consistency;
 pub mod http;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod session;

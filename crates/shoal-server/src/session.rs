@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_pgwire::{Canceller, Column, Notice, Prepared, Session, StatementResult, TransactionStatus};
 use shoal_raft::{GroupId, Reader};
-use shoal_sql::{OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
+use shoal_sql::{AdminCall, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
 use shoal_storage::determinism::StatementScope;
 use shoal_storage::{InterruptHandle, QueryOutput};
 use sqlparser::ast::Statement;
@@ -488,9 +488,18 @@ impl ShoalSession {
             false => None,
         };
         let cancel = self.cancel.clone();
-        let verified = match reads.verify {
-            true => Some(cluster::verify(&self.node).await?),
-            false => None,
+        let admin = match reads.admin {
+            Some(call) => {
+                if self.txn.is_some() && call != AdminCall::Verify {
+                    return Err(Error::new(
+                        SqlState::ACTIVE_SQL_TRANSACTION,
+                        "membership changes cannot run inside a transaction block",
+                    )
+                    .with_hint("run it on its own, outside BEGIN … COMMIT"));
+                }
+                Some(catalog_views::run_admin(&self.node, call).await?)
+            }
+            None => None,
         };
         let point = self.read_point(DATA_GROUP);
         let ctx = self.txn.as_ref().map(|t| t.ctx).unwrap_or_else(|| ExecContext::now(rand::random()));
@@ -503,8 +512,8 @@ impl ShoalSession {
                 if let Some(status) = &status {
                     catalog_views::refresh_system_views(&reader.conn, status, &catalog.catalog)?;
                 }
-                if let Some(rows) = &verified {
-                    catalog_views::fill_verify(&reader.conn, rows)?;
+                if let Some(result) = &admin {
+                    catalog_views::fill_admin(&reader.conn, result)?;
                 }
                 cancel.set(Some(reader.interrupt.clone()));
                 let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);

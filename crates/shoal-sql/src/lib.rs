@@ -59,9 +59,9 @@ mod system_views;
 pub use catalog::{Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Table, UniqueDef, ViewColumn, ViewDef};
 pub use errors::{map_sqlite_error, map_write_error, write_target, WriteTarget};
 pub use parser::parse;
-pub use plan::{OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
+pub use plan::{AdminCall, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
 pub use system::catalog_schema_sql;
-pub use system_views::{system_views, verify_view, SystemView};
+pub use system_views::{membership_view, system_views, verify_view, SystemView};
 
 use shoal_common::{DataType, Error, Result};
 use sqlparser::ast::Statement;

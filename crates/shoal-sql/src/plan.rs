@@ -30,8 +30,32 @@ pub struct SystemReads {
     pub catalog: bool,
     /// The `shoal.*` system views (live Raft state).
     pub system_views: bool,
-    /// `shoal.verify()`: the executor runs a consistency check first.
-    pub verify: bool,
+    /// A `shoal.*` administrative table function the executor runs before
+    /// the query, filling its result table.
+    pub admin: Option<AdminCall>,
+}
+
+/// Shoal's administrative table functions (`SELECT * FROM shoal.verify()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminCall {
+    /// `shoal.verify()`: compare the replicas of every group.
+    Verify,
+    /// `shoal.add_node(id)`: make a node a voting replica of every group.
+    AddNode(u64),
+    /// `shoal.remove_node(id)`: move a node's replicas off and remove it.
+    RemoveNode(u64),
+    /// `shoal.set_replication_factor(n)`: voting replicas per group.
+    SetReplicationFactor(u64),
+}
+
+impl AdminCall {
+    /// The result table in the `shoal` schema.
+    pub fn result_view(&self) -> crate::SystemView {
+        match self {
+            AdminCall::Verify => crate::system_views::verify_view(),
+            _ => crate::system_views::membership_view(),
+        }
+    }
 }
 
 /// Which kind of write a [`Plan::Write`] is; it picks the command tag.

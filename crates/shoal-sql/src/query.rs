@@ -630,24 +630,6 @@ impl Binder<'_> {
         alias: Option<&ast::TableAlias>,
         ordinality: bool,
     ) -> Result<String> {
-        let is_verify = matches!(name.0.as_slice(), [s, f]
-            if s.as_ident().is_some_and(|i| fold(i) == "shoal") && f.as_ident().is_some_and(|i| fold(i) == "verify"));
-        if is_verify {
-            if !args.is_empty() || ordinality {
-                return Err(Error::new(SqlState::UNDEFINED_FUNCTION, "shoal.verify() takes no arguments"));
-            }
-            let view = crate::system_views::verify_view();
-            self.reads.verify = true;
-            let alias_name = alias.map(|a| fold(&a.name)).unwrap_or_else(|| "verify".into());
-            self.add_rel(&alias_name, view.columns.into_iter().map(|(n, t)| (n.to_string(), t, 0, 0)).collect());
-            return Ok(format!("shoal.\"verify\" AS {}", quote(&alias_name)));
-        }
-        let fname = match name.0.as_slice() {
-            [s, f] if s.as_ident().is_some_and(|i| fold(i) == "pg_catalog") => {
-                f.as_ident().map(fold).unwrap_or_default()
-            }
-            _ => object_name(name)?,
-        };
         let exprs: Vec<&Expr> = args
             .iter()
             .filter_map(|a| match a {
@@ -655,6 +637,22 @@ impl Binder<'_> {
                 _ => None,
             })
             .collect();
+        if let Some(call) = admin_call(name, &exprs)? {
+            if ordinality {
+                return Err(Error::unsupported("WITH ORDINALITY on a shoal administrative function"));
+            }
+            let view = call.result_view();
+            self.reads.admin = Some(call);
+            let alias_name = alias.map(|a| fold(&a.name)).unwrap_or_else(|| view.name.to_string());
+            self.add_rel(&alias_name, view.columns.iter().map(|(n, t)| (n.to_string(), t.clone(), 0, 0)).collect());
+            return Ok(format!("shoal.{} AS {}", quote(view.name), quote(&alias_name)));
+        }
+        let fname = match name.0.as_slice() {
+            [s, f] if s.as_ident().is_some_and(|i| fold(i) == "pg_catalog") => {
+                f.as_ident().map(fold).unwrap_or_default()
+            }
+            _ => object_name(name)?,
+        };
         if let Some((sql, cols)) = self.catalog_table_function(&fname, &exprs, alias, ordinality)? {
             let alias_name = alias.map(|a| fold(&a.name)).unwrap_or_else(|| fname.clone());
             self.add_rel(&alias_name, cols.into_iter().map(|(n, t)| (n, t, 0, 0)).collect());
@@ -756,4 +754,38 @@ pub fn output_column(name: String, t: &Typed) -> OutputColumn {
     };
     let ty = if t.ty == DataType::Unknown { DataType::Text } else { t.ty.clone() };
     OutputColumn { name, data_type: ty, table_oid, column_id }
+}
+
+/// `shoal.verify()`, `shoal.add_node(id)`, `shoal.remove_node(id)`,
+/// `shoal.set_replication_factor(n)`: `None` for any other function. The
+/// arguments must be integer literals (the call runs before the query).
+fn admin_call(name: &ast::ObjectName, args: &[&Expr]) -> Result<Option<crate::plan::AdminCall>> {
+    use crate::plan::AdminCall;
+    let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(fold).collect();
+    let [schema, function] = parts.as_slice() else { return Ok(None) };
+    if schema != "shoal" {
+        return Ok(None);
+    }
+    let integer = |what: &str| -> Result<u64> {
+        let wrong = || {
+            Error::new(SqlState::UNDEFINED_FUNCTION, format!("shoal.{function}() takes one argument: the {what}"))
+                .with_hint(format!("pass a positive integer literal, e.g. SELECT * FROM shoal.{function}(3)"))
+        };
+        match args {
+            [Expr::Value(v)] => match &v.value {
+                ast::Value::Number(n, _) => n.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(wrong),
+                _ => Err(wrong()),
+            },
+            _ => Err(wrong()),
+        }
+    };
+    let call = match function.as_str() {
+        "verify" if args.is_empty() => AdminCall::Verify,
+        "verify" => return Err(Error::new(SqlState::UNDEFINED_FUNCTION, "shoal.verify() takes no arguments")),
+        "add_node" => AdminCall::AddNode(integer("node id")?),
+        "remove_node" => AdminCall::RemoveNode(integer("node id")?),
+        "set_replication_factor" => AdminCall::SetReplicationFactor(integer("replication factor")?),
+        _ => return Ok(None),
+    };
+    Ok(Some(call))
 }

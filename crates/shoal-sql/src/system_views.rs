@@ -60,6 +60,7 @@ pub fn system_views() -> Vec<SystemView> {
                 ("voters", Text),
                 ("log_size_bytes", Int8),
                 ("log_fsyncs", Int8),
+                ("replication_factor", Int8),
             ],
         ),
         v(
@@ -87,6 +88,16 @@ pub fn system_views() -> Vec<SystemView> {
             ],
         ),
     ]
+}
+
+/// The result table of the membership functions (`shoal.add_node`,
+/// `shoal.remove_node`, `shoal.set_replication_factor`): one row per step taken.
+pub fn membership_view() -> SystemView {
+    use DataType::*;
+    SystemView {
+        name: "membership_change",
+        columns: vec![("step", Int8), ("group_id", Int8), ("node_id", Int8), ("action", Text), ("detail", Text)],
+    }
 }
 
 /// The result table of `shoal.verify()`, a consistency check the server
