@@ -9,7 +9,9 @@
 //! * (c) every balance read sums to the bank's total;
 //! * (d) afterwards every replica holds the same data (`shoal.verify()`).
 //!
-//! `SHOAL_SEED` replays a run's choices (the seed is printed).
+//! `SHOAL_SEED` replays a run's choices (the seed is printed). CI runs each
+//! scenario for 10 s; `SHOAL_SOAK=1` runs `soak_every_fault` for
+//! `SHOAL_SOAK_SECS` (default 300) with every kind of fault.
 
 use std::time::Duration;
 
@@ -21,6 +23,20 @@ use tokio::time::Instant;
 
 /// How long the workloads run per scenario.
 const RUN: Duration = Duration::from_secs(10);
+
+/// Every kind of fault the nemesis knows.
+const EVERY_FAULT: [FaultKind; 10] = [
+    FaultKind::Kill,
+    FaultKind::Pause,
+    FaultKind::Partition,
+    FaultKind::Isolate,
+    FaultKind::OneWay,
+    FaultKind::Delay,
+    FaultKind::KillLeader,
+    FaultKind::PauseLeader,
+    FaultKind::IsolateLeader,
+    FaultKind::RollingRestart,
+];
 
 async fn three_nodes(port_base: u16) -> Cluster {
     let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_shoal"), 3, port_base);
@@ -35,6 +51,10 @@ async fn three_nodes(port_base: u16) -> Cluster {
 
 /// Runs the three workloads under `kinds` of faults and checks (a)–(c).
 async fn scenario(port_base: u16, kinds: Vec<FaultKind>) {
+    scenario_for(port_base, kinds, RUN).await
+}
+
+async fn scenario_for(port_base: u16, kinds: Vec<FaultKind>, run: Duration) {
     let seed = Seed::from_env().expect("SHOAL_SEED");
     let mut cluster = three_nodes(port_base).await;
     let endpoints = cluster.endpoints();
@@ -46,13 +66,13 @@ async fn scenario(port_base: u16, kinds: Vec<FaultKind>) {
         kinds,
         quiet: Duration::from_secs(1)..Duration::from_secs(2),
         fault: Duration::from_millis(500)..Duration::from_secs(2),
-        total: RUN - Duration::from_secs(2),
+        total: run - Duration::from_secs(2),
         ..NemesisConfig::default()
     };
     let nemesis = Nemesis::generate(seed.derive(0), 3, &nemesis_config).expect("nemesis schedule");
     println!("nemesis: {:?}", nemesis.steps);
     let recorder = Recorder::new();
-    let until = Instant::now() + RUN;
+    let until = Instant::now() + run;
     workloads
         .run_under(&endpoints, &recorder, seed, until, &nemesis, &mut cluster)
         .await
@@ -90,6 +110,39 @@ async fn kill_any_node_during_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partitions_and_pauses() {
     scenario(28200, vec![FaultKind::Isolate, FaultKind::Partition, FaultKind::Pause]).await;
+}
+
+/// The leader is SIGKILLed or cut off from the others by a partition while
+/// clients write through every node: a cut-off leader must not acknowledge
+/// writes or serve stale linearizable reads, and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_or_cut_off() {
+    scenario(27000, vec![FaultKind::KillLeader, FaultKind::IsolateLeader]).await;
+}
+
+/// The leader is paused (SIGSTOP) past the election timeout and resumed: the
+/// others elect a new leader, and the old one, waking with a stale view,
+/// neither acknowledges writes nor serves stale reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_paused_past_the_election_timeout() {
+    scenario(27200, vec![FaultKind::PauseLeader]).await;
+}
+
+/// Every node is restarted in turn while the workloads run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_restart_under_load() {
+    scenario(27400, vec![FaultKind::RollingRestart]).await;
+}
+
+/// A long run with every kind of fault; only with `SHOAL_SOAK=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn soak_every_fault() {
+    if std::env::var("SHOAL_SOAK").as_deref() != Ok("1") {
+        println!("skipped: set SHOAL_SOAK=1 (and SHOAL_SOAK_SECS, default 300) to run the soak");
+        return;
+    }
+    let secs = std::env::var("SHOAL_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    scenario_for(27600, EVERY_FAULT.to_vec(), Duration::from_secs(secs)).await;
 }
 
 /// Writes through any node reach every replica, and after the leader is

@@ -39,13 +39,22 @@ pub enum FaultKind {
     OneWay,
     /// Delay every message between two nodes.
     Delay,
+    /// SIGKILL whichever node leads the data group when the fault starts.
+    KillLeader,
+    /// SIGSTOP the data group's leader (past the election timeout if the
+    /// fault lasts long enough), SIGCONT it afterwards.
+    PauseLeader,
+    /// Cut the data group's leader off from all others.
+    IsolateLeader,
+    /// Restart every node in turn (SIGKILL, start, wait until ready).
+    RollingRestart,
 }
 
 impl FaultKind {
     /// Network faults need a second node.
     fn min_nodes(self) -> usize {
         match self {
-            FaultKind::Kill | FaultKind::Pause => 1,
+            FaultKind::Kill | FaultKind::Pause | FaultKind::RollingRestart => 1,
             _ => 2,
         }
     }
@@ -58,8 +67,20 @@ pub enum Fault {
     Pause(NodeId),
     Partition(Vec<NodeId>, Vec<NodeId>),
     Isolate(NodeId),
-    OneWay { from: NodeId, to: NodeId },
-    Delay { a: NodeId, b: NodeId, delay: Duration },
+    OneWay {
+        from: NodeId,
+        to: NodeId,
+    },
+    Delay {
+        a: NodeId,
+        b: NodeId,
+        delay: Duration,
+    },
+    /// Resolved to the current data-group leader when applied.
+    KillLeader,
+    PauseLeader,
+    IsolateLeader,
+    RollingRestart,
 }
 
 impl fmt::Display for Fault {
@@ -71,6 +92,10 @@ impl fmt::Display for Fault {
             Fault::Isolate(n) => write!(f, "isolate node {n}"),
             Fault::OneWay { from, to } => write!(f, "drop messages {from}→{to}"),
             Fault::Delay { a, b, delay } => write!(f, "delay {a}↔{b} by {delay:?}"),
+            Fault::KillLeader => write!(f, "SIGKILL the leader"),
+            Fault::PauseLeader => write!(f, "SIGSTOP the leader"),
+            Fault::IsolateLeader => write!(f, "isolate the leader"),
+            Fault::RollingRestart => write!(f, "rolling restart of every node"),
         }
     }
 }
@@ -139,6 +164,10 @@ impl Nemesis {
                 FaultKind::Kill => Fault::Kill(node),
                 FaultKind::Pause => Fault::Pause(node),
                 FaultKind::Isolate => Fault::Isolate(node),
+                FaultKind::KillLeader => Fault::KillLeader,
+                FaultKind::PauseLeader => Fault::PauseLeader,
+                FaultKind::IsolateLeader => Fault::IsolateLeader,
+                FaultKind::RollingRestart => Fault::RollingRestart,
                 FaultKind::Partition => {
                     let mut all: Vec<NodeId> = (1..=nodes).collect();
                     all.shuffle(&mut rng);
@@ -171,16 +200,37 @@ impl Nemesis {
         for step in &self.steps {
             tokio::time::sleep_until(start + step.at).await;
             eprintln!("nemesis {:>7.3}s: {} for {:?}", start.elapsed().as_secs_f64(), step.fault, step.lasts);
-            apply(cluster, &step.fault)?;
+            let applied = apply(cluster, &step.fault).await?;
+            if applied != step.fault {
+                eprintln!("nemesis {:>7.3}s: that is {applied}", start.elapsed().as_secs_f64());
+            }
             tokio::time::sleep(step.lasts).await;
-            heal(cluster, &step.fault).await?;
+            heal(cluster, &applied).await?;
             eprintln!("nemesis {:>7.3}s: healed ({})", start.elapsed().as_secs_f64(), step.fault);
         }
         Ok(())
     }
 }
 
-fn apply(cluster: &mut Cluster, fault: &Fault) -> Result<()> {
+/// Applies `fault`; returns it as applied (leader faults name the node).
+async fn apply(cluster: &mut Cluster, fault: &Fault) -> Result<Fault> {
+    let resolved = match fault {
+        Fault::KillLeader => Fault::Kill(cluster.data_leader().await?),
+        Fault::PauseLeader => Fault::Pause(cluster.data_leader().await?),
+        Fault::IsolateLeader => Fault::Isolate(cluster.data_leader().await?),
+        Fault::RollingRestart => {
+            for node in 1..=cluster.len() {
+                cluster.restart(node).await?;
+            }
+            return Ok(Fault::RollingRestart);
+        }
+        other => other.clone(),
+    };
+    apply_concrete(cluster, &resolved)?;
+    Ok(resolved)
+}
+
+fn apply_concrete(cluster: &mut Cluster, fault: &Fault) -> Result<()> {
     match fault {
         Fault::Kill(n) => cluster.kill9(*n),
         Fault::Pause(n) => cluster.pause(*n),
@@ -188,6 +238,8 @@ fn apply(cluster: &mut Cluster, fault: &Fault) -> Result<()> {
         Fault::Isolate(n) => cluster.isolate(*n),
         Fault::OneWay { from, to } => cluster.one_way(*from, *to),
         Fault::Delay { a, b, delay } => cluster.delay_link(*a, *b, *delay),
+        // Resolved by `apply` before they get here.
+        Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader | Fault::RollingRestart => Ok(()),
     }
 }
 
@@ -253,6 +305,7 @@ mod tests {
                     Fault::OneWay { from: x, to: y } | Fault::Delay { a: x, b: y, .. } => {
                         assert!(in_range(x) && in_range(y) && x != y, "{step:?}")
                     }
+                    Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader | Fault::RollingRestart => {}
                 }
             }
         }

@@ -174,6 +174,29 @@ impl Cluster {
         self.get(id)?.status().await
     }
 
+    /// The node that leads the data group (group 1) now, as the first
+    /// running, unpaused node that knows a leader reports it.
+    pub async fn data_leader(&mut self) -> Result<NodeId> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            for id in 1..=self.len() {
+                let node = &mut self.nodes[id - 1];
+                if !node.is_running() || node.is_paused() {
+                    continue;
+                }
+                if let Ok(status) = node.status().await {
+                    if let Some(leader) = status["groups"][1]["leader"].as_u64() {
+                        if (1..=self.len() as u64).contains(&leader) {
+                            return Ok(leader as NodeId);
+                        }
+                    }
+                }
+            }
+            ensure!(std::time::Instant::now() < deadline, "no node reported a data-group leader within 10 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The process id of node `id`, if it is running.
     pub fn pid(&self, id: NodeId) -> Result<Option<u32>> {
         Ok(self.get(id)?.pid())
