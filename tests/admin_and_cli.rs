@@ -159,3 +159,23 @@ async fn config_file_settings_apply_and_flags_win() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("bogus"));
 }
+
+/// Settings in the startup packet's `options` (libpq's PGOPTIONS) apply as
+/// SET; a bad one refuses the connection with the setting's error.
+#[tokio::test]
+async fn startup_options_set_session_settings() {
+    let server = common::Server::start().await;
+    let with = |options: &str| format!("{} options='{options}'", server.conn_string());
+    let client = server
+        .try_connect(&with("-c shoal.read_consistency=follower -c application_name=from\\\\ options"))
+        .await
+        .expect("connect with options");
+    let level: String = client.query_one("SHOW shoal.read_consistency", &[]).await.unwrap().get(0);
+    assert_eq!(level, "follower");
+    let name: String = client.query_one("SHOW application_name", &[]).await.unwrap().get(0);
+    assert_eq!(name, "from options");
+    let err = server.try_connect(&with("-c shoal.read_consistency=eventual")).await.expect_err("bad value");
+    assert_eq!(err.code().map(|c| c.code()), Some("22023"), "{err}");
+    let err = server.try_connect(&with("-D /tmp")).await.expect_err("not a -c option");
+    assert_eq!(err.code().map(|c| c.code()), Some("08P01"), "{err}");
+}

@@ -73,7 +73,73 @@ pub struct ConnectParams {
     pub user: String,
     pub database: String,
     pub application_name: Option<String>,
+    /// Settings from the `options` parameter (`-c name=value`, as libpq's
+    /// `PGOPTIONS` sends them), in order.
+    pub options: Vec<(String, String)>,
     pub client_addr: SocketAddr,
+}
+
+/// Parses the startup `options` parameter: words separated by spaces
+/// (`\ ` is a space inside a word), each `-c name=value`, `-cname=value` or
+/// `--name=value`.
+pub fn parse_startup_options(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let assignment = if word == "-c" {
+            words.next().ok_or_else(|| "\"-c\" needs name=value after it".to_string())?
+        } else if let Some(rest) = word.strip_prefix("--").or_else(|| word.strip_prefix("-c")) {
+            rest.to_string()
+        } else {
+            return Err(format!("unsupported startup option \"{word}\" (use -c name=value)"));
+        };
+        let (name, value) =
+            assignment.split_once('=').ok_or_else(|| format!("startup option \"{assignment}\" needs name=value"))?;
+        settings.push((name.replace('-', "_"), value.to_string()));
+    }
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_startup_options;
+
+    #[test]
+    fn startup_options_follow_postgres() {
+        let parsed = parse_startup_options(
+            "-c shoal.read_consistency=follower  -capplication_name=a\\ b --statement-timeout=5s",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ("shoal.read_consistency".to_string(), "follower".to_string()),
+                ("application_name".to_string(), "a b".to_string()),
+                ("statement_timeout".to_string(), "5s".to_string()),
+            ]
+        );
+        assert_eq!(parse_startup_options("").unwrap(), vec![]);
+        assert!(parse_startup_options("-c").is_err());
+        assert!(parse_startup_options("-c nothing").is_err());
+        assert!(parse_startup_options("-D /tmp").is_err());
+    }
 }
 
 /// Stops the statement a session is running (a CancelRequest arrived).

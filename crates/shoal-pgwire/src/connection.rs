@@ -252,10 +252,16 @@ fn check_startup(framer: &mut Framer, s: &Startup, peer: SocketAddr) -> Result<C
         ));
     }
     let database = s.parameters.get("database").filter(|d| !d.is_empty()).cloned().unwrap_or_else(|| user.clone());
+    let options = match s.parameters.get("options") {
+        Some(text) => crate::backend::parse_startup_options(text)
+            .map_err(|e| Error::new(SqlState::PROTOCOL_VIOLATION, format!("invalid startup options: {e}")))?,
+        None => Vec::new(),
+    };
     Ok(ConnectParams {
         user,
         database,
         application_name: s.parameters.get("application_name").cloned(),
+        options,
         client_addr: peer,
     })
 }

@@ -56,12 +56,17 @@ impl Backend for NodeBackend {
     type Session = ShoalSession;
 
     async fn connect(&self, params: ConnectParams) -> Result<ShoalSession> {
-        Ok(ShoalSession::new(
+        let mut session = ShoalSession::new(
             self.node.clone(),
             params.user,
             params.database,
             params.application_name.unwrap_or_default(),
-        ))
+        );
+        // PGOPTIONS-style settings, applied as SET (a bad one refuses the connection).
+        for (name, value) in params.options {
+            session.apply_startup_setting(&name, value)?;
+        }
+        Ok(session)
     }
 }
 

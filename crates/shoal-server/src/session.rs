@@ -266,6 +266,11 @@ impl ShoalSession {
         }
     }
 
+    /// A setting from the startup packet's `options` (`-c name=value`).
+    pub fn apply_startup_setting(&mut self, name: &str, value: String) -> Result<()> {
+        self.set(name, Some(value), false)
+    }
+
     /// What the session's next read on `group` must have seen: its level,
     /// the floor `shoal.read_after` sets, and its own last write.
     fn read_point(&self, group: GroupId) -> ReadPoint {
