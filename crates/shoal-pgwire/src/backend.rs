@@ -117,31 +117,6 @@ pub fn parse_startup_options(text: &str) -> Result<Vec<(String, String)>, String
     Ok(settings)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_startup_options;
-
-    #[test]
-    fn startup_options_follow_postgres() {
-        let parsed = parse_startup_options(
-            "-c shoal.read_consistency=follower  -capplication_name=a\\ b --statement-timeout=5s",
-        )
-        .unwrap();
-        assert_eq!(
-            parsed,
-            vec![
-                ("shoal.read_consistency".to_string(), "follower".to_string()),
-                ("application_name".to_string(), "a b".to_string()),
-                ("statement_timeout".to_string(), "5s".to_string()),
-            ]
-        );
-        assert_eq!(parse_startup_options("").unwrap(), vec![]);
-        assert!(parse_startup_options("-c").is_err());
-        assert!(parse_startup_options("-c nothing").is_err());
-        assert!(parse_startup_options("-D /tmp").is_err());
-    }
-}
-
 /// Stops the statement a session is running (a CancelRequest arrived).
 pub type Canceller = Arc<dyn Fn() + Send + Sync>;
 
@@ -189,4 +164,29 @@ pub trait Session: Send + 'static {
 
     /// The client went away: roll back whatever is open.
     async fn close(&mut self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_startup_options;
+
+    #[test]
+    fn startup_options_follow_postgres() {
+        let parsed = parse_startup_options(
+            "-c shoal.read_consistency=follower  -capplication_name=a\\ b --statement-timeout=5s",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ("shoal.read_consistency".to_string(), "follower".to_string()),
+                ("application_name".to_string(), "a b".to_string()),
+                ("statement_timeout".to_string(), "5s".to_string()),
+            ]
+        );
+        assert_eq!(parse_startup_options("").unwrap(), vec![]);
+        assert!(parse_startup_options("-c").is_err());
+        assert!(parse_startup_options("-c nothing").is_err());
+        assert!(parse_startup_options("-D /tmp").is_err());
+    }
 }
