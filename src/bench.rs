@@ -41,17 +41,17 @@ pub struct BenchArgs {
     port: u16,
 }
 
-struct Measured {
-    tps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub(crate) struct Measured {
+    pub(crate) tps: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
 }
 
 const SETUP: &str = "DROP TABLE IF EXISTS bench_kv; DROP TABLE IF EXISTS bench_ins; \
     CREATE TABLE bench_kv (id INTEGER PRIMARY KEY, v TEXT NOT NULL); \
     CREATE TABLE bench_ins (id BIGSERIAL PRIMARY KEY, k INTEGER NOT NULL, v TEXT NOT NULL);";
 
-fn script(workload: &str, rows: u32) -> anyhow::Result<String> {
+pub(crate) fn script(workload: &str, rows: u32) -> anyhow::Result<String> {
     Ok(match workload {
         "point-select" => format!("\\set id random(1, {rows})\nSELECT v FROM bench_kv WHERE id = :id;\n"),
         "insert" => "\\set k random(1, 1000000)\nINSERT INTO bench_ins (k, v) VALUES (:k, 'payload');\n".to_string(),
@@ -59,13 +59,13 @@ fn script(workload: &str, rows: u32) -> anyhow::Result<String> {
     })
 }
 
-async fn connect(conninfo: &str) -> anyhow::Result<tokio_postgres::Client> {
+pub(crate) async fn connect(conninfo: &str) -> anyhow::Result<tokio_postgres::Client> {
     let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     Ok(client)
 }
 
-async fn prepare(conninfo: &str, rows: u32) -> anyhow::Result<()> {
+pub(crate) async fn prepare(conninfo: &str, rows: u32) -> anyhow::Result<()> {
     let client = connect(conninfo).await?;
     client.batch_execute(SETUP).await?;
     // Load in chunks so each statement stays small.
@@ -83,13 +83,15 @@ async fn prepare(conninfo: &str, rows: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs pgbench once and reads TPS and latency percentiles.
-async fn pgbench(
+/// Runs pgbench once and reads TPS and latency percentiles; `options` are
+/// more `-c name=value` settings for the sessions (PGOPTIONS).
+pub(crate) async fn pgbench(
     conninfo: &str,
     script_path: &Path,
     clients: u32,
     duration: u32,
     log_dir: &Path,
+    options: &[&str],
 ) -> anyhow::Result<Measured> {
     let prefix = log_dir.join(format!("run-{clients}-{}", rand::random::<u32>()));
     let threads = clients.clamp(1, 2);
@@ -99,7 +101,10 @@ async fn pgbench(
         .args(["-c", &clients.to_string(), "-j", &threads.to_string(), "-T", &duration.to_string(), "-f"])
         .arg(script_path)
         .arg(conninfo)
-        .env("PGOPTIONS", "-c synchronous_commit=on")
+        .env(
+            "PGOPTIONS",
+            std::iter::once("-c synchronous_commit=on").chain(options.iter().copied()).collect::<Vec<_>>().join(" "),
+        )
         .stdin(Stdio::null())
         .output()
         .await?;
@@ -179,7 +184,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let mut results = Vec::new();
             for (name, conninfo) in &targets {
                 eprintln!("{workload}: {clients} clients on {name}…");
-                let m = pgbench(conninfo, &path, clients, args.duration, temp.path()).await?;
+                let m = pgbench(conninfo, &path, clients, args.duration, temp.path(), &[]).await?;
                 results.push((*name, m));
             }
             let ratio = match results.as_slice() {

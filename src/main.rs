@@ -4,9 +4,11 @@
 //! * `shoal demo` starts a node with sample data and shows how to use it.
 //! * `shoal sql` is an interactive SQL shell for machines without psql.
 //! * `shoal bench` runs pgbench against Shoal and PostgreSQL side by side.
+//! * `shoal bench-cluster` measures replication: inserts, follower reads, failover.
 //! * `shoal cluster` shows a cluster's nodes and replicas and verifies them.
 
 mod bench;
+mod bench_cluster;
 mod cluster_cmd;
 mod demo;
 mod shell;
@@ -34,6 +36,8 @@ enum Command {
     Sql(shell::ShellArgs),
     /// Run pgbench workloads against Shoal and PostgreSQL side by side.
     Bench(bench::BenchArgs),
+    /// Replication benchmarks on a local 3-node cluster, next to PostgreSQL with standbys and dqlite.
+    BenchCluster(bench_cluster::BenchClusterArgs),
     /// Inspect and check a running cluster (status, verify).
     Cluster(cluster_cmd::ClusterArgs),
 }
@@ -173,6 +177,7 @@ fn main() -> anyhow::Result<()> {
             Command::Sql(args) => shell::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Cluster(args) => cluster_cmd::run(args).await,
+            Command::BenchCluster(args) => bench_cluster::run(args).await,
         }
     })
 }
