@@ -82,6 +82,13 @@ fn every_subcommand_has_help() {
         vec!["demo", "--help"],
         vec!["sql", "--help"],
         vec!["bench", "--help"],
+        vec!["bench-cluster", "--help"],
+        vec!["cluster", "--help"],
+        vec!["cluster", "status", "--help"],
+        vec!["cluster", "verify", "--help"],
+        vec!["cluster", "add-node", "--help"],
+        vec!["cluster", "remove-node", "--help"],
+        vec!["cluster", "replication-factor", "--help"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_shoal")).args(&args).output().expect("run shoal");
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -111,6 +118,33 @@ async fn sql_shell_runs_one_command() {
     assert!(!output.status.success(), "an error must give a non-zero exit");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("42P01") && stderr.contains("missing"), "{stderr}");
+}
+
+/// `shoal cluster` against one node: status lists it, verify agrees (exit
+/// 0), a membership change on a node that does not exist fails with its
+/// SQLSTATE and a non-zero exit.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_commands_on_one_node() {
+    let server = common::Server::start().await;
+    let shoal = env!("CARGO_BIN_EXE_shoal");
+    let port = server.pg_port.to_string();
+    let run = |args: &[&str]| Command::new(shoal).args(args).output().expect("run shoal cluster");
+    let status = run(&["cluster", "status", "--port", &port]);
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(stdout.contains("is_live") && stdout.contains("leader"), "{stdout}");
+    let verify = run(&["cluster", "verify", "--port", &port]);
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{stdout}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(stdout.contains("all replicas agree"), "{stdout}");
+    let remove = run(&["cluster", "remove-node", "7", "--port", &port]);
+    assert!(!remove.status.success());
+    let stderr = String::from_utf8_lossy(&remove.stderr);
+    assert!(stderr.contains("42704") && stderr.contains("node 7"), "{stderr}");
+    let factor = run(&["cluster", "replication-factor", "1", "--port", &port]);
+    let stdout = String::from_utf8_lossy(&factor.stdout);
+    assert!(factor.status.success(), "{}", String::from_utf8_lossy(&factor.stderr));
+    assert!(stdout.contains("replication factor is now 1"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
