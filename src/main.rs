@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a Shoal node.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Start a local node with sample data, print how to connect, and keep it running until Ctrl-C.
     Demo(DemoArgs),
     /// An interactive SQL shell (or run one command with -c).
@@ -78,6 +78,15 @@ struct ServerArgs {
     /// (a node that falls further behind catches up from a snapshot).
     #[arg(long, default_value_t = shoal_server::config::DEFAULT_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(10..))]
     snapshot_every: u64,
+    /// PEM certificate for TLS between nodes (signed by --rpc-tls-ca; give all three or none).
+    #[arg(long, requires_all = ["rpc_tls_key", "rpc_tls_ca"])]
+    rpc_tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS between nodes.
+    #[arg(long, requires_all = ["rpc_tls_cert", "rpc_tls_ca"])]
+    rpc_tls_key: Option<PathBuf>,
+    /// PEM certificate of the cluster CA: peers must present a certificate it signed.
+    #[arg(long, requires_all = ["rpc_tls_cert", "rpc_tls_key"])]
+    rpc_tls_ca: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -112,6 +121,12 @@ fn server_config(args: &ServerArgs, matches: &clap::ArgMatches) -> anyhow::Resul
         tls_key: args.tls_key.clone(),
         fsync: true,
         snapshot_every: args.snapshot_every,
+        rpc_tls: match (&args.rpc_tls_cert, &args.rpc_tls_key, &args.rpc_tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => {
+                Some(shoal_server::config::NodeTlsFiles { cert: cert.clone(), key: key.clone(), ca: ca.clone() })
+            }
+            _ => None,
+        },
     };
     if let Some(path) = &args.config {
         let file = ConfigFile::load(path).map_err(|e| anyhow::anyhow!("{}", e.message))?;

@@ -174,3 +174,39 @@ async fn replication_factor_learners_and_node_removal() {
     let agreement = cluster.verify_replicas(1, Duration::from_secs(30)).await.expect("replicas agree");
     println!("{agreement}");
 }
+
+/// Invariant: with TLS between nodes (certificates from one CA, checked both
+/// ways), the cluster forms, replicates and agrees, through the fault
+/// proxies, which see only ciphertext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_talk_over_mutual_tls() {
+    let pki = tempfile::tempdir().expect("temp dir");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
+    let path = |name: &str| pki.path().join(name).display().to_string();
+    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(path("node.pem"), cert.pem()).unwrap();
+    std::fs::write(path("node.key"), key.serialize_pem()).unwrap();
+
+    let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_shoal"), 3, 26000);
+    config.extra_args = vec![
+        "--rpc-tls-cert".into(),
+        path("node.pem"),
+        "--rpc-tls-key".into(),
+        path("node.key"),
+        "--rpc-tls-ca".into(),
+        path("ca.pem"),
+    ];
+    let cluster = Cluster::start(config).await.expect("start a TLS cluster");
+    let client = cluster.connect(3).await.expect("connect");
+    client.batch_execute("CREATE TABLE sealed (id INT PRIMARY KEY)").await.expect("DDL through node 3");
+    client.batch_execute("INSERT INTO sealed VALUES (1), (2), (3)").await.expect("insert");
+    assert_eq!(count(&cluster, 2, "sealed").await, 3);
+    let agreement = cluster.verify_replicas(1, Duration::from_secs(30)).await.expect("replicas agree");
+    println!("{agreement}");
+}

@@ -15,7 +15,8 @@
 //!   shard), autocommit batching, interactive write transactions, and
 //!   linearizable reads via read-index.
 //! * [`transport`] — the node-to-node network: one connection per peer
-//!   carries every group's Raft messages and the server's own requests.
+//!   carries every group's Raft messages and the server's own requests;
+//!   [`tls`] optionally encrypts and mutually authenticates it.
 //!
 //! Out of scope: SQL (the executor hands in SQLite SQL) and routing between
 //! groups.
@@ -23,9 +24,11 @@
 pub mod group;
 pub mod log_store;
 pub mod state_machine;
+pub mod tls;
 pub mod transport;
 pub mod types;
 
 pub use group::{Group, GroupConfig, GroupStatus, Reader, WriteTxn, DEFAULT_SNAPSHOT_EVERY};
+pub use tls::{NodeTls, NodeTlsFiles};
 pub use transport::{Service, Transport};
 pub use types::{ApplyResponse, GroupId, NodeId, Raft, TypeConfig, META_GROUP};

@@ -26,6 +26,11 @@
 //! (connection failure) means it certainly was not, 40003 (completion
 //! unknown) that it was sent and no answer came.
 //!
+//! **TLS** (optional, [`Transport::set_tls`]): every connection, both ways,
+//! is TLS with certificates from the cluster's CA checked on both ends
+//! ([`crate::tls`]); the hello and frames then run inside it. A node with TLS
+//! accepts no plain connections.
+//!
 //! Connections are keyed by the address dialed and re-established on the
 //! next call after a failure. `SHOAL_PEER_ADDRS=2=host:port,3=host:port`
 //! overrides the address used to reach a node id; the fault-injection test
@@ -49,7 +54,7 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shoal_common::{Error, Result, SqlState};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -190,7 +195,14 @@ struct Inner {
     overrides: HashMap<NodeId, String>,
     next_id: AtomicU64,
     stop: watch::Sender<bool>,
+    /// TLS for every connection, both ways (`None`: plain TCP).
+    tls: RwLock<Option<Arc<crate::tls::NodeTls>>>,
 }
+
+/// A connection to a peer, plain or TLS.
+trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> PeerStream for S {}
+type BoxedStream = Box<dyn PeerStream>;
 
 impl Default for Transport {
     fn default() -> Self {
@@ -212,6 +224,7 @@ impl Transport {
                 overrides,
                 next_id: AtomicU64::new(1),
                 stop: watch::channel(false).0,
+                tls: RwLock::new(None),
             }),
         }
     }
@@ -222,6 +235,15 @@ impl Transport {
         *self.inner.cluster_id.write().unwrap_or_else(|p| p.into_inner()) = Some(cluster_id.to_string());
         // Connections opened before (as a joiner) said "no cluster": redial.
         self.inner.peers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Makes every connection TLS, both ways (set before serving).
+    pub fn set_tls(&self, tls: crate::tls::NodeTls) {
+        *self.inner.tls.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(tls));
+    }
+
+    fn tls(&self) -> Option<Arc<crate::tls::NodeTls>> {
+        self.inner.tls.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// This node's id, once known.
@@ -278,7 +300,18 @@ impl Transport {
         self.inner.peers.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
-    async fn serve_connection(self, mut stream: TcpStream) {
+    async fn serve_connection(self, stream: TcpStream) {
+        let mut stream: BoxedStream = match self.tls() {
+            None => Box::new(stream),
+            Some(tls) => match tokio::time::timeout(HELLO_TIMEOUT, tls.acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => Box::new(stream),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "refused a peer connection: TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            },
+        };
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream)).await {
             Ok(Ok(bytes)) => bytes,
             _ => return,
@@ -308,7 +341,7 @@ impl Transport {
             }
             return;
         }
-        let (mut reader, writer) = stream.into_split();
+        let (mut reader, writer) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE);
         tokio::spawn(write_loop(writer, rx));
         // Served connections end with the transport too, so peers redial
@@ -376,7 +409,7 @@ impl Transport {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = encode(&Envelope::Request { id, body: request })?;
         let attempt = async {
-            let link = peer.link(&hello).await?;
+            let link = peer.link(&hello, self.tls()).await?;
             let (tx, rx) = oneshot::channel();
             link.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
             let _unregister = Unregister { link: &link, id };
@@ -431,7 +464,7 @@ fn parse_overrides(spec: &str) -> HashMap<NodeId, String> {
         .collect()
 }
 
-async fn write_loop(writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_loop<W: AsyncWrite + Unpin>(writer: W, mut rx: mpsc::Receiver<Vec<u8>>) {
     let mut writer = BufWriter::new(writer);
     while let Some(frame) = rx.recv().await {
         if write_frame(&mut writer, &frame).await.is_err() {
@@ -468,7 +501,7 @@ impl Peer {
         Peer { addr, link: tokio::sync::Mutex::new(None) }
     }
 
-    async fn link(&self, hello: &Hello) -> Result<Arc<Link>> {
+    async fn link(&self, hello: &Hello, tls: Option<Arc<crate::tls::NodeTls>>) -> Result<Arc<Link>> {
         let mut slot = self.link.lock().await;
         if let Some(link) = slot.as_ref() {
             if link.alive.load(Ordering::Acquire) {
@@ -476,18 +509,30 @@ impl Peer {
             }
         }
         *slot = None;
-        let link = Arc::new(self.connect(hello).await?);
+        let link = Arc::new(self.connect(hello, tls).await?);
         *slot = Some(link.clone());
         Ok(link)
     }
 
-    async fn connect(&self, hello: &Hello) -> Result<Link> {
+    async fn connect(&self, hello: &Hello, tls: Option<Arc<crate::tls::NodeTls>>) -> Result<Link> {
         let addr = &self.addr;
-        let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| peer_error(format!("connecting to {addr} timed out")))?
             .map_err(|e| peer_error(format!("cannot connect to {addr}: {e}")))?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let mut stream: BoxedStream = match tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let name = crate::tls::server_name(addr)?;
+                let handshake = tokio::time::timeout(HELLO_TIMEOUT, tls.connector.connect(name, tcp)).await;
+                match handshake {
+                    Ok(Ok(stream)) => Box::new(stream),
+                    Ok(Err(e)) => return Err(peer_error(format!("TLS handshake with {addr} failed: {e}"))),
+                    Err(_) => return Err(peer_error(format!("TLS handshake with {addr} timed out"))),
+                }
+            }
+        };
         let greeting = async {
             write_frame(&mut stream, &encode(hello)?).await?;
             let reply = read_frame(&mut stream).await?;
@@ -501,7 +546,7 @@ impl Peer {
             }
             Ok(Ok(HelloReply::Welcome)) => {}
         }
-        let (mut reader, writer) = stream.into_split();
+        let (mut reader, writer) = tokio::io::split(stream);
         let (outgoing, rx) = mpsc::channel(SEND_QUEUE);
         let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>> = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
@@ -699,6 +744,71 @@ mod tests {
             assert_eq!(answer.last(), Some(&(i as u8)));
         }
         assert_eq!(client.inner.peers.lock().unwrap().len(), 1, "one connection per peer");
+        server.shutdown();
+    }
+
+    /// Writes a CA and one certificate per name signed by it (for 127.0.0.1);
+    /// returns the files of each node.
+    fn cluster_pki(dir: &std::path::Path, tag: &str, nodes: usize) -> Vec<crate::tls::NodeTlsFiles> {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let ca_path = dir.join(format!("{tag}-ca.pem"));
+        std::fs::write(&ca_path, ca.pem()).unwrap();
+        (0..nodes)
+            .map(|i| {
+                let key = rcgen::KeyPair::generate().unwrap();
+                let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+                    .unwrap()
+                    .signed_by(&key, &ca, &ca_key)
+                    .unwrap();
+                let files = crate::tls::NodeTlsFiles {
+                    cert: dir.join(format!("{tag}-{i}.pem")),
+                    key: dir.join(format!("{tag}-{i}.key")),
+                    ca: ca_path.clone(),
+                };
+                std::fs::write(&files.cert, cert.pem()).unwrap();
+                std::fs::write(&files.key, key.serialize_pem()).unwrap();
+                files
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn tls_peers_with_the_cluster_ca_talk_and_others_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = cluster_pki(dir.path(), "ours", 2);
+        let theirs = cluster_pki(dir.path(), "theirs", 1);
+        let server = Transport::new();
+        server.set_identity(1, "c1");
+        server.set_service(Arc::new(Echo));
+        server.set_tls(crate::tls::NodeTls::load(&ours[0]).unwrap());
+        let addr = listening(&server).await;
+
+        let client = Transport::new();
+        client.set_identity(2, "c1");
+        client.set_tls(crate::tls::NodeTls::load(&ours[1]).unwrap());
+        let out = client.call_service(&addr, b"secret".to_vec(), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(out, b"Some(2):secret");
+
+        // No TLS: the listener's TLS handshake fails on our plain hello.
+        let plain = Transport::new();
+        plain.set_identity(3, "c1");
+        assert!(plain.call_service(&addr, b"x".to_vec(), Duration::from_secs(5)).await.is_err());
+
+        // TLS with another CA's certificate: refused in the handshake.
+        let stranger = Transport::new();
+        stranger.set_identity(4, "c1");
+        stranger.set_tls(crate::tls::NodeTls::load(&theirs[0]).unwrap());
+        let err = stranger.call_service(&addr, b"x".to_vec(), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(err.code, SqlState::CONNECTION_FAILURE, "{err}");
+
+        // Unusable files are a clear error, not a panic.
+        let mut broken = ours[0].clone();
+        broken.key = dir.path().join("missing.key");
+        let err = crate::tls::NodeTls::load(&broken).err().expect("missing key file");
+        assert!(err.message.contains("missing.key"), "{}", err.message);
         server.shutdown();
     }
 

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use shoal_common::{Error, Result, SqlState};
 
+pub use shoal_raft::NodeTlsFiles;
+
 /// How often groups snapshot by default (entries between snapshots).
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = shoal_raft::DEFAULT_SNAPSHOT_EVERY;
 
@@ -25,6 +27,8 @@ pub struct ServerConfig {
     pub fsync: bool,
     /// Snapshot each group (and compact its log) every this many entries.
     pub snapshot_every: u64,
+    /// TLS between nodes (certificate, key, cluster CA); `None`: plain TCP.
+    pub rpc_tls: Option<shoal_raft::NodeTlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +45,7 @@ impl Default for ServerConfig {
             tls_key: None,
             fsync: true,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            rpc_tls: None,
         }
     }
 }
@@ -59,6 +64,9 @@ pub struct ConfigFile {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub snapshot_every: Option<u64>,
+    pub rpc_tls_cert: Option<PathBuf>,
+    pub rpc_tls_key: Option<PathBuf>,
+    pub rpc_tls_ca: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -72,7 +80,17 @@ impl ConfigFile {
 
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<ConfigFile> {
-        toml::from_str(text).map_err(|e| Error::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid config: {e}")))
+        let file: ConfigFile = toml::from_str(text)
+            .map_err(|e| Error::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid config: {e}")))?;
+        let tls = [&file.rpc_tls_cert, &file.rpc_tls_key, &file.rpc_tls_ca];
+        let given = tls.iter().filter(|v| v.is_some()).count();
+        if given != 0 && given != tls.len() {
+            return Err(Error::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "invalid config: rpc-tls-cert, rpc-tls-key and rpc-tls-ca go together (all three or none)",
+            ));
+        }
+        Ok(file)
     }
 
     /// Applies the file's settings under the command line's: a flag given on
@@ -108,6 +126,12 @@ impl ConfigFile {
         if let (Some(v), false) = (self.snapshot_every, explicit.snapshot_every) {
             config.snapshot_every = v;
         }
+        if config.rpc_tls.is_none() {
+            if let (Some(cert), Some(key), Some(ca)) = (&self.rpc_tls_cert, &self.rpc_tls_key, &self.rpc_tls_ca) {
+                config.rpc_tls =
+                    Some(shoal_raft::NodeTlsFiles { cert: cert.clone(), key: key.clone(), ca: ca.clone() });
+            }
+        }
     }
 }
 
@@ -140,5 +164,12 @@ mod tests {
     fn unknown_keys_and_bad_values_are_errors() {
         assert!(ConfigFile::parse("bogus = 1").unwrap_err().message.contains("bogus"));
         assert!(ConfigFile::parse("pg = \"not an address\"").is_err());
+        let half = ConfigFile::parse("rpc-tls-cert = \"node.pem\"").unwrap_err();
+        assert!(half.message.contains("all three"), "{}", half.message);
+        let whole =
+            ConfigFile::parse("rpc-tls-cert = \"n.pem\"\nrpc-tls-key = \"n.key\"\nrpc-tls-ca = \"ca.pem\"").unwrap();
+        let mut config = ServerConfig::default();
+        whole.apply_to(&mut config, &ExplicitFlags::default());
+        assert_eq!(config.rpc_tls.map(|t| t.ca), Some(PathBuf::from("ca.pem")));
     }
 }

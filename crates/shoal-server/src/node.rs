@@ -112,6 +112,9 @@ impl Node {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::io(format!("creating data directory {}", config.data_dir.display()), e))?;
         let transport = Transport::new();
+        if let Some(files) = &config.rpc_tls {
+            transport.set_tls(shoal_raft::NodeTls::load(files)?);
+        }
         // Who we are: from disk; else admitted by the cluster at --join; else
         // the first node of a new cluster.
         let (identity, joined_now) = match (Identity::load(&config.data_dir)?, config.join) {
