@@ -365,6 +365,16 @@ pub fn cast_name(t: &DataType) -> String {
     }
 }
 
+/// The SQLite collation that orders numeric text numerically (registered by
+/// `shoal_storage::numeric`).
+pub const NUMERIC_COLLATION: &str = "pg_numeric";
+
+/// `sql` compared, sorted and grouped as a numeric: PostgreSQL compares
+/// `1.10 = 1.1` and `9 < 10`, which text does not.
+pub fn numeric_collate(sql: &str) -> String {
+    format!("({sql} COLLATE {NUMERIC_COLLATION})")
+}
+
 /// The storage class a type lives in (see `shoal_common::types`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Storage {
