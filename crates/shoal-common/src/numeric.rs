@@ -714,8 +714,10 @@ impl Numeric {
         };
         let (int, scale) = match self {
             Numeric::NaN => return header(0, 0, 0xC000, 0),
-            Numeric::PosInf => return header(0, 0, 0xD000, 0),
-            Numeric::NegInf => return header(0, 0, 0xF000, 0),
+            // PostgreSQL reads the dscale of an infinity out of its short
+            // header's bits, so it sends 32; drivers ignore it, we match it.
+            Numeric::PosInf => return header(0, 0, 0xD000, 32),
+            Numeric::NegInf => return header(0, 0, 0xF000, 32),
             Numeric::Finite { int, scale } => (int, *scale),
         };
         let sign = if int.is_negative() { 0x4000 } else { 0 };
@@ -1149,6 +1151,7 @@ mod tests {
         assert_eq!(n("-0.0001").to_pg_binary(), vec![0, 1, 0xFF, 0xFF, 0x40, 0, 0, 4, 0, 1]);
         assert_eq!(n("10000").to_pg_binary(), vec![0, 1, 0, 1, 0, 0, 0, 0, 0, 1]);
         assert_eq!(n("NaN").to_pg_binary(), vec![0, 0, 0, 0, 0xC0, 0, 0, 0]);
+        assert_eq!(n("-Infinity").to_pg_binary(), vec![0, 0, 0, 0, 0xF0, 0, 0, 32]);
         for s in
             ["0", "1.10", "-123456789012345678901234567890.000000001", "0.00001", "99999999", "Infinity", "-Infinity"]
         {
