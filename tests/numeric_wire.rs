@@ -51,7 +51,8 @@ async fn binary_numerics_round_trip_exactly() {
     }
 
     // Arithmetic on bound values is exact (a double would give 0.30000000000000004).
-    let sum: Decimal = client.query_one("SELECT $1::numeric + $2::numeric", &[&dec("0.1"), &dec("0.2")]).await.unwrap().get(0);
+    let sum: Decimal =
+        client.query_one("SELECT $1::numeric + $2::numeric", &[&dec("0.1"), &dec("0.2")]).await.unwrap().get(0);
     assert_eq!(sum.to_string(), "0.3");
     let total: Decimal = client.query_one("SELECT sum(amount) FROM ledger", &[]).await.unwrap().get(0);
     let expected = values.iter().map(|v| dec(v)).sum::<Decimal>();
@@ -61,6 +62,18 @@ async fn binary_numerics_round_trip_exactly() {
     client.execute(&insert, &[&100i32, &dec("1.00005"), &Decimal::ZERO]).await.unwrap();
     let rounded: Decimal = client.query_one("SELECT amount FROM ledger WHERE id = 100", &[]).await.unwrap().get(0);
     assert_eq!(rounded.to_string(), "1.0001");
+    // A parameter compared with a numeric(30,4) column is a plain numeric: not
+    // rounded to the column's scale first (1.00005 is not 1.0001).
+    let count = |v: &'static str| {
+        let client = &client;
+        async move {
+            let row = client.query_one("SELECT count(*) FROM ledger WHERE amount = $1", &[&dec(v)]).await.unwrap();
+            row.get::<_, i64>(0)
+        }
+    };
+    assert_eq!(count("1.00005").await, 0);
+    assert_eq!(count("1.0001").await, 1);
+    assert_eq!(count("1.00010000").await, 1);
     common::assert_sqlstate(
         client.execute(&insert, &[&101i32, &dec("123456789012345678901234567.1"), &Decimal::ZERO]).await,
         "22003",
@@ -72,16 +85,17 @@ async fn binary_numerics_round_trip_exactly() {
 async fn binary_numerics_match_postgres_bytes() {
     let server = common::Server::start().await;
     let shoal = server.connect().await;
-    let postgres = match common::connect_to("host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5").await {
-        Ok(c) => c,
-        Err(e) if std::env::var("SHOAL_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") => {
-            panic!("PostgreSQL required (SHOAL_REQUIRE_EXTERNAL=1) but unreachable: {e}")
-        }
-        Err(e) => {
-            println!("skipping the comparison with PostgreSQL: {e}");
-            return;
-        }
-    };
+    let postgres =
+        match common::connect_to("host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5").await {
+            Ok(c) => c,
+            Err(e) if std::env::var("SHOAL_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") => {
+                panic!("PostgreSQL required (SHOAL_REQUIRE_EXTERNAL=1) but unreachable: {e}")
+            }
+            Err(e) => {
+                println!("skipping the comparison with PostgreSQL: {e}");
+                return;
+            }
+        };
     let exprs = [
         "1.10",
         "0.00",

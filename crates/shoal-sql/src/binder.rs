@@ -210,9 +210,16 @@ impl<'a> Binder<'a> {
             if *ty == DataType::Unknown {
                 return;
             }
+            // PostgreSQL gives a parameter the type without its modifier: a
+            // `$1` compared with a numeric(10,2) column is a plain numeric,
+            // so its digits are not rounded away before the comparison.
+            let ty = match ty {
+                DataType::Numeric(Some(_)) => DataType::Numeric(None),
+                other => other.clone(),
+            };
             if let Some(slot) = self.params.get_mut(i) {
                 if slot.is_none() || *slot == Some(DataType::Unknown) {
-                    *slot = Some(ty.clone());
+                    *slot = Some(ty);
                 }
                 t.ty = slot.clone().unwrap_or(DataType::Unknown);
             }

@@ -42,6 +42,13 @@ impl Binder<'_> {
         if *to == DataType::Unknown {
             return Ok(t);
         }
+        // An unknown operand resolves to the partner's type without its
+        // modifier (PostgreSQL): `n = '1.005'` with n numeric(5,2) compares
+        // against 1.005, not against the literal rounded to 1.01.
+        let to = &match to {
+            DataType::Numeric(Some(_)) => DataType::Numeric(None),
+            other => other.clone(),
+        };
         match &t.kind {
             Kind::StrLit(_) | Kind::Null => self.cast(t, to),
             Kind::Param(_) if t.ty == DataType::Unknown => self.cast(t, to),

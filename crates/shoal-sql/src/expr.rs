@@ -484,20 +484,12 @@ impl Binder<'_> {
             return Err(Error::syntax("subquery has too many columns"));
         }
         let l = self.align(l, &cols[0].1)?;
-        // The subquery's column cannot be converted in place; compare numerics
-        // under the numeric collation (an integer column against a numeric
-        // subquery is refused rather than compared as text).
-        let l = match (&l.ty, &cols[0].1) {
-            (DataType::Numeric(_), DataType::Numeric(_)) => Typed { sql: binder::numeric_collate(&l.sql), ..l },
-            (a, b)
-                if matches!(a, DataType::Numeric(_)) != matches!(b, DataType::Numeric(_))
-                    && numeric_rank(a).is_some()
-                    && numeric_rank(b).is_some() =>
-            {
-                return Err(Error::unsupported(format!("IN (subquery) comparing {a} with {b} (cast one side)")));
-            }
-            _ => l,
-        };
+        // With a numeric on either side, compare at the common type: the
+        // subquery's column is converted by wrapping the subquery.
+        let (name, col_ty) = cols[0].clone();
+        let col = Typed::new(binder::quote(&name), col_ty.clone());
+        let (l, col) = self.comparable(l, col)?;
+        let sql = if col.ty != col_ty { format!("SELECT {} FROM ({sql})", col.sql) } else { sql };
         let not = if negated { "NOT " } else { "" };
         Ok(Typed::new(format!("({} {not}IN ({sql}))", l.sql), DataType::Bool))
     }

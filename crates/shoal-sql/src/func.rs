@@ -149,7 +149,7 @@ impl Binder<'_> {
             }
         };
         let (sql, ty) = match name {
-            "count" => (format!("count({distinct}{})", one(&xs)?.sql), DataType::Int8),
+            "count" => (format!("count({distinct}{})", numeric_key(&one(&xs)?)), DataType::Int8),
             "sum" => {
                 let x = self.agg_numeric(one(&xs)?)?;
                 match x.ty {
@@ -481,6 +481,9 @@ impl Binder<'_> {
                 arity(n == 2)?;
                 let (a, b) = self.pair(args[0], args[1])?;
                 let ty = a.ty.clone();
+                // nullif compares like `=`: numerically, with the numeric's collation.
+                let (a, b) = self.comparable(a, b)?;
+                let a = if matches!(ty, T::Numeric(_)) { Typed { ty: ty.clone(), ..a } } else { a };
                 Ok(call("nullif", &[a, b], ty))
             }
             "date_trunc" => {
