@@ -193,6 +193,10 @@ impl Numeric {
         }
         let mut int = if digits.is_empty() {
             BigInt::zero()
+        } else if digits.len() <= 38 {
+            // Fast path: most values fit an i128 (38 digits), which avoids
+            // num-bigint's general decimal parser.
+            BigInt::from(digits.bytes().fold(0i128, |acc, d| acc * 10 + (d - b'0') as i128))
         } else {
             BigInt::parse_bytes(digits.as_bytes(), 10).ok_or_else(invalid)?
         };
@@ -203,6 +207,33 @@ impl Numeric {
             int = -int;
         }
         Ok(Numeric::Finite { int, scale: scale as u32 })
+    }
+
+    /// A plain decimal text (`-12.50`, no exponent, at most 36 digits) as an
+    /// `i128` and its scale, without allocating: the fast path of `sum`.
+    pub fn parse_small(text: &[u8]) -> Option<(i128, u32)> {
+        let (neg, body) = match text.first() {
+            Some(b'-') => (true, &text[1..]),
+            _ => (false, text),
+        };
+        if body.is_empty() || body.len() > 37 {
+            return None;
+        }
+        let mut v: i128 = 0;
+        let mut scale: Option<u32> = None;
+        for &c in body {
+            match c {
+                b'0'..=b'9' => {
+                    v = v * 10 + (c - b'0') as i128;
+                    if let Some(s) = scale.as_mut() {
+                        *s += 1;
+                    }
+                }
+                b'.' if scale.is_none() => scale = Some(0),
+                _ => return None,
+            }
+        }
+        Some((if neg { -v } else { v }, scale.unwrap_or(0)))
     }
 
     /// Refuses values beyond PostgreSQL's limits (22003).
@@ -855,7 +886,10 @@ impl fmt::Display for Numeric {
             Numeric::PosInf => f.write_str("Infinity"),
             Numeric::NegInf => f.write_str("-Infinity"),
             Numeric::Finite { int, scale } => {
-                let digits = int.magnitude().to_string();
+                let digits = match int.to_i128() {
+                    Some(small) => small.unsigned_abs().to_string(),
+                    None => int.magnitude().to_string(),
+                };
                 let scale = *scale as usize;
                 if int.is_negative() {
                     f.write_str("-")?;
@@ -1004,6 +1038,10 @@ mod tests {
         assert_eq!(text("1.5e-3"), "0.0015");
         assert_eq!(text(".5"), "0.5");
         assert_eq!(text("5."), "5");
+        assert_eq!(Numeric::parse_small(b"-12.50"), Some((-1250, 2)));
+        assert_eq!(Numeric::parse_small(b"7"), Some((7, 0)));
+        assert_eq!(Numeric::parse_small(b"1e5"), None);
+        assert_eq!(Numeric::parse_small(b"1.2.3"), None);
         assert_eq!(text("-inf"), "-Infinity");
         assert_eq!(text("NaN"), "NaN");
         assert_eq!(text("0.1"), "0.1");

@@ -163,9 +163,11 @@ fn extreme(ctx: &Context<'_>, greatest: bool) -> Result<Value> {
 /// must shrink again when a window's inverse step removes that input).
 #[derive(Default)]
 struct SumState {
-    /// Sum of the integer inputs (scale 0) while it fits; the fast path.
-    small: i128,
-    /// Sum of the other finite inputs, and of `small` once it would overflow.
+    /// Sum of the finite inputs while it fits an i128, at `fast_scale`: the
+    /// fast path (no big-integer arithmetic for everyday values).
+    fast: i128,
+    fast_scale: u32,
+    /// Sum of the inputs that did not fit the fast path.
     big: Option<Numeric>,
     count: i64,
     nan: i64,
@@ -176,11 +178,16 @@ struct SumState {
 
 impl SumState {
     fn apply(&mut self, v: ValueRef<'_>, sign: i64) -> Result<()> {
-        if let ValueRef::Integer(n) = v {
-            if let Some(s) = self.small.checked_add(n as i128 * sign as i128) {
-                self.small = s;
+        let small = match v {
+            ValueRef::Null => return Ok(()),
+            ValueRef::Integer(n) => Some((n as i128, 0)),
+            ValueRef::Text(t) => Numeric::parse_small(t),
+            _ => None,
+        };
+        if let Some((x, scale)) = small {
+            if self.add_fast(x * sign as i128, scale) {
                 self.count += sign;
-                *self.scales.entry(0).or_default() += sign;
+                *self.scales.entry(scale).or_default() += sign;
                 self.scales.retain(|_, n| *n > 0);
                 return Ok(());
             }
@@ -207,6 +214,32 @@ impl SumState {
         Ok(())
     }
 
+    /// Adds `x × 10^-scale` to the fast sum; false (nothing changed) when
+    /// it would overflow, and the caller takes the exact slow path.
+    fn add_fast(&mut self, x: i128, scale: u32) -> bool {
+        let pow = |k: u32| 10i128.checked_pow(k);
+        let (acc, acc_scale) = if scale > self.fast_scale {
+            match pow(scale - self.fast_scale).and_then(|p| self.fast.checked_mul(p)) {
+                Some(a) => (a, scale),
+                None => return false,
+            }
+        } else {
+            (self.fast, self.fast_scale)
+        };
+        let x = match pow(acc_scale - scale).and_then(|p| x.checked_mul(p)) {
+            Some(x) => x,
+            None => return false,
+        };
+        match acc.checked_add(x) {
+            Some(sum) => {
+                self.fast = sum;
+                self.fast_scale = acc_scale;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The sum (`None` when there were no non-NULL inputs).
     fn sum(&self) -> Result<Option<Numeric>> {
         if self.count <= 0 {
@@ -221,7 +254,7 @@ impl SumState {
         if self.neg_inf > 0 {
             return Ok(Some(Numeric::NegInf));
         }
-        let small = Numeric::Finite { int: BigInt::from(self.small), scale: 0 };
+        let small = Numeric::Finite { int: BigInt::from(self.fast), scale: self.fast_scale };
         let total = match &self.big {
             Some(b) => b.add(&small).map_err(pg_error)?,
             None => small,
@@ -359,5 +392,61 @@ mod tests {
         let sql = "SELECT group_concat(s, ' ') FROM (SELECT pg_num_sum(x) OVER (ORDER BY i ROWS 1 PRECEDING) s
                    FROM (SELECT 1 i, '1.25' x UNION ALL SELECT 2, '1' UNION ALL SELECT 3, '2'))";
         assert_eq!(q(&c, sql), "1.25 2.25 3");
+    }
+
+    fn plan(c: &Connection, sql: &str) -> String {
+        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn indexes_serve_the_translators_numeric_comparisons() {
+        let c = conn();
+        c.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, n TEXT COLLATE pg_numeric); CREATE INDEX t_n ON t (n);",
+        )
+        .unwrap();
+        // The shapes shoal-sql emits: the left operand under the collation.
+        let eq = plan(&c, "SELECT id FROM t WHERE (\"n\" COLLATE pg_numeric) = '5'");
+        assert!(eq.contains("INDEX t_n (n=?)"), "{eq}");
+        let range = plan(&c, "SELECT id FROM t WHERE (\"n\" COLLATE pg_numeric) > '5'");
+        assert!(range.contains("INDEX t_n (n>?)"), "{range}");
+        let order = plan(&c, "SELECT id FROM t ORDER BY (\"n\" COLLATE pg_numeric)");
+        assert!(order.contains("INDEX t_n") && !order.contains("TEMP B-TREE"), "{order}");
+    }
+
+    /// Figures for ARCHITECTURE.md: `cargo test -p shoal-storage --release
+    /// numeric_costs -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn numeric_costs() {
+        use std::time::Instant;
+        let c = conn();
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, n TEXT COLLATE pg_numeric, f REAL, i INTEGER);")
+            .unwrap();
+        let rows = 200_000i64;
+        let time = |label: &str, sql: &str| {
+            let start = Instant::now();
+            c.execute_batch(sql).unwrap();
+            println!("{label:<44} {:>8.1} ms", start.elapsed().as_secs_f64() * 1e3);
+        };
+        let insert = format!(
+            "INSERT INTO t (n, f, i) SELECT pg_num_typmod((value * 7919 % 1000003) / 100.0, 12, 2), \
+             (value * 7919 % 1000003) / 100.0, value * 7919 % 1000003 FROM generate_series(1, {rows})"
+        );
+        time("insert 200k rows (numeric via pg_num_typmod)", &insert);
+        time("sum(i) integer", "SELECT sum(i) FROM t");
+        time("sum(f) double", "SELECT sum(f) FROM t");
+        time("pg_num_sum(n) numeric", "SELECT pg_num_sum(n) FROM t");
+        time("pg_num_avg(n) numeric", "SELECT pg_num_avg(n) FROM t");
+        time("max(f) double", "SELECT max(f) FROM t");
+        time("max(n) numeric (collation)", "SELECT max(n) FROM t");
+        time("sort by f (double)", "SELECT f FROM t ORDER BY f LIMIT -1 OFFSET 199999");
+        time("sort by n (numeric collation)", "SELECT n FROM t ORDER BY n LIMIT -1 OFFSET 199999");
+        time("create index on f", "CREATE INDEX t_f ON t (f)");
+        time("create index on n (numeric collation)", "CREATE INDEX t_n ON t (n)");
+        time("pg_num_add(n, 1) over all rows", "SELECT max(pg_num_add(n, 1)) FROM t");
+        time("f + 1 over all rows", "SELECT max(f + 1) FROM t");
     }
 }
