@@ -200,7 +200,8 @@ impl Numeric {
         } else {
             BigInt::parse_bytes(digits.as_bytes(), 10).ok_or_else(invalid)?
         };
-        if shift > 0 {
+        // Zero needs no scaling ('0e999999999' must not build 10^999999999).
+        if shift > 0 && !digits.is_empty() {
             int *= pow10(shift as u64);
         }
         if negative {
@@ -1038,6 +1039,8 @@ mod tests {
         assert_eq!(text("1.5e-3"), "0.0015");
         assert_eq!(text(".5"), "0.5");
         assert_eq!(text("5."), "5");
+        assert_eq!(text("0e999999999"), "0");
+        assert_eq!(text("-0.0e-5"), "0.000000");
         assert_eq!(Numeric::parse_small(b"-12.50"), Some((-1250, 2)));
         assert_eq!(Numeric::parse_small(b"7"), Some((7, 0)));
         assert_eq!(Numeric::parse_small(b"1e5"), None);
