@@ -733,6 +733,25 @@ impl Numeric {
         }
     }
 
+    /// The value as a double when a double holds it exactly (`1.5`, `30.0`,
+    /// not `0.1`): `int / 10^scale` is `q / 2^scale` with `q = int / 5^scale`,
+    /// exact when `5^scale` divides `int` and `|q| < 2^53`.
+    pub fn to_f64_exact(&self) -> Option<f64> {
+        let Numeric::Finite { int, scale } = self else {
+            return None;
+        };
+        if *scale > 22 {
+            return None;
+        }
+        let five = num_traits::pow(BigInt::from(5u8), *scale as usize);
+        let (q, r) = int.div_rem(&five);
+        let q = q.to_i64().filter(|q| q.unsigned_abs() < (1u64 << 53))?;
+        if !r.is_zero() {
+            return None;
+        }
+        Some(q as f64 / 2f64.powi(*scale as i32))
+    }
+
     /// PostgreSQL's binary `numeric` (`numeric_send`): ndigits, weight,
     /// sign, dscale as 16-bit integers, then base-10000 digits.
     pub fn to_pg_binary(&self) -> Vec<u8> {
@@ -1142,6 +1161,11 @@ mod tests {
         assert_eq!(Numeric::from_f64(0.1f32 as f64, 6).to_string(), "0.1");
         assert_eq!(Numeric::from_f64(std::f64::consts::PI, 15).to_string(), "3.14159265358979");
         assert_eq!(n("0.1").to_f64(), 0.1);
+        assert_eq!(n("1.5").to_f64_exact(), Some(1.5));
+        assert_eq!(n("-30.00").to_f64_exact(), Some(-30.0));
+        assert_eq!(n("0.1").to_f64_exact(), None);
+        assert_eq!(n("9007199254740993").to_f64_exact(), None);
+        assert_eq!(n("0.0009765625").to_f64_exact(), Some(0.0009765625));
         assert_eq!(n("2.5").to_i64(i32::MIN as i64, i32::MAX as i64, "integer").unwrap(), 3);
         assert_eq!(n("-2.5").to_i64(i32::MIN as i64, i32::MAX as i64, "integer").unwrap(), -3);
         assert_eq!(

@@ -188,9 +188,22 @@ fn convert_numeric(t: &Typed, from: &DataType, to: &DataType) -> Option<String> 
         (f, DataType::Numeric(Some((p, s)))) if f.is_integer() || matches!(f, DataType::Numeric(_)) => {
             Some(format!("pg_num_typmod({}, {p}, {s})", t.sql))
         }
-        (DataType::Numeric(_), DataType::Float8) => Some(format!("pg_num_float8({})", t.sql)),
+        // A numeric literal folds to a double literal now, so `float_col * 1.5`
+        // costs what it did before numerics were exact.
+        (DataType::Numeric(_), DataType::Float8) => Some(match numeric_literal_f64(&t.sql) {
+            Some(x) => format!("{x:?}"),
+            None => format!("pg_num_float8({})", t.sql),
+        }),
         _ => None,
     }
+}
+
+/// The value of a numeric literal as the translator emits it (`'1.5'`), when finite as a double.
+fn numeric_literal_f64(sql: &str) -> Option<f64> {
+    let inner = sql.strip_prefix('\'')?.strip_suffix('\'')?;
+    let n = shoal_common::numeric::Numeric::parse(inner).ok()?;
+    let x = n.to_f64();
+    x.is_finite().then_some(x)
 }
 
 /// A string literal of unknown type given type `to`. Simple cases are folded

@@ -237,6 +237,21 @@ impl Binder<'_> {
         let Some(target) = unify(&l.ty, &r.ty) else {
             return Ok((l, r));
         };
+        // An integer against a numeric literal that a double holds exactly
+        // (`age > 1.5`, `n = 30.0`) compares natively: SQLite compares an
+        // integer with a double exactly, and the integer keeps its index.
+        if numeric(&target) {
+            if l.ty.is_integer() {
+                if let Some(x) = exact_double_literal(&r) {
+                    return Ok((l, x));
+                }
+            }
+            if r.ty.is_integer() {
+                if let Some(x) = exact_double_literal(&l) {
+                    return Ok((x, r));
+                }
+            }
+        }
         let l = if l.ty == target { l } else { self.cast(l, &target)? };
         let r = if r.ty == target { r } else { self.cast(r, &target)? };
         if numeric(&target) {
@@ -741,6 +756,17 @@ fn number(n: &str) -> Result<Typed> {
     }
     let value = shoal_common::numeric::Numeric::parse(n)?;
     Ok(Typed::new(quote_str(&value.to_string()), DataType::Numeric(None)))
+}
+
+/// A numeric literal (`'1.5'`, as [`number`] emits it) as a double literal,
+/// when the double is exactly the literal's value.
+fn exact_double_literal(t: &Typed) -> Option<Typed> {
+    if !matches!(t.ty, DataType::Numeric(_)) {
+        return None;
+    }
+    let inner = t.sql.strip_prefix('\'')?.strip_suffix('\'')?;
+    let x = shoal_common::numeric::Numeric::parse(inner).ok()?.to_f64_exact()?;
+    Some(Typed::new(format!("({x:?})"), DataType::Float8))
 }
 
 /// A numeric (stored as text) as a JSON value: a JSON number, except the

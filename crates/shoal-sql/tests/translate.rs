@@ -696,3 +696,21 @@ fn queries_say_which_system_schemas_they_read() {
     assert_eq!(reads("SELECT group_id FROM shoal.groups"), (false, true));
     assert_eq!(reads("SELECT * FROM t WHERE id IN (SELECT node_id FROM shoal.nodes)"), (false, true));
 }
+
+#[test]
+fn numeric_literals_fold_into_float_arithmetic() {
+    let mut db = users();
+    let stmts = shoal_sql::parse("SELECT age * 1.5::float8, 2.5 + 1::float8 FROM users WHERE age > 1.5").unwrap();
+    let plan = format!("{:?}", shoal_sql::plan(&stmts[0], &db.catalog, &[]).unwrap());
+    // Float arithmetic with a numeric literal uses a double literal, no function call.
+    assert!(plan.contains("1.5") && !plan.contains("pg_num_float8"), "{plan}");
+    // An integer column against a literal a double holds exactly compares natively (index-friendly) …
+    assert!(plan.contains("(\\\"users\\\".\\\"age\\\" > (1.5))"), "{plan}");
+    // … and against one it does not, as numeric.
+    let stmts = shoal_sql::parse("SELECT name FROM users WHERE age > 0.1").unwrap();
+    let plan = format!("{:?}", shoal_sql::plan(&stmts[0], &db.catalog, &[]).unwrap());
+    assert!(plan.contains("CAST(\\\"users\\\".\\\"age\\\" AS TEXT) COLLATE pg_numeric) > '0.1'"), "{plan}");
+    assert_eq!(db.col("SELECT name FROM users WHERE age > 25.5 ORDER BY id"), "ann");
+    assert_eq!(db.col("SELECT name FROM users WHERE age = 25.0 ORDER BY id"), "bob");
+    assert_eq!(db.col("SELECT name FROM users WHERE age < 25.1 ORDER BY id"), "bob");
+}
