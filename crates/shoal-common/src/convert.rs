@@ -40,7 +40,7 @@ pub fn text_to_storage(ty: &DataType, text: &str) -> Result<Value> {
         DataType::Oid => parse_int(text, 0, u32::MAX as i64, "oid").map(Value::Integer),
         DataType::Float4 => parse_float4(text).map(|f| Value::Real(f as f64)),
         DataType::Float8 => parse_float8(text).map(Value::Real),
-        DataType::Numeric(typmod) => parse_numeric(text, *typmod).map(Value::Real),
+        DataType::Numeric(typmod) => parse_numeric(text, *typmod).map(|n| Value::Text(n.to_string())),
         DataType::Text | DataType::Unknown => Ok(Value::Text(text.to_string())),
         DataType::Varchar(None) => Ok(Value::Text(text.to_string())),
         DataType::Varchar(Some(n)) => fit_length(text, *n, false, "character varying").map(Value::Text),
@@ -90,16 +90,12 @@ pub fn storage_to_text(ty: &DataType, v: &Value) -> Result<String> {
             Some(f) => format_float8(f),
             None => plain_text(v),
         },
+        // Stored as PostgreSQL's text already; integers and REALs (written
+        // before numerics were exact) are printed at the type's scale.
         DataType::Numeric(typmod) => match v {
-            Value::Integer(i) => match typmod {
-                Some((_, s)) if *s > 0 => format!("{i}.{}", "0".repeat(*s as usize)),
-                _ => i.to_string(),
-            },
+            Value::Text(s) => s.clone(),
+            Value::Integer(i) => numeric_at_scale(crate::numeric::Numeric::from_i64(*i), *typmod),
             Value::Real(r) => format_numeric(*r, typmod.map(|(_, s)| s)),
-            Value::Text(s) => match parse_float8(s) {
-                Ok(f) => format_numeric(f, typmod.map(|(_, s)| s)),
-                Err(_) => s.clone(),
-            },
             other => plain_text(other),
         },
         DataType::Bytea => match v {
@@ -503,41 +499,22 @@ impl Decimal {
     }
 }
 
-/// `numeric[(p,s)]` input: validates the syntax, rounds to the scale and
-/// checks the precision (22003 `numeric field overflow`), returning the
-/// stored REAL.
-pub fn parse_numeric(text: &str, typmod: Option<(u32, u32)>) -> Result<f64> {
-    let t = text.trim();
-    match t.to_ascii_lowercase().as_str() {
-        "nan" => return Ok(f64::NAN),
-        "infinity" | "+infinity" | "inf" | "+inf" if typmod.is_none() => return Ok(f64::INFINITY),
-        "-infinity" | "-inf" if typmod.is_none() => return Ok(f64::NEG_INFINITY),
-        "infinity" | "+infinity" | "inf" | "+inf" | "-infinity" | "-inf" => {
-            return Err(numeric_overflow(typmod.unwrap_or((0, 0)), "Infinity"));
-        }
-        _ => {}
+/// `numeric[(p,s)]` input: validates the syntax and PostgreSQL's limits,
+/// rounds to the scale and checks the precision (22003 `numeric field
+/// overflow`). The stored form is the result's text.
+pub fn parse_numeric(text: &str, typmod: Option<(u32, u32)>) -> Result<crate::numeric::Numeric> {
+    let n = crate::numeric::Numeric::parse(text)?;
+    match typmod {
+        Some((p, s)) => n.apply_typmod(p, s),
+        None => Ok(n),
     }
-    let mut d = Decimal::parse(t).ok_or_else(|| invalid_syntax("numeric", text))?;
-    if let Some((p, s)) = typmod {
-        d.round(s);
-        if d.integer_digits() > p as i64 - s as i64 {
-            return Err(numeric_overflow((p, s), &d.to_text()));
-        }
-    }
-    let f: f64 = d.to_text().parse().map_err(|_| invalid_syntax("numeric", text))?;
-    if f.is_infinite() {
-        return Err(Error::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "value overflows numeric format"));
-    }
-    Ok(f)
 }
 
-fn numeric_overflow((p, s): (u32, u32), _value: &str) -> Error {
-    let detail = if p == s {
-        format!("A field with precision {p}, scale {s} must round to an absolute value less than 1.")
-    } else {
-        format!("A field with precision {p}, scale {s} must round to an absolute value less than 10^{}.", p - s)
-    };
-    Error::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow").with_detail(detail)
+fn numeric_at_scale(n: crate::numeric::Numeric, typmod: Option<(u32, u32)>) -> String {
+    match typmod {
+        Some((_, s)) => n.round(s as i64).to_string(),
+        None => n.to_string(),
+    }
 }
 
 /// `numeric` output of a stored REAL: exactly `scale` decimals when the type
@@ -1885,6 +1862,12 @@ mod tests {
         assert_eq!(round_trip(&un, "1e20"), "100000000000000000000");
         assert_eq!(round_trip(&un, "0.0000001"), "0.0000001");
         assert_eq!(storage_to_text(&un, &Value::Real(0.1 + 0.2)).unwrap(), "0.3");
+        assert_eq!(st(&un, "0.10"), Value::Text("0.10".into()));
+        assert_eq!(
+            round_trip(&un, "123456789012345678901234567890.123456789"),
+            "123456789012345678901234567890.123456789"
+        );
+        assert_eq!(code(&un, "1e131072"), SqlState::NUMERIC_VALUE_OUT_OF_RANGE);
         assert_eq!(round_trip(&un, "NaN"), "NaN");
         assert_eq!(code(&un, "1.2.3"), SqlState::INVALID_TEXT_REPRESENTATION);
         assert_eq!(code(&un, "e5"), SqlState::INVALID_TEXT_REPRESENTATION);

@@ -21,6 +21,7 @@
 pub mod context;
 pub mod convert;
 pub mod error;
+pub mod numeric;
 pub mod types;
 pub mod value;
 

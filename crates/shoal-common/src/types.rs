@@ -10,7 +10,7 @@
 //! | Bool                         | INTEGER 0 / 1                                    |
 //! | Int2, Int4, Int8             | INTEGER                                          |
 //! | Float4, Float8               | REAL                                             |
-//! | Numeric{p,s}                 | REAL (rounded to `s` on write and output; ~15 significant digits) |
+//! | Numeric{p,s}                 | TEXT `COLLATE pg_numeric`, PostgreSQL's exact output (`12.50`, `NaN`) |
 //! | Text, Varchar(n), Char(n)    | TEXT (Char(n) blank-padded to n)                 |
 //! | Bytea                        | BLOB                                             |
 //! | Date                         | TEXT `YYYY-MM-DD`                                |
@@ -23,6 +23,9 @@
 //!
 //! Text forms sort correctly as text, so comparisons and ORDER BY on dates and
 //! timestamps work on the stored values, and SQLite's date functions accept them.
+//! Numerics are the exception: their text sorts numerically only under the
+//! `pg_numeric` collation (see `shoal_common::numeric`), which numeric
+//! columns declare and the translator adds to computed numerics.
 
 use std::fmt;
 
@@ -259,7 +262,7 @@ impl DataType {
     pub fn sqlite_affinity(&self) -> &'static str {
         match self {
             DataType::Bool | DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Oid => "INTEGER",
-            DataType::Float4 | DataType::Float8 | DataType::Numeric(_) => "REAL",
+            DataType::Float4 | DataType::Float8 => "REAL",
             DataType::Bytea => "BLOB",
             _ => "TEXT",
         }

@@ -15,7 +15,8 @@
 //! Every function here is total: malformed client bytes produce a
 //! `22P03`/`22P02`-class [`Error`], never a panic.
 
-use shoal_common::convert::{self, DateValue, Decimal, Interval, TimestampValue, PG_EPOCH_DAYS, USECS_PER_DAY};
+use shoal_common::convert::{self, DateValue, Interval, TimestampValue, PG_EPOCH_DAYS, USECS_PER_DAY};
+use shoal_common::numeric::Numeric;
 use shoal_common::{DataType, Error, Result, SqlState, Value};
 
 /// The wire format of one parameter or result column.
@@ -108,9 +109,13 @@ fn decode_binary(ty: &DataType, b: &[u8], index: usize) -> Result<Value> {
         DataType::Oid => Value::Integer(u32::from_be_bytes(fixed(b, index)?) as i64),
         DataType::Float4 => Value::Real(f32::from_be_bytes(fixed(b, index)?) as f64),
         DataType::Float8 => Value::Real(f64::from_be_bytes(fixed(b, index)?)),
-        DataType::Numeric(_) => {
-            let text = numeric_from_binary(b).ok_or_else(|| bad_binary(index))?;
-            convert::text_to_storage(ty, &text)?
+        DataType::Numeric(typmod) => {
+            let n = Numeric::from_pg_binary(b).ok_or_else(|| bad_binary(index))?;
+            let n = match typmod {
+                Some((p, s)) => n.apply_typmod(*p, *s)?,
+                None => n,
+            };
+            Value::Text(n.to_string())
         }
         DataType::Bytea => Value::Blob(b.to_vec()),
         DataType::Date => {
@@ -171,45 +176,6 @@ fn decode_binary(ty: &DataType, b: &[u8], index: usize) -> Result<Value> {
     })
 }
 
-/// Decodes PostgreSQL's binary numeric (`ndigits, weight, sign, dscale`,
-/// then base-10000 digits) into decimal text.
-fn numeric_from_binary(b: &[u8]) -> Option<String> {
-    let word = |i: usize| -> Option<u16> { Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?])) };
-    let ndigits = word(0)? as usize;
-    let weight = word(2)? as i16 as i64;
-    let sign = word(4)?;
-    let dscale = word(6)? as usize;
-    if b.len() != 8 + ndigits * 2 || dscale > 16383 {
-        return None;
-    }
-    match sign {
-        0xC000 => return Some("NaN".into()),
-        0xD000 => return Some("Infinity".into()),
-        0xF000 => return Some("-Infinity".into()),
-        0x0000 | 0x4000 => {}
-        _ => return None,
-    }
-    let mut digits = Vec::with_capacity(ndigits);
-    for i in 0..ndigits {
-        let d = word(8 + i * 2)?;
-        if d > 9999 {
-            return None;
-        }
-        digits.push(d);
-    }
-    // Value = Σ digits[i] × 10000^(weight - i): write it as digits × 10^exp.
-    let mut text = String::new();
-    for d in &digits {
-        text.push_str(&format!("{d:04}"));
-    }
-    if text.is_empty() {
-        text.push('0');
-    }
-    let exp = (weight - ndigits as i64 + 1) * 4;
-    let neg = if sign == 0x4000 { "-" } else { "" };
-    Some(format!("{neg}{text}e{exp}"))
-}
-
 /// Encodes one result value in the client's requested format; `None` is SQL NULL.
 pub fn encode_value(ty: &DataType, format: Format, v: &Value) -> Result<Option<Vec<u8>>> {
     if v.is_null() {
@@ -268,7 +234,7 @@ fn encode_binary(ty: &DataType, v: &Value) -> Result<Vec<u8>> {
         DataType::Oid => u32::try_from(int_of(ty, v)?).map_err(|_| range_error(ty))?.to_be_bytes().to_vec(),
         DataType::Float4 => (float_of(ty, v)? as f32).to_be_bytes().to_vec(),
         DataType::Float8 => float_of(ty, v)?.to_be_bytes().to_vec(),
-        DataType::Numeric(_) => numeric_to_binary(&convert::storage_to_text(ty, v)?),
+        DataType::Numeric(_) => numeric_to_binary(&convert::storage_to_text(ty, v)?)?,
         DataType::Bytea => match v {
             Value::Blob(b) => b.clone(),
             other => text_of(other).into_bytes(),
@@ -340,57 +306,9 @@ fn encode_array_binary(elem: &DataType, literal: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// PostgreSQL's `numeric_send` for a decimal string as printed by
-/// [`convert::format_numeric`] (`-123.4500`, `NaN`, `Infinity`).
-pub fn numeric_to_binary(text: &str) -> Vec<u8> {
-    let header = |ndigits: u16, weight: i16, sign: u16, dscale: u16| {
-        let mut out = Vec::with_capacity(8 + ndigits as usize * 2);
-        out.extend_from_slice(&ndigits.to_be_bytes());
-        out.extend_from_slice(&weight.to_be_bytes());
-        out.extend_from_slice(&sign.to_be_bytes());
-        out.extend_from_slice(&dscale.to_be_bytes());
-        out
-    };
-    match text {
-        "NaN" => return header(0, 0, 0xC000, 0),
-        "Infinity" => return header(0, 0, 0xD000, 0),
-        "-Infinity" => return header(0, 0, 0xF000, 0),
-        _ => {}
-    }
-    let Some(d) = Decimal::parse(text) else {
-        return header(0, 0, 0xC000, 0);
-    };
-    let (int_part, frac_part) = {
-        let t = d.to_text();
-        let t = t.trim_start_matches('-').to_string();
-        let (i, f) = t.split_once('.').map(|(i, f)| (i.to_string(), f.to_string())).unwrap_or((t, String::new()));
-        (i, f)
-    };
-    let dscale = frac_part.len() as u16;
-    // Pad the integer part on the left and the fraction on the right to
-    // whole base-10000 groups.
-    let int_pad = (4 - int_part.len() % 4) % 4;
-    let frac_pad = (4 - frac_part.len() % 4) % 4;
-    let all = format!("{}{}{}{}", "0".repeat(int_pad), int_part, frac_part, "0".repeat(frac_pad));
-    let mut groups: Vec<u16> =
-        all.as_bytes().chunks(4).map(|c| c.iter().fold(0u16, |acc, b| acc * 10 + (b - b'0') as u16)).collect();
-    let mut weight = ((int_part.len() + int_pad) / 4) as i16 - 1;
-    while groups.first() == Some(&0) {
-        groups.remove(0);
-        weight -= 1;
-    }
-    while groups.last() == Some(&0) {
-        groups.pop();
-    }
-    if groups.is_empty() {
-        weight = 0;
-    }
-    let sign = if d.negative { 0x4000 } else { 0 };
-    let mut out = header(groups.len() as u16, weight, sign, dscale);
-    for g in groups {
-        out.extend_from_slice(&g.to_be_bytes());
-    }
-    out
+/// PostgreSQL's `numeric_send` for a numeric's text (`-123.4500`, `NaN`, `Infinity`).
+pub fn numeric_to_binary(text: &str) -> Result<Vec<u8>> {
+    Ok(Numeric::parse(text)?.to_pg_binary())
 }
 
 #[cfg(test)]
@@ -463,20 +381,20 @@ mod tests {
     #[test]
     fn numeric_binary_matches_postgres() {
         // 1234.5 with dscale 2: ndigits 2, weight 0, digits [1234, 5000].
-        assert_eq!(numeric_to_binary("1234.50"), vec![0, 2, 0, 0, 0, 0, 0, 2, 0x04, 0xD2, 0x13, 0x88]);
-        assert_eq!(numeric_to_binary("0.00"), vec![0, 0, 0, 0, 0, 0, 0, 2]);
-        assert_eq!(numeric_to_binary("-0.0001"), vec![0, 1, 0xFF, 0xFF, 0x40, 0, 0, 4, 0, 1]);
-        assert_eq!(numeric_to_binary("10000"), vec![0, 1, 0, 1, 0, 0, 0, 0, 0, 1]);
-        for text in ["1234.50", "-0.0001", "10000", "0", "123456789.123456789", "NaN"] {
-            assert_eq!(
-                numeric_from_binary(&numeric_to_binary(text))
-                    .map(|s| Decimal::parse(&s).map(|d| d.to_text().parse::<f64>().unwrap())),
-                Some(Decimal::parse(text).map(|d| d.to_text().parse::<f64>().unwrap())),
-                "{text}"
-            );
+        assert_eq!(numeric_to_binary("1234.50").unwrap(), vec![0, 2, 0, 0, 0, 0, 0, 2, 0x04, 0xD2, 0x13, 0x88]);
+        assert_eq!(numeric_to_binary("0.00").unwrap(), vec![0, 0, 0, 0, 0, 0, 0, 2]);
+        assert_eq!(numeric_to_binary("-0.0001").unwrap(), vec![0, 1, 0xFF, 0xFF, 0x40, 0, 0, 4, 0, 1]);
+        assert_eq!(numeric_to_binary("10000").unwrap(), vec![0, 1, 0, 1, 0, 0, 0, 0, 0, 1]);
+        let un = DataType::Numeric(None);
+        for text in ["1234.50", "-0.0001", "10000", "0", "123456789012345678901234567890.123456789", "1.10", "NaN"] {
+            let v = Value::Text(text.into());
+            assert_eq!(bin_round_trip(&un, v.clone()), v, "{text}");
         }
+        // A binary parameter for numeric(10,2) is rounded to the scale like text input.
         let ty = DataType::Numeric(Some((10, 2)));
-        assert_eq!(bin_round_trip(&ty, Value::Real(-12.5)), Value::Real(-12.5));
+        let b = numeric_to_binary("-12.505").unwrap();
+        assert_eq!(decode_binary(&ty, &b, 0).unwrap(), Value::Text("-12.51".into()));
+        assert_eq!(bin_round_trip(&ty, Value::Real(-12.5)), Value::Text("-12.50".into()));
     }
 
     #[test]

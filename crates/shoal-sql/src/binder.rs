@@ -210,9 +210,16 @@ impl<'a> Binder<'a> {
             if *ty == DataType::Unknown {
                 return;
             }
+            // PostgreSQL gives a parameter the type without its modifier: a
+            // `$1` compared with a numeric(10,2) column is a plain numeric,
+            // so its digits are not rounded away before the comparison.
+            let ty = match ty {
+                DataType::Numeric(Some(_)) => DataType::Numeric(None),
+                other => other.clone(),
+            };
             if let Some(slot) = self.params.get_mut(i) {
                 if slot.is_none() || *slot == Some(DataType::Unknown) {
-                    *slot = Some(ty.clone());
+                    *slot = Some(ty);
                 }
                 t.ty = slot.clone().unwrap_or(DataType::Unknown);
             }
@@ -292,11 +299,24 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, bool)> {
             ast::ExactNumberInfo::Precision(p) if *p <= 24 => DataType::Float4,
             _ => DataType::Float8,
         },
-        A::Numeric(info) | A::Decimal(info) | A::Dec(info) => DataType::Numeric(match info {
-            ast::ExactNumberInfo::None => None,
-            ast::ExactNumberInfo::Precision(p) => Some((*p as u32, 0)),
-            ast::ExactNumberInfo::PrecisionAndScale(p, s) => Some((*p as u32, (*s).max(0) as u32)),
-        }),
+        A::Numeric(info) | A::Decimal(info) | A::Dec(info) => {
+            let (p, s) = match info {
+                ast::ExactNumberInfo::None => return Ok((DataType::Numeric(None), false)),
+                ast::ExactNumberInfo::Precision(p) => (*p, 0),
+                ast::ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
+            };
+            if !(1..=shoal_common::numeric::MAX_PRECISION as u64).contains(&p) {
+                return Err(Error::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    format!("NUMERIC precision {p} must be between 1 and 1000"),
+                ));
+            }
+            // PostgreSQL 15 also allows scales below 0 and above the precision; Shoal refuses them.
+            if s < 0 || s as u64 > p {
+                return Err(Error::unsupported(format!("NUMERIC scale {s} outside 0..{p}")));
+            }
+            DataType::Numeric(Some((p as u32, s as u32)))
+        }
         A::Text => DataType::Text,
         A::Varchar(l) | A::CharacterVarying(l) | A::CharVarying(l) => DataType::Varchar(char_len(l)),
         A::Char(l) | A::Character(l) => DataType::Char(char_len(l).unwrap_or(1)),
@@ -363,6 +383,16 @@ pub fn cast_name(t: &DataType) -> String {
         DataType::Unknown => "text".into(),
         other => other.type_name(),
     }
+}
+
+/// The SQLite collation that orders numeric text numerically (registered by
+/// `shoal_storage::numeric`).
+pub const NUMERIC_COLLATION: &str = "pg_numeric";
+
+/// `sql` compared, sorted and grouped as a numeric: PostgreSQL compares
+/// `1.10 = 1.1` and `9 < 10`, which text does not.
+pub fn numeric_collate(sql: &str) -> String {
+    format!("({sql} COLLATE {NUMERIC_COLLATION})")
 }
 
 /// The storage class a type lives in (see `shoal_common::types`).

@@ -435,6 +435,7 @@ impl Binder<'_> {
                     parts.push(match v.ty {
                         T::Bool => format!("json(CASE {} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)", v.sql),
                         T::Json | T::Jsonb => format!("json({})", v.sql),
+                        T::Numeric(_) => crate::expr::json_numeric(&v.sql),
                         _ => v.sql,
                     });
                 }

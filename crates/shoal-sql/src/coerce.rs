@@ -42,6 +42,13 @@ impl Binder<'_> {
         if *to == DataType::Unknown {
             return Ok(t);
         }
+        // An unknown operand resolves to the partner's type without its
+        // modifier (PostgreSQL): `n = '1.005'` with n numeric(5,2) compares
+        // against 1.005, not against the literal rounded to 1.01.
+        let to = &match to {
+            DataType::Numeric(Some(_)) => DataType::Numeric(None),
+            other => other.clone(),
+        };
         match &t.kind {
             Kind::StrLit(_) | Kind::Null => self.cast(t, to),
             Kind::Param(_) if t.ty == DataType::Unknown => self.cast(t, to),
@@ -121,12 +128,10 @@ fn narrow_int(t: Typed, from: &DataType, to: &DataType) -> Result<Typed> {
     Ok(Typed::new(sql, to.clone()))
 }
 
-/// Rounds to a NUMERIC column's scale; blank-pads `character(n)`.
+/// Blank-pads `character(n)`. (A NUMERIC(p,s) value is rounded and checked
+/// where it is converted: [`literal`], `convert`, or the parameter's binding.)
 fn pad_or_round(t: Typed, to: &DataType) -> Typed {
     match to {
-        DataType::Numeric(Some((_, s))) if !matches!(t.kind, Kind::Null) => {
-            Typed { sql: format!("round({}, {s})", t.sql), ty: to.clone(), ..t }
-        }
         DataType::Char(n) if !matches!(t.kind, Kind::Null) => {
             Typed { sql: format!("pg_bpchar({}, {n})", t.sql), ty: to.clone(), ..t }
         }
@@ -142,10 +147,13 @@ fn convert(t: Typed, to: &DataType) -> Typed {
     }
     let same = |sql: String| Typed::new(sql, to.clone());
     let (fs, ts) = (storage(&from), storage(to));
+    if let Some(sql) = convert_numeric(&t, &from, to) {
+        return same(sql);
+    }
     let lossless = match (&from, to) {
         (f, t) if f.is_integer() && t.is_integer() => int_width(t) >= int_width(f),
-        (DataType::Float4 | DataType::Float8 | DataType::Numeric(_), DataType::Float4 | DataType::Float8) => true,
-        (DataType::Float4 | DataType::Float8 | DataType::Numeric(_), DataType::Numeric(None)) => true,
+        (DataType::Float4 | DataType::Float8, DataType::Float4 | DataType::Float8) => true,
+        (DataType::Numeric(_), DataType::Numeric(None) | DataType::Text | DataType::Varchar(None)) => true,
         (f, DataType::Text | DataType::Varchar(None) | DataType::Name) if f.is_text() => true,
         (DataType::CatalogChar, DataType::Text | DataType::Varchar(_) | DataType::Name) => true,
         (DataType::Timestamp, DataType::Timestamptz) | (DataType::Timestamptz, DataType::Timestamp) => true,
@@ -165,6 +173,37 @@ fn convert(t: Typed, to: &DataType) -> Typed {
         return same(format!("CAST({} AS REAL)", t.sql));
     }
     same(format!("pg_cast({}, {}, {})", t.sql, quote_str(&cast_name(&from)), quote_str(&cast_name(to))))
+}
+
+/// Conversions into and out of numeric (stored as exact text): integers are
+/// printed (their text is the numeric's), numerics become doubles through
+/// `pg_num_float8`, and a `numeric(p, s)` target rounds and checks precision.
+/// `None` for conversions that involve no numeric.
+fn convert_numeric(t: &Typed, from: &DataType, to: &DataType) -> Option<String> {
+    match (from, to) {
+        (f, DataType::Numeric(None)) if f.is_integer() => Some(match t.sql.parse::<i64>() {
+            Ok(n) => quote_str(&n.to_string()),
+            Err(_) => format!("CAST({} AS TEXT)", t.sql),
+        }),
+        (f, DataType::Numeric(Some((p, s)))) if f.is_integer() || matches!(f, DataType::Numeric(_)) => {
+            Some(format!("pg_num_typmod({}, {p}, {s})", t.sql))
+        }
+        // A numeric literal folds to a double literal now, so `float_col * 1.5`
+        // costs what it did before numerics were exact.
+        (DataType::Numeric(_), DataType::Float8) => Some(match numeric_literal_f64(&t.sql) {
+            Some(x) => format!("{x:?}"),
+            None => format!("pg_num_float8({})", t.sql),
+        }),
+        _ => None,
+    }
+}
+
+/// The value of a numeric literal as the translator emits it (`'1.5'`), when finite as a double.
+fn numeric_literal_f64(sql: &str) -> Option<f64> {
+    let inner = sql.strip_prefix('\'')?.strip_suffix('\'')?;
+    let n = shoal_common::numeric::Numeric::parse(inner).ok()?;
+    let x = n.to_f64();
+    x.is_finite().then_some(x)
 }
 
 /// A string literal of unknown type given type `to`. Simple cases are folded
@@ -190,20 +229,19 @@ pub fn literal(s: &str, to: &DataType) -> Result<Typed> {
             }
             t(n.to_string())
         }
-        DataType::Float4 | DataType::Float8 | DataType::Numeric(_) => {
+        DataType::Float4 | DataType::Float8 => {
             let x: f64 = s.trim().parse().map_err(|_| invalid(&to.sql_name()))?;
             if !x.is_finite() {
                 return t(format!("pg_cast({}, 'text', {})", quote_str(s), quote_str(&cast_name(to))));
             }
-            let x = match to {
-                DataType::Numeric(Some((_, scale))) => {
-                    let f = 10f64.powi(*scale as i32);
-                    (x * f).round() / f
-                }
-                _ => x,
-            };
             t(format!("{x:?}"))
         }
+        // Exact: the literal's numeric text, rounded and checked for numeric(p, s).
+        DataType::Numeric(typmod) => match shoal_common::convert::parse_numeric(s, *typmod) {
+            Ok(n) => t(quote_str(&n.to_string())),
+            Err(e) if e.code == SqlState::INVALID_TEXT_REPRESENTATION => Err(invalid("numeric")),
+            Err(e) => Err(e),
+        },
         DataType::Bool => match s.trim().to_ascii_lowercase().as_str() {
             "t" | "true" | "y" | "yes" | "on" | "1" => t("1".into()),
             "f" | "false" | "n" | "no" | "off" | "0" => t("0".into()),

@@ -293,7 +293,7 @@ impl Binder<'_> {
     fn table_sql(&mut self, d: &mut Draft, serial_pk: Option<&str>) -> Result<String> {
         let mut cols = Vec::new();
         for c in &d.table.columns {
-            let mut sql = format!("{} {}", quote(&c.name), c.data_type.sqlite_affinity());
+            let mut sql = format!("{} {}", quote(&c.name), column_type(&c.data_type));
             if serial_pk == Some(c.name.as_str()) {
                 sql.push_str(" PRIMARY KEY AUTOINCREMENT");
             } else if !c.nullable {
@@ -377,7 +377,7 @@ impl Binder<'_> {
                     return Err(Error::unsupported("ADD COLUMN with PRIMARY KEY, UNIQUE or REFERENCES"));
                 }
                 let Some(col) = draft.table.columns.last().cloned() else { return Ok(()) };
-                let mut sql = format!("ALTER TABLE {qt} ADD COLUMN {} {}", quote(&cname), ty.sqlite_affinity());
+                let mut sql = format!("ALTER TABLE {qt} ADD COLUMN {} {}", quote(&cname), column_type(&ty));
                 if !col.nullable {
                     sql.push_str(" NOT NULL");
                 }
@@ -581,6 +581,15 @@ impl Binder<'_> {
     }
 }
 
+/// A column's SQLite type: its affinity, and for numerics the collation
+/// that compares their text numerically (indexes and UNIQUE use it too).
+fn column_type(ty: &DataType) -> String {
+    match ty {
+        DataType::Numeric(_) => format!("{} COLLATE {}", ty.sqlite_affinity(), binder::NUMERIC_COLLATION),
+        _ => ty.sqlite_affinity().to_string(),
+    }
+}
+
 /// The generated CHECK constraints that make SQLite's dynamic typing strict.
 pub fn type_checks(col: &str, ty: &DataType) -> String {
     let q = quote(col);
@@ -590,6 +599,8 @@ pub fn type_checks(col: &str, ty: &DataType) -> String {
         Storage::Integer => Some("'integer'"),
         Storage::Real => Some("'real', 'integer'"),
         Storage::Blob => Some("'blob'"),
+        // A numeric is always its text form (never a REAL that lost digits).
+        Storage::Text if matches!(ty, DataType::Numeric(_)) => Some("'text'"),
         Storage::Text => None,
     };
     if let Some(allowed) = allowed {

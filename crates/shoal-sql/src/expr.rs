@@ -159,8 +159,7 @@ impl Binder<'_> {
                 }
                 let name = if matches!(e, Expr::Ceil { .. }) { "ceil" } else { "floor" };
                 let a = self.numeric_arg(expr)?;
-                let ty = if a.ty.is_integer() { DataType::Numeric(None) } else { a.ty.clone() };
-                Ok(call(&format!("pg_{name}"), &[a], ty).named(name))
+                Ok(self.rounding_fn(name, vec![a])?.named(name))
             }
             Expr::JsonAccess { .. } => Err(Error::unsupported("this JSON access syntax")),
             Expr::AtTimeZone { .. } => Err(Error::unsupported("AT TIME ZONE")),
@@ -186,7 +185,7 @@ impl Binder<'_> {
 
     fn value(&mut self, v: &Value) -> Result<Typed> {
         match v {
-            Value::Number(n, _) => Ok(number(n)),
+            Value::Number(n, _) => number(n),
             Value::Boolean(b) => Ok(Typed::new(if *b { "1" } else { "0" }, DataType::Bool).named("bool")),
             Value::Null => Ok(Typed { sql: "NULL".into(), ty: DataType::Unknown, name: None, kind: Kind::Null }),
             Value::Placeholder(p) => self.param(p),
@@ -219,7 +218,47 @@ impl Binder<'_> {
     fn compare(&mut self, a: &Expr, op: &str, b: &Expr) -> Result<Typed> {
         let (l, r) = self.pair(a, b)?;
         check_comparable(&l.ty, &r.ty, op)?;
+        let (l, r) = self.comparable(l, r)?;
         Ok(Typed::new(format!("({} {op} {})", l.sql, r.sql), DataType::Bool))
+    }
+
+    /// Brings the operands of a comparison to their common type when a
+    /// numeric is involved, as PostgreSQL does: numeric vs integer compares as
+    /// numeric (the integer printed as numeric text, the left side under the
+    /// `pg_numeric` collation), numeric vs float as double precision.
+    pub fn comparable(&mut self, l: Typed, r: Typed) -> Result<(Typed, Typed)> {
+        let numeric = |t: &DataType| matches!(t, DataType::Numeric(_));
+        if !numeric(&l.ty) && !numeric(&r.ty) {
+            return Ok((l, r));
+        }
+        let (Some(_), Some(_)) = (numeric_rank(&l.ty), numeric_rank(&r.ty)) else {
+            return Ok((l, r));
+        };
+        let Some(target) = unify(&l.ty, &r.ty) else {
+            return Ok((l, r));
+        };
+        // An integer against a numeric literal that a double holds exactly
+        // (`age > 1.5`, `n = 30.0`) compares natively: SQLite compares an
+        // integer with a double exactly, and the integer keeps its index.
+        if numeric(&target) {
+            if l.ty.is_integer() {
+                if let Some(x) = exact_double_literal(&r) {
+                    return Ok((l, x));
+                }
+            }
+            if r.ty.is_integer() {
+                if let Some(x) = exact_double_literal(&l) {
+                    return Ok((x, r));
+                }
+            }
+        }
+        let l = if l.ty == target { l } else { self.cast(l, &target)? };
+        let r = if r.ty == target { r } else { self.cast(r, &target)? };
+        if numeric(&target) {
+            let sql = binder::numeric_collate(&l.sql);
+            return Ok((Typed { sql, ..l }, r));
+        }
+        Ok((l, r))
     }
 
     fn binary(&mut self, a: &Expr, op: &B, b: &Expr) -> Result<Typed> {
@@ -239,7 +278,7 @@ impl Binder<'_> {
             B::PGExp => {
                 let x = self.numeric_arg(a)?;
                 let y = self.numeric_arg(b)?;
-                return Ok(call("pg_power", &[x, y], DataType::Float8));
+                return self.power(x, y);
             }
             B::Arrow | B::LongArrow => return self.json_access(a, op, b),
             other => return Err(Error::unsupported(format!("the operator {other}"))),
@@ -285,6 +324,19 @@ impl Binder<'_> {
         if matches!(ty, DataType::Int4 | DataType::Int8) && matches!(op, B::Plus | B::Minus | B::Multiply) {
             return checked_int_arith(&l, op, &r, ty);
         }
+        if let DataType::Numeric(_) = ty {
+            // Exact arithmetic in Rust; integer operands are read exactly as they are.
+            let f = match op {
+                B::Plus => "pg_num_add",
+                B::Minus => "pg_num_sub",
+                B::Multiply => "pg_num_mul",
+                B::Divide => "pg_num_div",
+                _ => "pg_num_mod",
+            };
+            return Ok(call(f, &[l, r], ty));
+        }
+        // numeric with a float is computed in double precision, as PostgreSQL does.
+        let (l, r) = (self.float_operand(l, &ty)?, self.float_operand(r, &ty)?);
         let sql = match op {
             B::Plus => format!("({} + {})", l.sql, r.sql),
             B::Minus => format!("({} - {})", l.sql, r.sql),
@@ -293,6 +345,14 @@ impl Binder<'_> {
             _ => format!("pg_mod({}, {})", l.sql, r.sql),
         };
         Ok(Typed::new(sql, ty))
+    }
+
+    /// A numeric operand of a float operation, converted to the float type.
+    fn float_operand(&mut self, t: Typed, ty: &DataType) -> Result<Typed> {
+        match (&t.ty, ty) {
+            (DataType::Numeric(_), DataType::Float4 | DataType::Float8) => self.cast(t, &DataType::Float8),
+            _ => Ok(t),
+        }
     }
 
     /// An untyped operand in arithmetic is read as a number (PostgreSQL picks numeric/int).
@@ -380,7 +440,7 @@ impl Binder<'_> {
             U::Minus => {
                 if let Expr::Value(v) = x {
                     if let Value::Number(n, _) = &v.value {
-                        return Ok(number(&format!("-{n}")));
+                        return number(&format!("-{n}"));
                     }
                 }
                 let t = self.expr(x)?;
@@ -393,6 +453,9 @@ impl Binder<'_> {
                 }
                 if t.ty == DataType::Interval {
                     return Ok(Typed::new(format!("pg_interval_add('0 seconds', {}, -1)", t.sql), DataType::Interval));
+                }
+                if let DataType::Numeric(_) = t.ty {
+                    return Ok(call("pg_num_neg", &[t], DataType::Numeric(None)));
                 }
                 Ok(Typed::new(format!("(- {})", t.sql), t.ty))
             }
@@ -409,8 +472,22 @@ impl Binder<'_> {
             let (nl, item) = self.align_pair(l, item)?;
             l = nl;
             check_comparable(&l.ty, &item.ty, "IN")?;
-            items.push(item.sql);
+            items.push(item);
         }
+        // A numeric anywhere makes the whole comparison numeric (or float).
+        if items.iter().chain([&l]).any(|t| matches!(t.ty, DataType::Numeric(_))) {
+            let target = items.iter().try_fold(l.ty.clone(), |acc, t| unify(&acc, &t.ty));
+            if let Some(target) = target.filter(|t| numeric_rank(t).is_some()) {
+                let probe = Typed::new("NULL", target.clone());
+                l = self.comparable(l, probe)?.0;
+                for item in &mut items {
+                    if item.ty != target {
+                        *item = self.cast(item.clone(), &target)?;
+                    }
+                }
+            }
+        }
+        let items: Vec<String> = items.into_iter().map(|i| i.sql).collect();
         let not = if negated { "NOT " } else { "" };
         Ok(Typed::new(format!("({} {not}IN ({}))", l.sql, items.join(", ")), DataType::Bool))
     }
@@ -422,6 +499,12 @@ impl Binder<'_> {
             return Err(Error::syntax("subquery has too many columns"));
         }
         let l = self.align(l, &cols[0].1)?;
+        // With a numeric on either side, compare at the common type: the
+        // subquery's column is converted by wrapping the subquery.
+        let (name, col_ty) = cols[0].clone();
+        let col = Typed::new(binder::quote(&name), col_ty.clone());
+        let (l, col) = self.comparable(l, col)?;
+        let sql = if col.ty != col_ty { format!("SELECT {} FROM ({sql})", col.sql) } else { sql };
         let not = if negated { "NOT " } else { "" };
         Ok(Typed::new(format!("({} {not}IN ({sql}))", l.sql), DataType::Bool))
     }
@@ -431,6 +514,16 @@ impl Binder<'_> {
         let hi = self.expr(high)?;
         let (l, hi) = self.align_pair(l, hi)?;
         check_comparable(&l.ty, &lo.ty, "BETWEEN")?;
+        check_comparable(&l.ty, &hi.ty, "BETWEEN")?;
+        // `x BETWEEN a AND b` is `x >= a AND x <= b`: each pair at its common type.
+        if [&l, &lo, &hi].iter().any(|t| matches!(t.ty, DataType::Numeric(_))) {
+            let (x1, lo) = self.comparable(l.clone(), lo)?;
+            let (x2, hi) = self.comparable(l, hi)?;
+            let (op, join) = if negated { ("<", "OR") } else { (">=", "AND") };
+            let op2 = if negated { ">" } else { "<=" };
+            let sql = format!("({} {op} {} {join} {} {op2} {})", x1.sql, lo.sql, x2.sql, hi.sql);
+            return Ok(Typed::new(sql, DataType::Bool));
+        }
         let not = if negated { "NOT " } else { "" };
         Ok(Typed::new(format!("({} {not}BETWEEN {} AND {})", l.sql, lo.sql, hi.sql), DataType::Bool))
     }
@@ -452,18 +545,30 @@ impl Binder<'_> {
         };
         let mut parts = Vec::new();
         let mut results = Vec::new();
+        let mut pairs = Vec::new();
         for w in whens {
-            let cond = match &op {
+            match &op {
                 Some(o) => {
                     let c = self.expr(&w.condition)?;
-                    let (_, c) = self.align_pair(o.clone(), c)?;
-                    c
+                    pairs.push(self.align_pair(o.clone(), c)?);
                 }
-                None => self.condition(&w.condition)?,
-            };
-            parts.push(cond.sql);
+                None => parts.push(self.condition(&w.condition)?.sql),
+            }
             results.push(self.expr(&w.result)?);
         }
+        // `CASE x WHEN v …` compares `x = v`; with a numeric on either side it
+        // becomes `CASE WHEN x = v …` so the comparison is numeric.
+        let numeric = |t: &DataType| matches!(t, DataType::Numeric(_));
+        let searched = pairs.iter().any(|(o, c)| numeric(&o.ty) || numeric(&c.ty));
+        for (o, c) in pairs {
+            if searched {
+                let (o, c) = self.comparable(o, c)?;
+                parts.push(format!("{} = {}", o.sql, c.sql));
+            } else {
+                parts.push(c.sql);
+            }
+        }
+        let op = if searched { None } else { op };
         if let Some(e) = els {
             results.push(self.expr(e)?);
         }
@@ -500,8 +605,15 @@ impl Binder<'_> {
         }
         let mut out = Vec::with_capacity(items.len());
         for t in items {
-            let t = if t.is_untyped() || (t.ty != ty && t.ty.is_numeric() && ty == DataType::Numeric(None)) {
+            let mixed_numeric = t.ty != ty
+                && numeric_rank(&t.ty).is_some()
+                && numeric_rank(&ty).is_some()
+                && (matches!(t.ty, DataType::Numeric(_)) || matches!(ty, DataType::Numeric(_)));
+            let t = if t.is_untyped() {
                 self.align(t, &ty)?
+            } else if mixed_numeric {
+                // An integer branch of a numeric result must become numeric text.
+                self.cast(t, &ty)?
             } else {
                 t
             };
@@ -529,11 +641,48 @@ impl Binder<'_> {
         let name = field.to_string().to_lowercase();
         let t = self.expr(x)?;
         let t = self.align(t, &DataType::Timestamp)?;
-        let ty = match name.as_str() {
-            "second" | "seconds" | "millisecond" | "milliseconds" | "epoch" => DataType::Numeric(None),
-            _ => DataType::Numeric(None),
+        // PostgreSQL's extract returns numeric: microsecond precision for
+        // seconds and epochs, milliseconds with three decimals, else whole.
+        let scale = match name.as_str() {
+            "second" | "seconds" | "epoch" => 6,
+            "millisecond" | "milliseconds" => 3,
+            _ => 0,
         };
-        Ok(Typed::new(format!("pg_extract({}, {})", quote_str(&name), t.sql), ty).named("extract"))
+        let sql = format!("pg_num_round(pg_extract({}, {}), {scale})", quote_str(&name), t.sql);
+        Ok(Typed::new(sql, DataType::Numeric(None)).named("extract"))
+    }
+
+    /// `x ^ y` / `power(x, y)`: numeric when either side is numeric (and
+    /// neither is a float), otherwise double precision, as PostgreSQL resolves it.
+    pub fn power(&mut self, x: Typed, y: Typed) -> Result<Typed> {
+        let numeric = |t: &DataType| matches!(t, DataType::Numeric(_));
+        let float = |t: &DataType| matches!(t, DataType::Float4 | DataType::Float8);
+        if (numeric(&x.ty) || numeric(&y.ty)) && !float(&x.ty) && !float(&y.ty) {
+            return Ok(call("pg_num_power", &[x, y], DataType::Numeric(None)));
+        }
+        let (x, y) = (self.float_operand(x, &DataType::Float8)?, self.float_operand(y, &DataType::Float8)?);
+        Ok(call("pg_power", &[x, y], DataType::Float8))
+    }
+
+    /// `ceil`, `floor`, `round`, `trunc`, `sign` of one argument (and `round`
+    /// / `trunc` with a scale): exact on numerics; integers and floats go
+    /// through double precision like PostgreSQL's `round(integer)`, except
+    /// with a scale argument, which only numeric has.
+    pub fn rounding_fn(&mut self, name: &str, mut args: Vec<Typed>) -> Result<Typed> {
+        let numeric = matches!(args[0].ty, DataType::Numeric(_));
+        if numeric || args.len() == 2 {
+            if args[0].ty.is_integer() {
+                args[0] = self.cast(args[0].clone(), &DataType::Numeric(None))?;
+            }
+            if !matches!(args[0].ty, DataType::Numeric(_) | DataType::Unknown) {
+                return Err(no_function(name, &args));
+            }
+            return Ok(call(&format!("pg_num_{name}"), &args, DataType::Numeric(None)));
+        }
+        let f = if name == "round" { "round".to_string() } else { format!("pg_{name}") };
+        let x = if args[0].ty.is_integer() { self.cast(args[0].clone(), &DataType::Float8)? } else { args[0].clone() };
+        let ty = if x.ty == DataType::Float4 { DataType::Float4 } else { DataType::Float8 };
+        Ok(call(&f, &[x], ty))
     }
 
     /// An argument that must be text; untyped ones become text, other types are printed.
@@ -598,19 +747,32 @@ pub fn text_of(t: Typed) -> Typed {
     }
 }
 
-/// A numeric literal: `int4` when it fits, else `int8`, else `numeric`.
-fn number(n: &str) -> Typed {
-    let ty = if let Ok(v) = n.parse::<i64>() {
-        if i32::try_from(v).is_ok() {
-            DataType::Int4
-        } else {
-            DataType::Int8
-        }
-    } else {
-        DataType::Numeric(None)
-    };
-    let sql = if ty == DataType::Numeric(None) && n.parse::<f64>().is_err() { "NULL".to_string() } else { n.into() };
-    Typed::new(sql, ty)
+/// A numeric literal: `int4` when it fits, else `int8`, else an exact
+/// `numeric` (its PostgreSQL text, e.g. `1.50`), as PostgreSQL types them.
+fn number(n: &str) -> Result<Typed> {
+    if let Ok(v) = n.parse::<i64>() {
+        let ty = if i32::try_from(v).is_ok() { DataType::Int4 } else { DataType::Int8 };
+        return Ok(Typed::new(n, ty));
+    }
+    let value = shoal_common::numeric::Numeric::parse(n)?;
+    Ok(Typed::new(quote_str(&value.to_string()), DataType::Numeric(None)))
+}
+
+/// A numeric literal (`'1.5'`, as [`number`] emits it) as a double literal,
+/// when the double is exactly the literal's value.
+fn exact_double_literal(t: &Typed) -> Option<Typed> {
+    if !matches!(t.ty, DataType::Numeric(_)) {
+        return None;
+    }
+    let inner = t.sql.strip_prefix('\'')?.strip_suffix('\'')?;
+    let x = shoal_common::numeric::Numeric::parse(inner).ok()?.to_f64_exact()?;
+    Some(Typed::new(format!("({x:?})"), DataType::Float8))
+}
+
+/// A numeric (stored as text) as a JSON value: a JSON number, except the
+/// special values, which JSON cannot hold and PostgreSQL writes as strings.
+pub fn json_numeric(sql: &str) -> String {
+    format!("(CASE WHEN {sql} IN ('NaN', 'Infinity', '-Infinity') THEN json_quote({sql}) ELSE json({sql}) END)")
 }
 
 pub fn call(f: &str, args: &[Typed], ty: DataType) -> Typed {
@@ -635,6 +797,12 @@ fn check_comparable(a: &DataType, b: &DataType, op: &str) -> Result<()> {
         return Ok(());
     }
     Err(no_operator(op, a, b))
+}
+
+fn no_function(name: &str, args: &[Typed]) -> Error {
+    let types: Vec<String> = args.iter().map(|a| a.ty.to_string()).collect();
+    Error::new(SqlState::UNDEFINED_FUNCTION, format!("function {name}({}) does not exist", types.join(", ")))
+        .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")
 }
 
 pub fn no_operator(op: &str, a: &DataType, b: &DataType) -> Error {

@@ -149,33 +149,31 @@ impl Binder<'_> {
             }
         };
         let (sql, ty) = match name {
-            "count" => (format!("count({distinct}{})", one(&xs)?.sql), DataType::Int8),
+            "count" => (format!("count({distinct}{})", numeric_key(&one(&xs)?)), DataType::Int8),
             "sum" => {
                 let x = self.agg_numeric(one(&xs)?)?;
-                let ty = match x.ty {
-                    DataType::Int2 | DataType::Int4 => DataType::Int8,
-                    DataType::Int8 => DataType::Numeric(None),
-                    // PostgreSQL's sum keeps the inputs' scale (`3.00`); its
-                    // precision is unbounded (1000 is numeric's maximum).
-                    DataType::Numeric(Some((_, scale))) => DataType::Numeric(Some((1000, scale))),
-                    DataType::Numeric(None) => DataType::Numeric(None),
-                    ref t => t.clone(),
-                };
-                (format!("sum({distinct}{})", x.sql), ty)
+                match x.ty {
+                    DataType::Int2 | DataType::Int4 => (format!("sum({distinct}{})", x.sql), DataType::Int8),
+                    // sum(bigint) and sum(numeric) are exact numerics (no overflow).
+                    DataType::Int8 | DataType::Numeric(_) => {
+                        (format!("pg_num_sum({distinct}{})", numeric_key(&x)), DataType::Numeric(None))
+                    }
+                    ref t => (format!("sum({distinct}{})", x.sql), t.clone()),
+                }
             }
             "avg" => {
                 let x = self.agg_numeric(one(&xs)?)?;
-                let ty = if matches!(x.ty, DataType::Float4 | DataType::Float8) {
-                    DataType::Float8
+                if matches!(x.ty, DataType::Float4 | DataType::Float8) {
+                    (format!("avg({distinct}{})", x.sql), DataType::Float8)
                 } else {
-                    DataType::Numeric(None)
-                };
-                (format!("avg({distinct}{})", x.sql), ty)
+                    // Exact: the sum divided with numeric's division scale.
+                    (format!("pg_num_avg({distinct}{})", numeric_key(&x)), DataType::Numeric(None))
+                }
             }
             "min" | "max" => {
                 let x = one(&xs)?;
                 let ty = if x.ty == DataType::Unknown { DataType::Text } else { x.ty.clone() };
-                (format!("{name}({distinct}{})", x.sql), ty)
+                (format!("{name}({distinct}{})", numeric_key(&x)), ty)
             }
             "bool_and" | "every" | "bool_or" => {
                 let x = self.align(one(&xs)?, &DataType::Bool)?;
@@ -198,13 +196,22 @@ impl Binder<'_> {
             _ => {
                 let x = one(&xs)?;
                 let ty = if name == "jsonb_agg" { DataType::Jsonb } else { DataType::Json };
-                (format!("json_group_array({distinct}{}{order})", x.sql), ty)
+                let x = match x.ty {
+                    DataType::Numeric(_) => crate::expr::json_numeric(&x.sql),
+                    _ => x.sql,
+                };
+                (format!("json_group_array({distinct}{x}{order})"), ty)
             }
         };
         Ok(Typed::new(sql, ty))
     }
 
     fn agg_numeric(&mut self, x: Typed) -> Result<Typed> {
+        let x = if x.ty == DataType::Unknown && !matches!(x.kind, Kind::Null) {
+            self.cast(x, &DataType::Numeric(None))?
+        } else {
+            x
+        };
         let x = self.align(x, &DataType::Numeric(None))?;
         if !x.ty.is_numeric() && x.ty != DataType::Interval {
             return Err(Error::new(SqlState::UNDEFINED_FUNCTION, format!("function does not exist for type {}", x.ty)));
@@ -237,7 +244,7 @@ impl Binder<'_> {
         if !spec.partition_by.is_empty() {
             let mut ps = Vec::new();
             for p in &spec.partition_by {
-                ps.push(self.expr(p)?.sql);
+                ps.push(numeric_key(&self.expr(p)?));
             }
             parts.push(format!("PARTITION BY {}", ps.join(", ")));
         }
@@ -266,7 +273,7 @@ impl Binder<'_> {
         let mut out = Vec::new();
         for o in items {
             let t = self.expr(&o.expr)?;
-            out.push(order_suffix(t.sql, &o.options));
+            out.push(order_suffix(numeric_key(&t), &o.options));
         }
         Ok(out.join(", "))
     }
@@ -400,36 +407,52 @@ impl Binder<'_> {
                 arity(n == 1)?;
                 let a = nums(self)?;
                 let ty = a[0].ty.clone();
+                if let T::Numeric(_) = ty {
+                    return Ok(call("pg_num_abs", &a, T::Numeric(None)));
+                }
                 Ok(call("abs", &a, ty))
             }
-            "round" => {
-                arity(n == 1 || n == 2)?;
+            "round" | "ceil" | "ceiling" | "floor" | "trunc" | "sign" => {
+                arity(n == 1 || (matches!(name, "round" | "trunc") && n == 2))?;
                 let mut a = vec![self.numeric_arg(args[0])?];
                 if n == 2 {
                     a.push(self.int_arg(args[1])?);
                 }
-                let ty = if a[0].ty.is_integer() { T::Numeric(None) } else { a[0].ty.clone() };
-                Ok(call("round", &a, ty))
-            }
-            "ceil" | "ceiling" | "floor" | "trunc" | "sign" => {
-                arity(n == 1 || (name == "trunc" && n == 2))?;
-                let mut a = vec![self.numeric_arg(args[0])?];
-                if n == 2 {
-                    a.push(self.int_arg(args[1])?);
-                }
-                let ty = if a[0].ty.is_integer() { T::Numeric(None) } else { a[0].ty.clone() };
                 let f = if name == "ceiling" { "ceil" } else { name };
-                Ok(call(&format!("pg_{f}"), &a, ty))
+                self.rounding_fn(f, a)
             }
             "mod" => {
                 arity(n == 2)?;
                 let a = nums(self)?;
-                let ty = if a.iter().all(|x| x.ty.is_integer()) { a[0].ty.clone() } else { T::Numeric(None) };
-                Ok(call("pg_mod", &a, ty))
+                if a.iter().all(|x| x.ty.is_integer()) {
+                    let ty = if a.iter().any(|x| x.ty == T::Int8) { T::Int8 } else { T::Int4 };
+                    return Ok(call("pg_mod", &a, ty));
+                }
+                let mut b = Vec::new();
+                for x in a {
+                    b.push(if x.ty.is_integer() { self.cast(x, &T::Numeric(None))? } else { x });
+                }
+                if b.iter().any(|x| !matches!(x.ty, T::Numeric(_))) {
+                    return Err(Error::new(
+                        SqlState::UNDEFINED_FUNCTION,
+                        format!("function mod({}, {}) does not exist", b[0].ty, b[1].ty),
+                    ));
+                }
+                Ok(call("pg_num_mod", &b, T::Numeric(None)))
             }
             "power" | "pow" => {
                 arity(n == 2)?;
-                Ok(call("pg_power", &nums(self)?, T::Float8).named("power"))
+                let a = nums(self)?;
+                let (x, y) = (a[0].clone(), a[1].clone());
+                // power(int, int) is double precision in PostgreSQL, like `^`.
+                Ok(self.power(x, y)?.named("power"))
+            }
+            "sqrt" if n == 1 => {
+                let a = nums(self)?;
+                if let T::Numeric(_) = a[0].ty {
+                    return Ok(call("pg_num_sqrt", &a, T::Numeric(None)));
+                }
+                Ok(call("pg_sqrt", &a, T::Float8))
             }
             "sqrt" | "exp" | "ln" | "log" | "log10" => {
                 arity(n == 1 || (name == "log" && n == 2))?;
@@ -444,7 +467,11 @@ impl Binder<'_> {
                 }
                 let xs = self.unify_all(xs, &name.to_uppercase())?;
                 let ty = xs[0].ty.clone();
-                let f = if name == "coalesce" { "coalesce".to_string() } else { format!("pg_{name}") };
+                let f = match (name, &ty) {
+                    ("coalesce", _) => "coalesce".to_string(),
+                    (_, T::Numeric(_)) => format!("pg_num_{name}"),
+                    _ => format!("pg_{name}"),
+                };
                 if name == "coalesce" && n == 1 {
                     return Ok(Typed::new(xs[0].sql.clone(), ty));
                 }
@@ -454,6 +481,9 @@ impl Binder<'_> {
                 arity(n == 2)?;
                 let (a, b) = self.pair(args[0], args[1])?;
                 let ty = a.ty.clone();
+                // nullif compares like `=`: numerically, with the numeric's collation.
+                let (a, b) = self.comparable(a, b)?;
+                let a = if matches!(ty, T::Numeric(_)) { Typed { ty: ty.clone(), ..a } } else { a };
                 Ok(call("nullif", &[a, b], ty))
             }
             "date_trunc" => {
@@ -479,6 +509,7 @@ impl Binder<'_> {
                 let sql = match x.ty {
                     T::Bool => format!("json(CASE {} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)", x.sql),
                     T::Json | T::Jsonb => x.sql,
+                    T::Numeric(_) => crate::expr::json_numeric(&x.sql),
                     _ => format!("json_quote({})", x.sql),
                 };
                 Ok(Typed::new(sql, ty))
@@ -542,4 +573,13 @@ pub fn order_suffix(sql: String, o: &ast::OrderByOptions) -> String {
     let desc = matches!(o.sort, Some(ast::OrderBySort::Desc));
     let nulls_first = o.nulls_first.unwrap_or(desc);
     format!("{sql} {} NULLS {}", if desc { "DESC" } else { "ASC" }, if nulls_first { "FIRST" } else { "LAST" })
+}
+
+/// An expression that SQLite compares, sorts or de-duplicates (`DISTINCT`,
+/// `min`/`max`): a numeric gets the `pg_numeric` collation, so `9 < 10`.
+pub fn numeric_key(t: &Typed) -> String {
+    match t.ty {
+        DataType::Numeric(_) => crate::binder::numeric_collate(&t.sql),
+        _ => t.sql.clone(),
+    }
 }

@@ -18,7 +18,8 @@
 //!
 //! ## The type/storage contract
 //! Values are stored as documented in `shoal_common::types` (booleans 0/1,
-//! timestamps as UTC text, NUMERIC as REAL, …). Everything written goes
+//! timestamps as UTC text, NUMERIC as exact text compared under the
+//! `pg_numeric` collation, …). Everything written goes
 //! through an assignment coercion that produces that representation, and
 //! named CHECK constraints in the generated DDL refuse anything else (SQLite
 //! would otherwise store `'abc'` in an INTEGER column). [`map_sqlite_error`]

@@ -16,7 +16,7 @@ use shoal_common::{DataType, Error, Result, SqlState};
 use sqlparser::ast::{self, Expr, SelectItem, SetExpr, TableFactor};
 
 use crate::binder::{fold, object_name, quote, Binder, Col, CteDef, Kind, Rel, Scope, Typed};
-use crate::func::order_suffix;
+use crate::func::{numeric_key, order_suffix};
 use crate::plan::OutputColumn;
 use crate::system;
 
@@ -130,14 +130,42 @@ impl Binder<'_> {
         }
         let rsql = if matches!(right, SetExpr::SetOperation { .. }) { format!("SELECT * FROM ({rsql})") } else { rsql };
         let mut cols = Vec::with_capacity(lcols.len());
-        for (l, r) in lcols.into_iter().zip(rcols) {
+        let mut targets = Vec::with_capacity(lcols.len());
+        for (l, r) in lcols.iter().zip(&rcols) {
             let ty = crate::binder::unify(&l.data_type, &r.data_type)
                 .ok_or_else(|| crate::binder::mismatch(&op.to_string(), &l.data_type, &r.data_type))?;
             let ty = if ty == DataType::Unknown { DataType::Text } else { ty };
             let same = l.data_type == ty;
-            cols.push(OutputColumn { data_type: ty, table_oid: if same { l.table_oid } else { 0 }, ..l });
+            targets.push(ty.clone());
+            cols.push(OutputColumn { data_type: ty, table_oid: if same { l.table_oid } else { 0 }, ..l.clone() });
         }
+        let lsql = self.convert_branch(lsql, &lcols, &targets)?;
+        let rsql = self.convert_branch(rsql, &rcols, &targets)?;
         Ok((format!("{lsql} {word} {rsql}"), cols))
+    }
+
+    /// A set operation's branch whose columns must change representation to
+    /// the combined type (an integer column of a numeric result becomes
+    /// numeric text, a numeric column of a float result a double), so the
+    /// rows compare and print as one type. Other branches are left alone.
+    fn convert_branch(&mut self, sql: String, cols: &[OutputColumn], targets: &[DataType]) -> Result<String> {
+        let numeric = |t: &DataType| matches!(t, DataType::Numeric(_));
+        let needs = |from: &DataType, to: &DataType| {
+            from != to
+                && (numeric(from) != numeric(to))
+                && crate::binder::numeric_rank(from).is_some()
+                && crate::binder::numeric_rank(to).is_some()
+        };
+        if !cols.iter().zip(targets).any(|(c, t)| needs(&c.data_type, t)) {
+            return Ok(sql);
+        }
+        let mut items = Vec::with_capacity(cols.len());
+        for (c, t) in cols.iter().zip(targets) {
+            let col = Typed::new(quote(&c.name), c.data_type.clone());
+            let col = if needs(&c.data_type, t) { self.cast(col, t)? } else { col };
+            items.push(format!("{} AS {}", numeric_key(&col), quote(&c.name)));
+        }
+        Ok(format!("SELECT {} FROM ({sql})", items.join(", ")))
     }
 
     fn values(&mut self, v: &ast::Values, names: Option<&[String]>) -> Result<QueryOut> {
@@ -212,7 +240,7 @@ impl Binder<'_> {
         let mut cols = Vec::new();
         for (i, t) in items.iter().enumerate() {
             let name = names.and_then(|n| n.get(i)).cloned().unwrap_or_else(|| output_name(t));
-            select_sql.push(format!("{} AS {}", t.sql, quote(&name)));
+            select_sql.push(format!("{} AS {}", numeric_key(t), quote(&name)));
             cols.push(output_column(name.clone(), t));
             self.scope().aliases.push((name, t.clone()));
         }
@@ -276,7 +304,7 @@ impl Binder<'_> {
             let is_column = self.resolve(std::slice::from_ref(i)).is_ok();
             if !is_column {
                 if let Some((_, t)) = self.scope().aliases.iter().find(|(n, _)| *n == name) {
-                    return Ok(t.sql.clone());
+                    return Ok(numeric_key(t));
                 }
             }
         }
@@ -285,7 +313,7 @@ impl Binder<'_> {
                 let k: usize = n.parse().map_err(|_| Error::syntax("non-integer constant in ORDER BY"))?;
                 let aliases = &self.scope().aliases;
                 return match k.checked_sub(1).and_then(|i| aliases.get(i)) {
-                    Some((_, t)) => Ok(t.sql.clone()),
+                    Some((_, t)) => Ok(numeric_key(t)),
                     None => Err(Error::new(
                         SqlState::INVALID_COLUMN_REFERENCE,
                         format!("ORDER BY position {k} is not in select list"),
@@ -293,7 +321,7 @@ impl Binder<'_> {
                 };
             }
         }
-        Ok(self.expr(e)?.sql)
+        Ok(numeric_key(&self.expr(e)?))
     }
 
     fn select_order(&mut self, order: &[ast::OrderByExpr]) -> Result<String> {

@@ -134,7 +134,7 @@ fn users() -> Db {
 fn ddl_and_inserts_with_defaults_and_returning() {
     let mut db = users();
     assert_eq!(db.col("SELECT id, name, active, created, score FROM users ORDER BY id"),
-        "1|ann|t|2024-05-17 10:11:12.123456+00|1.23,2|bob|t|2024-05-17 10:11:12.123456+00|2,3|cy|t|2024-05-17 10:11:12.123456+00|NULL");
+        "1|ann|t|2024-05-17 10:11:12.123456+00|1.23,2|bob|t|2024-05-17 10:11:12.123456+00|2.00,3|cy|t|2024-05-17 10:11:12.123456+00|NULL");
     assert_eq!(db.col("INSERT INTO users (name) VALUES ('dee') RETURNING id, name"), "4|dee");
     assert_eq!(
         db.col("INSERT INTO users (name, age) VALUES ('eve', DEFAULT) RETURNING *"),
@@ -288,7 +288,7 @@ fn output_names_and_types_follow_postgres() {
 #[test]
 fn expressions() {
     let mut db = users();
-    assert_eq!(db.col("SELECT 7 / 2, 7 % 3, 7.0 / 2, -3 + 1, 2 * 3"), "3|1|3.5|-2|6");
+    assert_eq!(db.col("SELECT 7 / 2, 7 % 3, 7.0 / 2, -3 + 1, 2 * 3"), "3|1|3.5000000000000000|-2|6");
     assert_eq!(db.col("SELECT 'a' || 'b' || 1, concat('x', NULL, 2), concat_ws('-', 'a', 'b')"), "ab1|x2|a-b");
     assert_eq!(db.col("SELECT name FROM users WHERE name ILIKE 'A%'"), "ann");
     assert_eq!(db.col("SELECT count(*) FROM users WHERE name LIKE 'A%'"), "0");
@@ -695,4 +695,22 @@ fn queries_say_which_system_schemas_they_read() {
     assert_eq!(reads("SELECT pg_get_userbyid(10)"), (true, false));
     assert_eq!(reads("SELECT group_id FROM shoal.groups"), (false, true));
     assert_eq!(reads("SELECT * FROM t WHERE id IN (SELECT node_id FROM shoal.nodes)"), (false, true));
+}
+
+#[test]
+fn numeric_literals_fold_into_float_arithmetic() {
+    let mut db = users();
+    let stmts = shoal_sql::parse("SELECT age * 1.5::float8, 2.5 + 1::float8 FROM users WHERE age > 1.5").unwrap();
+    let plan = format!("{:?}", shoal_sql::plan(&stmts[0], &db.catalog, &[]).unwrap());
+    // Float arithmetic with a numeric literal uses a double literal, no function call.
+    assert!(plan.contains("1.5") && !plan.contains("pg_num_float8"), "{plan}");
+    // An integer column against a literal a double holds exactly compares natively (index-friendly) …
+    assert!(plan.contains("(\\\"users\\\".\\\"age\\\" > (1.5))"), "{plan}");
+    // … and against one it does not, as numeric.
+    let stmts = shoal_sql::parse("SELECT name FROM users WHERE age > 0.1").unwrap();
+    let plan = format!("{:?}", shoal_sql::plan(&stmts[0], &db.catalog, &[]).unwrap());
+    assert!(plan.contains("CAST(\\\"users\\\".\\\"age\\\" AS TEXT) COLLATE pg_numeric) > '0.1'"), "{plan}");
+    assert_eq!(db.col("SELECT name FROM users WHERE age > 25.5 ORDER BY id"), "ann");
+    assert_eq!(db.col("SELECT name FROM users WHERE age = 25.0 ORDER BY id"), "bob");
+    assert_eq!(db.col("SELECT name FROM users WHERE age < 25.1 ORDER BY id"), "bob");
 }

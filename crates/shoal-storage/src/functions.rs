@@ -21,6 +21,7 @@ use md5::{Digest, Md5};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, Error, Result};
+use shoal_common::numeric::Numeric;
 use shoal_common::SqlState;
 
 /// Registers every function of this module on `conn`.
@@ -98,6 +99,7 @@ pub fn register(conn: &Connection) -> Result<()> {
         let f = *f;
         conn.create_scalar_function(*name, *n_arg, flags, move |ctx| f(ctx))?;
     }
+    crate::numeric::register(conn)?;
     // The table-valued `generate_series(start, stop, step)`.
     rusqlite::vtab::series::load_module(conn)
 }
@@ -623,21 +625,24 @@ pub fn cast_value(v: Value, from: &str, to: &str) -> Result<Value> {
     let (to_base, mods) = type_modifier(to);
     let text = value_text(&v, from);
     match to_base {
-        "int2" | "int4" | "int8" | "oid" => cast_int(&v, &text, to_base),
+        "int2" | "int4" | "int8" | "oid" => cast_int(&v, &text, from, to_base),
         "float4" | "float8" => cast_float(&v, &text, to_base).map(Value::Real),
         "numeric" => {
-            let x = cast_float(&v, &text, "numeric")?;
-            let x = match mods.get(1) {
-                Some(s) => round_to(x, *s),
-                None => x,
+            let n = match &v {
+                Value::Integer(n) if from != "bool" => Numeric::from_i64(*n),
+                // float4 → numeric keeps 6 significant digits, float8 15 (PostgreSQL's FLT_DIG/DBL_DIG).
+                Value::Real(r) => Numeric::from_f64(*r, if from == "float4" { 6 } else { 15 }),
+                _ if from == "bool" => return Err(cannot_cast(from, to_base)),
+                _ => Numeric::parse(&text).map_err(|e| pg_error(e.code, e.message))?,
             };
-            if let (Some(p), Some(s)) = (mods.first(), mods.get(1)) {
-                // numeric(p, s) holds values below 10^(p-s) in magnitude.
-                if x.is_finite() && x.abs() >= 10f64.powi((p - s).clamp(-300, 300) as i32) {
-                    return Err(pg_error(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow"));
+            let n = match (mods.first(), mods.get(1)) {
+                (Some(p), Some(s)) => {
+                    let (p, s) = (u32::try_from(*p).unwrap_or(0), u32::try_from(*s).unwrap_or(0));
+                    n.apply_typmod(p, s).map_err(|e| pg_error(e.code, e.message))?
                 }
-            }
-            Ok(Value::Real(x))
+                _ => n,
+            };
+            Ok(Value::Text(n.to_string()))
         }
         "bool" => cast_bool(&v, &text).map(|b| Value::Integer(b as i64)),
         "text" | "name" => Ok(Value::Text(text)),
@@ -671,8 +676,12 @@ pub fn cast_value(v: Value, from: &str, to: &str) -> Result<Value> {
             Value::Blob(b) => Ok(Value::Blob(b)),
             _ => Ok(Value::Blob(parse_bytea(&text)?)),
         },
-        other => Err(pg_error(SqlState::CANNOT_COERCE, format!("cannot cast type {from} to {other}"))),
+        other => Err(cannot_cast(from, other)),
     }
+}
+
+fn cannot_cast(from: &str, to: &str) -> Error {
+    pg_error(SqlState::CANNOT_COERCE, format!("cannot cast type {} to {}", pg_type_name(from), pg_type_name(to)))
 }
 
 fn value_text(v: &Value, from: &str) -> String {
@@ -684,11 +693,6 @@ fn value_text(v: &Value, from: &str) -> String {
         Value::Blob(b) => format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
         Value::Null => String::new(),
     }
-}
-
-fn round_to(x: f64, scale: i64) -> f64 {
-    let f = 10f64.powi(scale.clamp(-300, 300) as i32);
-    (x * f).round() / f
 }
 
 fn pg_type_name(base: &str) -> &str {
@@ -703,8 +707,13 @@ fn pg_type_name(base: &str) -> &str {
     }
 }
 
-fn cast_int(v: &Value, text: &str, to: &str) -> Result<Value> {
+fn cast_int(v: &Value, text: &str, from: &str, to: &str) -> Result<Value> {
     let n = match v {
+        // numeric → integer rounds half away from zero (PostgreSQL's numeric_int4 and friends).
+        Value::Text(t) if from.starts_with("numeric") => {
+            let n = Numeric::parse(t).map_err(|e| pg_error(e.code, e.message))?;
+            n.to_i64(i64::MIN, i64::MAX, pg_type_name(to)).map_err(|e| pg_error(e.code, e.message))?
+        }
         Value::Integer(n) => *n,
         Value::Real(r) => {
             if !r.is_finite() || r.abs() > 9.2e18 {

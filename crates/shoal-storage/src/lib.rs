@@ -13,6 +13,7 @@
 //! * [`determinism`] — the `shoal` VFS and functions that pin `now`,
 //!   `random()` and friends to the entry's context, so replicas never diverge.
 //! * [`functions`] — PostgreSQL functions SQLite lacks (`md5`, `date_trunc`, …).
+//! * [`numeric`] — exact `numeric`: the `pg_numeric` collation and arithmetic.
 //! * [`budget`] — time budgets that let short reads run on an async thread.
 //! * snapshots (SQLite's backup API) and a content checksum for comparing
 //!   replicas at the same applied index.
@@ -23,6 +24,7 @@ pub mod budget;
 pub mod command;
 pub mod determinism;
 pub mod functions;
+pub mod numeric;
 pub mod replica;
 pub mod sqlite_error;
 
