@@ -508,11 +508,14 @@ impl ShoalSession {
         };
         let point = self.read_point(DATA_GROUP);
         let ctx = self.txn.as_ref().map(|t| t.ctx).unwrap_or_else(|| ExecContext::now(rand::random()));
+        // current_setting() in this read sees the session's values.
+        let settings: shoal_storage::session_settings::Settings = Arc::new(self.settings.clone());
         cluster::read_point(&self.node, DATA_GROUP, point).await?;
         self.node
             .data
             .read(move |reader| {
                 let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
+                let _settings = shoal_storage::session_settings::SettingsScope::enter(settings.clone());
                 catalog_views::prepare(reader, &catalog)?;
                 if let Some(status) = &status {
                     catalog_views::refresh_system_views(&reader.conn, status, &catalog.catalog)?;

@@ -391,8 +391,13 @@ impl Binder<'_> {
             "pg_backend_pid" => Typed::new("0", T::Int4),
             "current_setting" => {
                 let x = self.text_arg(args.first().copied().ok_or_else(|| arity(name))?)?;
+                // The session's value in reads, else the static catalog's.
                 Typed::new(
-                    format!("(SELECT \"setting\" FROM \"pg_catalog\".\"pg_settings\" WHERE \"name\" = {})", x.sql),
+                    format!(
+                        "coalesce(shoal_session_setting({0}), \
+                         (SELECT \"setting\" FROM \"pg_catalog\".\"pg_settings\" WHERE \"name\" = {0}))",
+                        x.sql
+                    ),
                     T::Text,
                 )
             }

@@ -26,6 +26,7 @@ use shoal_common::SqlState;
 
 /// Registers every function of this module on `conn`.
 pub fn register(conn: &Connection) -> Result<()> {
+    crate::session_settings::register(conn)?;
     let flags = FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_UTF8;
     type F = fn(&Context<'_>) -> Result<Value>;
     let table: &[(&str, i32, F)] = &[

@@ -26,6 +26,7 @@ pub mod determinism;
 pub mod functions;
 pub mod numeric;
 pub mod replica;
+pub mod session_settings;
 pub mod sqlite_error;
 
 pub use budget::StepBudget;
