@@ -34,6 +34,8 @@ use shoal_raft::{GroupId, Reader};
 use shoal_sql::{AdminCall, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
 use shoal_storage::determinism::StatementScope;
 use shoal_storage::{InterruptHandle, QueryOutput};
+use shoal_sql::Stmt;
+use shoal_storage::SessionSequences;
 use sqlparser::ast::Statement;
 
 use crate::catalog_views;
@@ -85,7 +87,7 @@ struct Txn {
 
 /// A prepared statement's plan, kept inside [`Prepared::handle`].
 struct PreparedPlan {
-    statement: Option<Arc<Statement>>,
+    statement: Option<Arc<Stmt>>,
     plan: Plan,
     catalog_tag: u64,
     client_types: Vec<Option<shoal_common::DataType>>,
@@ -109,6 +111,8 @@ pub struct ShoalSession {
     notices: Vec<Notice>,
     cancel: Arc<CancelState>,
     closed: bool,
+    /// `currval`/`lastval` state: what this session's statements drew.
+    sequences: SessionSequences,
 }
 
 /// Settings every session starts with (`SHOW`, ParameterStatus).
@@ -186,12 +190,13 @@ fn command_tag(kind: WriteKind, rows: u64) -> String {
         WriteKind::Insert => format!("INSERT 0 {rows}"),
         WriteKind::Update => format!("UPDATE {rows}"),
         WriteKind::Delete => format!("DELETE {rows}"),
+        WriteKind::Select => format!("SELECT {rows}"),
     }
 }
 
 fn statement_kind(plan: &Plan) -> &'static str {
     match plan {
-        Plan::Query { .. } => "select",
+        Plan::Query { .. } | Plan::Write { kind: WriteKind::Select, .. } => "select",
         Plan::Write { kind: WriteKind::Insert, .. } => "insert",
         Plan::Write { kind: WriteKind::Update, .. } => "update",
         Plan::Write { kind: WriteKind::Delete, .. } => "delete",
@@ -202,7 +207,8 @@ fn statement_kind(plan: &Plan) -> &'static str {
 }
 
 /// The metrics kind of a statement that has not been planned.
-fn ast_kind(statement: &Statement) -> &'static str {
+fn ast_kind(stmt: &Stmt) -> &'static str {
+    let Stmt::Sql(statement) = stmt else { return "ddl" };
     match statement {
         Statement::Query(_) => "select",
         Statement::Insert(_) => "insert",
@@ -212,8 +218,9 @@ fn ast_kind(statement: &Statement) -> &'static str {
         | Statement::AlterTable { .. }
         | Statement::Drop { .. }
         | Statement::CreateIndex(_)
-        | Statement::CreateView { .. } => "ddl",
-        _ if is_transaction_control(statement) => "transaction",
+        | Statement::CreateView { .. }
+        | Statement::CreateSequence { .. } => "ddl",
+        _ if is_transaction_control(stmt) => "transaction",
         _ => "other",
     }
 }
@@ -255,6 +262,7 @@ impl ShoalSession {
             notices: Vec::new(),
             cancel: Arc::new(CancelState::default()),
             closed: false,
+            sequences: SessionSequences::default(),
         }
     }
 
@@ -287,7 +295,7 @@ impl ShoalSession {
         }
     }
 
-    fn plan(&self, statement: &Statement, client_types: &[Option<shoal_common::DataType>]) -> Result<(Plan, u64)> {
+    fn plan(&self, statement: &Stmt, client_types: &[Option<shoal_common::DataType>]) -> Result<(Plan, u64)> {
         let catalog = self.catalog();
         match shoal_sql::plan(statement, &catalog.catalog, client_types) {
             Ok(plan) => Ok((plan, catalog.tag)),
@@ -300,7 +308,7 @@ impl ShoalSession {
     }
 
     /// Runs one planned statement, keeping PostgreSQL's transaction rules.
-    async fn run(&mut self, statement: Option<&Statement>, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
+    async fn run(&mut self, statement: Option<&Stmt>, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
         let started = Instant::now();
         let kind = statement_kind(&plan);
         let in_failed_txn = self.txn.as_ref().is_some_and(|t| t.failed);
@@ -317,7 +325,7 @@ impl ShoalSession {
 
     /// Turns SQLite's wording of constraint errors into PostgreSQL's;
     /// `statement` tells which table a foreign-key failure is about.
-    fn refine_error(&self, err: Error, statement: Option<&Statement>) -> Error {
+    fn refine_error(&self, err: Error, statement: Option<&Stmt>) -> Error {
         // Class 23: SQLite's constraint messages (including the generated
         // length and type checks) become PostgreSQL's.
         if err.code.as_str().starts_with("23") {
@@ -329,7 +337,11 @@ impl ShoalSession {
         err
     }
 
-    async fn dispatch(&mut self, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
+    async fn dispatch(&mut self, plan: Plan, mut params: Vec<Value>) -> Result<StatementResult> {
+        if let Plan::Query { sequence_state: true, .. } | Plan::Write { sequence_state: true, .. } = &plan {
+            // currval()/lastval() read the session's state from one more parameter.
+            params.push(Value::Text(self.sequences.encode()));
+        }
         match plan {
             Plan::Empty => Ok(StatementResult::Empty),
             Plan::Noop { tag, notice } => {
@@ -353,6 +365,7 @@ impl ShoalSession {
             }
             Plan::Write { kind, sql, columns, .. } => {
                 let output = self.write(sql, params).await?;
+                self.sequences.apply(&output.sequences);
                 let tag = command_tag(kind, if columns.is_empty() { output.changes } else { output.rows.len() as u64 });
                 if columns.is_empty() {
                     Ok(StatementResult::Command { tag })
@@ -360,8 +373,11 @@ impl ShoalSession {
                     Ok(StatementResult::Rows { columns: Arc::new(to_columns(&columns)), rows: output.rows, tag })
                 }
             }
-            Plan::Ddl { statements, catalog, tag } => {
+            Plan::Ddl { statements, catalog, tag, notices } => {
                 self.ddl(statements, catalog).await?;
+                for message in notices {
+                    self.notices.push(Notice { severity: "NOTICE".into(), code: SqlState::SUCCESSFUL_COMPLETION, message });
+                }
                 Ok(StatementResult::Command { tag })
             }
             Plan::Transaction(control) => self.transaction(control).await,
@@ -897,7 +913,7 @@ impl ShoalSession {
         Ok(text(&key, vec![vec![Value::Text(value)]]))
     }
 
-    fn prepare_plan(&self, statement: Statement, client_types: &[Option<shoal_common::DataType>]) -> Result<Prepared> {
+    fn prepare_plan(&self, statement: Stmt, client_types: &[Option<shoal_common::DataType>]) -> Result<Prepared> {
         let sql = statement.to_string();
         let (plan, tag) = self.plan(&statement, client_types)?;
         let (param_types, columns) = match &plan {
@@ -963,7 +979,8 @@ fn unknown_setting(name: &str) -> Error {
     Error::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\""))
 }
 
-fn is_transaction_control(statement: &Statement) -> bool {
+fn is_transaction_control(statement: &Stmt) -> bool {
+    let Stmt::Sql(statement) = statement else { return false };
     matches!(
         statement,
         Statement::StartTransaction { .. }

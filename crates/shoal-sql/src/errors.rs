@@ -23,7 +23,8 @@ pub struct WriteTarget {
 }
 
 /// The target of an INSERT/UPDATE/DELETE, if `stmt` is one (for [`map_write_error`]).
-pub fn write_target(stmt: &Statement) -> Option<WriteTarget> {
+pub fn write_target(stmt: &crate::Stmt) -> Option<WriteTarget> {
+    let crate::Stmt::Sql(stmt) = stmt else { return None };
     let (kind, name) = match stmt {
         Statement::Insert(i) => match &i.table {
             ast::TableObject::TableName(n) => (WriteKind::Insert, n),
@@ -90,7 +91,7 @@ fn foreign_key(catalog: &Catalog, target: Option<&WriteTarget>) -> Error {
     let referencing_side = match target.kind {
         WriteKind::Insert => true,
         WriteKind::Update => !table.foreign_keys.is_empty(),
-        WriteKind::Delete => false,
+        WriteKind::Delete | WriteKind::Select => false,
     };
     if referencing_side {
         let message = match table.foreign_keys.as_slice() {

@@ -510,6 +510,7 @@ impl Binder<'_> {
             }
             "generate_series" => Err(Error::unsupported("generate_series outside FROM")),
             "unnest" | "generate_subscripts" => self.select_list_srf(name, args),
+            _ if let Some(t) = self.sequence_function(name, args)? => Ok(t),
             _ if let Some(t) = self.catalog_function(name, args)? => {
                 self.reads.catalog = true;
                 Ok(t)

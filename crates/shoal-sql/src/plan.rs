@@ -64,6 +64,8 @@ pub enum WriteKind {
     Insert,
     Update,
     Delete,
+    /// A `SELECT` that writes: it calls `nextval` or `setval`.
+    Select,
 }
 
 /// Transaction control statements.
@@ -103,9 +105,20 @@ pub enum Plan {
         columns: Vec<OutputColumn>,
         /// Set by the binder when it resolved a catalog relation or function.
         reads: SystemReads,
+        /// The executor appends the session's sequence state (for `currval`,
+        /// `lastval`) as one more parameter after `param_types`.
+        sequence_state: bool,
     },
-    /// INSERT / UPDATE / DELETE (with optional RETURNING; `columns` is empty without).
-    Write { kind: WriteKind, sql: String, param_types: Vec<DataType>, columns: Vec<OutputColumn> },
+    /// INSERT / UPDATE / DELETE (with optional RETURNING; `columns` is empty
+    /// without), or a SELECT that draws from a sequence.
+    Write {
+        kind: WriteKind,
+        sql: String,
+        param_types: Vec<DataType>,
+        columns: Vec<OutputColumn>,
+        /// As in [`Plan::Query`].
+        sequence_state: bool,
+    },
     /// A schema change. The executor runs `statements` (SQLite DDL, no
     /// parameters) in the current transaction, then stores `catalog` as the
     /// new catalog in the same transaction, so DDL is transactional.
@@ -114,6 +127,8 @@ pub enum Plan {
         catalog: Catalog,
         /// Command tag, e.g. `CREATE TABLE`.
         tag: String,
+        /// Notices to send (`drop cascades to …`).
+        notices: Vec<String>,
     },
     /// A statement that changes nothing and returns nothing but a tag
     /// (e.g. `CREATE TABLE IF NOT EXISTS` on an existing table, `DISCARD ALL`),

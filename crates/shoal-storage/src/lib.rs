@@ -13,6 +13,8 @@
 //! * [`determinism`] — the `shoal` VFS and functions that pin `now`,
 //!   `random()` and friends to the entry's context, so replicas never diverge.
 //! * [`functions`] — PostgreSQL functions SQLite lacks (`md5`, `date_trunc`, …).
+//! * [`sequences`] — `nextval`/`setval` advancing sequence rows inside the
+//!   entry's transaction, `currval`/`lastval` from the session's state.
 //! * [`budget`] — time budgets that let short reads run on an async thread.
 //! * snapshots (SQLite's backup API) and a content checksum for comparing
 //!   replicas at the same applied index.
@@ -24,6 +26,7 @@ pub mod command;
 pub mod determinism;
 pub mod functions;
 pub mod replica;
+pub mod sequences;
 pub mod sqlite_error;
 
 pub use budget::StepBudget;
@@ -33,4 +36,5 @@ pub use replica::{
     QueryOutput, Replica, STORE_CATALOG_SQL,
 };
 pub use rusqlite::{Connection, InterruptHandle};
+pub use sequences::{Drawn, SessionSequences};
 pub use sqlite_error::from_sqlite;
