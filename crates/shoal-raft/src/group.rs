@@ -901,7 +901,9 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) {
                         // transaction of its own in this entry.
                         let mut restore = Vec::new();
                         let draws = replica.take_failed_draws();
-                        for (seq, (sql, params)) in shoal_storage::sequences::restore_statements(&draws).into_iter().enumerate() {
+                        for (seq, (sql, params)) in
+                            shoal_storage::sequences::restore_statements(&draws).into_iter().enumerate()
+                        {
                             let seq = seq as u32;
                             replica.execute(&item.ctx, seq, &sql, &params)?;
                             restore.push(RecordedStmt { seq, sql, params, failed: false });

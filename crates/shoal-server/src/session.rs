@@ -31,11 +31,11 @@ use async_trait::async_trait;
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_pgwire::{Canceller, Column, Notice, Prepared, Session, StatementResult, TransactionStatus};
 use shoal_raft::{GroupId, Reader};
+use shoal_sql::Stmt;
 use shoal_sql::{AdminCall, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
 use shoal_storage::determinism::StatementScope;
-use shoal_storage::{InterruptHandle, QueryOutput};
-use shoal_sql::Stmt;
 use shoal_storage::SessionSequences;
+use shoal_storage::{InterruptHandle, QueryOutput};
 use sqlparser::ast::Statement;
 
 use crate::catalog_views;
@@ -376,7 +376,11 @@ impl ShoalSession {
             Plan::Ddl { statements, catalog, tag, notices } => {
                 self.ddl(statements, catalog).await?;
                 for message in notices {
-                    self.notices.push(Notice { severity: "NOTICE".into(), code: SqlState::SUCCESSFUL_COMPLETION, message });
+                    self.notices.push(Notice {
+                        severity: "NOTICE".into(),
+                        code: SqlState::SUCCESSFUL_COMPLETION,
+                        message,
+                    });
                 }
                 Ok(StatementResult::Command { tag })
             }

@@ -102,7 +102,7 @@ impl Binder<'_> {
             if identity.is_some() && !matches!(ty, DataType::Int2 | DataType::Int4 | DataType::Int8) {
                 return Err(Error::new(
                     SqlState::INVALID_PARAMETER_VALUE,
-                    format!("identity column type must be smallint, integer, or bigint"),
+                    "identity column type must be smallint, integer, or bigint",
                 ));
             }
             if serial || identity.is_some() {
@@ -566,7 +566,10 @@ impl Binder<'_> {
                     _ => ("INDEX", "index"),
                 };
                 return Err(Error::new(SqlState::WRONG_OBJECT_TYPE, format!("\"{name}\" is not a sequence"))
-                    .with_hint(format!("Use DROP {what} to remove {} {noun}.", if noun == "index" { "an" } else { "a" })));
+                    .with_hint(format!(
+                        "Use DROP {what} to remove {} {noun}.",
+                        if noun == "index" { "an" } else { "a" }
+                    )));
             }
             let exists = match kind {
                 "table" => catalog.tables.remove(&name).is_some(),

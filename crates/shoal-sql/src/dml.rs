@@ -94,7 +94,13 @@ impl Binder<'_> {
         }
         let (ret, columns) = self.returning(&table, &target_name, ins.returning.as_deref())?;
         sql.push_str(&ret);
-        Ok(Plan::Write { kind: WriteKind::Insert, sql, param_types: self.param_types(), columns, sequence_state: false })
+        Ok(Plan::Write {
+            kind: WriteKind::Insert,
+            sql,
+            param_types: self.param_types(),
+            columns,
+            sequence_state: false,
+        })
     }
 
     fn insert_columns(&self, table: &Table, cols: &[ast::ObjectName]) -> Result<Vec<String>> {
@@ -158,7 +164,13 @@ impl Binder<'_> {
         Ok(format!("SELECT {} FROM ({sql}) AS \"__src\" WHERE true", exprs.join(", ")))
     }
 
-    fn insert_values(&mut self, table: &Table, columns: &[String], v: &ast::Values, extra: &[String]) -> Result<String> {
+    fn insert_values(
+        &mut self,
+        table: &Table,
+        columns: &[String],
+        v: &ast::Values,
+        extra: &[String],
+    ) -> Result<String> {
         let mut rows = Vec::new();
         for row in &v.rows {
             if row.len() > columns.len() {
@@ -338,7 +350,13 @@ impl Binder<'_> {
         let mut sql = res?;
         let (ret, columns) = self.returning(&table, &target_name, u.returning.as_deref())?;
         sql.push_str(&ret);
-        Ok(Plan::Write { kind: WriteKind::Update, sql, param_types: self.param_types(), columns, sequence_state: false })
+        Ok(Plan::Write {
+            kind: WriteKind::Update,
+            sql,
+            param_types: self.param_types(),
+            columns,
+            sequence_state: false,
+        })
     }
 
     fn update_inner(&mut self, u: &ast::Update, table: &Table, target_name: &str, aliased: bool) -> Result<String> {
@@ -388,7 +406,13 @@ impl Binder<'_> {
         let mut sql = format!("DELETE FROM {}{alias_sql}{}", quote(&table.name), where_sql?);
         let (ret, columns) = self.returning(&table, &target_name, d.returning.as_deref())?;
         sql.push_str(&ret);
-        Ok(Plan::Write { kind: WriteKind::Delete, sql, param_types: self.param_types(), columns, sequence_state: false })
+        Ok(Plan::Write {
+            kind: WriteKind::Delete,
+            sql,
+            param_types: self.param_types(),
+            columns,
+            sequence_state: false,
+        })
     }
 }
 

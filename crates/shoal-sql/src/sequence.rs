@@ -253,9 +253,7 @@ pub(crate) fn drop_owned(catalog: &mut Catalog, table: &str, column: Option<&str
     let owned: Vec<(String, u32)> = catalog
         .sequences
         .values()
-        .filter(|s| {
-            s.owned_by.as_ref().is_some_and(|(t, c)| t == table && column.is_none_or(|col| col == c))
-        })
+        .filter(|s| s.owned_by.as_ref().is_some_and(|(t, c)| t == table && column.is_none_or(|col| col == c)))
         .map(|s| (s.name.clone(), s.oid))
         .collect();
     for (name, _) in &owned {
@@ -624,7 +622,10 @@ impl Binder<'_> {
                 if c.identity && c.sequence.as_deref() == Some(name) {
                     return Err(Error::new(
                         SqlState::parse("2BP01"),
-                        format!("cannot drop sequence {name} because column {} of table {} requires it", c.name, t.name),
+                        format!(
+                            "cannot drop sequence {name} because column {} of table {} requires it",
+                            c.name, t.name
+                        ),
                     )
                     .with_hint(format!("You can drop column {} of table {} instead.", c.name, t.name)));
                 }
@@ -714,7 +715,10 @@ mod tests {
         assert_eq!((d.min, d.max, d.start), (i16::MIN as i64, -1, -1));
         for (sql, message) in [
             ("CREATE SEQUENCE s INCREMENT 0", "INCREMENT must not be zero"),
-            ("CREATE SEQUENCE s AS smallint MAXVALUE 100000", "MAXVALUE (100000) is out of range for sequence data type smallint"),
+            (
+                "CREATE SEQUENCE s AS smallint MAXVALUE 100000",
+                "MAXVALUE (100000) is out of range for sequence data type smallint",
+            ),
             ("CREATE SEQUENCE s MINVALUE 10 MAXVALUE 5", "MINVALUE (10) must be less than MAXVALUE (5)"),
             ("CREATE SEQUENCE s START 0", "START value (0) cannot be less than MINVALUE (1)"),
             ("CREATE SEQUENCE s CACHE 0", "CACHE (0) must be greater than zero"),

@@ -38,6 +38,8 @@ const INFO_SCHEMA_OID: u32 = 13000;
 pub const OWNER_OID: u32 = 10;
 pub const OWNER_NAME: &str = "shoal";
 const HEAP_AM: u32 = 2;
+/// `'pg_catalog.pg_class'::regclass`, the class of relations in `pg_depend`.
+pub const PG_CLASS_OID: u32 = 1259;
 const BTREE_AM: u32 = 403;
 
 /// (schema, table, "col type, col type, …") of every emulated relation.
@@ -86,6 +88,11 @@ const TABLES: &[(&str, &str, &str)] = &[
          connoinherit bool, conkey int2[], confkey int2[], conbin text",
     ),
     ("pg_catalog", "pg_attrdef", "oid oid, adrelid oid, adnum int2, adbin text"),
+    (
+        "pg_catalog",
+        "pg_depend",
+        "classid oid, objid oid, objsubid int4, refclassid oid, refobjid oid, refobjsubid int4, deptype char",
+    ),
     ("pg_catalog", "pg_description", "objoid oid, classoid oid, objsubid int4, description text"),
     (
         "pg_catalog",
@@ -908,9 +915,38 @@ impl Rows {
     /// identity columns' sequences).
     fn sequence(&mut self, catalog: &Catalog, s: &crate::catalog::SequenceDef) {
         self.class(s.oid, &s.name, "S", 0, 3, false);
+        // The owning column, as psql's `\d seq` ("Owned by") reads it.
+        let owner = s.owned_by.as_ref().and_then(|(t, c)| {
+            let table = catalog.table(t)?;
+            let (attnum, col) = table.column(c)?;
+            Some((table.oid, attnum, col.identity))
+        });
+        if let Some((table_oid, attnum, identity)) = owner {
+            self.push(
+                "pg_depend",
+                vec![
+                    n(PG_CLASS_OID),
+                    n(s.oid),
+                    n(0),
+                    n(PG_CLASS_OID),
+                    n(table_oid),
+                    n(attnum),
+                    lit(if identity { "i" } else { "a" }),
+                ],
+            );
+        }
         self.push(
             "pg_sequence",
-            vec![n(s.oid), n(s.data_type.oid()), n(s.start), n(s.increment), n(s.max), n(s.min), n(s.cache), b(s.cycle)],
+            vec![
+                n(s.oid),
+                n(s.data_type.oid()),
+                n(s.start),
+                n(s.increment),
+                n(s.max),
+                n(s.min),
+                n(s.cache),
+                b(s.cycle),
+            ],
         );
         let type_name = s.data_type.sql_name();
         self.push(
@@ -929,9 +965,10 @@ impl Rows {
                 null(),
             ],
         );
-        let identity = s.owned_by.as_ref().is_some_and(|(t, c)| {
-            catalog.table(t).and_then(|t| t.column(c)).is_some_and(|(_, col)| col.identity)
-        });
+        let identity = s
+            .owned_by
+            .as_ref()
+            .is_some_and(|(t, c)| catalog.table(t).and_then(|t| t.column(c)).is_some_and(|(_, col)| col.identity));
         if !identity {
             let precision = match s.data_type {
                 DataType::Int2 => 16,

@@ -9,6 +9,8 @@ use shoal_common::{DataType, Error, SqlState};
 use shoal_sql::{Catalog, Plan};
 
 struct Db {
+    /// Dropped before `conn` (see `shoal_storage::sequences::WriterStatements`).
+    _sequence_statements: Option<shoal_storage::sequences::WriterStatements>,
     conn: Connection,
     catalog: Catalog,
     /// The session's `currval`/`lastval` state, as the server keeps it.
@@ -34,7 +36,7 @@ impl Db {
     fn new() -> Db {
         let conn = Connection::open_in_memory().unwrap();
         shoal_storage::functions::register(&conn).unwrap();
-        shoal_storage::sequences::register(&conn, true).unwrap();
+        let sequence_statements = shoal_storage::sequences::register(&conn, true).unwrap();
         conn.execute_batch(shoal_storage::sequences::SETUP_SQL).unwrap();
         let flags = FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_UTF8;
         conn.create_scalar_function("shoal_now", 0, flags, |_| Ok("2024-05-17 10:11:12.123456".to_string())).unwrap();
@@ -48,7 +50,12 @@ impl Db {
              ATTACH DATABASE ':memory:' AS information_schema;",
         )
         .unwrap();
-        let mut db = Db { conn, catalog: Catalog::default(), sequences: Default::default() };
+        let mut db = Db {
+            _sequence_statements: sequence_statements,
+            conn,
+            catalog: Catalog::default(),
+            sequences: Default::default(),
+        };
         db.refresh_system();
         db
     }

@@ -60,6 +60,8 @@ pub struct QueryOutput {
 /// One replica's SQLite database; see the module docs.
 pub struct Replica {
     path: PathBuf,
+    /// Dropped before `writer` (see `Drop for Replica`).
+    sequence_statements: Option<sequences::WriterStatements>,
     writer: Connection,
     in_txn: bool,
     pending: Option<ProposalId>,
@@ -184,11 +186,12 @@ impl Replica {
     /// Opens (creating if needed) the replica database at `path`.
     pub fn open(path: &Path) -> Result<Replica> {
         let writer = open_connection(path, false)?;
-        sequences::register(&writer, true).map_err(from_sqlite)?;
+        let sequence_statements = sequences::register(&writer, true).map_err(from_sqlite)?;
         setup(&writer)?;
         let applied = read_applied(&writer)?;
         Ok(Replica {
             path: path.to_path_buf(),
+            sequence_statements,
             writer,
             in_txn: false,
             pending: None,
@@ -400,6 +403,9 @@ impl Replica {
                     format!("snapshot failed integrity check: {check}"),
                 ));
             }
+            if let Some(cache) = &self.sequence_statements {
+                cache.flush();
+            }
             let mut writer = std::mem::replace(&mut self.writer, Connection::open_in_memory().map_err(from_sqlite)?);
             let backup = rusqlite::backup::Backup::new(&source, &mut writer).map_err(from_sqlite)?;
             backup.run_to_completion(1024, Duration::ZERO, None).map_err(from_sqlite)?;
@@ -417,6 +423,14 @@ impl Replica {
     /// bookkeeping, rows in rowid or primary-key order), for comparing replicas.
     pub fn checksum(&self) -> Result<String> {
         content_checksum(&self.writer)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        // The sequence functions' cached statements must be finalized
+        // before the writer connection closes.
+        self.sequence_statements.take();
     }
 }
 

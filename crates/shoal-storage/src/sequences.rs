@@ -14,9 +14,15 @@
 //! called it. The advance is therefore part of the Raft entry's SQLite
 //! transaction: a follower (or the leader replaying its log after a crash)
 //! re-executes the same statements in the same order over the same rows and
-//! hands out the same values. The price is PostgreSQL's one non-transactional
-//! promise: a value drawn by a statement or transaction that then fails or
-//! rolls back is handed out again.
+//! hands out the same values.
+//!
+//! PostgreSQL's sequences are not transactional: a value is never handed
+//! out twice, even when the statement or transaction that drew it fails or
+//! rolls back. SQLite undoes the advance with the statement, so the writer
+//! remembers what failed statements drew ([`crate::Replica::take_failed_draws`],
+//! [`Drawn`]) and the Raft layer re-applies it with [`restore_statements`],
+//! recorded like any statement: after a failed autocommit statement, after
+//! `ROLLBACK TO SAVEPOINT`, and after `ROLLBACK` (as an entry of its own).
 //!
 //! `seq` is the sequence's OID (what the SQL layer emits when it resolved the
 //! name at plan time) or its name as text (`nextval($1)`), parsed the way
@@ -35,6 +41,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::ValueRef;
@@ -149,24 +156,79 @@ fn pg_error(code: SqlState, message: impl Into<String>) -> Error {
     Error::UserFunctionError(encode_function_error(code, &message.into()).into())
 }
 
+/// A second, non-owning handle on the writer connection whose statement
+/// cache keeps the functions' nested statements prepared (preparing them on
+/// every call made a SERIAL insert about 15 times slower). It must be
+/// dropped before the connection it was made from is closed, or the close
+/// would find unfinalized statements: [`crate::Replica`] drops it first.
+pub struct WriterStatements(Arc<Mutex<Option<Connection>>>);
+
+impl WriterStatements {
+    /// Finalizes the cached statements (they are prepared again when next used).
+    pub fn flush(&self) {
+        if let Some(conn) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            conn.flush_prepared_statement_cache();
+        }
+    }
+}
+
+impl Drop for WriterStatements {
+    fn drop(&mut self) {
+        // Finalizes the cached statements; the handle itself stays open.
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
 /// Registers the sequence functions on `conn`; `writer` says whether it is
-/// the replica's writer connection (the only one where `nextval`/`setval` may run).
-pub fn register(conn: &Connection, writer: bool) -> Result<()> {
+/// the replica's writer connection (the only one where `nextval`/`setval`
+/// may run). For a writer the returned [`WriterStatements`] must be dropped
+/// before `conn`.
+pub fn register(conn: &Connection, writer: bool) -> Result<Option<WriterStatements>> {
     // Not deterministic in SQLite's sense: evaluated per call and row.
     let flags = FunctionFlags::SQLITE_UTF8;
+    let mut cache = None;
     if writer {
-        conn.create_scalar_function("shoal_nextval", 1, flags, |ctx| nextval(ctx))?;
-        conn.create_scalar_function("shoal_setval", 3, flags, |ctx| setval(ctx))?;
+        // SAFETY: the non-owning connection lives in `WriterStatements`,
+        // which the caller drops before `conn` (see its docs); it is only
+        // used from inside `conn`'s function calls, on the calling thread.
+        let second = unsafe { Connection::from_handle(conn.handle())? };
+        second.set_prepared_statement_cache_capacity(8);
+        let shared = Arc::new(Mutex::new(Some(second)));
+        let (a, b) = (shared.clone(), shared.clone());
+        conn.create_scalar_function("shoal_nextval", 1, flags, move |ctx| with_writer(ctx, &a, nextval))?;
+        conn.create_scalar_function("shoal_setval", 3, flags, move |ctx| with_writer(ctx, &b, setval))?;
+        cache = Some(WriterStatements(shared));
     } else {
         for (name, n_arg, what) in [("shoal_nextval", 1, "nextval()"), ("shoal_setval", 3, "setval()")] {
             conn.create_scalar_function(name, n_arg, flags, move |_| -> Result<i64> {
-                Err(pg_error(SqlState::READ_ONLY_SQL_TRANSACTION, format!("cannot execute {what} in a read-only transaction")))
+                Err(pg_error(
+                    SqlState::READ_ONLY_SQL_TRANSACTION,
+                    format!("cannot execute {what} in a read-only transaction"),
+                ))
             })?;
         }
     }
     conn.create_scalar_function("shoal_currval", 2, flags, |ctx| currval(ctx))?;
     conn.create_scalar_function("shoal_lastval", 1, flags, |ctx| lastval(ctx))?;
-    Ok(())
+    Ok(cache)
+}
+
+/// Runs a writing function with the cached statements of the writer, or
+/// (once they are gone) with statements prepared for this call.
+fn with_writer(
+    ctx: &Context<'_>,
+    cache: &Mutex<Option<Connection>>,
+    f: fn(&Context<'_>, &Connection) -> Result<Option<i64>>,
+) -> Result<Option<i64>> {
+    let guard = cache.lock().unwrap_or_else(|p| p.into_inner());
+    match guard.as_ref() {
+        Some(conn) => f(ctx, conn),
+        None => {
+            drop(guard);
+            let conn = connection(ctx)?;
+            f(ctx, &conn)
+        }
+    }
 }
 
 /// One row of `__shoal_sequences`.
@@ -260,9 +322,8 @@ fn resolve(conn: &Connection, arg: ValueRef<'_>) -> Result<Option<SeqRow>> {
         ValueRef::Integer(oid) => by_oid(oid),
         ValueRef::Text(t) => {
             let text = String::from_utf8_lossy(t);
-            let parts = parse_relation_name(&text).ok_or_else(|| {
-                pg_error(SqlState::parse("42602"), format!("invalid name syntax: \"{text}\""))
-            })?;
+            let parts = parse_relation_name(&text)
+                .ok_or_else(|| pg_error(SqlState::parse("42602"), format!("invalid name syntax: \"{text}\"")))?;
             let name = match parts.as_slice() {
                 [n] => n,
                 [s, n] if s == "public" => n,
@@ -319,18 +380,16 @@ fn store(conn: &Connection, oid: i64, value: i64, is_called: bool) -> Result<()>
     Ok(())
 }
 
-fn nextval(ctx: &Context<'_>) -> Result<Option<i64>> {
-    let conn = connection(ctx)?;
-    let Some(row) = resolve(&conn, ctx.get_raw(0))? else { return Ok(None) };
+fn nextval(ctx: &Context<'_>, conn: &Connection) -> Result<Option<i64>> {
+    let Some(row) = resolve(conn, ctx.get_raw(0))? else { return Ok(None) };
     let value = advance(&row)?;
-    store(&conn, row.oid, value, true)?;
+    store(conn, row.oid, value, true)?;
     record(Drawn { oid: row.oid, value, called: true, nextval: true });
     Ok(Some(value))
 }
 
-fn setval(ctx: &Context<'_>) -> Result<Option<i64>> {
-    let conn = connection(ctx)?;
-    let Some(row) = resolve(&conn, ctx.get_raw(0))? else { return Ok(None) };
+fn setval(ctx: &Context<'_>, conn: &Connection) -> Result<Option<i64>> {
+    let Some(row) = resolve(conn, ctx.get_raw(0))? else { return Ok(None) };
     let value = match ctx.get_raw(1) {
         ValueRef::Integer(v) => v,
         ValueRef::Null => return Ok(None),
@@ -347,7 +406,7 @@ fn setval(ctx: &Context<'_>) -> Result<Option<i64>> {
             format!("setval: value {value} is out of bounds for sequence \"{}\" ({}..{})", row.name, row.min, row.max),
         ));
     }
-    store(&conn, row.oid, value, is_called)?;
+    store(conn, row.oid, value, is_called)?;
     record(Drawn { oid: row.oid, value, called: is_called, nextval: false });
     Ok(Some(value))
 }
@@ -426,7 +485,8 @@ mod tests {
     fn db() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(SETUP_SQL).unwrap();
-        register(&conn, true).unwrap();
+        // Uncached: the statements are prepared per call (and nothing outlives `conn`).
+        drop(register(&conn, true).unwrap());
         conn.execute_batch(
             "INSERT INTO __shoal_sequences VALUES (16385, 's', 1, 1, 3, 0, 1, 0);
              INSERT INTO __shoal_sequences VALUES (16386, 'Down', -2, -5, -1, 1, -1, 0);
@@ -457,8 +517,7 @@ mod tests {
     #[test]
     fn cycling_descending_sequence_wraps_to_its_maximum() {
         let conn = db();
-        let got: Vec<i64> =
-            (0..4).map(|_| one(&conn, "SELECT shoal_nextval('\"Down\"')").unwrap().unwrap()).collect();
+        let got: Vec<i64> = (0..4).map(|_| one(&conn, "SELECT shoal_nextval('\"Down\"')").unwrap().unwrap()).collect();
         assert_eq!(got, vec![-1, -3, -5, -1]);
     }
 
@@ -490,7 +549,10 @@ mod tests {
         assert_eq!(err.code, SqlState::parse("55000"));
         assert_eq!(err.message, "currval of sequence \"s\" is not yet defined in this session");
         let mut state = SessionSequences::default();
-        state.apply(&[Drawn { oid: 16385, value: 7, called: true, nextval: true }, Drawn { oid: 16386, value: 4, called: true, nextval: false }]);
+        state.apply(&[
+            Drawn { oid: 16385, value: 7, called: true, nextval: true },
+            Drawn { oid: 16386, value: 4, called: true, nextval: false },
+        ]);
         assert_eq!(SessionSequences::decode(&state.encode()), state);
         let sql = format!("SELECT shoal_currval('{}', 'Down')", state.encode());
         let err = one(&conn, &sql).unwrap_err();

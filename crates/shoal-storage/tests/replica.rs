@@ -220,7 +220,9 @@ fn sequence_log(leader: &mut Replica) -> (Vec<Command>, Vec<i64>) {
                     recorded.push(RecordedStmt { failed: true, ..stmt(seq, sql, params) });
                     let draws = leader.take_failed_draws();
                     assert_eq!(draws.len(), 1, "the failed statement drew once");
-                    for (k, (sql, params)) in shoal_storage::sequences::restore_statements(&draws).into_iter().enumerate() {
+                    for (k, (sql, params)) in
+                        shoal_storage::sequences::restore_statements(&draws).into_iter().enumerate()
+                    {
                         let seq = seq + 1 + k as u32;
                         leader.execute(&ctx, seq, &sql, &params).unwrap();
                         recorded.push(RecordedStmt { seq, sql, params, failed: false });
@@ -229,7 +231,8 @@ fn sequence_log(leader: &mut Replica) -> (Vec<Command>, Vec<i64>) {
             }
         }
         leader.set_pending(Some(proposal));
-        let command = Command { proposal: Some(proposal), txns: vec![TxnRecord { ctx, stmts: recorded, ..Default::default() }] };
+        let command =
+            Command { proposal: Some(proposal), txns: vec![TxnRecord { ctx, stmts: recorded, ..Default::default() }] };
         assert!(leader.apply(&command, applied(i as u64 + 1)).unwrap());
         commands.push(command);
     }
@@ -254,8 +257,9 @@ fn sequences_replay_to_the_same_values_and_content() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(ids, vec![1, 4, 7, 10, 13]);
-    let state: (i64, i64) =
-        conn.query_row("SELECT last_value, is_called FROM __shoal_sequences", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let state: (i64, i64) = conn
+        .query_row("SELECT last_value, is_called FROM __shoal_sequences", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
     assert_eq!(state, (4, 1));
 
     // After a crash, the leader replays its log from scratch to the same state.
