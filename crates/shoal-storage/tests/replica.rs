@@ -231,8 +231,11 @@ fn sequence_log(leader: &mut Replica) -> (Vec<Command>, Vec<i64>) {
             }
         }
         leader.set_pending(Some(proposal));
-        let command =
-            Command { proposal: Some(proposal), txns: vec![TxnRecord { ctx, stmts: recorded, ..Default::default() }] };
+        let command = Command {
+            proposal: Some(proposal),
+            txns: vec![TxnRecord { ctx, stmts: recorded, ..Default::default() }],
+            checksum: false,
+        };
         assert!(leader.apply(&command, applied(i as u64 + 1)).unwrap());
         commands.push(command);
     }
