@@ -83,6 +83,81 @@ struct Txn {
     savepoints: Vec<String>,
     /// Settings changed by SET LOCAL, with the values to restore at the end.
     local_settings: Vec<(String, Option<String>)>,
+    /// Open cursors (`DECLARE`), closed when the transaction ends.
+    cursors: BTreeMap<String, Cursor>,
+}
+
+/// A `DECLARE`d cursor: its query's rows, materialized when declared (the
+/// snapshot PostgreSQL's cursor would read), and PostgreSQL's position:
+/// 0 before the first row, `k` on row `k`, `len + 1` after the last.
+struct Cursor {
+    columns: Arc<Vec<Column>>,
+    rows: Vec<Vec<Value>>,
+    pos: usize,
+    /// Declared `NO SCROLL`: moving backward is refused.
+    no_scroll: bool,
+}
+
+impl Cursor {
+    /// Runs a FETCH or MOVE: the rows it passes over (in order), moving the position.
+    fn fetch(&mut self, direction: &shoal_sql::FetchDirection) -> Result<Vec<Vec<Value>>> {
+        use shoal_sql::FetchDirection as D;
+        let len = self.rows.len();
+        let backward = match direction {
+            D::Backward(k) => *k != Some(0),
+            D::Absolute(n) => Self::target(len, *n, 0) < self.pos,
+            D::Relative(n) => *n < 0,
+            D::Forward(_) => false,
+        };
+        if backward && self.no_scroll {
+            return Err(Error::new(SqlState::parse("55000"), "cursor can only scan forward")
+                .with_hint("Declare it with SCROLL option to enable backward scan."));
+        }
+        let out = match direction {
+            D::Forward(Some(0)) | D::Backward(Some(0)) | D::Relative(0) => self.current(),
+            D::Forward(k) => {
+                let k = k.map(|k| usize::try_from(k).unwrap_or(usize::MAX)).unwrap_or(usize::MAX);
+                let from = self.pos.min(len);
+                let to = from.saturating_add(k).min(len);
+                self.pos = if self.pos.saturating_add(k) > len { len + 1 } else { self.pos + k };
+                self.rows[from..to].to_vec()
+            }
+            D::Backward(k) => {
+                let k = k.map(|k| usize::try_from(k).unwrap_or(usize::MAX)).unwrap_or(usize::MAX);
+                // Rows pos-1 down to max(pos-k, 1), nearest first.
+                let last = self.pos.saturating_sub(1).min(len);
+                let first = self.pos.saturating_sub(k).max(1);
+                let out =
+                    if last >= first { self.rows[first - 1..last].iter().rev().cloned().collect() } else { vec![] };
+                self.pos = self.pos.saturating_sub(k);
+                out
+            }
+            D::Absolute(n) => {
+                self.pos = Self::target(len, *n, 0);
+                self.current()
+            }
+            D::Relative(n) => {
+                self.pos = Self::target(len, *n, self.pos);
+                self.current()
+            }
+        };
+        Ok(out)
+    }
+
+    /// The position `n` rows from `base`, or from the end for a negative
+    /// absolute `n` (`base` 0), clamped to 0..=len+1.
+    fn target(len: usize, n: i64, base: usize) -> usize {
+        let len_i = len as i128;
+        let t = if base == 0 && n < 0 { len_i + 1 + n as i128 } else { base as i128 + n as i128 };
+        t.clamp(0, len_i + 1) as usize
+    }
+
+    fn current(&self) -> Vec<Vec<Value>> {
+        match self.pos.checked_sub(1).and_then(|i| self.rows.get(i)) {
+            Some(row) => vec![row.clone()],
+            None => vec![],
+        }
+    }
 }
 
 /// A prepared statement's plan, kept inside [`Prepared::handle`].
@@ -208,7 +283,11 @@ fn statement_kind(plan: &Plan) -> &'static str {
 
 /// The metrics kind of a statement that has not been planned.
 fn ast_kind(stmt: &Stmt) -> &'static str {
-    let Stmt::Sql(statement) = stmt else { return "ddl" };
+    let statement = match stmt {
+        Stmt::Sql(s) => s,
+        Stmt::AlterSequence(_) => return "ddl",
+        Stmt::Fetch(_) => return "other",
+    };
     match statement {
         Statement::Query(_) => "select",
         Statement::Insert(_) => "insert",
@@ -428,7 +507,75 @@ impl ShoalSession {
                 })
             }
             Plan::Show { name } => self.show(&name),
+            Plan::DeclareCursor { name, query, scroll } => self.declare_cursor(name, *query, scroll, params).await,
+            Plan::Fetch(fetch) => self.fetch(&fetch),
+            Plan::CloseCursor(name) => {
+                let Some(txn) = self.txn.as_mut() else {
+                    return Err(cursor_missing(name.as_deref().unwrap_or("")));
+                };
+                match name {
+                    None => txn.cursors.clear(),
+                    Some(n) => {
+                        txn.cursors.remove(&n).ok_or_else(|| cursor_missing(&n))?;
+                    }
+                }
+                Ok(StatementResult::Command { tag: "CLOSE CURSOR".into() })
+            }
         }
+    }
+
+    // ----- cursors -----------------------------------------------------------
+
+    /// `DECLARE`: runs the query now and keeps its rows in the transaction.
+    async fn declare_cursor(
+        &mut self,
+        name: String,
+        query: Plan,
+        scroll: Option<bool>,
+        mut params: Vec<Value>,
+    ) -> Result<StatementResult> {
+        let Some(txn) = self.txn.as_ref() else {
+            return Err(Error::new(SqlState::parse("25P01"), "DECLARE CURSOR can only be used in transaction blocks"));
+        };
+        if txn.cursors.contains_key(&name) {
+            return Err(Error::new(SqlState::parse("42P03"), format!("cursor \"{name}\" already exists")));
+        }
+        let Plan::Query { sql, columns, reads, sequence_state, .. } = query else {
+            return Err(Error::internal("a cursor's plan is not a query"));
+        };
+        if sequence_state {
+            params.push(Value::Text(self.sequences.encode()));
+        }
+        let output = if reads == SystemReads::default() {
+            self.read(sql, params).await?
+        } else {
+            self.read_catalog(sql, params, reads).await?
+        };
+        let cursor = Cursor {
+            columns: Arc::new(to_columns(&columns)),
+            rows: output.rows,
+            pos: 0,
+            no_scroll: scroll == Some(false),
+        };
+        if let Some(txn) = self.txn.as_mut() {
+            txn.cursors.insert(name, cursor);
+        }
+        Ok(StatementResult::Command { tag: "DECLARE CURSOR".into() })
+    }
+
+    /// `FETCH` / `MOVE` on an open cursor.
+    fn fetch(&mut self, fetch: &shoal_sql::Fetch) -> Result<StatementResult> {
+        let cursor = self
+            .txn
+            .as_mut()
+            .and_then(|t| t.cursors.get_mut(&fetch.cursor))
+            .ok_or_else(|| cursor_missing(&fetch.cursor))?;
+        let rows = cursor.fetch(&fetch.direction)?;
+        if fetch.move_only {
+            return Ok(StatementResult::Command { tag: format!("MOVE {}", rows.len()) });
+        }
+        let tag = format!("FETCH {}", rows.len());
+        Ok(StatementResult::Rows { columns: cursor.columns.clone(), rows, tag })
     }
 
     // ----- reads -------------------------------------------------------------
@@ -641,6 +788,7 @@ impl ShoalSession {
             catalog_changed: false,
             failed: false,
             savepoints: Vec::new(),
+            cursors: BTreeMap::new(),
             local_settings: Vec::new(),
         });
     }
@@ -924,6 +1072,10 @@ impl ShoalSession {
             Plan::Query { param_types, columns, .. } | Plan::Write { param_types, columns, .. } => {
                 (param_types.clone(), to_columns(columns))
             }
+            Plan::DeclareCursor { query, .. } => match query.as_ref() {
+                Plan::Query { param_types, .. } => (param_types.clone(), Vec::new()),
+                _ => (Vec::new(), Vec::new()),
+            },
             Plan::SetConfig { param_types, .. } => (param_types.clone(), vec![text_column("set_config")]),
             // Described like the rows `show` answers with.
             Plan::Show { name } if name == "all" => (Vec::new(), vec![text_column("name"), text_column("setting")]),
@@ -977,6 +1129,10 @@ fn canonical_setting(name: &str) -> String {
 
 fn text_column(name: &str) -> Column {
     Column { name: name.into(), data_type: shoal_common::DataType::Text, table_oid: 0, column_id: 0 }
+}
+
+fn cursor_missing(name: &str) -> Error {
+    Error::new(SqlState::INVALID_CURSOR_NAME, format!("cursor \"{name}\" does not exist"))
 }
 
 fn unknown_setting(name: &str) -> Error {
@@ -1101,6 +1257,10 @@ impl Session for ShoalSession {
             Some(txn) if txn.failed => TransactionStatus::Failed,
             Some(_) => TransactionStatus::InTransaction,
         }
+    }
+
+    fn cursor_columns(&self, name: &str) -> Option<Vec<Column>> {
+        self.txn.as_ref()?.cursors.get(name).map(|c| c.columns.as_ref().clone())
     }
 
     fn parameter_generation(&self) -> u64 {

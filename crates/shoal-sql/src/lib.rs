@@ -61,7 +61,7 @@ pub use catalog::{
     Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, SequenceDef, Table, UniqueDef, ViewColumn, ViewDef,
 };
 pub use errors::{map_sqlite_error, map_write_error, write_target, WriteTarget};
-pub use parser::{parse, AlterSequence, AlterSequenceAction, Stmt};
+pub use parser::{parse, AlterSequence, AlterSequenceAction, Fetch, FetchDirection, Stmt};
 pub use plan::{AdminCall, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
 pub use system::catalog_schema_sql;
 pub use system_views::{membership_view, system_views, verify_view, SystemView};
@@ -77,6 +77,7 @@ pub fn plan(stmt: &Stmt, catalog: &Catalog, param_types: &[Option<DataType>]) ->
     let stmt = match stmt {
         Stmt::Sql(s) => s,
         Stmt::AlterSequence(a) => return Binder::new(catalog, param_types).alter_sequence(a),
+        Stmt::Fetch(f) => return Ok(Plan::Fetch(f.clone())),
     };
     if let Some(p) = session::transaction(stmt) {
         return p;
@@ -130,6 +131,31 @@ fn finish(plan: Plan, uses_state: bool) -> Plan {
     }
 }
 
+/// `DECLARE name [NO] [SCROLL] CURSOR [WITHOUT HOLD] FOR query`.
+fn declare_cursor(b: &mut Binder<'_>, stmts: &[sqlparser::ast::Declare]) -> Result<Plan> {
+    let [d] = stmts else { return Err(Error::unsupported("DECLARE of several names")) };
+    let (Some(sqlparser::ast::DeclareType::Cursor), [name], Some(q)) =
+        (&d.declare_type, d.names.as_slice(), &d.for_query)
+    else {
+        return Err(Error::unsupported("DECLARE other than a cursor"));
+    };
+    if d.binary == Some(true) {
+        return Err(Error::unsupported("BINARY cursors"));
+    }
+    if d.hold == Some(true) {
+        return Err(Error::unsupported("WITH HOLD cursors"));
+    }
+    let (sql, columns) = b.query(q, None)?;
+    if b.sequence_writes {
+        return Err(Error::unsupported("a cursor over nextval() or setval()"));
+    }
+    let query = finish(
+        Plan::Query { sql, param_types: b.param_types(), columns, reads: b.reads, sequence_state: false },
+        b.sequence_state,
+    );
+    Ok(Plan::DeclareCursor { name: binder::fold(name), query: Box::new(query), scroll: d.scroll })
+}
+
 /// Statements other than queries and DML.
 fn plan_other(b: &mut Binder<'_>, stmt: &Statement) -> Result<Plan> {
     match stmt {
@@ -139,6 +165,11 @@ fn plan_other(b: &mut Binder<'_>, stmt: &Statement) -> Result<Plan> {
         Statement::Drop { object_type, if_exists, names, cascade, .. } => {
             b.drop(object_type, *if_exists, names, *cascade)
         }
+        Statement::Declare { stmts, .. } => declare_cursor(b, stmts),
+        Statement::Close { cursor } => Ok(Plan::CloseCursor(match cursor {
+            sqlparser::ast::CloseCursor::All => None,
+            sqlparser::ast::CloseCursor::Specific { name } => Some(binder::fold(name)),
+        })),
         Statement::CreateSequence { temporary, if_not_exists, name, sequence_options } => {
             b.create_sequence(name, *if_not_exists, *temporary, sequence_options)
         }

@@ -1,9 +1,10 @@
 //! Stage 1: text → statements, with sqlparser's PostgreSQL dialect.
 //!
 //! sqlparser lacks a few PostgreSQL statements Shoal supports (`ALTER
-//! SEQUENCE`); the statement loop here recognizes them by their first words
-//! and parses them with the same parser, so they can share a query string
-//! with any other statement. [`Stmt`] carries either kind.
+//! SEQUENCE`, `MOVE`, and `FETCH` in all of PostgreSQL's forms); the
+//! statement loop here recognizes them by their first words and parses them
+//! with the same parser, so they can share a query string with any other
+//! statement. [`Stmt`] carries either kind.
 
 use std::fmt;
 
@@ -27,6 +28,30 @@ pub enum Stmt {
     Sql(Statement),
     /// `ALTER SEQUENCE`.
     AlterSequence(AlterSequence),
+    /// `FETCH` or `MOVE` on a cursor.
+    Fetch(Fetch),
+}
+
+/// `FETCH [direction] [FROM | IN] cursor` / `MOVE …`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetch {
+    pub cursor: String,
+    pub direction: FetchDirection,
+    /// `MOVE`: reposition without returning rows.
+    pub move_only: bool,
+}
+
+/// Where a FETCH or MOVE goes, PostgreSQL's directions normalized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchDirection {
+    /// `NEXT`, `FORWARD [n]`, `n`; `None` is `ALL` / `FORWARD ALL`.
+    Forward(Option<u64>),
+    /// `PRIOR`, `BACKWARD [n]`, `-n`; `None` is `BACKWARD ALL`.
+    Backward(Option<u64>),
+    /// `ABSOLUTE n` (`FIRST` is 1, `LAST` is -1).
+    Absolute(i64),
+    /// `RELATIVE n`.
+    Relative(i64),
 }
 
 /// `ALTER SEQUENCE [IF EXISTS] name …`.
@@ -52,6 +77,18 @@ impl fmt::Display for Stmt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Stmt::Sql(s) => write!(f, "{s}"),
+            Stmt::Fetch(x) => {
+                let verb = if x.move_only { "MOVE" } else { "FETCH" };
+                let dir = match &x.direction {
+                    FetchDirection::Forward(None) => "FORWARD ALL".to_string(),
+                    FetchDirection::Forward(Some(n)) => format!("FORWARD {n}"),
+                    FetchDirection::Backward(None) => "BACKWARD ALL".to_string(),
+                    FetchDirection::Backward(Some(n)) => format!("BACKWARD {n}"),
+                    FetchDirection::Absolute(n) => format!("ABSOLUTE {n}"),
+                    FetchDirection::Relative(n) => format!("RELATIVE {n}"),
+                };
+                write!(f, "{verb} {dir} FROM \"{}\"", x.cursor.replace('"', "\"\""))
+            }
             Stmt::AlterSequence(a) => {
                 write!(f, "ALTER SEQUENCE {}{}", if a.if_exists { "IF EXISTS " } else { "" }, a.name)?;
                 match &a.action {
@@ -104,8 +141,15 @@ fn statements(p: &mut Parser<'_>) -> std::result::Result<Vec<Stmt>, ParserError>
         if expecting_delimiter {
             return p.expected("end of statement", p.peek_token());
         }
+        let word = match &p.peek_token_ref().token {
+            Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+            _ => String::new(),
+        };
         let stmt = if p.parse_keywords(&[Keyword::ALTER, Keyword::SEQUENCE]) {
             Stmt::AlterSequence(alter_sequence(p)?)
+        } else if word == "FETCH" || word == "MOVE" {
+            p.next_token();
+            Stmt::Fetch(fetch(p, word == "MOVE")?)
         } else {
             Stmt::Sql(p.parse_statement()?)
         };
@@ -113,6 +157,66 @@ fn statements(p: &mut Parser<'_>) -> std::result::Result<Vec<Stmt>, ParserError>
         expecting_delimiter = true;
     }
     Ok(out)
+}
+
+/// A signed integer literal.
+fn count(p: &mut Parser<'_>) -> std::result::Result<i64, ParserError> {
+    let e = p.parse_number()?;
+    e.to_string().replace(' ', "").parse().map_err(|_| ParserError::ParserError(format!("invalid row count {e}")))
+}
+
+/// Whether the next token starts a number (a count rather than the cursor's name).
+fn at_number(p: &Parser<'_>) -> bool {
+    matches!(p.peek_token_ref().token, Token::Number(..) | Token::Minus | Token::Plus)
+}
+
+fn fetch(p: &mut Parser<'_>, move_only: bool) -> std::result::Result<Fetch, ParserError> {
+    let signed = |n: i64| {
+        if n < 0 {
+            FetchDirection::Backward(Some(n.unsigned_abs()))
+        } else {
+            FetchDirection::Forward(Some(n as u64))
+        }
+    };
+    let direction = if p.parse_keyword(Keyword::NEXT) {
+        FetchDirection::Forward(Some(1))
+    } else if p.parse_keyword(Keyword::PRIOR) {
+        FetchDirection::Backward(Some(1))
+    } else if p.parse_keyword(Keyword::FIRST) {
+        FetchDirection::Absolute(1)
+    } else if p.parse_keyword(Keyword::LAST) {
+        FetchDirection::Absolute(-1)
+    } else if p.parse_keyword(Keyword::ABSOLUTE) {
+        FetchDirection::Absolute(count(p)?)
+    } else if p.parse_keyword(Keyword::RELATIVE) {
+        FetchDirection::Relative(count(p)?)
+    } else if p.parse_keyword(Keyword::ALL) {
+        FetchDirection::Forward(None)
+    } else if p.parse_keyword(Keyword::FORWARD) {
+        if p.parse_keyword(Keyword::ALL) {
+            FetchDirection::Forward(None)
+        } else if at_number(p) {
+            signed(count(p)?)
+        } else {
+            FetchDirection::Forward(Some(1))
+        }
+    } else if p.parse_keyword(Keyword::BACKWARD) {
+        if p.parse_keyword(Keyword::ALL) {
+            FetchDirection::Backward(None)
+        } else if at_number(p) {
+            let n = count(p)?;
+            signed(n.checked_neg().unwrap_or(i64::MAX))
+        } else {
+            FetchDirection::Backward(Some(1))
+        }
+    } else if at_number(p) {
+        signed(count(p)?)
+    } else {
+        FetchDirection::Forward(Some(1))
+    };
+    let _ = p.parse_keyword(Keyword::FROM) || p.parse_keyword(Keyword::IN);
+    let cursor = crate::binder::fold(&p.parse_identifier()?);
+    Ok(Fetch { cursor, direction, move_only })
 }
 
 fn alter_sequence(p: &mut Parser<'_>) -> std::result::Result<AlterSequence, ParserError> {
@@ -192,5 +296,22 @@ mod tests {
         assert!(parse("ALTER SEQUENCE s").is_err());
         assert!(parse("ALTER SEQUENCE s CACHE 1 CACHE 2").is_err());
         assert!(parse("SELECT 1 SELECT 2").is_err());
+    }
+
+    #[test]
+    fn fetch_and_move_take_postgresql_directions() {
+        let dir = |sql: &str| match &parse(sql).unwrap()[0] {
+            Stmt::Fetch(f) => (f.cursor.clone(), f.direction.clone(), f.move_only),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(dir("FETCH c"), ("c".into(), FetchDirection::Forward(Some(1)), false));
+        assert_eq!(dir("fetch forward 7 from \"C\""), ("C".into(), FetchDirection::Forward(Some(7)), false));
+        assert_eq!(dir("FETCH FORWARD ALL FROM c").1, FetchDirection::Forward(None));
+        assert_eq!(dir("FETCH -2 IN c").1, FetchDirection::Backward(Some(2)));
+        assert_eq!(dir("FETCH BACKWARD 3 c").1, FetchDirection::Backward(Some(3)));
+        assert_eq!(dir("FETCH LAST FROM c").1, FetchDirection::Absolute(-1));
+        assert_eq!(dir("FETCH RELATIVE -1 FROM c").1, FetchDirection::Relative(-1));
+        assert_eq!(dir("MOVE 5 IN c"), ("c".into(), FetchDirection::Forward(Some(5)), true));
+        assert!(parse("FETCH FORWARD FROM").is_err());
     }
 }

@@ -144,6 +144,13 @@ pub enum Plan {
     SetConfig { name: SettingArg, value: SettingArg, local: SettingArg, param_types: Vec<DataType> },
     /// `SHOW name` (`SHOW ALL` is name `all`).
     Show { name: String },
+    /// `DECLARE name CURSOR FOR query`: run `query` (a [`Plan::Query`]) and
+    /// keep its rows for FETCH until the transaction ends.
+    DeclareCursor { name: String, query: Box<Plan>, scroll: Option<bool> },
+    /// `FETCH` / `MOVE`.
+    Fetch(crate::parser::Fetch),
+    /// `CLOSE name` (`None`: `CLOSE ALL`).
+    CloseCursor(Option<String>),
     /// An empty query string.
     Empty,
 }
