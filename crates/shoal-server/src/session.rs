@@ -393,13 +393,41 @@ impl ShoalSession {
         let in_failed_txn = self.txn.as_ref().is_some_and(|t| t.failed);
         let ends_failure =
             matches!(plan, Plan::Transaction(TxnControl::Rollback | TxnControl::RollbackTo(_) | TxnControl::Commit));
+        // An INSERT … VALUES keeps its rows and parameters to name the key of a unique violation.
+        let probe = match &plan {
+            Plan::Write { key_probe: Some(probe), .. } => Some((probe.clone(), params.clone())),
+            _ => None,
+        };
         let result =
             if in_failed_txn && !ends_failure { Err(aborted_error()) } else { self.dispatch(plan, params).await };
+        let mut key_detail = None;
+        if let (Err(e), Some((probe, params))) = (&result, probe) {
+            if e.code == SqlState::UNIQUE_VIOLATION {
+                key_detail = self.unique_key(&e.message, &probe, params).await;
+            }
+        }
         if let (Err(_), Some(txn)) = (&result, self.txn.as_mut()) {
             txn.failed = true;
         }
         self.node.metrics.observe(kind, started.elapsed().as_secs_f64(), result.is_err());
-        result.map_err(|e| self.refine_error(e, statement))
+        result.map_err(|e| {
+            let mut e = self.refine_error(e, statement);
+            if key_detail.is_some() {
+                e.detail = key_detail;
+            }
+            e
+        })
+    }
+
+    /// PostgreSQL's `Key (name)=(apple) already exists.` for a unique
+    /// violation of an `INSERT … VALUES`: SQLite names only the columns, so
+    /// the inserted rows are looked up again (see `shoal_sql::unique_key_probe`).
+    /// `None` when the key cannot be told; the error then keeps its generic detail.
+    async fn unique_key(&mut self, message: &str, probe: &shoal_sql::KeyProbe, params: Vec<Value>) -> Option<String> {
+        let (sql, cols) = shoal_sql::unique_key_probe(message, probe)?;
+        let output = self.read(sql, params).await.ok()?;
+        let row = output.rows.into_iter().next()?;
+        Some(shoal_sql::unique_violation_detail(&self.catalog().catalog, &probe.table, &cols, &row))
     }
 
     /// Turns SQLite's wording of constraint errors into PostgreSQL's;

@@ -113,6 +113,8 @@ pub struct Binder<'a> {
     /// A `currval`/`lastval` call was bound: the statement reads the
     /// session's sequence state (see `crate::sequence`).
     pub sequence_state: bool,
+    /// The cells of an `INSERT … VALUES`, for [`crate::plan::KeyProbe`].
+    pub value_rows: Option<Vec<Vec<String>>>,
 }
 
 impl<'a> Binder<'a> {
@@ -127,6 +129,7 @@ impl<'a> Binder<'a> {
             reads: SystemReads::default(),
             sequence_writes: false,
             sequence_state: false,
+            value_rows: None,
         }
     }
 

@@ -11,7 +11,10 @@ use sqlparser::ast::{self, Expr, SelectItem, SetExpr};
 
 use crate::binder::{fold, object_name, quote, Binder, Col, Rel, Scope, Typed};
 use crate::catalog::Table;
-use crate::plan::{OutputColumn, Plan, WriteKind};
+use crate::plan::{KeyProbe, OutputColumn, Plan, WriteKind};
+
+/// Inserts with more rows than this get no key in a unique violation's detail.
+const MAX_PROBE_ROWS: usize = 1000;
 use crate::query::{output_column, output_name};
 use crate::sequence::draws_from_sequence;
 
@@ -94,12 +97,15 @@ impl Binder<'_> {
         }
         let (ret, columns) = self.returning(&table, &target_name, ins.returning.as_deref())?;
         sql.push_str(&ret);
+        let key_probe =
+            self.value_rows.take().map(|rows| KeyProbe { table: table.name.clone(), columns: all_columns, rows });
         Ok(Plan::Write {
             kind: WriteKind::Insert,
             sql,
             param_types: self.param_types(),
             columns,
             sequence_state: false,
+            key_probe,
         })
     }
 
@@ -194,6 +200,9 @@ impl Binder<'_> {
             }
             cells.extend(extra.iter().cloned());
             rows.push(format!("({})", cells.join(", ")));
+            if v.rows.len() <= MAX_PROBE_ROWS {
+                self.value_rows.get_or_insert_with(Vec::new).push(cells);
+            }
         }
         Ok(format!("VALUES {}", rows.join(", ")))
     }
@@ -356,6 +365,7 @@ impl Binder<'_> {
             param_types: self.param_types(),
             columns,
             sequence_state: false,
+            key_probe: None,
         })
     }
 
@@ -412,6 +422,7 @@ impl Binder<'_> {
             param_types: self.param_types(),
             columns,
             sequence_state: false,
+            key_probe: None,
         })
     }
 }

@@ -60,9 +60,11 @@ mod system_views;
 pub use catalog::{
     Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, SequenceDef, Table, UniqueDef, ViewColumn, ViewDef,
 };
-pub use errors::{map_sqlite_error, map_write_error, write_target, WriteTarget};
+pub use errors::{
+    map_sqlite_error, map_write_error, unique_key_probe, unique_violation_detail, write_target, WriteTarget,
+};
 pub use parser::{parse, AlterSequence, AlterSequenceAction, Fetch, FetchDirection, Stmt};
-pub use plan::{AdminCall, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
+pub use plan::{AdminCall, KeyProbe, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
 pub use system::catalog_schema_sql;
 pub use system_views::{membership_view, system_views, verify_view, SystemView};
 
@@ -100,6 +102,7 @@ pub fn plan(stmt: &Stmt, catalog: &Catalog, param_types: &[Option<DataType>]) ->
                     param_types: b.param_types(),
                     columns,
                     sequence_state: false,
+                    key_probe: None,
                 }
             } else {
                 Plan::Query { sql, param_types: b.param_types(), columns, reads: b.reads, sequence_state: false }
@@ -123,9 +126,11 @@ fn finish(plan: Plan, uses_state: bool) -> Plan {
             let sql = sequence::finish_session_state(&sql, param_types.len() + 1);
             Plan::Query { sql, param_types, columns, reads, sequence_state: true }
         }
-        Plan::Write { kind, sql, param_types, columns, .. } => {
+        Plan::Write { kind, sql, param_types, columns, key_probe, .. } => {
             let sql = sequence::finish_session_state(&sql, param_types.len() + 1);
-            Plan::Write { kind, sql, param_types, columns, sequence_state: true }
+            // The probe's cells would need the state parameter too: drop it.
+            let _ = key_probe;
+            Plan::Write { kind, sql, param_types, columns, sequence_state: true, key_probe: None }
         }
         other => other,
     }

@@ -68,6 +68,16 @@ pub enum WriteKind {
     Select,
 }
 
+/// The rows an `INSERT … VALUES` writes, as SQLite expressions over the
+/// statement's parameters: `rows[i][j]` is the value of `columns[j]` in row
+/// `i`. See [`crate::errors::unique_key_probe`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyProbe {
+    pub table: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
 /// Transaction control statements.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnControl {
@@ -118,6 +128,9 @@ pub enum Plan {
         columns: Vec<OutputColumn>,
         /// As in [`Plan::Query`].
         sequence_state: bool,
+        /// For `INSERT … VALUES`: the rows' values, to find the key of a
+        /// unique violation (SQLite does not report it).
+        key_probe: Option<KeyProbe>,
     },
     /// A schema change. The executor runs `statements` (SQLite DDL, no
     /// parameters) in the current transaction, then stores `catalog` as the
