@@ -643,6 +643,15 @@ impl Binder<'_> {
                 return Err(Error::new(SqlState::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")));
             }
             stmts.push(format!("DELETE FROM {}", quote(&name)));
+            if matches!(t.identity, Some(ast::TruncateIdentityOption::Restart)) {
+                // RESTART IDENTITY: the table's owned sequences start over.
+                for s in self.catalog.sequences.values().filter(|s| s.owned_by.as_ref().is_some_and(|o| o.0 == name)) {
+                    stmts.push(format!(
+                        "UPDATE \"__shoal_sequences\" SET \"last_value\" = {}, \"is_called\" = 0 WHERE \"oid\" = {}",
+                        s.start, s.oid
+                    ));
+                }
+            }
         }
         Ok(ddl(stmts, self.catalog.clone(), "TRUNCATE TABLE"))
     }
