@@ -53,3 +53,55 @@ async fn constraint_errors_name_schema_table_column_and_constraint() {
         ("23503".into(), s("public"), s("child"), None, s("child_parent_id_fkey"))
     );
 }
+
+/// A unique violation's DETAIL names the duplicate key with its values, as
+/// PostgreSQL's does (SQLite reports only the columns; Shoal looks the
+/// inserted rows up again), for literals, parameters, the row of a
+/// multi-row insert that conflicts, and inside a transaction.
+#[tokio::test(flavor = "multi_thread")]
+async fn unique_violation_detail_names_the_key_values() {
+    let server = common::Server::start().await;
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE fruit (id INT PRIMARY KEY, name TEXT UNIQUE, a INT, b BOOLEAN, UNIQUE (a, b)); \
+             INSERT INTO fruit VALUES (1, 'apple', 1, true)",
+        )
+        .await
+        .unwrap();
+    let detail = |sql: &'static str, params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>| {
+        let client = &client;
+        async move {
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+            let err = client.execute(sql, &refs).await.expect_err(sql);
+            let db = err.as_db_error().unwrap_or_else(|| panic!("{sql}: not a database error: {err}"));
+            assert_eq!(db.code().code(), "23505", "{sql}");
+            db.detail().map(str::to_string)
+        }
+    };
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        detail("INSERT INTO fruit VALUES (2, 'apple', 2, true)", vec![]).await,
+        s("Key (name)=(apple) already exists.")
+    );
+    assert_eq!(
+        detail("INSERT INTO fruit (id, name) VALUES ($1, $2)", vec![Box::new(1i32), Box::new("pear")]).await,
+        s("Key (id)=(1) already exists.")
+    );
+    assert_eq!(
+        detail("INSERT INTO fruit VALUES (5, 'fig', 7, false), (6, 'kiwi', 1, true)", vec![]).await,
+        s("Key (a, b)=(1, t) already exists.")
+    );
+    client.batch_execute("BEGIN; INSERT INTO fruit VALUES (9, 'plum', 9, true)").await.unwrap();
+    assert_eq!(
+        detail("INSERT INTO fruit VALUES (10, 'plum', 10, true)", vec![]).await,
+        s("Key (name)=(plum) already exists.")
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // Two new rows with the same key: no existing row to find, so the key is not named.
+    assert_eq!(
+        detail("INSERT INTO fruit VALUES (11, 'x', 11, true), (12, 'x', 12, true)", vec![]).await,
+        s("Key (name) already exists.")
+    );
+}

@@ -159,6 +159,12 @@ pub trait Session: Send + 'static {
     /// then, not after every statement.
     fn parameter_generation(&self) -> u64;
 
+    /// The columns of a cursor opened with SQL `DECLARE`, which PostgreSQL
+    /// also exposes as a portal of that name (psycopg describes it so).
+    fn cursor_columns(&self, _name: &str) -> Option<Vec<Column>> {
+        None
+    }
+
     /// A handle that cancels this session's running statement.
     fn canceller(&self) -> Canceller;
 

@@ -705,9 +705,14 @@ impl<S: Session> Connection<S> {
                 self.framer.queue(msg);
             }
             TARGET_TYPE_BYTE_PORTAL => {
-                let portal = self.portals.get(&name).ok_or_else(|| {
-                    Error::new(SqlState::INVALID_CURSOR_NAME, format!("portal \"{name}\" does not exist"))
-                })?;
+                let Some(portal) = self.portals.get(&name) else {
+                    // A cursor opened with SQL DECLARE is a portal too.
+                    let columns = self.session.cursor_columns(&name).ok_or_else(|| {
+                        Error::new(SqlState::INVALID_CURSOR_NAME, format!("portal \"{name}\" does not exist"))
+                    })?;
+                    self.framer.queue(row_description(&columns, &[]));
+                    return Ok(());
+                };
                 let msg = match &portal.statement.prepared {
                     Some(p) if !p.columns.is_empty() => row_description(&p.columns, &portal.result_formats),
                     _ => PgWireBackendMessage::NoData(NoData::new()),

@@ -574,6 +574,7 @@ impl Group {
             open: true,
             interrupt: Arc::new(interrupt),
             changes_catalog: false,
+            touched: Vec::new(),
         })
     }
 
@@ -673,6 +674,10 @@ pub struct WriteTxn {
     interrupt: Arc<shoal_storage::InterruptHandle>,
     /// Set by [`WriteTxn::store_catalog`].
     changes_catalog: bool,
+    /// What this transaction's statements did to sequences, failed ones
+    /// included: re-applied after `ROLLBACK TO` and `ROLLBACK`, because
+    /// PostgreSQL never takes a sequence value back.
+    touched: Vec<shoal_storage::Drawn>,
 }
 
 impl WriteTxn {
@@ -698,12 +703,18 @@ impl WriteTxn {
         self.next_seq += 1;
         let shared = self.group.shared.clone();
         let ctx = self.ctx;
-        let (sql, params, result) = tokio::task::spawn_blocking(move || {
-            let result = shared.lock().execute(&ctx, seq, &sql, &params);
-            (sql, params, result)
+        let (sql, params, result, failed_draws) = tokio::task::spawn_blocking(move || {
+            let mut replica = shared.lock();
+            let result = replica.execute(&ctx, seq, &sql, &params);
+            let failed_draws = replica.take_failed_draws();
+            (sql, params, result, failed_draws)
         })
         .await
         .map_err(|e| Error::internal(format!("execute task: {e}")))?;
+        match &result {
+            Ok(output) => self.touched.extend(output.sequences.iter().copied()),
+            Err(_) => self.touched.extend(failed_draws),
+        }
         if record {
             match &result {
                 Ok(_) => self.records.push(RecordedStmt { seq, sql, params, failed: false }),
@@ -730,7 +741,14 @@ impl WriteTxn {
         let shared = self.group.shared.clone();
         let stmt = sql.clone();
         run_blocking(move || shared.lock().savepoint_op(&stmt)).await?;
+        let rolled_back = sql.starts_with("ROLLBACK");
         self.records.push(RecordedStmt { seq, sql, params: Vec::new(), failed: false });
+        if rolled_back {
+            // The savepoint's rollback took sequence advances back too; put them forward again.
+            for (sql, params) in shoal_storage::sequences::restore_statements(&self.touched) {
+                self.execute(sql, params, true).await?;
+            }
+        }
         Ok(())
     }
 
@@ -756,11 +774,41 @@ impl WriteTxn {
         self.group.propose(vec![txn]).await
     }
 
-    /// Rolls back.
+    /// Rolls back. If the transaction drew from sequences, their advances
+    /// are then committed on their own (one small entry), since PostgreSQL
+    /// never hands a sequence value out twice.
     pub async fn rollback(mut self) -> Result<()> {
         self.open = false;
         let shared = self.group.shared.clone();
-        run_blocking(move || shared.lock().rollback()).await
+        let restore = shoal_storage::sequences::restore_statements(&self.touched);
+        let ctx = self.ctx;
+        let stmts = run_blocking(move || {
+            let mut replica = shared.lock();
+            replica.rollback()?;
+            if restore.is_empty() {
+                return Ok(Vec::new());
+            }
+            replica.begin()?;
+            let mut stmts = Vec::new();
+            for (seq, (sql, params)) in restore.into_iter().enumerate() {
+                let seq = seq as u32;
+                if let Err(e) = replica.execute(&ctx, seq, &sql, &params) {
+                    replica.rollback()?;
+                    return Err(e);
+                }
+                stmts.push(RecordedStmt { seq, sql, params, failed: false });
+            }
+            Ok(stmts)
+        })
+        .await?;
+        if stmts.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.group.propose(vec![TxnRecord { ctx, stmts, changes_catalog: false }]).await {
+            // The rollback itself succeeded; only the sequences' advance is lost.
+            tracing::warn!(error = %e, "could not keep the sequence advances of a rolled-back transaction");
+        }
+        Ok(())
     }
 }
 
@@ -848,7 +896,19 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) {
                     }
                     Err(e) if e.is_deterministic() => {
                         replica.savepoint_op("ROLLBACK TO __shoal_stmt; RELEASE __shoal_stmt")?;
-                        Ok(Err(e))
+                        // Keep what the failed statement drew from sequences
+                        // (PostgreSQL never takes a value back), as a
+                        // transaction of its own in this entry.
+                        let mut restore = Vec::new();
+                        let draws = replica.take_failed_draws();
+                        for (seq, (sql, params)) in
+                            shoal_storage::sequences::restore_statements(&draws).into_iter().enumerate()
+                        {
+                            let seq = seq as u32;
+                            replica.execute(&item.ctx, seq, &sql, &params)?;
+                            restore.push(RecordedStmt { seq, sql, params, failed: false });
+                        }
+                        Ok(Err((e, restore)))
                     }
                     Err(e) => Err(e),
                 }
@@ -892,7 +952,10 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) {
                 });
                 succeeded.push((item.reply, output));
             }
-            Err(e) => {
+            Err((e, restore)) => {
+                if !restore.is_empty() {
+                    txns.push(TxnRecord { changes_catalog: false, ctx: item.ctx, stmts: restore });
+                }
                 let _ = item.reply.send(Err(e));
             }
         }

@@ -31,8 +31,10 @@ use async_trait::async_trait;
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_pgwire::{Canceller, Column, Notice, Prepared, Session, StatementResult, TransactionStatus};
 use shoal_raft::{GroupId, Reader};
+use shoal_sql::Stmt;
 use shoal_sql::{AdminCall, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
 use shoal_storage::determinism::StatementScope;
+use shoal_storage::SessionSequences;
 use shoal_storage::{InterruptHandle, QueryOutput};
 use sqlparser::ast::Statement;
 
@@ -81,11 +83,86 @@ struct Txn {
     savepoints: Vec<String>,
     /// Settings changed by SET LOCAL, with the values to restore at the end.
     local_settings: Vec<(String, Option<String>)>,
+    /// Open cursors (`DECLARE`), closed when the transaction ends.
+    cursors: BTreeMap<String, Cursor>,
+}
+
+/// A `DECLARE`d cursor: its query's rows, materialized when declared (the
+/// snapshot PostgreSQL's cursor would read), and PostgreSQL's position:
+/// 0 before the first row, `k` on row `k`, `len + 1` after the last.
+struct Cursor {
+    columns: Arc<Vec<Column>>,
+    rows: Vec<Vec<Value>>,
+    pos: usize,
+    /// Declared `NO SCROLL`: moving backward is refused.
+    no_scroll: bool,
+}
+
+impl Cursor {
+    /// Runs a FETCH or MOVE: the rows it passes over (in order), moving the position.
+    fn fetch(&mut self, direction: &shoal_sql::FetchDirection) -> Result<Vec<Vec<Value>>> {
+        use shoal_sql::FetchDirection as D;
+        let len = self.rows.len();
+        let backward = match direction {
+            D::Backward(k) => *k != Some(0),
+            D::Absolute(n) => Self::target(len, *n, 0) < self.pos,
+            D::Relative(n) => *n < 0,
+            D::Forward(_) => false,
+        };
+        if backward && self.no_scroll {
+            return Err(Error::new(SqlState::parse("55000"), "cursor can only scan forward")
+                .with_hint("Declare it with SCROLL option to enable backward scan."));
+        }
+        let out = match direction {
+            D::Forward(Some(0)) | D::Backward(Some(0)) | D::Relative(0) => self.current(),
+            D::Forward(k) => {
+                let k = k.map(|k| usize::try_from(k).unwrap_or(usize::MAX)).unwrap_or(usize::MAX);
+                let from = self.pos.min(len);
+                let to = from.saturating_add(k).min(len);
+                self.pos = if self.pos.saturating_add(k) > len { len + 1 } else { self.pos + k };
+                self.rows[from..to].to_vec()
+            }
+            D::Backward(k) => {
+                let k = k.map(|k| usize::try_from(k).unwrap_or(usize::MAX)).unwrap_or(usize::MAX);
+                // Rows pos-1 down to max(pos-k, 1), nearest first.
+                let last = self.pos.saturating_sub(1).min(len);
+                let first = self.pos.saturating_sub(k).max(1);
+                let out =
+                    if last >= first { self.rows[first - 1..last].iter().rev().cloned().collect() } else { vec![] };
+                self.pos = self.pos.saturating_sub(k);
+                out
+            }
+            D::Absolute(n) => {
+                self.pos = Self::target(len, *n, 0);
+                self.current()
+            }
+            D::Relative(n) => {
+                self.pos = Self::target(len, *n, self.pos);
+                self.current()
+            }
+        };
+        Ok(out)
+    }
+
+    /// The position `n` rows from `base`, or from the end for a negative
+    /// absolute `n` (`base` 0), clamped to 0..=len+1.
+    fn target(len: usize, n: i64, base: usize) -> usize {
+        let len_i = len as i128;
+        let t = if base == 0 && n < 0 { len_i + 1 + n as i128 } else { base as i128 + n as i128 };
+        t.clamp(0, len_i + 1) as usize
+    }
+
+    fn current(&self) -> Vec<Vec<Value>> {
+        match self.pos.checked_sub(1).and_then(|i| self.rows.get(i)) {
+            Some(row) => vec![row.clone()],
+            None => vec![],
+        }
+    }
 }
 
 /// A prepared statement's plan, kept inside [`Prepared::handle`].
 struct PreparedPlan {
-    statement: Option<Arc<Statement>>,
+    statement: Option<Arc<Stmt>>,
     plan: Plan,
     catalog_tag: u64,
     client_types: Vec<Option<shoal_common::DataType>>,
@@ -109,6 +186,8 @@ pub struct ShoalSession {
     notices: Vec<Notice>,
     cancel: Arc<CancelState>,
     closed: bool,
+    /// `currval`/`lastval` state: what this session's statements drew.
+    sequences: SessionSequences,
 }
 
 /// Settings every session starts with (`SHOW`, ParameterStatus).
@@ -186,12 +265,13 @@ fn command_tag(kind: WriteKind, rows: u64) -> String {
         WriteKind::Insert => format!("INSERT 0 {rows}"),
         WriteKind::Update => format!("UPDATE {rows}"),
         WriteKind::Delete => format!("DELETE {rows}"),
+        WriteKind::Select => format!("SELECT {rows}"),
     }
 }
 
 fn statement_kind(plan: &Plan) -> &'static str {
     match plan {
-        Plan::Query { .. } => "select",
+        Plan::Query { .. } | Plan::Write { kind: WriteKind::Select, .. } => "select",
         Plan::Write { kind: WriteKind::Insert, .. } => "insert",
         Plan::Write { kind: WriteKind::Update, .. } => "update",
         Plan::Write { kind: WriteKind::Delete, .. } => "delete",
@@ -202,7 +282,12 @@ fn statement_kind(plan: &Plan) -> &'static str {
 }
 
 /// The metrics kind of a statement that has not been planned.
-fn ast_kind(statement: &Statement) -> &'static str {
+fn ast_kind(stmt: &Stmt) -> &'static str {
+    let statement = match stmt {
+        Stmt::Sql(s) => s,
+        Stmt::AlterSequence(_) => return "ddl",
+        Stmt::Fetch(_) => return "other",
+    };
     match statement {
         Statement::Query(_) => "select",
         Statement::Insert(_) => "insert",
@@ -212,8 +297,9 @@ fn ast_kind(statement: &Statement) -> &'static str {
         | Statement::AlterTable { .. }
         | Statement::Drop { .. }
         | Statement::CreateIndex(_)
-        | Statement::CreateView { .. } => "ddl",
-        _ if is_transaction_control(statement) => "transaction",
+        | Statement::CreateView { .. }
+        | Statement::CreateSequence { .. } => "ddl",
+        _ if is_transaction_control(stmt) => "transaction",
         _ => "other",
     }
 }
@@ -255,6 +341,7 @@ impl ShoalSession {
             notices: Vec::new(),
             cancel: Arc::new(CancelState::default()),
             closed: false,
+            sequences: SessionSequences::default(),
         }
     }
 
@@ -287,7 +374,7 @@ impl ShoalSession {
         }
     }
 
-    fn plan(&self, statement: &Statement, client_types: &[Option<shoal_common::DataType>]) -> Result<(Plan, u64)> {
+    fn plan(&self, statement: &Stmt, client_types: &[Option<shoal_common::DataType>]) -> Result<(Plan, u64)> {
         let catalog = self.catalog();
         match shoal_sql::plan(statement, &catalog.catalog, client_types) {
             Ok(plan) => Ok((plan, catalog.tag)),
@@ -300,24 +387,52 @@ impl ShoalSession {
     }
 
     /// Runs one planned statement, keeping PostgreSQL's transaction rules.
-    async fn run(&mut self, statement: Option<&Statement>, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
+    async fn run(&mut self, statement: Option<&Stmt>, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
         let started = Instant::now();
         let kind = statement_kind(&plan);
         let in_failed_txn = self.txn.as_ref().is_some_and(|t| t.failed);
         let ends_failure =
             matches!(plan, Plan::Transaction(TxnControl::Rollback | TxnControl::RollbackTo(_) | TxnControl::Commit));
+        // An INSERT … VALUES keeps its rows and parameters to name the key of a unique violation.
+        let probe = match &plan {
+            Plan::Write { key_probe: Some(probe), .. } => Some((probe.clone(), params.clone())),
+            _ => None,
+        };
         let result =
             if in_failed_txn && !ends_failure { Err(aborted_error()) } else { self.dispatch(plan, params).await };
+        let mut key_detail = None;
+        if let (Err(e), Some((probe, params))) = (&result, probe) {
+            if e.code == SqlState::UNIQUE_VIOLATION {
+                key_detail = self.unique_key(&e.message, &probe, params).await;
+            }
+        }
         if let (Err(_), Some(txn)) = (&result, self.txn.as_mut()) {
             txn.failed = true;
         }
         self.node.metrics.observe(kind, started.elapsed().as_secs_f64(), result.is_err());
-        result.map_err(|e| self.refine_error(e, statement))
+        result.map_err(|e| {
+            let mut e = self.refine_error(e, statement);
+            if key_detail.is_some() {
+                e.detail = key_detail;
+            }
+            e
+        })
+    }
+
+    /// PostgreSQL's `Key (name)=(apple) already exists.` for a unique
+    /// violation of an `INSERT … VALUES`: SQLite names only the columns, so
+    /// the inserted rows are looked up again (see `shoal_sql::unique_key_probe`).
+    /// `None` when the key cannot be told; the error then keeps its generic detail.
+    async fn unique_key(&mut self, message: &str, probe: &shoal_sql::KeyProbe, params: Vec<Value>) -> Option<String> {
+        let (sql, cols) = shoal_sql::unique_key_probe(message, probe)?;
+        let output = self.read(sql, params).await.ok()?;
+        let row = output.rows.into_iter().next()?;
+        Some(shoal_sql::unique_violation_detail(&self.catalog().catalog, &probe.table, &cols, &row))
     }
 
     /// Turns SQLite's wording of constraint errors into PostgreSQL's;
     /// `statement` tells which table a foreign-key failure is about.
-    fn refine_error(&self, err: Error, statement: Option<&Statement>) -> Error {
+    fn refine_error(&self, err: Error, statement: Option<&Stmt>) -> Error {
         // Class 23: SQLite's constraint messages (including the generated
         // length and type checks) become PostgreSQL's.
         if err.code.as_str().starts_with("23") {
@@ -329,7 +444,11 @@ impl ShoalSession {
         err
     }
 
-    async fn dispatch(&mut self, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
+    async fn dispatch(&mut self, plan: Plan, mut params: Vec<Value>) -> Result<StatementResult> {
+        if let Plan::Query { sequence_state: true, .. } | Plan::Write { sequence_state: true, .. } = &plan {
+            // currval()/lastval() read the session's state from one more parameter.
+            params.push(Value::Text(self.sequences.encode()));
+        }
         match plan {
             Plan::Empty => Ok(StatementResult::Empty),
             Plan::Noop { tag, notice } => {
@@ -353,6 +472,7 @@ impl ShoalSession {
             }
             Plan::Write { kind, sql, columns, .. } => {
                 let output = self.write(sql, params).await?;
+                self.sequences.apply(&output.sequences);
                 let tag = command_tag(kind, if columns.is_empty() { output.changes } else { output.rows.len() as u64 });
                 if columns.is_empty() {
                     Ok(StatementResult::Command { tag })
@@ -360,8 +480,15 @@ impl ShoalSession {
                     Ok(StatementResult::Rows { columns: Arc::new(to_columns(&columns)), rows: output.rows, tag })
                 }
             }
-            Plan::Ddl { statements, catalog, tag } => {
+            Plan::Ddl { statements, catalog, tag, notices } => {
                 self.ddl(statements, catalog).await?;
+                for message in notices {
+                    self.notices.push(Notice {
+                        severity: "NOTICE".into(),
+                        code: SqlState::SUCCESSFUL_COMPLETION,
+                        message,
+                    });
+                }
                 Ok(StatementResult::Command { tag })
             }
             Plan::Transaction(control) => self.transaction(control).await,
@@ -408,7 +535,75 @@ impl ShoalSession {
                 })
             }
             Plan::Show { name } => self.show(&name),
+            Plan::DeclareCursor { name, query, scroll } => self.declare_cursor(name, *query, scroll, params).await,
+            Plan::Fetch(fetch) => self.fetch(&fetch),
+            Plan::CloseCursor(name) => {
+                let Some(txn) = self.txn.as_mut() else {
+                    return Err(cursor_missing(name.as_deref().unwrap_or("")));
+                };
+                match name {
+                    None => txn.cursors.clear(),
+                    Some(n) => {
+                        txn.cursors.remove(&n).ok_or_else(|| cursor_missing(&n))?;
+                    }
+                }
+                Ok(StatementResult::Command { tag: "CLOSE CURSOR".into() })
+            }
         }
+    }
+
+    // ----- cursors -----------------------------------------------------------
+
+    /// `DECLARE`: runs the query now and keeps its rows in the transaction.
+    async fn declare_cursor(
+        &mut self,
+        name: String,
+        query: Plan,
+        scroll: Option<bool>,
+        mut params: Vec<Value>,
+    ) -> Result<StatementResult> {
+        let Some(txn) = self.txn.as_ref() else {
+            return Err(Error::new(SqlState::parse("25P01"), "DECLARE CURSOR can only be used in transaction blocks"));
+        };
+        if txn.cursors.contains_key(&name) {
+            return Err(Error::new(SqlState::parse("42P03"), format!("cursor \"{name}\" already exists")));
+        }
+        let Plan::Query { sql, columns, reads, sequence_state, .. } = query else {
+            return Err(Error::internal("a cursor's plan is not a query"));
+        };
+        if sequence_state {
+            params.push(Value::Text(self.sequences.encode()));
+        }
+        let output = if reads == SystemReads::default() {
+            self.read(sql, params).await?
+        } else {
+            self.read_catalog(sql, params, reads).await?
+        };
+        let cursor = Cursor {
+            columns: Arc::new(to_columns(&columns)),
+            rows: output.rows,
+            pos: 0,
+            no_scroll: scroll == Some(false),
+        };
+        if let Some(txn) = self.txn.as_mut() {
+            txn.cursors.insert(name, cursor);
+        }
+        Ok(StatementResult::Command { tag: "DECLARE CURSOR".into() })
+    }
+
+    /// `FETCH` / `MOVE` on an open cursor.
+    fn fetch(&mut self, fetch: &shoal_sql::Fetch) -> Result<StatementResult> {
+        let cursor = self
+            .txn
+            .as_mut()
+            .and_then(|t| t.cursors.get_mut(&fetch.cursor))
+            .ok_or_else(|| cursor_missing(&fetch.cursor))?;
+        let rows = cursor.fetch(&fetch.direction)?;
+        if fetch.move_only {
+            return Ok(StatementResult::Command { tag: format!("MOVE {}", rows.len()) });
+        }
+        let tag = format!("FETCH {}", rows.len());
+        Ok(StatementResult::Rows { columns: cursor.columns.clone(), rows, tag })
     }
 
     // ----- reads -------------------------------------------------------------
@@ -624,6 +819,7 @@ impl ShoalSession {
             catalog_changed: false,
             failed: false,
             savepoints: Vec::new(),
+            cursors: BTreeMap::new(),
             local_settings: Vec::new(),
         });
     }
@@ -900,13 +1096,17 @@ impl ShoalSession {
         Ok(text(&key, vec![vec![Value::Text(value)]]))
     }
 
-    fn prepare_plan(&self, statement: Statement, client_types: &[Option<shoal_common::DataType>]) -> Result<Prepared> {
+    fn prepare_plan(&self, statement: Stmt, client_types: &[Option<shoal_common::DataType>]) -> Result<Prepared> {
         let sql = statement.to_string();
         let (plan, tag) = self.plan(&statement, client_types)?;
         let (param_types, columns) = match &plan {
             Plan::Query { param_types, columns, .. } | Plan::Write { param_types, columns, .. } => {
                 (param_types.clone(), to_columns(columns))
             }
+            Plan::DeclareCursor { query, .. } => match query.as_ref() {
+                Plan::Query { param_types, .. } => (param_types.clone(), Vec::new()),
+                _ => (Vec::new(), Vec::new()),
+            },
             Plan::SetConfig { param_types, .. } => (param_types.clone(), vec![text_column("set_config")]),
             // Described like the rows `show` answers with.
             Plan::Show { name } if name == "all" => (Vec::new(), vec![text_column("name"), text_column("setting")]),
@@ -962,11 +1162,16 @@ fn text_column(name: &str) -> Column {
     Column { name: name.into(), data_type: shoal_common::DataType::Text, table_oid: 0, column_id: 0 }
 }
 
+fn cursor_missing(name: &str) -> Error {
+    Error::new(SqlState::INVALID_CURSOR_NAME, format!("cursor \"{name}\" does not exist"))
+}
+
 fn unknown_setting(name: &str) -> Error {
     Error::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\""))
 }
 
-fn is_transaction_control(statement: &Statement) -> bool {
+fn is_transaction_control(statement: &Stmt) -> bool {
+    let Stmt::Sql(statement) = statement else { return false };
     matches!(
         statement,
         Statement::StartTransaction { .. }
@@ -1083,6 +1288,10 @@ impl Session for ShoalSession {
             Some(txn) if txn.failed => TransactionStatus::Failed,
             Some(_) => TransactionStatus::InTransaction,
         }
+    }
+
+    fn cursor_columns(&self, name: &str) -> Option<Vec<Column>> {
+        self.txn.as_ref()?.cursors.get(name).map(|c| c.columns.as_ref().clone())
     }
 
     fn parameter_generation(&self) -> u64 {

@@ -108,6 +108,13 @@ pub struct Binder<'a> {
     pub fresh: usize,
     /// Catalog and system-view reads seen so far (see [`SystemReads`]).
     pub reads: SystemReads,
+    /// A `nextval`/`setval` call was bound: the statement writes.
+    pub sequence_writes: bool,
+    /// A `currval`/`lastval` call was bound: the statement reads the
+    /// session's sequence state (see `crate::sequence`).
+    pub sequence_state: bool,
+    /// The cells of an `INSERT … VALUES`, for [`crate::plan::KeyProbe`].
+    pub value_rows: Option<Vec<Vec<String>>>,
 }
 
 impl<'a> Binder<'a> {
@@ -120,6 +127,9 @@ impl<'a> Binder<'a> {
             depth: 0,
             fresh: 0,
             reads: SystemReads::default(),
+            sequence_writes: false,
+            sequence_state: false,
+            value_rows: None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! The typed schema: tables, columns, indexes and views.
+//! The typed schema: tables, columns, indexes, views and sequences.
 //!
 //! SQLite only knows storage classes; the [`Catalog`] remembers the
 //! PostgreSQL type of every column, the constraint names PostgreSQL would
@@ -24,6 +24,9 @@ pub struct Catalog {
     pub tables: BTreeMap<String, Table>,
     pub indexes: BTreeMap<String, IndexDef>,
     pub views: BTreeMap<String, ViewDef>,
+    /// Sequences (their state lives in the replica's `__shoal_sequences`).
+    #[serde(default)]
+    pub sequences: BTreeMap<String, SequenceDef>,
     /// The next OID to allocate; `0` (a default catalog) means [`FIRST_USER_OID`].
     pub next_oid: u32,
 }
@@ -51,11 +54,37 @@ pub struct ColumnDef {
     pub default: Option<String>,
     /// The default as a SQLite expression (used for `DEFAULT` in INSERT … VALUES).
     pub sqlite_default: Option<String>,
-    /// SERIAL / BIGSERIAL / IDENTITY: SQLite's `INTEGER PRIMARY KEY AUTOINCREMENT`.
+    /// SERIAL / BIGSERIAL / IDENTITY. With `sequence` set, its values come
+    /// from that owned sequence; without (catalogs written before sequences
+    /// existed), from SQLite's `INTEGER PRIMARY KEY AUTOINCREMENT`.
     pub serial: bool,
     /// `GENERATED ALWAYS AS IDENTITY`: only DEFAULT may be written into it (428C9).
     #[serde(default)]
     pub identity_always: bool,
+    /// `GENERATED … AS IDENTITY` (as opposed to SERIAL, whose default is a
+    /// visible `nextval(…)`).
+    #[serde(default)]
+    pub identity: bool,
+    /// The sequence a SERIAL or identity column draws from (owned by it).
+    #[serde(default)]
+    pub sequence: Option<String>,
+}
+
+/// A sequence's definition (`CREATE SEQUENCE`, or made for a SERIAL/identity column).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SequenceDef {
+    pub name: String,
+    pub oid: u32,
+    /// `smallint`, `integer` or `bigint`.
+    pub data_type: DataType,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cache: i64,
+    pub cycle: bool,
+    /// `OWNED BY table.column`: dropped with the table or column.
+    pub owned_by: Option<(String, String)>,
 }
 
 /// A `UNIQUE` constraint (not a `CREATE UNIQUE INDEX`, which is an [`IndexDef`]).
@@ -139,9 +168,35 @@ impl Catalog {
         self.views.get(name)
     }
 
-    /// True when a table, view or index already uses `name` (they share a namespace, as in `pg_class`).
+    /// True when a table, view, index or sequence already uses `name` (they share a namespace, as in `pg_class`).
     pub fn relation_exists(&self, name: &str) -> bool {
-        self.tables.contains_key(name) || self.views.contains_key(name) || self.indexes.contains_key(name)
+        self.tables.contains_key(name)
+            || self.views.contains_key(name)
+            || self.indexes.contains_key(name)
+            || self.sequences.contains_key(name)
+    }
+
+    /// The sequence called `name`, if any.
+    pub fn sequence(&self, name: &str) -> Option<&SequenceDef> {
+        self.sequences.get(name)
+    }
+
+    /// `base`, or `base` with the lowest number appended that no relation
+    /// uses (how PostgreSQL names a SERIAL column's sequence when
+    /// `<table>_<column>_seq` is taken).
+    pub fn free_relation_name(&self, base: &str) -> String {
+        let base: String = base.chars().take(63).collect();
+        if !self.relation_exists(&base) {
+            return base;
+        }
+        (1..)
+            .map(|i: u32| {
+                let suffix = i.to_string();
+                let keep = 63usize.saturating_sub(suffix.len());
+                format!("{}{suffix}", base.chars().take(keep).collect::<String>())
+            })
+            .find(|n| !self.relation_exists(n))
+            .unwrap_or(base)
     }
 
     /// Allocates the next OID.

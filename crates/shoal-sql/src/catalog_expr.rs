@@ -101,6 +101,10 @@ impl Binder<'_> {
         let out = match &t.kind {
             Kind::StrLit(s) => match s.trim().parse::<i64>() {
                 Ok(n) => Typed::new(n.to_string(), DataType::Oid),
+                // pg_depend's class of relations (psql's `\d seq` asks for it).
+                Err(_) if reg == "regclass" && matches!(s.trim(), "pg_class" | "pg_catalog.pg_class") => {
+                    Typed::new(crate::system::PG_CLASS_OID.to_string(), DataType::Oid)
+                }
                 Err(_) => Typed::new(by_name(&quote_str(s.trim().trim_matches('"'))), DataType::Oid),
             },
             Kind::Param(_) if t.ty == DataType::Unknown || t.ty.is_text() => {

@@ -11,10 +11,10 @@
 //! | `shoal_len:<type>`           | `length(col) <= n` for varchar/char(n)  | 22001            |
 //! | `<table>_<col>_check`, user  | the user's CHECK                        | 23514            |
 //!
-//! SERIAL/BIGSERIAL/IDENTITY as the single-column primary key becomes
-//! `INTEGER PRIMARY KEY AUTOINCREMENT`; a serial anywhere else is refused,
-//! because SQLite has no sequences and a per-table counter would have to be
-//! emulated outside the statement.
+//! A SERIAL/BIGSERIAL/SMALLSERIAL or `GENERATED … AS IDENTITY` column owns
+//! a sequence `<table>_<column>_seq` created in the same statement (see
+//! `crate::sequence`); its SQLite column has no DEFAULT, because every
+//! INSERT writes the `shoal_nextval(…)` call explicitly.
 
 use shoal_common::{DataType, Error, Result, SqlState};
 use sqlparser::ast::{self, ColumnOption, TableConstraint};
@@ -22,9 +22,10 @@ use sqlparser::ast::{self, ColumnOption, TableConstraint};
 use crate::binder::{self, fold, object_name, quote, storage, Binder, Col, Rel, Scope, Storage};
 use crate::catalog::{Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Table, UniqueDef, ViewColumn, ViewDef};
 use crate::plan::Plan;
+use crate::sequence::{self, draws_from_sequence};
 
 fn ddl(statements: Vec<String>, catalog: Catalog, tag: &str) -> Plan {
-    Plan::Ddl { statements, catalog, tag: tag.into() }
+    Plan::Ddl { statements, catalog, tag: tag.into(), notices: vec![] }
 }
 
 fn noop(tag: &str, notice: String) -> Plan {
@@ -71,7 +72,7 @@ impl Binder<'_> {
             checks: vec![],
         };
         let mut draft = Draft { table, column_sql: vec![], constraint_sql: vec![] };
-        let mut serial_cols = Vec::new();
+        let mut serial_cols: Vec<(String, Vec<ast::SequenceOptions>)> = Vec::new();
         for c in &ct.columns {
             let (ty, serial) = binder::data_type(&c.data_type)?;
             let cname = fold(&c.name);
@@ -81,13 +82,31 @@ impl Binder<'_> {
                     format!("column \"{cname}\" specified more than once"),
                 ));
             }
-            let identity = c.options.iter().any(|o| matches!(o.option, ColumnOption::Generated { .. }));
-            let identity_always = c
-                .options
-                .iter()
-                .any(|o| matches!(o.option, ColumnOption::Generated { generated_as: ast::GeneratedAs::Always, .. }));
-            if serial || identity {
-                serial_cols.push(cname.clone());
+            let mut identity = None;
+            for o in &c.options {
+                if let ColumnOption::Generated { generated_as, sequence_options, generation_expr, .. } = &o.option {
+                    if generation_expr.is_some() || matches!(generated_as, ast::GeneratedAs::ExpStored) {
+                        return Err(Error::unsupported("generated columns (GENERATED ALWAYS AS (expression))"));
+                    }
+                    identity = Some((
+                        matches!(generated_as, ast::GeneratedAs::Always),
+                        sequence_options.clone().unwrap_or_default(),
+                    ));
+                }
+            }
+            if identity.is_some() && serial {
+                return Err(Error::syntax(format!(
+                    "both default and identity specified for column \"{cname}\" of table \"{name}\""
+                )));
+            }
+            if identity.is_some() && !matches!(ty, DataType::Int2 | DataType::Int4 | DataType::Int8) {
+                return Err(Error::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "identity column type must be smallint, integer, or bigint",
+                ));
+            }
+            if serial || identity.is_some() {
+                serial_cols.push((cname.clone(), identity.as_ref().map(|i| i.1.clone()).unwrap_or_default()));
             }
             draft.table.columns.push(ColumnDef {
                 name: cname,
@@ -95,8 +114,10 @@ impl Binder<'_> {
                 nullable: true,
                 default: None,
                 sqlite_default: None,
-                serial: serial || identity,
-                identity_always,
+                serial: serial || identity.is_some(),
+                identity_always: identity.as_ref().is_some_and(|i| i.0),
+                identity: identity.is_some(),
+                sequence: None,
             });
         }
         for c in &ct.columns {
@@ -105,18 +126,21 @@ impl Binder<'_> {
         for tc in &ct.constraints {
             self.table_constraint(&mut draft, tc)?;
         }
-        let serial_pk = match (serial_cols.as_slice(), draft.table.primary_key.as_slice()) {
-            ([], _) => None,
-            ([s], [pk]) if s == pk => Some(s.clone()),
-            ([s, ..], _) => {
-                return Err(Error::unsupported(format!(
-                    "serial/identity column \"{s}\" that is not the table's single-column primary key"
-                )))
+        let mut sequence_sql = Vec::new();
+        for (col, options) in &serial_cols {
+            if draft.table.column(col).is_some_and(|(_, c)| c.default.is_some()) {
+                return Err(Error::syntax(format!(
+                    "multiple default values specified for column \"{col}\" of table \"{name}\""
+                )));
             }
-        };
-        let sql = self.table_sql(&mut draft, serial_pk.as_deref())?;
+            let Some(c) = draft.table.columns.iter_mut().find(|c| c.name == *col) else { continue };
+            sequence_sql.push(self.column_sequence(&mut catalog, &name, c, options)?);
+        }
+        let sql = self.table_sql(&mut draft)?;
         catalog.tables.insert(name, draft.table);
-        Ok(ddl(vec![sql], catalog, "CREATE TABLE"))
+        let mut stmts = vec![sql];
+        stmts.extend(sequence_sql);
+        Ok(ddl(stmts, catalog, "CREATE TABLE"))
     }
 
     fn column_options(&mut self, d: &mut Draft, col: &str, options: &[ast::ColumnOptionDef]) -> Result<()> {
@@ -156,6 +180,9 @@ impl Binder<'_> {
         let t = self.assign(t?, &ty, col)?;
         if !self.params.is_empty() {
             return Err(Error::new(SqlState::UNDEFINED_PARAMETER, "there is no parameter $1"));
+        }
+        if self.sequence_state {
+            return Err(Error::unsupported("currval() or lastval() in a column default"));
         }
         let c = self.col_mut(d, col)?;
         c.default = Some(e.to_string());
@@ -290,16 +317,15 @@ impl Binder<'_> {
     }
 
     /// The SQLite `CREATE TABLE`.
-    fn table_sql(&mut self, d: &mut Draft, serial_pk: Option<&str>) -> Result<String> {
+    fn table_sql(&mut self, d: &mut Draft) -> Result<String> {
         let mut cols = Vec::new();
         for c in &d.table.columns {
             let mut sql = format!("{} {}", quote(&c.name), column_type(&c.data_type));
-            if serial_pk == Some(c.name.as_str()) {
-                sql.push_str(" PRIMARY KEY AUTOINCREMENT");
-            } else if !c.nullable {
+            if !c.nullable {
                 sql.push_str(" NOT NULL");
             }
-            if let Some(def) = &c.sqlite_default {
+            // A default that draws from a sequence is written by every INSERT instead.
+            if let Some(def) = c.sqlite_default.as_ref().filter(|d| !draws_from_sequence(Some(d))) {
                 sql.push_str(&format!(" DEFAULT {def}"));
             }
             sql.push_str(&type_checks(&c.name, &c.data_type));
@@ -307,7 +333,7 @@ impl Binder<'_> {
         }
         d.column_sql = cols;
         let mut parts = d.column_sql.clone();
-        if serial_pk.is_none() && !d.table.primary_key.is_empty() {
+        if !d.table.primary_key.is_empty() {
             parts.push(format!(
                 "CONSTRAINT {} PRIMARY KEY ({})",
                 quote(&format!("{}_pkey", d.table.name)),
@@ -369,7 +395,12 @@ impl Binder<'_> {
                     sqlite_default: None,
                     serial: false,
                     identity_always: false,
+                    identity: false,
+                    sequence: None,
                 });
+                if column_def.options.iter().any(|o| matches!(o.option, ColumnOption::Generated { .. })) {
+                    return Err(Error::unsupported("adding an identity or generated column"));
+                }
                 self.column_options(&mut draft, &cname, &column_def.options)?;
                 if draft.constraint_sql.iter().any(|c| c.contains(" UNIQUE ") || c.contains("FOREIGN KEY"))
                     || draft.table.primary_key != t.primary_key
@@ -377,6 +408,9 @@ impl Binder<'_> {
                     return Err(Error::unsupported("ADD COLUMN with PRIMARY KEY, UNIQUE or REFERENCES"));
                 }
                 let Some(col) = draft.table.columns.last().cloned() else { return Ok(()) };
+                if draws_from_sequence(col.sqlite_default.as_deref()) {
+                    return Err(Error::unsupported("ADD COLUMN with a DEFAULT that calls nextval()"));
+                }
                 let mut sql = format!("ALTER TABLE {qt} ADD COLUMN {} {}", quote(&cname), column_type(&ty));
                 if !col.nullable {
                     sql.push_str(" NOT NULL");
@@ -419,6 +453,7 @@ impl Binder<'_> {
                     }
                     out.push(format!("ALTER TABLE {qt} DROP COLUMN {}", quote(&cname)));
                     t.columns.retain(|col| col.name != cname);
+                    out.extend(sequence::drop_owned(catalog, &t.name, Some(&cname)));
                 }
             }
             Op::RenameColumn { old_column_name, new_column_name } => {
@@ -434,6 +469,7 @@ impl Binder<'_> {
                 }
                 out.push(format!("ALTER TABLE {qt} RENAME COLUMN {} TO {}", quote(&old), quote(&new)));
                 rename_column(catalog, t, &old, &new);
+                sequence::rename_owner(catalog, &t.name, Some(&old), &new);
             }
             Op::RenameTable { table_name } => {
                 let (ast::RenameTableNameKind::To(n) | ast::RenameTableNameKind::As(n)) = table_name;
@@ -451,6 +487,7 @@ impl Binder<'_> {
                         fk.foreign_table = new.clone();
                     }
                 }
+                sequence::rename_owner(catalog, &t.name, None, &new);
                 t.name = new;
             }
             other => return Err(Error::unsupported(format!("ALTER TABLE {other}"))),
@@ -498,11 +535,18 @@ impl Binder<'_> {
         Ok(ddl(vec![sql], catalog, "CREATE INDEX"))
     }
 
-    pub fn drop(&mut self, object_type: &ast::ObjectType, if_exists: bool, names: &[ast::ObjectName]) -> Result<Plan> {
+    pub fn drop(
+        &mut self,
+        object_type: &ast::ObjectType,
+        if_exists: bool,
+        names: &[ast::ObjectName],
+        cascade: bool,
+    ) -> Result<Plan> {
         let (tag, kind) = match object_type {
             ast::ObjectType::Table => ("DROP TABLE", "table"),
             ast::ObjectType::Index => ("DROP INDEX", "index"),
             ast::ObjectType::View => ("DROP VIEW", "view"),
+            ast::ObjectType::Sequence => ("DROP SEQUENCE", "sequence"),
             ast::ObjectType::Schema => return Err(Error::unsupported("DROP SCHEMA")),
             other => return Err(Error::unsupported(format!("DROP {other}"))),
         };
@@ -511,9 +555,26 @@ impl Binder<'_> {
         let mut notices = Vec::new();
         for n in names {
             let name = object_name(n)?;
+            if kind == "sequence" && catalog.sequence(&name).is_some() {
+                stmts.extend(self.drop_sequence(&mut catalog, &name, cascade, &mut notices)?);
+                continue;
+            }
+            if kind == "sequence" && catalog.relation_exists(&name) {
+                let (what, noun) = match () {
+                    _ if catalog.table(&name).is_some() => ("TABLE", "table"),
+                    _ if catalog.view(&name).is_some() => ("VIEW", "view"),
+                    _ => ("INDEX", "index"),
+                };
+                return Err(Error::new(SqlState::WRONG_OBJECT_TYPE, format!("\"{name}\" is not a sequence"))
+                    .with_hint(format!(
+                        "Use DROP {what} to remove {} {noun}.",
+                        if noun == "index" { "an" } else { "a" }
+                    )));
+            }
             let exists = match kind {
                 "table" => catalog.tables.remove(&name).is_some(),
                 "index" => catalog.indexes.remove(&name).is_some(),
+                "sequence" => false,
                 _ => catalog.views.remove(&name).is_some(),
             };
             if !exists {
@@ -529,11 +590,14 @@ impl Binder<'_> {
                 catalog.indexes.retain(|_, i| i.table != name);
             }
             stmts.push(format!("DROP {} {}", kind.to_uppercase(), quote(&name)));
+            if kind == "table" {
+                stmts.extend(sequence::drop_owned(&mut catalog, &name, None));
+            }
         }
         if stmts.is_empty() {
             return Ok(Plan::Noop { tag: tag.into(), notice: notices.into_iter().next() });
         }
-        Ok(ddl(stmts, catalog, tag))
+        Ok(Plan::Ddl { statements: stmts, catalog, tag: tag.into(), notices })
     }
 
     pub fn create_view(&mut self, cv: &ast::CreateView) -> Result<Plan> {
@@ -552,6 +616,9 @@ impl Binder<'_> {
         let (sql, cols) = self.query(&cv.query, (!names.is_empty()).then_some(names.as_slice()))?;
         if !self.params.is_empty() {
             return Err(Error::new(SqlState::UNDEFINED_PARAMETER, "there is no parameter $1"));
+        }
+        if self.sequence_writes || self.sequence_state {
+            return Err(Error::unsupported("a view that calls nextval(), setval(), currval() or lastval()"));
         }
         let mut catalog = self.catalog.clone();
         let oid = catalog.view(&name).map(|v| v.oid).unwrap_or_else(|| catalog.alloc_oid());
@@ -576,6 +643,15 @@ impl Binder<'_> {
                 return Err(Error::new(SqlState::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")));
             }
             stmts.push(format!("DELETE FROM {}", quote(&name)));
+            if matches!(t.identity, Some(ast::TruncateIdentityOption::Restart)) {
+                // RESTART IDENTITY: the table's owned sequences start over.
+                for s in self.catalog.sequences.values().filter(|s| s.owned_by.as_ref().is_some_and(|o| o.0 == name)) {
+                    stmts.push(format!(
+                        "UPDATE \"__shoal_sequences\" SET \"last_value\" = {}, \"is_called\" = 0 WHERE \"oid\" = {}",
+                        s.start, s.oid
+                    ));
+                }
+            }
         }
         Ok(ddl(stmts, self.catalog.clone(), "TRUNCATE TABLE"))
     }

@@ -11,8 +11,12 @@ use sqlparser::ast::{self, Expr, SelectItem, SetExpr};
 
 use crate::binder::{fold, object_name, quote, Binder, Col, Rel, Scope, Typed};
 use crate::catalog::Table;
-use crate::plan::{OutputColumn, Plan, WriteKind};
+use crate::plan::{KeyProbe, OutputColumn, Plan, WriteKind};
+
+/// Inserts with more rows than this get no key in a unique violation's detail.
+const MAX_PROBE_ROWS: usize = 1000;
 use crate::query::{output_column, output_name};
+use crate::sequence::draws_from_sequence;
 
 impl Binder<'_> {
     fn target(&self, name: &ast::ObjectName) -> Result<Table> {
@@ -60,14 +64,30 @@ impl Binder<'_> {
         let alias = ins.table_alias.as_ref().map(|a| fold(&a.alias));
         let columns = self.insert_columns(&table, &ins.columns)?;
         let has_upsert = ins.on.is_some();
+        // Omitted columns that draw from a sequence get their nextval call
+        // here (see `crate::sequence`): SQLite's own default would not run
+        // for an INTEGER PRIMARY KEY.
+        let drawn: Vec<(String, String)> = table
+            .columns
+            .iter()
+            .filter(|c| ins.source.is_none() || !columns.contains(&c.name))
+            .filter_map(|c| {
+                let d = c.sqlite_default.as_deref().filter(|d| draws_from_sequence(Some(d)))?;
+                Some((c.name.clone(), d.to_string()))
+            })
+            .collect();
+        let extra: Vec<String> = drawn.iter().map(|(_, d)| d.clone()).collect();
         let body = match &ins.source {
-            None => "DEFAULT VALUES".to_string(),
-            Some(q) => self.insert_source(&table, &columns, q, has_upsert)?,
+            None if extra.is_empty() => "DEFAULT VALUES".to_string(),
+            None => format!("VALUES ({})", extra.join(", ")),
+            Some(q) => self.insert_source(&table, &columns, q, has_upsert, &extra)?,
         };
-        let col_list = if ins.source.is_none() {
+        let mut all_columns: Vec<String> = if ins.source.is_none() { vec![] } else { columns.clone() };
+        all_columns.extend(drawn.iter().map(|(c, _)| c.clone()));
+        let col_list = if all_columns.is_empty() {
             String::new()
         } else {
-            format!(" ({})", columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "))
+            format!(" ({})", all_columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "))
         };
         let target_name = alias.clone().unwrap_or_else(|| table.name.clone());
         let alias_sql = alias.as_ref().map(|a| format!(" AS {}", quote(a))).unwrap_or_default();
@@ -77,7 +97,16 @@ impl Binder<'_> {
         }
         let (ret, columns) = self.returning(&table, &target_name, ins.returning.as_deref())?;
         sql.push_str(&ret);
-        Ok(Plan::Write { kind: WriteKind::Insert, sql, param_types: self.param_types(), columns })
+        let key_probe =
+            self.value_rows.take().map(|rows| KeyProbe { table: table.name.clone(), columns: all_columns, rows });
+        Ok(Plan::Write {
+            kind: WriteKind::Insert,
+            sql,
+            param_types: self.param_types(),
+            columns,
+            sequence_state: false,
+            key_probe,
+        })
     }
 
     fn insert_columns(&self, table: &Table, cols: &[ast::ObjectName]) -> Result<Vec<String>> {
@@ -101,9 +130,16 @@ impl Binder<'_> {
         Ok(out)
     }
 
-    fn insert_source(&mut self, table: &Table, columns: &[String], q: &ast::Query, upsert: bool) -> Result<String> {
+    fn insert_source(
+        &mut self,
+        table: &Table,
+        columns: &[String],
+        q: &ast::Query,
+        upsert: bool,
+        extra: &[String],
+    ) -> Result<String> {
         if let (SetExpr::Values(v), None, None) = (q.body.as_ref(), &q.with, &q.order_by) {
-            return self.insert_values(table, columns, v);
+            return self.insert_values(table, columns, v, extra);
         }
         if let Some(c) = columns.iter().find(|c| table.column(c).is_some_and(|(_, d)| d.identity_always)) {
             return Err(identity_always(c, "cannot insert a non-DEFAULT value into column"));
@@ -124,16 +160,23 @@ impl Binder<'_> {
         if out.len() < columns.len() {
             return Err(Error::syntax("INSERT has more target columns than expressions"));
         }
-        if plain && !upsert {
+        if plain && !upsert && extra.is_empty() {
             return Ok(sql);
         }
+        exprs.extend(extra.iter().cloned());
         // Re-plan with positional names so the wrapper can address each column.
         let names: Vec<String> = (0..out.len()).map(|i| format!("__c{i}")).collect();
         let (sql, _) = self.query(q, Some(&names))?;
         Ok(format!("SELECT {} FROM ({sql}) AS \"__src\" WHERE true", exprs.join(", ")))
     }
 
-    fn insert_values(&mut self, table: &Table, columns: &[String], v: &ast::Values) -> Result<String> {
+    fn insert_values(
+        &mut self,
+        table: &Table,
+        columns: &[String],
+        v: &ast::Values,
+        extra: &[String],
+    ) -> Result<String> {
         let mut rows = Vec::new();
         for row in &v.rows {
             if row.len() > columns.len() {
@@ -155,7 +198,11 @@ impl Binder<'_> {
                 let t = self.expr(e)?;
                 cells.push(self.assign(t, &col.data_type, name)?.sql);
             }
+            cells.extend(extra.iter().cloned());
             rows.push(format!("({})", cells.join(", ")));
+            if v.rows.len() <= MAX_PROBE_ROWS {
+                self.value_rows.get_or_insert_with(Vec::new).push(cells);
+            }
         }
         Ok(format!("VALUES {}", rows.join(", ")))
     }
@@ -312,7 +359,14 @@ impl Binder<'_> {
         let mut sql = res?;
         let (ret, columns) = self.returning(&table, &target_name, u.returning.as_deref())?;
         sql.push_str(&ret);
-        Ok(Plan::Write { kind: WriteKind::Update, sql, param_types: self.param_types(), columns })
+        Ok(Plan::Write {
+            kind: WriteKind::Update,
+            sql,
+            param_types: self.param_types(),
+            columns,
+            sequence_state: false,
+            key_probe: None,
+        })
     }
 
     fn update_inner(&mut self, u: &ast::Update, table: &Table, target_name: &str, aliased: bool) -> Result<String> {
@@ -362,7 +416,14 @@ impl Binder<'_> {
         let mut sql = format!("DELETE FROM {}{alias_sql}{}", quote(&table.name), where_sql?);
         let (ret, columns) = self.returning(&table, &target_name, d.returning.as_deref())?;
         sql.push_str(&ret);
-        Ok(Plan::Write { kind: WriteKind::Delete, sql, param_types: self.param_types(), columns })
+        Ok(Plan::Write {
+            kind: WriteKind::Delete,
+            sql,
+            param_types: self.param_types(),
+            columns,
+            sequence_state: false,
+            key_probe: None,
+        })
     }
 }
 

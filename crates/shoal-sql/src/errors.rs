@@ -23,7 +23,8 @@ pub struct WriteTarget {
 }
 
 /// The target of an INSERT/UPDATE/DELETE, if `stmt` is one (for [`map_write_error`]).
-pub fn write_target(stmt: &Statement) -> Option<WriteTarget> {
+pub fn write_target(stmt: &crate::Stmt) -> Option<WriteTarget> {
+    let crate::Stmt::Sql(stmt) = stmt else { return None };
     let (kind, name) = match stmt {
         Statement::Insert(i) => match &i.table {
             ast::TableObject::TableName(n) => (WriteKind::Insert, n),
@@ -44,6 +45,67 @@ pub fn write_target(stmt: &Statement) -> Option<WriteTarget> {
         _ => return None,
     };
     Some(WriteTarget { kind, table: object_name(name).ok()? })
+}
+
+/// The query that finds the key of a unique violation SQLite reported as
+/// `message` (`UNIQUE constraint failed: t.a, t.b`) for an `INSERT …
+/// VALUES` described by `probe`: the first inserted row whose key already
+/// exists in the table, as storage values, run with the statement's own
+/// parameters. `None` when a key cell cannot be evaluated again (it draws
+/// from a sequence) or the message is not a unique violation of `probe`'s table.
+pub fn unique_key_probe(message: &str, probe: &crate::KeyProbe) -> Option<(String, Vec<String>)> {
+    let rest = message.trim().strip_prefix("UNIQUE constraint failed: ")?;
+    let pairs: Vec<(&str, &str)> = rest.split(", ").filter_map(|p| p.split_once('.')).collect();
+    if pairs.is_empty() || pairs.iter().any(|(t, _)| *t != probe.table) {
+        return None;
+    }
+    let cols: Vec<String> = pairs.iter().map(|(_, c)| c.to_string()).collect();
+    let idx: Vec<usize> = cols.iter().map(|c| probe.columns.iter().position(|p| p == c)).collect::<Option<_>>()?;
+    let mut selects = Vec::new();
+    for (i, row) in probe.rows.iter().enumerate() {
+        let cells: Vec<&String> = idx.iter().map(|&j| row.get(j)).collect::<Option<_>>()?;
+        if cells.iter().any(|c| c.contains("shoal_nextval(")) {
+            return None;
+        }
+        let keys: Vec<String> = cells.iter().enumerate().map(|(k, c)| format!("{c} AS \"k{k}\"")).collect();
+        selects.push(format!("SELECT {i} AS \"__i\", {}", keys.join(", ")));
+    }
+    let keys: Vec<String> = (0..cols.len()).map(|k| format!("p.\"k{k}\"")).collect();
+    let matches: Vec<String> =
+        cols.iter().enumerate().map(|(k, c)| format!("x.{} = p.\"k{k}\"", crate::binder::quote(c))).collect();
+    let sql = format!(
+        "SELECT {} FROM ({}) AS p WHERE EXISTS (SELECT 1 FROM {} AS x WHERE {}) ORDER BY p.\"__i\" LIMIT 1",
+        keys.join(", "),
+        selects.join(" UNION ALL "),
+        crate::binder::quote(&probe.table),
+        matches.join(" AND ")
+    );
+    Some((sql, cols))
+}
+
+/// PostgreSQL's detail of a unique violation: `Key (a, b)=(1, x) already exists.`
+pub fn unique_violation_detail(
+    catalog: &Catalog,
+    table: &str,
+    cols: &[String],
+    values: &[shoal_common::Value],
+) -> String {
+    let t = catalog.table(table);
+    let texts: Vec<String> = cols
+        .iter()
+        .zip(values)
+        .map(|(c, v)| {
+            let ty = t
+                .and_then(|t| t.column(c))
+                .map(|(_, col)| col.data_type.clone())
+                .unwrap_or(shoal_common::DataType::Text);
+            match v {
+                shoal_common::Value::Null => "null".to_string(),
+                v => shoal_common::convert::storage_to_text(&ty, v).unwrap_or_else(|_| format!("{v:?}")),
+            }
+        })
+        .collect();
+    format!("Key ({})=({}) already exists.", cols.join(", "), texts.join(", "))
 }
 
 /// Maps one SQLite error message to a PostgreSQL error, when it is one Shoal knows.
@@ -90,7 +152,7 @@ fn foreign_key(catalog: &Catalog, target: Option<&WriteTarget>) -> Error {
     let referencing_side = match target.kind {
         WriteKind::Insert => true,
         WriteKind::Update => !table.foreign_keys.is_empty(),
-        WriteKind::Delete => false,
+        WriteKind::Delete | WriteKind::Select => false,
     };
     if referencing_side {
         let message = match table.foreign_keys.as_slice() {

@@ -322,6 +322,20 @@ impl Binder<'_> {
                 Ok(Typed::new("gen_random_uuid()", T::Uuid))
             }
             "pi" => Ok(Typed::new("3.141592653589793", T::Float8)),
+            "quote_ident" => {
+                arity(n == 1)?;
+                let x = &texts(self)?[0];
+                // Quoted unless it is a plain lower-case identifier (PostgreSQL
+                // also quotes reserved words, which Shoal does not know here).
+                Ok(Typed::new(
+                    format!(
+                        "(CASE WHEN {x} GLOB '[a-z_]*' AND NOT {x} GLOB '*[^a-z0-9_]*' THEN {x} \
+                         ELSE '\"' || replace({x}, '\"', '\"\"') || '\"' END)",
+                        x = x.sql
+                    ),
+                    T::Text,
+                ))
+            }
             "lower" | "upper" | "initcap" | "reverse" | "md5" => {
                 arity(n == 1)?;
                 Ok(call(&format!("pg_{name}"), &texts(self)?, T::Text))
@@ -541,6 +555,7 @@ impl Binder<'_> {
             }
             "generate_series" => Err(Error::unsupported("generate_series outside FROM")),
             "unnest" | "generate_subscripts" => self.select_list_srf(name, args),
+            _ if let Some(t) = self.sequence_function(name, args)? => Ok(t),
             _ if let Some(t) = self.catalog_function(name, args)? => {
                 self.reads.catalog = true;
                 Ok(t)

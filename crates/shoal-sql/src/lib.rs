@@ -53,14 +53,19 @@ mod expr;
 mod func;
 mod grouping;
 mod query;
+mod sequence;
 mod session;
 mod system;
 mod system_views;
 
-pub use catalog::{Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Table, UniqueDef, ViewColumn, ViewDef};
-pub use errors::{map_sqlite_error, map_write_error, write_target, WriteTarget};
-pub use parser::parse;
-pub use plan::{AdminCall, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
+pub use catalog::{
+    Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, SequenceDef, Table, UniqueDef, ViewColumn, ViewDef,
+};
+pub use errors::{
+    map_sqlite_error, map_write_error, unique_key_probe, unique_violation_detail, write_target, WriteTarget,
+};
+pub use parser::{parse, AlterSequence, AlterSequenceAction, Fetch, FetchDirection, Stmt};
+pub use plan::{AdminCall, KeyProbe, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
 pub use system::catalog_schema_sql;
 pub use system_views::{membership_view, system_views, verify_view, SystemView};
 
@@ -71,12 +76,17 @@ use crate::binder::Binder;
 
 /// Plans one statement. `param_types[i]` is the client-declared type of
 /// `$i+1` (`None`: infer from context; what cannot be inferred is `text`).
-pub fn plan(stmt: &Statement, catalog: &Catalog, param_types: &[Option<DataType>]) -> Result<Plan> {
+pub fn plan(stmt: &Stmt, catalog: &Catalog, param_types: &[Option<DataType>]) -> Result<Plan> {
+    let stmt = match stmt {
+        Stmt::Sql(s) => s,
+        Stmt::AlterSequence(a) => return Binder::new(catalog, param_types).alter_sequence(a),
+        Stmt::Fetch(f) => return Ok(Plan::Fetch(f.clone())),
+    };
     if let Some(p) = session::transaction(stmt) {
         return p;
     }
     let mut b = Binder::new(catalog, param_types);
-    match stmt {
+    let plan = match stmt {
         Statement::Query(q) => {
             if let Some(plan) = session::set_config(q) {
                 return plan;
@@ -85,15 +95,90 @@ pub fn plan(stmt: &Statement, catalog: &Catalog, param_types: &[Option<DataType>
                 // FOR UPDATE/SHARE: a shard has one writer at a time, so the lock is implied.
             }
             let (sql, columns) = b.query(q, None)?;
-            Ok(Plan::Query { sql, param_types: b.param_types(), columns, reads: b.reads })
+            if b.sequence_writes {
+                // nextval()/setval() write: the statement runs as a write.
+                Plan::Write {
+                    kind: WriteKind::Select,
+                    sql,
+                    param_types: b.param_types(),
+                    columns,
+                    sequence_state: false,
+                    key_probe: None,
+                }
+            } else {
+                Plan::Query { sql, param_types: b.param_types(), columns, reads: b.reads, sequence_state: false }
+            }
         }
-        Statement::Insert(i) => b.insert(i),
-        Statement::Update(u) => b.update(u),
-        Statement::Delete(d) => b.delete(d),
+        Statement::Insert(i) => b.insert(i)?,
+        Statement::Update(u) => b.update(u)?,
+        Statement::Delete(d) => b.delete(d)?,
+        other => return plan_other(&mut b, other),
+    };
+    Ok(finish(plan, b.sequence_state))
+}
+
+/// Numbers the session-state parameter of a statement that reads `currval`/`lastval`.
+fn finish(plan: Plan, uses_state: bool) -> Plan {
+    if !uses_state {
+        return plan;
+    }
+    match plan {
+        Plan::Query { sql, param_types, columns, reads, .. } => {
+            let sql = sequence::finish_session_state(&sql, param_types.len() + 1);
+            Plan::Query { sql, param_types, columns, reads, sequence_state: true }
+        }
+        Plan::Write { kind, sql, param_types, columns, key_probe, .. } => {
+            let sql = sequence::finish_session_state(&sql, param_types.len() + 1);
+            // The probe's cells would need the state parameter too: drop it.
+            let _ = key_probe;
+            Plan::Write { kind, sql, param_types, columns, sequence_state: true, key_probe: None }
+        }
+        other => other,
+    }
+}
+
+/// `DECLARE name [NO] [SCROLL] CURSOR [WITHOUT HOLD] FOR query`.
+fn declare_cursor(b: &mut Binder<'_>, stmts: &[sqlparser::ast::Declare]) -> Result<Plan> {
+    let [d] = stmts else { return Err(Error::unsupported("DECLARE of several names")) };
+    let (Some(sqlparser::ast::DeclareType::Cursor), [name], Some(q)) =
+        (&d.declare_type, d.names.as_slice(), &d.for_query)
+    else {
+        return Err(Error::unsupported("DECLARE other than a cursor"));
+    };
+    if d.binary == Some(true) {
+        return Err(Error::unsupported("BINARY cursors"));
+    }
+    if d.hold == Some(true) {
+        return Err(Error::unsupported("WITH HOLD cursors"));
+    }
+    let (sql, columns) = b.query(q, None)?;
+    if b.sequence_writes {
+        return Err(Error::unsupported("a cursor over nextval() or setval()"));
+    }
+    let query = finish(
+        Plan::Query { sql, param_types: b.param_types(), columns, reads: b.reads, sequence_state: false },
+        b.sequence_state,
+    );
+    Ok(Plan::DeclareCursor { name: binder::fold(name), query: Box::new(query), scroll: d.scroll })
+}
+
+/// Statements other than queries and DML.
+fn plan_other(b: &mut Binder<'_>, stmt: &Statement) -> Result<Plan> {
+    match stmt {
         Statement::CreateTable(ct) => b.create_table(ct),
         Statement::AlterTable(at) => b.alter_table(at),
         Statement::CreateIndex(ci) => b.create_index(ci),
-        Statement::Drop { object_type, if_exists, names, .. } => b.drop(object_type, *if_exists, names),
+        Statement::Drop { object_type, if_exists, names, cascade, .. } => {
+            b.drop(object_type, *if_exists, names, *cascade)
+        }
+        Statement::Declare { stmts, .. } => declare_cursor(b, stmts),
+        Statement::Close { cursor } => Ok(Plan::CloseCursor(match cursor {
+            sqlparser::ast::CloseCursor::All => None,
+            sqlparser::ast::CloseCursor::Specific { name } => Some(binder::fold(name)),
+        })),
+        Statement::CreateSequence { temporary, if_not_exists, name, sequence_options } => {
+            b.create_sequence(name, *if_not_exists, *temporary, sequence_options)
+        }
         Statement::CreateView(cv) => b.create_view(cv),
         Statement::Truncate(t) => b.truncate(t),
         Statement::CreateSchema { schema_name, if_not_exists, .. } => create_schema(schema_name, *if_not_exists),
@@ -214,7 +299,9 @@ mod tests {
             "SELECT 1 INTERSECT ALL SELECT 1",
             "SELECT b SIMILAR TO 'x' FROM t",
             "SELECT ARRAY[1,2]",
-            "CREATE TABLE v (id INT, n SERIAL)",
+            "CREATE TABLE v (id INT, n INT GENERATED ALWAYS AS (id + 1) STORED)",
+            "CREATE TEMPORARY SEQUENCE s",
+            "CREATE VIEW w AS SELECT nextval('t_id_seq')",
             "COPY t FROM STDIN",
             "SELECT d AT TIME ZONE 'UTC' FROM t",
         ] {

@@ -64,6 +64,18 @@ pub enum WriteKind {
     Insert,
     Update,
     Delete,
+    /// A `SELECT` that writes: it calls `nextval` or `setval`.
+    Select,
+}
+
+/// The rows an `INSERT … VALUES` writes, as SQLite expressions over the
+/// statement's parameters: `rows[i][j]` is the value of `columns[j]` in row
+/// `i`. See [`crate::errors::unique_key_probe`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyProbe {
+    pub table: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
 }
 
 /// Transaction control statements.
@@ -103,9 +115,23 @@ pub enum Plan {
         columns: Vec<OutputColumn>,
         /// Set by the binder when it resolved a catalog relation or function.
         reads: SystemReads,
+        /// The executor appends the session's sequence state (for `currval`,
+        /// `lastval`) as one more parameter after `param_types`.
+        sequence_state: bool,
     },
-    /// INSERT / UPDATE / DELETE (with optional RETURNING; `columns` is empty without).
-    Write { kind: WriteKind, sql: String, param_types: Vec<DataType>, columns: Vec<OutputColumn> },
+    /// INSERT / UPDATE / DELETE (with optional RETURNING; `columns` is empty
+    /// without), or a SELECT that draws from a sequence.
+    Write {
+        kind: WriteKind,
+        sql: String,
+        param_types: Vec<DataType>,
+        columns: Vec<OutputColumn>,
+        /// As in [`Plan::Query`].
+        sequence_state: bool,
+        /// For `INSERT … VALUES`: the rows' values, to find the key of a
+        /// unique violation (SQLite does not report it).
+        key_probe: Option<KeyProbe>,
+    },
     /// A schema change. The executor runs `statements` (SQLite DDL, no
     /// parameters) in the current transaction, then stores `catalog` as the
     /// new catalog in the same transaction, so DDL is transactional.
@@ -114,6 +140,8 @@ pub enum Plan {
         catalog: Catalog,
         /// Command tag, e.g. `CREATE TABLE`.
         tag: String,
+        /// Notices to send (`drop cascades to …`).
+        notices: Vec<String>,
     },
     /// A statement that changes nothing and returns nothing but a tag
     /// (e.g. `CREATE TABLE IF NOT EXISTS` on an existing table, `DISCARD ALL`),
@@ -129,6 +157,13 @@ pub enum Plan {
     SetConfig { name: SettingArg, value: SettingArg, local: SettingArg, param_types: Vec<DataType> },
     /// `SHOW name` (`SHOW ALL` is name `all`).
     Show { name: String },
+    /// `DECLARE name CURSOR FOR query`: run `query` (a [`Plan::Query`]) and
+    /// keep its rows for FETCH until the transaction ends.
+    DeclareCursor { name: String, query: Box<Plan>, scroll: Option<bool> },
+    /// `FETCH` / `MOVE`.
+    Fetch(crate::parser::Fetch),
+    /// `CLOSE name` (`None`: `CLOSE ALL`).
+    CloseCursor(Option<String>),
     /// An empty query string.
     Empty,
 }

@@ -615,10 +615,44 @@ impl Binder<'_> {
                 self.reads.catalog = true;
             }
             let alias_name = alias.map(|a| fold(&a.name)).unwrap_or_else(|| table.to_string());
+            if (schema, table) == ("pg_catalog", "pg_sequences") {
+                // last_value is live state: read it from the sequences' rows.
+                let select: Vec<String> = cols
+                    .iter()
+                    .map(|(n, _)| match n.as_str() {
+                        "last_value" => "(SELECT CASE WHEN q.\"is_called\" THEN q.\"last_value\" END \
+                                         FROM \"main\".\"__shoal_sequences\" AS q \
+                                         WHERE q.\"name\" = p.\"sequencename\") AS \"last_value\""
+                            .to_string(),
+                        other => format!("p.{}", quote(other)),
+                    })
+                    .collect();
+                self.add_rel(&alias_name, cols.into_iter().map(|(n, t)| (n, t, 0, 0)).collect());
+                return Ok(format!(
+                    "(SELECT {} FROM \"pg_catalog\".\"pg_sequences\" AS p) AS {}",
+                    select.join(", "),
+                    quote(&alias_name)
+                ));
+            }
             self.add_rel(&alias_name, cols.into_iter().map(|(n, t)| (n, t, 0, 0)).collect());
             return Ok(format!("{}.{} AS {}", quote(schema), quote(table), quote(&alias_name)));
         }
         let table = object_name(name)?;
+        if let Some(seq) = self.catalog.sequence(&table) {
+            // A sequence reads as its one row (last_value, log_cnt, is_called).
+            let alias_name = alias.map(|a| fold(&a.name)).unwrap_or_else(|| table.clone());
+            let cols = vec![
+                ("last_value".to_string(), DataType::Int8, 0, 0),
+                ("log_cnt".to_string(), DataType::Int8, 0, 0),
+                ("is_called".to_string(), DataType::Bool, 0, 0),
+            ];
+            self.add_rel(&alias_name, cols);
+            return Ok(format!(
+                "(SELECT \"last_value\", 0 AS \"log_cnt\", \"is_called\" FROM \"main\".\"__shoal_sequences\" WHERE \"oid\" = {}) AS {}",
+                seq.oid,
+                quote(&alias_name)
+            ));
+        }
         let alias_name = alias.map(|a| fold(&a.name)).unwrap_or_else(|| table.clone());
         let renames: Vec<String> = alias.iter().flat_map(|a| a.columns.iter().map(|c| fold(&c.name))).collect();
         let cols: Vec<(String, DataType, u32, i16)> =

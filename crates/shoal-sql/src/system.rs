@@ -38,6 +38,8 @@ const INFO_SCHEMA_OID: u32 = 13000;
 pub const OWNER_OID: u32 = 10;
 pub const OWNER_NAME: &str = "shoal";
 const HEAP_AM: u32 = 2;
+/// `'pg_catalog.pg_class'::regclass`, the class of relations in `pg_depend`.
+pub const PG_CLASS_OID: u32 = 1259;
 const BTREE_AM: u32 = 403;
 
 /// (schema, table, "col type, col type, …") of every emulated relation.
@@ -86,6 +88,11 @@ const TABLES: &[(&str, &str, &str)] = &[
          connoinherit bool, conkey int2[], confkey int2[], conbin text",
     ),
     ("pg_catalog", "pg_attrdef", "oid oid, adrelid oid, adnum int2, adbin text"),
+    (
+        "pg_catalog",
+        "pg_depend",
+        "classid oid, objid oid, objsubid int4, refclassid oid, refobjid oid, refobjsubid int4, deptype char",
+    ),
     ("pg_catalog", "pg_description", "objoid oid, classoid oid, objsubid int4, description text"),
     (
         "pg_catalog",
@@ -181,6 +188,12 @@ const TABLES: &[(&str, &str, &str)] = &[
          opcdefault bool, opckeytype oid",
     ),
     ("pg_catalog", "pg_enum", "oid oid, enumtypid oid, enumsortorder float4, enumlabel name"),
+    (
+        "pg_catalog",
+        "pg_sequences",
+        "schemaname name, sequencename name, sequenceowner name, data_type text, start_value int8, \
+         min_value int8, max_value int8, increment_by int8, cycle bool, cache_size int8, last_value int8",
+    ),
     ("pg_catalog", "pg_tables", "schemaname name, tablename name, tableowner name, tablespace name, hasindexes bool, hasrules bool, hastriggers bool, rowsecurity bool"),
     ("pg_catalog", "pg_views", "schemaname name, viewname name, viewowner name, definition text"),
     ("pg_catalog", "pg_indexes", "schemaname name, tablename name, indexname name, tablespace name, indexdef text"),
@@ -208,6 +221,13 @@ const TABLES: &[(&str, &str, &str)] = &[
          column_default text, is_nullable text, data_type text, character_maximum_length int4, \
          numeric_precision int4, numeric_scale int4, datetime_precision int4, udt_catalog name, udt_schema name, \
          udt_name name, is_identity text, identity_generation text, is_generated text, is_updatable text",
+    ),
+    (
+        "information_schema",
+        "sequences",
+        "sequence_catalog name, sequence_schema name, sequence_name name, data_type text, numeric_precision int4, \
+         numeric_precision_radix int4, numeric_scale int4, start_value text, minimum_value text, \
+         maximum_value text, increment text, cycle_option text",
     ),
     (
         "information_schema",
@@ -330,6 +350,9 @@ pub fn catalog_schema_sql(catalog: &Catalog) -> Vec<String> {
             ix.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
         );
         rows.index(t, ix.oid, &ix.name, &ix.columns, ix.unique, false, def);
+    }
+    for s in catalog.sequences.values() {
+        rows.sequence(catalog, s);
     }
     for v in catalog.views.values() {
         rows.class(v.oid, &v.name, "v", 0, v.columns.len(), false);
@@ -625,12 +648,19 @@ impl Rows {
         );
         for (i, c) in t.columns.iter().enumerate() {
             let attnum = i + 1;
-            let default = match (&c.default, c.serial) {
-                (Some(d), _) => Some(d.clone()),
-                (None, true) => Some(format!("nextval('{}_{}_seq'::regclass)", t.name, c.name)),
-                (None, false) => None,
+            let default = match (&c.default, c.serial, &c.sequence) {
+                (Some(d), _, _) => Some(d.clone()),
+                (None, true, _) if c.identity => None,
+                (None, true, Some(seq)) => Some(format!("nextval({}::regclass)", lit(&ident(seq)))),
+                (None, true, None) => Some(format!("nextval('{}_{}_seq'::regclass)", t.name, c.name)),
+                (None, false, _) => None,
             };
             self.attribute(t.oid, &c.name, &c.data_type, attnum, !c.nullable, default.is_some());
+            if c.identity {
+                if let Some(row) = self.0.last_mut() {
+                    row.1[11] = lit(if c.identity_always { "a" } else { "d" });
+                }
+            }
             if let Some(d) = &default {
                 let oid = derived_oid(t.oid, 40 + attnum.min(20) as u32);
                 self.push("pg_attrdef", vec![n(oid), n(t.oid), n(attnum), lit(d)]);
@@ -867,12 +897,102 @@ impl Rows {
                 lit("shoal"),
                 lit("pg_catalog"),
                 lit(&ty.type_name()),
-                lit("NO"),
-                null(),
+                lit(if c.identity { "YES" } else { "NO" }),
+                match (c.identity, c.identity_always) {
+                    (false, _) => null(),
+                    (true, true) => lit("ALWAYS"),
+                    (true, false) => lit("BY DEFAULT"),
+                },
                 lit("NEVER"),
                 lit("YES"),
             ],
         );
+    }
+
+    /// A sequence: its class, `pg_sequence`, `pg_sequences` (whose
+    /// `last_value` the binder reads from the live state) and
+    /// `information_schema.sequences` (which, as in PostgreSQL, leaves out
+    /// identity columns' sequences).
+    fn sequence(&mut self, catalog: &Catalog, s: &crate::catalog::SequenceDef) {
+        self.class(s.oid, &s.name, "S", 0, 3, false);
+        // The owning column, as psql's `\d seq` ("Owned by") reads it.
+        let owner = s.owned_by.as_ref().and_then(|(t, c)| {
+            let table = catalog.table(t)?;
+            let (attnum, col) = table.column(c)?;
+            Some((table.oid, attnum, col.identity))
+        });
+        if let Some((table_oid, attnum, identity)) = owner {
+            self.push(
+                "pg_depend",
+                vec![
+                    n(PG_CLASS_OID),
+                    n(s.oid),
+                    n(0),
+                    n(PG_CLASS_OID),
+                    n(table_oid),
+                    n(attnum),
+                    lit(if identity { "i" } else { "a" }),
+                ],
+            );
+        }
+        self.push(
+            "pg_sequence",
+            vec![
+                n(s.oid),
+                n(s.data_type.oid()),
+                n(s.start),
+                n(s.increment),
+                n(s.max),
+                n(s.min),
+                n(s.cache),
+                b(s.cycle),
+            ],
+        );
+        let type_name = s.data_type.sql_name();
+        self.push(
+            "pg_sequences",
+            vec![
+                lit("public"),
+                lit(&s.name),
+                lit(OWNER_NAME),
+                lit(&type_name),
+                n(s.start),
+                n(s.min),
+                n(s.max),
+                n(s.increment),
+                b(s.cycle),
+                n(s.cache),
+                null(),
+            ],
+        );
+        let identity = s
+            .owned_by
+            .as_ref()
+            .is_some_and(|(t, c)| catalog.table(t).and_then(|t| t.column(c)).is_some_and(|(_, col)| col.identity));
+        if !identity {
+            let precision = match s.data_type {
+                DataType::Int2 => 16,
+                DataType::Int4 => 32,
+                _ => 64,
+            };
+            self.push(
+                "information_schema.sequences",
+                vec![
+                    lit("shoal"),
+                    lit("public"),
+                    lit(&s.name),
+                    lit(&type_name),
+                    n(precision),
+                    n(2),
+                    n(0),
+                    lit(&s.start.to_string()),
+                    lit(&s.min.to_string()),
+                    lit(&s.max.to_string()),
+                    lit(&s.increment.to_string()),
+                    lit(if s.cycle { "YES" } else { "NO" }),
+                ],
+            );
+        }
     }
 }
 

@@ -9,8 +9,12 @@ use shoal_common::{DataType, Error, SqlState};
 use shoal_sql::{Catalog, Plan};
 
 struct Db {
+    /// Dropped before `conn` (see `shoal_storage::sequences::WriterStatements`).
+    _sequence_statements: Option<shoal_storage::sequences::WriterStatements>,
     conn: Connection,
     catalog: Catalog,
+    /// The session's `currval`/`lastval` state, as the server keeps it.
+    sequences: shoal_storage::SessionSequences,
 }
 
 fn text(v: Value, ty: &DataType) -> String {
@@ -32,6 +36,8 @@ impl Db {
     fn new() -> Db {
         let conn = Connection::open_in_memory().unwrap();
         shoal_storage::functions::register(&conn).unwrap();
+        let sequence_statements = shoal_storage::sequences::register(&conn, true).unwrap();
+        conn.execute_batch(shoal_storage::sequences::SETUP_SQL).unwrap();
         let flags = FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_UTF8;
         conn.create_scalar_function("shoal_now", 0, flags, |_| Ok("2024-05-17 10:11:12.123456".to_string())).unwrap();
         conn.create_scalar_function("shoal_random", 0, flags, |_| Ok(0.5f64)).unwrap();
@@ -44,7 +50,12 @@ impl Db {
              ATTACH DATABASE ':memory:' AS information_schema;",
         )
         .unwrap();
-        let mut db = Db { conn, catalog: Catalog::default() };
+        let mut db = Db {
+            _sequence_statements: sequence_statements,
+            conn,
+            catalog: Catalog::default(),
+            sequences: Default::default(),
+        };
         db.refresh_system();
         db
     }
@@ -80,7 +91,12 @@ impl Db {
 
     fn run_plan(&mut self, plan: Plan, params: &[Value]) -> Result<Vec<Vec<String>>, Error> {
         match plan {
-            Plan::Query { sql, columns, .. } | Plan::Write { sql, columns, .. } => {
+            Plan::Query { sql, columns, sequence_state, .. } | Plan::Write { sql, columns, sequence_state, .. } => {
+                let mut params = params.to_vec();
+                if sequence_state {
+                    params.push(Value::Text(self.sequences.encode()));
+                }
+                shoal_storage::sequences::clear_drawn();
                 let mut stmt = self.conn.prepare(&sql).map_err(|e| Error::internal(format!("{e}: {sql}")))?;
                 let mut out = vec![];
                 let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(|e| self.map(e, &sql))?;
@@ -88,6 +104,9 @@ impl Db {
                     let row = (0..columns.len()).map(|i| text(r.get::<_, Value>(i).unwrap(), &columns[i].data_type));
                     out.push(row.collect());
                 }
+                drop(rows);
+                drop(stmt);
+                self.sequences.apply(&shoal_storage::sequences::take_drawn());
                 Ok(out)
             }
             Plan::Ddl { statements, catalog, .. } => {

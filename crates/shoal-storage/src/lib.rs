@@ -14,6 +14,8 @@
 //!   `random()` and friends to the entry's context, so replicas never diverge.
 //! * [`functions`] — PostgreSQL functions SQLite lacks (`md5`, `date_trunc`, …).
 //! * [`numeric`] — exact `numeric`: the `pg_numeric` collation and arithmetic.
+//! * [`sequences`] — `nextval`/`setval` advancing sequence rows inside the
+//!   entry's transaction, `currval`/`lastval` from the session's state.
 //! * [`budget`] — time budgets that let short reads run on an async thread.
 //! * snapshots (SQLite's backup API) and a content checksum for comparing
 //!   replicas at the same applied index.
@@ -26,6 +28,7 @@ pub mod determinism;
 pub mod functions;
 pub mod numeric;
 pub mod replica;
+pub mod sequences;
 pub mod session_settings;
 pub mod sqlite_error;
 
@@ -36,4 +39,5 @@ pub use replica::{
     QueryOutput, Replica, STORE_CATALOG_SQL,
 };
 pub use rusqlite::{Connection, InterruptHandle};
+pub use sequences::{Drawn, SessionSequences};
 pub use sqlite_error::from_sqlite;

@@ -5,6 +5,7 @@
 //!  writer conn ──▶│ user tables …                                          │◀── reader conns (snapshots)
 //!  (one, owned    │ __shoal_applied (id=1, log_index, meta)  ← same txn as │
 //!   by Replica)   │ __shoal_catalog (id=1, json)              the effects  │
+//!                 │ __shoal_sequences (sequence state, see crate::sequences)│
 //!                 └────────────────────────────────────────────────────────┘
 //! ```
 //!
@@ -32,6 +33,7 @@ use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 
 use crate::command::{Command, ProposalId, RecordedStmt};
 use crate::determinism::{self, StatementScope};
+use crate::sequences::{self, Drawn};
 use crate::sqlite_error::from_sqlite;
 
 /// The applied position of a replica. `meta` is opaque to storage: the Raft
@@ -49,17 +51,26 @@ pub struct QueryOutput {
     pub rows: Vec<Vec<Value>>,
     /// Rows inserted, updated or deleted (0 for reads).
     pub changes: u64,
+    /// Values the statement drew from sequences (`nextval`, `setval`), in
+    /// order, for the session's `currval`/`lastval`.
+    #[serde(default)]
+    pub sequences: Vec<Drawn>,
 }
 
 /// One replica's SQLite database; see the module docs.
 pub struct Replica {
     path: PathBuf,
+    /// Dropped before `writer` (see `Drop for Replica`).
+    sequence_statements: Option<sequences::WriterStatements>,
     writer: Connection,
     in_txn: bool,
     pending: Option<ProposalId>,
     applied: AppliedState,
     /// Applied state not yet persisted because the writer was busy.
     unpersisted: Option<AppliedState>,
+    /// What failed statements did to sequences before they failed (see
+    /// [`Replica::take_failed_draws`]).
+    failed_draws: Vec<Drawn>,
 }
 
 const SETUP_SQL: &str = "
@@ -98,6 +109,8 @@ pub fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     conn.set_prepared_statement_cache_capacity(256);
     determinism::register_functions(&conn).map_err(from_sqlite)?;
     crate::functions::register(&conn).map_err(from_sqlite)?;
+    // Only the replica's writer may advance sequences ([`Replica::open`]).
+    sequences::register(&conn, false).map_err(from_sqlite)?;
     Ok(conn)
 }
 
@@ -135,6 +148,7 @@ pub fn run_statement(conn: &Connection, sql: &str, params: &[Value]) -> Result<Q
     let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
     let width = columns.len();
     let mut rows = Vec::new();
+    sequences::clear_drawn();
     {
         let mut cursor =
             stmt.query(params_from_iter(params[..expected].iter().map(to_sql_value))).map_err(from_sqlite)?;
@@ -147,7 +161,7 @@ pub fn run_statement(conn: &Connection, sql: &str, params: &[Value]) -> Result<Q
         }
     }
     let changes = if stmt.readonly() { 0 } else { conn.changes() };
-    Ok(QueryOutput { columns, rows, changes })
+    Ok(QueryOutput { columns, rows, changes, sequences: sequences::take_drawn() })
 }
 
 /// Copies committed WAL content into the database file without blocking the
@@ -172,9 +186,19 @@ impl Replica {
     /// Opens (creating if needed) the replica database at `path`.
     pub fn open(path: &Path) -> Result<Replica> {
         let writer = open_connection(path, false)?;
-        writer.execute_batch(SETUP_SQL).map_err(from_sqlite)?;
+        let sequence_statements = sequences::register(&writer, true).map_err(from_sqlite)?;
+        setup(&writer)?;
         let applied = read_applied(&writer)?;
-        Ok(Replica { path: path.to_path_buf(), writer, in_txn: false, pending: None, applied, unpersisted: None })
+        Ok(Replica {
+            path: path.to_path_buf(),
+            sequence_statements,
+            writer,
+            in_txn: false,
+            pending: None,
+            applied,
+            unpersisted: None,
+            failed_draws: Vec::new(),
+        })
     }
 
     /// The database file.
@@ -207,6 +231,7 @@ impl Replica {
         }
         self.writer.execute_batch("BEGIN IMMEDIATE").map_err(from_sqlite)?;
         self.in_txn = true;
+        self.failed_draws.clear();
         Ok(())
     }
 
@@ -216,7 +241,19 @@ impl Replica {
             return Err(Error::internal("execute outside a writer transaction"));
         }
         let _scope = StatementScope::enter(ctx, seq);
-        run_statement(&self.writer, sql, params)
+        let result = run_statement(&self.writer, sql, params);
+        if result.is_err() {
+            self.failed_draws.extend(sequences::take_drawn());
+        }
+        result
+    }
+
+    /// What statements that failed since the last call (or `begin`) had
+    /// done to sequences before SQLite undid it with the statement. The
+    /// caller re-applies it ([`sequences::restore_statements`]), recorded
+    /// like any statement, so a value is never handed out twice.
+    pub fn take_failed_draws(&mut self) -> Vec<Drawn> {
+        std::mem::take(&mut self.failed_draws)
     }
 
     /// Runs a savepoint statement (`SAVEPOINT x`, `RELEASE x`, `ROLLBACK TO x`)
@@ -366,13 +403,16 @@ impl Replica {
                     format!("snapshot failed integrity check: {check}"),
                 ));
             }
+            if let Some(cache) = &self.sequence_statements {
+                cache.flush();
+            }
             let mut writer = std::mem::replace(&mut self.writer, Connection::open_in_memory().map_err(from_sqlite)?);
             let backup = rusqlite::backup::Backup::new(&source, &mut writer).map_err(from_sqlite)?;
             backup.run_to_completion(1024, Duration::ZERO, None).map_err(from_sqlite)?;
             drop(backup);
             self.writer = writer;
         }
-        self.writer.execute_batch(SETUP_SQL).map_err(from_sqlite)?;
+        setup(&self.writer)?;
         self.applied = read_applied(&self.writer)?;
         self.unpersisted = None;
         let _ = std::fs::remove_file(src);
@@ -383,6 +423,14 @@ impl Replica {
     /// bookkeeping, rows in rowid or primary-key order), for comparing replicas.
     pub fn checksum(&self) -> Result<String> {
         content_checksum(&self.writer)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        // The sequence functions' cached statements must be finalized
+        // before the writer connection closes.
+        self.sequence_statements.take();
     }
 }
 
@@ -430,6 +478,12 @@ pub fn snapshot_file(db_path: &Path, dest: &Path) -> Result<AppliedState> {
     }
     target.execute_batch("PRAGMA journal_mode = DELETE").map_err(from_sqlite)?;
     read_applied(&target)
+}
+
+/// Creates Shoal's own tables where missing.
+fn setup(conn: &Connection) -> Result<()> {
+    conn.execute_batch(SETUP_SQL).map_err(from_sqlite)?;
+    conn.execute_batch(sequences::SETUP_SQL).map_err(from_sqlite)
 }
 
 fn read_applied(conn: &Connection) -> Result<AppliedState> {
