@@ -234,7 +234,7 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             fn first_key_value(&self) -> ::shoal_orm::Value {
                 ::shoal_orm::SqlType::to_value(&self.#first_pk)
             }
-            fn decode(values: &mut ::shoal_orm::__private::Values) -> ::shoal_orm::Result<Self> {
+            fn decode(values: &mut ::shoal_orm::__private::Values<'_>) -> ::shoal_orm::Result<Self> {
                 ::core::result::Result::Ok(#name {
                     #(#decode_fields,)*
                     #(#defaulted: ::core::default::Default::default(),)*

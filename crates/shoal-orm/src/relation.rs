@@ -31,7 +31,8 @@ use futures::future::BoxFuture;
 use crate::db::{Executor, Stmt};
 use crate::dialect::SqlWriter;
 use crate::error::Result;
-use crate::model::Model;
+use crate::model::{Model, Values};
+use crate::query::fetch_decoded;
 use crate::value::Value;
 
 /// The four kinds of relation.
@@ -257,34 +258,26 @@ async fn load<P: Model, C: Model + Clone>(
 
     let chunk = ex.__options().eager_chunk_size.clamp(1, ex.dialect().max_params());
     let stmts: Vec<Stmt> = keys.chunks(chunk).map(|c| chunk_stmt(spec, c, ex)).collect();
-    let results = if ex.__concurrent() && stmts.len() > 1 {
-        futures::future::try_join_all(stmts.into_iter().map(|s| ex.__fetch(s))).await?
+
+    // Decode children; many-to-many rows carry the parent key in a last column.
+    let decode = |values: &mut Values<'_>| -> Result<(C, Value)> {
+        let child = C::decode(values)?;
+        let key = match spec.through {
+            Some(_) => values.next_value().unwrap_or(Value::Null),
+            None => (spec.child_key)(&child),
+        };
+        Ok((child, key))
+    };
+    let decoded: Vec<Vec<(C, Value)>> = if ex.__concurrent() && stmts.len() > 1 {
+        futures::future::try_join_all(stmts.into_iter().map(|s| fetch_decoded(ex, s, decode))).await?
     } else {
         let mut out = Vec::with_capacity(stmts.len());
         for s in stmts {
-            out.push(ex.__fetch(s).await?);
+            out.push(fetch_decoded(ex, s, decode).await?);
         }
         out
     };
-
-    // Decode children; many-to-many rows carry the parent key in a last column.
-    let width = C::TABLE.columns.len();
-    let mut children: Vec<C> = Vec::new();
-    let mut child_keys: Vec<Value> = Vec::new();
-    for result in results {
-        let n = result.rows;
-        let extra = result.width.saturating_sub(width);
-        let mut values = result.into_values();
-        for _ in 0..n {
-            let child = C::decode(&mut values)?;
-            let mut key = Value::Null;
-            for _ in 0..extra {
-                key = values.next_value().unwrap_or(Value::Null);
-            }
-            child_keys.push(if spec.through.is_some() { key } else { (spec.child_key)(&child) });
-            children.push(child);
-        }
-    }
+    let (mut children, child_keys): (Vec<C>, Vec<Value>) = decoded.into_iter().flatten().unzip();
     for nested in inner {
         nested.load(&mut children, ex).await?;
     }

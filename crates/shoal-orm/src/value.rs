@@ -92,6 +92,34 @@ impl fmt::Display for Value {
     }
 }
 
+/// A value borrowed from the driver's current row (an in-process backend's
+/// cursor), decoded into a field without an intermediate [`Value`].
+#[derive(Clone, Copy, Debug)]
+pub enum ValueRef<'a> {
+    Null,
+    Int(i64),
+    Float(f64),
+    /// Text as stored (checked for UTF-8 when decoded).
+    Text(&'a [u8]),
+    Blob(&'a [u8]),
+}
+
+impl ValueRef<'_> {
+    /// The owned value (text that is not UTF-8 becomes bytes).
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Float(f) => Value::Float(f),
+            ValueRef::Text(t) => match std::str::from_utf8(t) {
+                Ok(s) => Value::Text(s.to_string()),
+                Err(_) => Value::Bytes(t.to_vec()),
+            },
+            ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+        }
+    }
+}
+
 /// The portable column types; [`crate::Dialect::column_type`] spells them
 /// for each backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -128,6 +156,12 @@ pub trait SqlType: Sized + Send + Sync + 'static {
     type Base: SqlType;
     fn to_value(&self) -> Value;
     fn from_value(value: Value) -> Result<Self>;
+    /// Decodes a value borrowed from the driver's row; the common types
+    /// override it to skip building a [`Value`].
+    #[doc(hidden)]
+    fn from_ref(value: ValueRef<'_>) -> Result<Self> {
+        Self::from_value(value.to_value())
+    }
 }
 
 fn mismatch(expected: &'static str, found: &Value) -> Error {
@@ -151,6 +185,12 @@ macro_rules! int_type {
                     }),
                     Value::Bool(b) => Ok(<$t>::from(b)),
                     other => Err(mismatch($name, &other)),
+                }
+            }
+            fn from_ref(value: ValueRef<'_>) -> Result<Self> {
+                match value {
+                    ValueRef::Int(i) => Self::from_value(Value::Int(i)),
+                    other => Self::from_value(other.to_value()),
                 }
             }
         }
@@ -194,6 +234,13 @@ impl SqlType for f64 {
             other => Err(mismatch("f64", &other)),
         }
     }
+    fn from_ref(value: ValueRef<'_>) -> Result<Self> {
+        match value {
+            ValueRef::Float(f) => Ok(f),
+            ValueRef::Int(i) => Ok(i as f64),
+            other => Self::from_value(other.to_value()),
+        }
+    }
 }
 
 impl SqlType for f32 {
@@ -229,6 +276,18 @@ impl SqlType for String {
             other => Err(mismatch("String", &other)),
         }
     }
+    fn from_ref(value: ValueRef<'_>) -> Result<Self> {
+        match value {
+            ValueRef::Text(t) => match std::str::from_utf8(t) {
+                Ok(s) => Ok(s.to_owned()),
+                Err(_) => Err(Error::Decode {
+                    column: String::new(),
+                    message: "text column holds bytes that are not UTF-8".into(),
+                }),
+            },
+            other => Self::from_value(other.to_value()),
+        }
+    }
 }
 
 impl SqlType for Vec<u8> {
@@ -262,6 +321,12 @@ impl<T: SqlType> SqlType for Option<T> {
         match value {
             Value::Null => Ok(None),
             v => T::from_value(v).map(Some),
+        }
+    }
+    fn from_ref(value: ValueRef<'_>) -> Result<Self> {
+        match value {
+            ValueRef::Null => Ok(None),
+            v => T::from_ref(v).map(Some),
         }
     }
 }

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::db::{Options, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
-use crate::model::Row;
+use crate::model::{Row, Values};
 use crate::value::Value;
 
 pub mod mysql;
@@ -94,7 +94,7 @@ impl QueryResult {
     }
 
     /// All values in row order, for positional decoding.
-    pub(crate) fn into_values(self) -> crate::model::Values {
+    pub(crate) fn into_values(self) -> crate::model::Values<'static> {
         crate::model::Values::new(self.values)
     }
 
@@ -103,6 +103,10 @@ impl QueryResult {
         (self.rows > 0 && self.width > 0).then(|| self.values.into_iter().next()).flatten()
     }
 }
+
+/// A row consumer for [`Connection::query_each_now`]: decodes one row from
+/// its [`Values`]; false stops reading.
+pub type RowFn<'f> = dyn FnMut(&mut Values<'_>) -> Result<bool> + 'f;
 
 /// What a statement that returns no rows did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -171,6 +175,13 @@ pub trait Connection: Send {
     /// Runs a query synchronously when the backend works in-process (SQLite),
     /// sparing the boxed future of [`Connection::query`]; `None` otherwise.
     fn query_now(&mut self, _stmt: &Stmt) -> Option<Result<QueryResult>> {
+        None
+    }
+    /// Runs a query in-process and hands each row to `row` while the driver
+    /// is on it, so rows decode straight into models with no buffered
+    /// result; `row` returns false to stop early. `None` when the backend
+    /// is not in-process (callers then use [`Connection::query`]).
+    fn query_each_now(&mut self, _stmt: &Stmt, _row: &mut RowFn<'_>) -> Option<Result<()>> {
         None
     }
     /// The synchronous form of [`Connection::execute`], like `query_now`.

@@ -25,11 +25,11 @@ use async_trait::async_trait;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{ffi, ToSql};
 
-use super::{Backend, Connection, Executed, QueryResult, RowSink, StreamTask};
+use super::{Backend, Connection, Executed, QueryResult, RowFn, RowSink, StreamTask};
 use crate::db::{Options, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
-use crate::model::Row;
+use crate::model::{Row, Values};
 use crate::value::Value;
 
 /// How long a connection waits for a lock held by another process.
@@ -130,6 +130,32 @@ fn read_value(v: ValueRef<'_>) -> Value {
     }
 }
 
+/// The row rusqlite is on, read column by column by a model's decoder.
+struct LiveSqliteRow<'r> {
+    row: &'r rusqlite::Row<'r>,
+    next: usize,
+    width: usize,
+}
+
+impl crate::model::LiveRow for LiveSqliteRow<'_> {
+    fn next_ref(&mut self) -> Option<crate::value::ValueRef<'_>> {
+        use crate::value::ValueRef as V;
+        if self.next >= self.width {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        // In range by construction, so get_ref cannot fail.
+        Some(match self.row.get_ref(i).ok()? {
+            ValueRef::Null => V::Null,
+            ValueRef::Integer(i) => V::Int(i),
+            ValueRef::Real(f) => V::Float(f),
+            ValueRef::Text(t) => V::Text(t),
+            ValueRef::Blob(b) => V::Blob(b),
+        })
+    }
+}
+
 fn bind_all(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Value]) -> rusqlite::Result<()> {
     for (i, v) in params.iter().enumerate() {
         stmt.raw_bind_parameter(i + 1, Bound(v))?;
@@ -162,6 +188,21 @@ impl SqliteConn {
             Ok(result)
         };
         run().map_err(|e| map_error(e, Some(stmt)))
+    }
+
+    fn query_each_sync(&mut self, stmt: &Stmt, each: &mut RowFn<'_>) -> Result<()> {
+        let mapped = |e| map_error(e, Some(stmt));
+        let mut st = self.conn.prepare_cached(&stmt.sql).map_err(mapped)?;
+        bind_all(&mut st, &stmt.params).map_err(mapped)?;
+        let width = st.column_count();
+        let mut raw = st.raw_query();
+        while let Some(row) = raw.next().map_err(mapped)? {
+            let mut live = LiveSqliteRow { row, next: 0, width };
+            if !each(&mut Values::live(&mut live))? || stmt.single_row {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn execute_sync(&mut self, stmt: &Stmt) -> Result<Executed> {
@@ -218,6 +259,10 @@ impl Connection for SqliteConn {
 
     fn query_now(&mut self, stmt: &Stmt) -> Option<Result<QueryResult>> {
         Some(self.query_sync(stmt))
+    }
+
+    fn query_each_now(&mut self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>> {
+        Some(self.query_each_sync(stmt, row))
     }
 
     fn execute_now(&mut self, stmt: &Stmt) -> Option<Result<Executed>> {
