@@ -26,6 +26,15 @@ pub enum Value {
     Float(f64),
     Text(String),
     Bytes(Vec<u8>),
+    /// A calendar date: days since 1970-01-01.
+    Date(i32),
+    /// A date and time without a zone: microseconds since 1970-01-01 00:00:00.
+    Timestamp(i64),
+    /// An instant: microseconds since 1970-01-01 00:00:00 UTC.
+    TimestampTz(i64),
+    /// An exact decimal number as canonical text (`-12.50`).
+    Decimal(String),
+    Uuid([u8; 16]),
 }
 
 impl Value {
@@ -42,6 +51,11 @@ impl Value {
             Value::Float(_) => "float",
             Value::Text(_) => "text",
             Value::Bytes(_) => "bytes",
+            Value::Date(_) => "date",
+            Value::Timestamp(_) => "timestamp",
+            Value::TimestampTz(_) => "timestamptz",
+            Value::Decimal(_) => "decimal",
+            Value::Uuid(_) => "uuid",
         }
     }
 }
@@ -58,6 +72,10 @@ impl PartialEq for Value {
             (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
             (Value::Text(a), Value::Text(b)) => a == b,
             (Value::Bytes(a), Value::Bytes(b)) => a == b,
+            (Value::Date(a), Value::Date(b)) => a == b,
+            (Value::Timestamp(a), Value::Timestamp(b)) | (Value::TimestampTz(a), Value::TimestampTz(b)) => a == b,
+            (Value::Decimal(a), Value::Decimal(b)) => a == b,
+            (Value::Uuid(a), Value::Uuid(b)) => a == b,
             _ => false,
         }
     }
@@ -75,6 +93,10 @@ impl Hash for Value {
             Value::Float(f) => f.to_bits().hash(state),
             Value::Text(s) => s.hash(state),
             Value::Bytes(b) => b.hash(state),
+            Value::Date(d) => d.hash(state),
+            Value::Timestamp(t) | Value::TimestampTz(t) => t.hash(state),
+            Value::Decimal(d) => d.hash(state),
+            Value::Uuid(u) => u.hash(state),
         }
     }
 }
@@ -88,6 +110,11 @@ impl fmt::Display for Value {
             Value::Float(x) => write!(f, "{x}"),
             Value::Text(s) => write!(f, "{s:?}"),
             Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
+            Value::Date(d) => f.write_str(&crate::civil::format_date(*d)),
+            Value::Timestamp(t) => f.write_str(&crate::civil::format_timestamp(*t)),
+            Value::TimestampTz(t) => f.write_str(&crate::civil::format_timestamptz(*t)),
+            Value::Decimal(d) => f.write_str(d),
+            Value::Uuid(u) => f.write_str(&crate::civil::format_uuid(u)),
         }
     }
 }
@@ -132,6 +159,14 @@ pub enum ColumnType {
     Double,
     Text,
     Bytes,
+    Date,
+    /// Date and time without a zone.
+    Timestamp,
+    /// An instant (stored in UTC).
+    TimestampTz,
+    /// Exact decimal (`NUMERIC`).
+    Decimal,
+    Uuid,
 }
 
 /// Marker classes for relation keys: a foreign key and the key it points
@@ -142,6 +177,10 @@ pub mod key_class {
     pub struct Bytes;
     pub struct Bool;
     pub struct Float;
+    pub struct Date;
+    pub struct Timestamp;
+    pub struct Decimal;
+    pub struct Uuid;
 }
 
 /// A Rust type that maps to a column.
@@ -164,7 +203,11 @@ pub trait SqlType: Sized + Send + Sync + 'static {
     }
 }
 
-fn mismatch(expected: &'static str, found: &Value) -> Error {
+fn decimal_to_f64(d: &str) -> Result<f64> {
+    d.parse::<f64>().map_err(|e| Error::Decode { column: String::new(), message: format!("decimal {d}: {e}") })
+}
+
+pub(crate) fn mismatch(expected: &'static str, found: &Value) -> Error {
     Error::Decode { column: String::new(), message: format!("expected {expected}, found {}", found.kind()) }
 }
 
@@ -184,6 +227,14 @@ macro_rules! int_type {
                         message: format!("{i} is out of range for {}", $name),
                     }),
                     Value::Bool(b) => Ok(<$t>::from(b)),
+                    // PostgreSQL's SUM of bigints and MySQL's of ints are NUMERIC.
+                    Value::Decimal(d) => match d.parse::<i64>() {
+                        Ok(i) => <$t>::from_value(Value::Int(i)),
+                        Err(_) => Err(Error::Decode {
+                            column: String::new(),
+                            message: format!("{d} is not an integer in range for {}", $name),
+                        }),
+                    },
                     other => Err(mismatch($name, &other)),
                 }
             }
@@ -231,6 +282,8 @@ impl SqlType for f64 {
             Value::Float(f) => Ok(f),
             // SQLite returns integral REALs as integers after some arithmetic.
             Value::Int(i) => Ok(i as f64),
+            // AVG and SUM return NUMERIC on PostgreSQL and MySQL.
+            Value::Decimal(d) => decimal_to_f64(&d),
             other => Err(mismatch("f64", &other)),
         }
     }
@@ -254,6 +307,7 @@ impl SqlType for f32 {
         match value {
             Value::Float(f) => Ok(f as f32),
             Value::Int(i) => Ok(i as f32),
+            Value::Decimal(d) => decimal_to_f64(&d).map(|f| f as f32),
             other => Err(mismatch("f32", &other)),
         }
     }

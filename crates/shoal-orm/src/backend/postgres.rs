@@ -23,6 +23,7 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
 use super::{Backend, Connection, Executed, QueryResult, RowSink, StreamTask};
+use crate::civil;
 use crate::db::{Options, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
@@ -302,6 +303,43 @@ impl ToSql for PgParam<'_> {
                 }
                 _ => Err(format!("cannot send bytes as {ty}").into()),
             },
+            Value::Date(d) => match *ty {
+                Type::DATE => {
+                    out.put_i32(d.checked_sub(PG_EPOCH_DAYS).ok_or("date out of range")?);
+                    Ok(IsNull::No)
+                }
+                Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+                    let us = i64::from(*d) * civil::MICROS_PER_DAY;
+                    PgParam(&Value::Timestamp(us)).to_sql(ty, out)
+                }
+                _ => as_text(ty, &civil::format_date(*d), out),
+            },
+            Value::Timestamp(t) | Value::TimestampTz(t) => match *ty {
+                Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+                    out.put_i64(t.checked_sub(PG_EPOCH_MICROS).ok_or("timestamp out of range")?);
+                    Ok(IsNull::No)
+                }
+                _ if matches!(self.0, Value::TimestampTz(_)) => as_text(ty, &civil::format_timestamptz(*t), out),
+                _ => as_text(ty, &civil::format_timestamp(*t), out),
+            },
+            Value::Decimal(d) => match *ty {
+                Type::NUMERIC => encode_numeric(d, out),
+                // A server that keeps NUMERIC as a double (Shoal today) may ask for one.
+                Type::FLOAT8 => d.parse::<f64>()?.to_sql(ty, out),
+                Type::FLOAT4 => d.parse::<f32>()?.to_sql(ty, out),
+                Type::INT8 | Type::INT4 | Type::INT2 => match d.parse::<i64>() {
+                    Ok(i) => PgParam(&Value::Int(i)).to_sql(ty, out),
+                    Err(_) => Err(format!("cannot send {d} as {ty}").into()),
+                },
+                _ => as_text(ty, d, out),
+            },
+            Value::Uuid(u) => match *ty {
+                Type::UUID => {
+                    out.put_slice(u);
+                    Ok(IsNull::No)
+                }
+                _ => as_text(ty, &civil::format_uuid(u), out),
+            },
         }
     }
 
@@ -310,6 +348,40 @@ impl ToSql for PgParam<'_> {
     }
 
     tokio_postgres::types::to_sql_checked!();
+}
+
+/// PostgreSQL counts dates and timestamps from 2000-01-01; the ORM from 1970.
+const PG_EPOCH_DAYS: i32 = 10_957;
+const PG_EPOCH_MICROS: i64 = 10_957 * civil::MICROS_PER_DAY;
+
+/// A value's text form for a text-typed parameter.
+fn as_text(ty: &Type, text: &str, out: &mut BytesMut) -> std::result::Result<IsNull, BoxError> {
+    if !text_like(ty) {
+        return Err(format!("cannot send {text} as {ty}").into());
+    }
+    out.put_slice(text.as_bytes());
+    Ok(IsNull::No)
+}
+
+fn fixed<const N: usize>(raw: &[u8], what: &str) -> std::result::Result<[u8; N], String> {
+    <[u8; N]>::try_from(raw).map_err(|_| format!("a {what} of {} bytes", raw.len()))
+}
+
+/// `date`, `timestamp`, `timestamptz` and `uuid` in binary form. Infinite
+/// dates and times (`'infinity'`) have no Rust value and are refused.
+fn decode_temporal(ty: &Type, raw: &[u8]) -> std::result::Result<Value, String> {
+    match *ty {
+        Type::DATE => {
+            let d = i32::from_be_bytes(fixed(raw, "date")?);
+            d.checked_add(PG_EPOCH_DAYS).map(Value::Date).ok_or_else(|| "an infinite date".to_string())
+        }
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+            let t = i64::from_be_bytes(fixed(raw, "timestamp")?);
+            let us = t.checked_add(PG_EPOCH_MICROS).ok_or_else(|| "an infinite timestamp".to_string())?;
+            Ok(if *ty == Type::TIMESTAMP { Value::Timestamp(us) } else { Value::TimestampTz(us) })
+        }
+        _ => Ok(Value::Uuid(fixed(raw, "uuid")?)),
+    }
 }
 
 /// Any column, read as raw bytes to be decoded by its type.
@@ -341,6 +413,15 @@ fn read_row(row: &tokio_postgres::Row, values: &mut Vec<Value>) -> Result<()> {
             Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).map_err(decode_err)?.map(|v| Value::Float(v.into())),
             Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map_err(decode_err)?.map(Value::Float),
             Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i).map_err(decode_err)?.map(Value::Bytes),
+            Type::DATE | Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::UUID => {
+                match row.try_get::<_, Option<RawBytes>>(i).map_err(decode_err)? {
+                    Some(raw) => Some(
+                        decode_temporal(ty, raw.0)
+                            .map_err(|m| Error::Decode { column: col.name().to_string(), message: m })?,
+                    ),
+                    None => None,
+                }
+            }
             Type::NUMERIC => match row.try_get::<_, Option<RawBytes>>(i).map_err(decode_err)? {
                 Some(raw) => Some(
                     decode_numeric(raw.0).map_err(|m| Error::Decode { column: col.name().to_string(), message: m })?,
@@ -378,7 +459,7 @@ fn decode_texty(ty: &Type, raw: &[u8]) -> Option<Value> {
     }
 }
 
-/// NUMERIC's binary form → `Int` when it has no fraction and fits, else `Float`.
+/// NUMERIC's binary form → exact decimal text (`NaN` becomes a float NaN).
 fn decode_numeric(raw: &[u8]) -> std::result::Result<Value, String> {
     let word = |i: usize| -> std::result::Result<i16, String> {
         raw.get(i * 2..i * 2 + 2).map(|b| i16::from_be_bytes([b[0], b[1]])).ok_or_else(|| "short numeric".to_string())
@@ -407,22 +488,18 @@ fn decode_numeric(raw: &[u8]) -> std::result::Result<Value, String> {
             }
         }
     }
-    if dscale == 0 {
-        return Ok(match text.parse::<i64>() {
-            Ok(i) => Value::Int(i),
-            Err(_) => Value::Float(text.parse::<f64>().map_err(|e| e.to_string())?),
-        });
+    if dscale > 0 {
+        let mut frac = String::new();
+        let mut k = weight + 1;
+        while frac.len() < dscale {
+            let _ = write!(frac, "{:04}", digit(k));
+            k += 1;
+        }
+        frac.truncate(dscale);
+        text.push('.');
+        text.push_str(&frac);
     }
-    let mut frac = String::new();
-    let mut k = weight + 1;
-    while frac.len() < dscale {
-        let _ = write!(frac, "{:04}", digit(k));
-        k += 1;
-    }
-    frac.truncate(dscale);
-    text.push('.');
-    text.push_str(&frac);
-    text.parse::<f64>().map(Value::Float).map_err(|e| e.to_string())
+    crate::civil::canonical_decimal(&text).map(Value::Decimal).ok_or_else(|| format!("numeric {text}"))
 }
 
 /// A decimal string → NUMERIC's binary form.
@@ -487,14 +564,14 @@ mod tests {
 
     #[test]
     fn numeric_round_trips() {
-        assert_eq!(round_trip("0"), Value::Int(0));
-        assert_eq!(round_trip("12345678"), Value::Int(12345678));
-        assert_eq!(round_trip("-42"), Value::Int(-42));
-        assert_eq!(round_trip("10000"), Value::Int(10000));
-        assert_eq!(round_trip("3.25"), Value::Float(3.25));
-        assert_eq!(round_trip("-0.0005"), Value::Float(-0.0005));
-        assert_eq!(round_trip("123456789.125"), Value::Float(123456789.125));
-        assert_eq!(round_trip("99999999999999999999"), Value::Float(1e20));
+        for text in ["0", "12345678", "-42", "10000", "3.25", "-0.0005", "123456789.125", "99999999999999999999"] {
+            assert_eq!(round_trip(text), Value::Decimal(text.into()), "{text}");
+        }
+        assert_eq!(round_trip("12.50"), Value::Decimal("12.50".into()), "the scale is kept");
+        assert_eq!(
+            round_trip("12345678901234567890.123456789012"),
+            Value::Decimal("12345678901234567890.123456789012".into())
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{ffi, ToSql};
 
 use super::{Backend, Connection, Executed, QueryResult, RowFn, RowSink, StreamTask};
+use crate::civil;
 use crate::db::{Options, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
@@ -113,8 +114,39 @@ impl ToSql for Bound<'_> {
             Value::Float(f) => ToSqlOutput::Owned(V::Real(*f)),
             Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            // Dates, times and UUIDs are fixed-width text, so that text order
+            // is value order (see civil.rs).
+            Value::Date(d) => ToSqlOutput::Owned(V::Text(civil::format_date(*d))),
+            Value::Timestamp(t) => ToSqlOutput::Owned(V::Text(civil::format_timestamp(*t))),
+            Value::TimestampTz(t) => ToSqlOutput::Owned(V::Text(civil::format_timestamptz(*t))),
+            Value::Uuid(u) => ToSqlOutput::Owned(V::Text(civil::format_uuid(u))),
+            Value::Decimal(d) => decimal(d)?,
         })
     }
+}
+
+/// A decimal for a NUMERIC column. SQLite has no decimal type: NUMERIC
+/// affinity stores integers exactly and other numbers as REAL, which keeps
+/// 15 significant digits. A value it would round is refused rather than
+/// silently changed.
+fn decimal(d: &str) -> rusqlite::Result<ToSqlOutput<'_>> {
+    use rusqlite::types::Value as V;
+    if !d.contains('.') {
+        if let Ok(i) = d.parse::<i64>() {
+            return Ok(ToSqlOutput::Owned(V::Integer(i)));
+        }
+    }
+    if civil::significant_digits(d) > 15 {
+        return Err(rusqlite::Error::ToSqlConversionFailure(
+            format!(
+                "decimal {d} has more than the 15 significant digits SQLite stores exactly (it keeps NUMERIC \
+                 as REAL); use a backend with an exact NUMERIC or store it as text"
+            )
+            .into(),
+        ));
+    }
+    let f: f64 = d.parse().map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Ok(ToSqlOutput::Owned(V::Real(f)))
 }
 
 fn read_value(v: ValueRef<'_>) -> Value {
@@ -286,6 +318,9 @@ pub(crate) fn map_error(e: rusqlite::Error, stmt: Option<&Stmt>) -> Error {
         return match e {
             rusqlite::Error::FromSqlConversionFailure(i, _, err) => {
                 Error::Decode { column: format!("#{i}"), message: err.to_string() }
+            }
+            rusqlite::Error::ToSqlConversionFailure(err) => {
+                Error::Database { sqlstate: "22003".into(), message: err.to_string() }
             }
             other => Error::Database { sqlstate: "XX000".into(), message: other.to_string() },
         };
