@@ -569,6 +569,10 @@ fn profile(rt: &tokio::runtime::Runtime, args: &[String]) {
             let hundred = format!("{SELECT_100}? ORDER BY id LIMIT 100");
             let users_sql = format!("{SELECT_EAGER_USERS}?");
             let in_sql = format!("{SELECT_ORDERS_IN}{}) ORDER BY id", placeholders(false, EAGER_USERS as usize, 1));
+            let insert_sql = format!(
+                "INSERT INTO bench_inserts (id, name, age, email) VALUES {}",
+                (0..BULK_CHUNK).map(|_| "(?, ?, ?, ?)").collect::<Vec<_>>().join(", ")
+            );
             profile_loop(rt, async || {
                 for i in 0..iters {
                     match (w.as_str(), orm_side) {
@@ -612,6 +616,19 @@ fn profile(rt: &tokio::runtime::Runtime, args: &[String]) {
                             group(&mut users, orders);
                         }
                         ("bulk_insert_10k", true) => orm.bulk(i + 1).await,
+                        ("bulk_insert_10k", false) => {
+                            let rows = inserts(i + 1);
+                            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                            let mut st = conn.prepare_cached(&insert_sql).unwrap();
+                            for chunk in rows.chunks(BULK_CHUNK) {
+                                let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 4);
+                                for r in chunk {
+                                    params.extend([&r.id as &dyn rusqlite::ToSql, &r.name, &r.age, &r.email]);
+                                }
+                                st.execute(params.as_slice()).unwrap();
+                            }
+                            conn.execute_batch("COMMIT").unwrap();
+                        }
                         (other, _) => panic!("no sqlite profile for {other} on this side"),
                     }
                 }

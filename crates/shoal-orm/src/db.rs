@@ -272,6 +272,8 @@ pub(crate) struct Core {
     /// SQLite: one writer at a time, waited for asynchronously.
     pub(crate) writer: Option<Arc<tokio::sync::Mutex<()>>>,
     pub(crate) shoal: Option<Arc<crate::backend::shoal::ShoalState>>,
+    /// The backend runs in this process (SQLite): reads may run synchronously.
+    pub(crate) in_process: bool,
 }
 
 impl Core {
@@ -355,10 +357,11 @@ impl Db {
         let writer = backend.single_writer().then(|| Arc::new(tokio::sync::Mutex::new(())));
         let dialect = backend.dialect();
         let shoal = backend.shoal_state();
+        let in_process = backend.in_process();
         let pool = Pool::new(backend, size, options.acquire_timeout);
         drop(pool.acquire().await?);
         let unit = Unit::fresh(&options, ReadTarget::Leader);
-        Ok(Db { core: Arc::new(Core { pool, dialect, options, writer, shoal }), unit })
+        Ok(Db { core: Arc::new(Core { pool, dialect, options, writer, shoal, in_process }), unit })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -519,7 +522,7 @@ impl Executor for Db {
     }
 
     fn __fetch_now(&self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>> {
-        if stmt.writes {
+        if stmt.writes || !self.core.in_process {
             return None;
         }
         let mut conn = self.core.pool.try_acquire()?;

@@ -41,6 +41,11 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
 
     /// Every column's value, in declaration order.
     fn values(&self) -> Vec<Value>;
+    /// Appends every column's value, in declaration order (bulk inserts
+    /// build one parameter list for many rows).
+    fn push_values(&self, out: &mut Vec<Value>) {
+        out.extend(self.values());
+    }
     /// A key's values, in primary-key order.
     fn key_values(key: Self::Key) -> Vec<Value>;
     /// This row's primary-key values.

@@ -243,6 +243,9 @@ impl Executor for Tx {
     }
 
     fn __fetch_now(&self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>> {
+        if !self.shared.core.in_process {
+            return None;
+        }
         let mut guard = self.shared.conn.try_lock().ok()?;
         let conn = guard.as_mut()?;
         if !conn.is_blocking() {

@@ -458,12 +458,17 @@ impl<'r, M: Model> Insert<'r, M> {
                 };
                 let mut params = Vec::with_capacity(chunk.len() * columns.len());
                 let mut route = None;
+                let auto = skip_auto.then(|| M::TABLE.columns.iter().position(|c| c.auto_increment)).flatten();
                 for m in chunk {
-                    let mut values = m.values();
+                    // Straight into the statement's parameters: no vector per row.
+                    let start = params.len();
+                    m.push_values(&mut params);
                     if chunk.len() == 1 {
-                        route = row_route::<M>(&values);
+                        route = row_route::<M>(&params[start..]);
                     }
-                    params.extend(columns.iter().map(|&c| std::mem::replace(&mut values[c], Value::Null)));
+                    if let Some(a) = auto {
+                        params.remove(start + a);
+                    }
                 }
                 let mut stmt = Stmt::write(text, params).on_table(&M::TABLE).routed(route);
                 // One bulk call is one operation, however many chunks it takes.

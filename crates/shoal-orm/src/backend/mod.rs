@@ -52,6 +52,11 @@ pub trait Backend: Send + Sync + 'static {
     fn single_writer(&self) -> bool {
         false
     }
+    /// Whether statements run in this process (SQLite), so reads may take
+    /// the synchronous path (`Connection::query_each_now`).
+    fn in_process(&self) -> bool {
+        false
+    }
     /// What a Shoal server has been found to support (`None` elsewhere).
     fn shoal_state(&self) -> Option<Arc<shoal::ShoalState>> {
         None

@@ -94,6 +94,10 @@ impl Backend for SqliteBackend {
     fn single_writer(&self) -> bool {
         true
     }
+
+    fn in_process(&self) -> bool {
+        true
+    }
 }
 
 struct SqliteConn {
