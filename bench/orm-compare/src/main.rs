@@ -124,33 +124,48 @@ fn inserts(round: usize) -> Vec<Insert> {
         .collect()
 }
 
-/// Mean microseconds per call of `a` and of `b`, run in alternating blocks
-/// (after a warm-up of each) so that load from other processes on the
-/// machine falls on both alike.
+/// Microseconds per call of `a` and of `b`: the calls run in alternating
+/// blocks (after a warm-up of each; which side goes first alternates too),
+/// and each side's figure is the median over its blocks of the block's mean.
+/// On a machine shared with other work a block that gets preempted is an
+/// outlier the median ignores, and load that lasts falls on both sides alike.
 async fn measure_pair(iters: usize, mut a: impl AsyncFnMut(usize), mut b: impl AsyncFnMut(usize)) -> (f64, f64) {
-    let block = (iters / 20).max(1);
+    let block = (iters / 50).max(1);
     // Warm-up indices lie past the measured ones (bulk inserts use them as keys).
     for i in iters..iters + block {
         a(i).await;
         b(i).await;
     }
-    let (mut ta, mut tb) = (0.0, 0.0);
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
     let mut done = 0;
+    let mut a_first = true;
     while done < iters {
         let n = block.min(iters - done);
-        let start = Instant::now();
-        for i in done..done + n {
-            a(i).await;
+        for side in [a_first, !a_first] {
+            let start = Instant::now();
+            for i in done..done + n {
+                if side {
+                    a(i).await;
+                } else {
+                    b(i).await;
+                }
+            }
+            let per_op = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+            if side {
+                ta.push(per_op)
+            } else {
+                tb.push(per_op)
+            }
         }
-        ta += start.elapsed().as_secs_f64();
-        let start = Instant::now();
-        for i in done..done + n {
-            b(i).await;
-        }
-        tb += start.elapsed().as_secs_f64();
+        a_first = !a_first;
         done += n;
     }
-    (ta * 1e6 / iters as f64, tb * 1e6 / iters as f64)
+    (median(ta), median(tb))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn report(workload: &str, backend: &str, system: &str, us: f64, queries: Option<usize>) {

@@ -40,7 +40,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
-use crate::backend::{self, Connection, Executed, QueryResult, RowFn, RowSink, StreamTask};
+use crate::backend::{self, Connection, Executed, QueryResult, RowFn, RowSink, SendRowFn, StreamTask};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::model::Row;
@@ -482,6 +482,10 @@ pub trait Executor: Send + Sync + sealed::Sealed {
     /// buffered result and the pool's async wait on the hottest path.
     #[doc(hidden)]
     fn __fetch_now(&self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>>;
+    /// Runs a read and hands each row to `row` as the driver reads it
+    /// (decoding straight into models where the backend can).
+    #[doc(hidden)]
+    fn __fetch_each<'a>(&'a self, stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>>;
     #[doc(hidden)]
     fn __exec(&self, stmt: Stmt) -> BoxFuture<'_, Result<Executed>>;
     #[doc(hidden)]
@@ -536,6 +540,19 @@ impl Executor for Db {
         let result = conn.query_each_now(stmt, row).unwrap_or_else(not_in_process);
         self.core.observe(stmt, start, &result);
         Some(result)
+    }
+
+    fn __fetch_each<'a>(&'a self, mut stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.unit.check(&stmt)?;
+            stmt.read_target = self.unit.read_target;
+            let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
+            let start = self.core.clock();
+            let mut conn = self.core.pool.acquire().await?;
+            let result = conn.query_each(&stmt, row).await;
+            self.core.observe(&stmt, start, &result);
+            result
+        })
     }
 
     fn __exec(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<Executed>> {

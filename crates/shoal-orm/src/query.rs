@@ -506,13 +506,13 @@ async fn scalar<T: SqlType>(ex: &(impl Executor + ?Sized), stmt: Stmt) -> Result
     }
 }
 
-/// Runs `stmt` and decodes every row with `decode`: straight off the
-/// driver's row where the backend is in-process (no buffered result), else
-/// from the buffered result.
+/// Runs `stmt` and decodes every row with `decode` as the driver reads it:
+/// synchronously where the backend is in-process (SQLite), else through
+/// the connection's `query_each` (PostgreSQL decodes from the wire row).
 pub(crate) async fn fetch_decoded<T: Send>(
     ex: &(impl Executor + ?Sized),
     stmt: Stmt,
-    decode: impl Fn(&mut Values<'_>) -> Result<T> + Send,
+    decode: impl Fn(&mut Values<'_>) -> Result<T> + Send + Sync,
 ) -> Result<Vec<T>> {
     let mut out = Vec::new();
     let now = ex.__fetch_now(&stmt, &mut |v| {
@@ -523,10 +523,12 @@ pub(crate) async fn fetch_decoded<T: Send>(
         done?;
         return Ok(out);
     }
-    let result = ex.__fetch(stmt).await?;
-    let n = result.rows;
-    let mut values = result.into_values();
-    (0..n).map(|_| decode(&mut values)).collect()
+    ex.__fetch_each(stmt, &mut |v| {
+        out.push(decode(v)?);
+        Ok(true)
+    })
+    .await?;
+    Ok(out)
 }
 
 /// Builds one output value from a row's values.

@@ -32,7 +32,7 @@ use futures::stream::BoxStream;
 use futures::FutureExt;
 use tokio::sync::OwnedMutexGuard;
 
-use crate::backend::{Executed, QueryResult, RowFn};
+use crate::backend::{Executed, QueryResult, RowFn, SendRowFn};
 use crate::db::{not_in_process, run_exec, run_query, spawn_stream, ConnHolder, Core, Executor, Options, Stmt, Unit};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
@@ -259,6 +259,22 @@ impl Executor for Tx {
         self.shared.core.observe(stmt, start, &r);
         self.note(&r);
         Some(r)
+    }
+
+    fn __fetch_each<'a>(&'a self, mut stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.ensure_open()?;
+            self.unit.check(&stmt)?;
+            stmt.in_transaction = true;
+            stmt.read_target = self.unit.read_target;
+            let mut guard = self.shared.conn.lock().await;
+            let conn = guard.as_mut().ok_or(Error::TransactionClosed)?;
+            let start = self.shared.core.clock();
+            let r = conn.query_each(&stmt, row).await;
+            self.shared.core.observe(&stmt, start, &r);
+            self.note(&r);
+            r
+        })
     }
 
     fn __exec(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<Executed>> {

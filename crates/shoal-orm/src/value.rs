@@ -121,7 +121,7 @@ impl fmt::Display for Value {
 
 /// A value borrowed from the driver's current row (an in-process backend's
 /// cursor), decoded into a field without an intermediate [`Value`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum ValueRef<'a> {
     Null,
     Int(i64),
@@ -129,6 +129,8 @@ pub enum ValueRef<'a> {
     /// Text as stored (checked for UTF-8 when decoded).
     Text(&'a [u8]),
     Blob(&'a [u8]),
+    /// A value the driver had to build (types without a borrowed form).
+    Owned(Value),
 }
 
 impl ValueRef<'_> {
@@ -143,6 +145,7 @@ impl ValueRef<'_> {
                 Err(_) => Value::Bytes(t.to_vec()),
             },
             ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+            ValueRef::Owned(v) => v,
         }
     }
 }

@@ -278,11 +278,13 @@ pub(crate) async fn find<M: Model>(
         return Ok(found.ok_or(stmt.params));
     }
     let key = stmt.params.clone();
-    let result = ex.__fetch(stmt).await?;
-    if result.is_empty() {
-        return Ok(Err(key));
-    }
-    Ok(Ok(M::decode(&mut result.into_values())?))
+    let mut found = None;
+    ex.__fetch_each(stmt, &mut |v| {
+        found = Some(M::decode(v)?);
+        Ok(false)
+    })
+    .await?;
+    Ok(found.ok_or(key))
 }
 
 /// A model plus a snapshot of its values as last loaded or saved, so

@@ -113,6 +113,9 @@ impl QueryResult {
 /// its [`Values`]; false stops reading.
 pub type RowFn<'f> = dyn FnMut(&mut Values<'_>) -> Result<bool> + 'f;
 
+/// A row consumer that may cross an `.await` ([`Connection::query_each`]).
+pub type SendRowFn<'f> = dyn FnMut(&mut Values<'_>) -> Result<bool> + Send + 'f;
+
 /// What a statement that returns no rows did.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Executed {
@@ -165,6 +168,20 @@ impl RowSink {
 pub trait Connection: Send {
     /// Runs a statement that returns rows.
     async fn query(&mut self, stmt: &Stmt) -> Result<QueryResult>;
+    /// Runs a query and hands each row to `row` as it is read (false
+    /// stops), so a backend that can decodes rows straight from the driver
+    /// into models; the default buffers the result first.
+    async fn query_each(&mut self, stmt: &Stmt, row: &mut SendRowFn<'_>) -> Result<()> {
+        let result = self.query(stmt).await?;
+        let n = result.rows;
+        let mut values = result.into_values();
+        for _ in 0..n {
+            if !row(&mut values)? {
+                break;
+            }
+        }
+        Ok(())
+    }
     /// Runs a statement that returns no rows.
     async fn execute(&mut self, stmt: &Stmt) -> Result<Executed>;
     /// Runs parameterless SQL (transaction control, DDL), possibly several

@@ -22,12 +22,12 @@ use futures::{pin_mut, StreamExt, TryStreamExt};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
-use super::{Backend, Connection, Executed, QueryResult, RowSink, StreamTask};
+use super::{Backend, Connection, Executed, QueryResult, RowSink, SendRowFn, StreamTask};
 use crate::civil;
 use crate::db::{Options, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
-use crate::model::Row;
+use crate::model::{Row, Values};
 use crate::value::Value;
 
 /// Prepared statements kept per connection before the cache is reset.
@@ -114,6 +114,37 @@ impl PgConn {
         Ok(result)
     }
 
+    /// Like `query_once`, decoding each row from the driver's row as it
+    /// arrives (the common types without building a `Value`).
+    async fn query_each_once(&mut self, stmt: &Stmt, each: &mut SendRowFn<'_>) -> Result<()> {
+        let st = self.prepare(&stmt.sql).await?;
+        let rows = self.client.query_raw(&st, stmt.params.iter().map(PgParam)).await.map_err(map_error)?;
+        pin_mut!(rows);
+        while let Some(row) = rows.next().await {
+            let row = row.map_err(map_error)?;
+            let mut live = LivePgRow { row: &row, next: 0, failed: None };
+            let go = each(&mut Values::live(&mut live));
+            if let Some(e) = live.failed {
+                return Err(e);
+            }
+            if !go? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn query_each_stmt(&mut self, stmt: &Stmt, each: &mut SendRowFn<'_>) -> Result<()> {
+        // A stale plan fails at Bind, before any row reached `each`.
+        match self.query_each_once(stmt, each).await {
+            Err(e) if Self::stale_plan(&e) => {
+                self.cache.clear();
+                self.query_each_once(stmt, each).await
+            }
+            r => r,
+        }
+    }
+
     async fn execute_once(&mut self, stmt: &Stmt) -> Result<Executed> {
         let st = self.prepare(&stmt.sql).await?;
         let n = self.client.execute_raw(&st, stmt.params.iter().map(PgParam)).await.map_err(map_error)?;
@@ -183,6 +214,10 @@ fn looks_like_ddl(sql: &str) -> bool {
 impl Connection for PgConn {
     async fn query(&mut self, stmt: &Stmt) -> Result<QueryResult> {
         self.query_stmt(stmt).await
+    }
+
+    async fn query_each(&mut self, stmt: &Stmt, row: &mut SendRowFn<'_>) -> Result<()> {
+        self.query_each_stmt(stmt, row).await
     }
 
     async fn execute(&mut self, stmt: &Stmt) -> Result<Executed> {
@@ -398,9 +433,64 @@ impl<'a> FromSql<'a> for RawBytes<'a> {
     }
 }
 
+/// A tokio-postgres row read column by column by a model's decoder:
+/// integers, floats, text and bytes are borrowed from the row's buffer;
+/// other types go through [`read_column`].
+struct LivePgRow<'r> {
+    row: &'r tokio_postgres::Row,
+    next: usize,
+    /// A column that could not be read (reported after the decoder returns).
+    failed: Option<Error>,
+}
+
+impl crate::model::LiveRow for LivePgRow<'_> {
+    fn next_ref(&mut self) -> Option<crate::value::ValueRef<'_>> {
+        use crate::value::ValueRef as V;
+        let i = self.next;
+        let col = self.row.columns().get(i)?;
+        self.next += 1;
+        let raw = match self.row.try_get::<_, Option<RawBytes>>(i) {
+            Ok(Some(raw)) => raw.0,
+            Ok(None) => return Some(V::Null),
+            Err(e) => {
+                self.failed = Some(Error::Decode { column: col.name().to_string(), message: e.to_string() });
+                return Some(V::Null);
+            }
+        };
+        let fixed = |n: usize| raw.len() == n;
+        Some(match *col.type_() {
+            Type::INT8 if fixed(8) => V::Int(i64::from_be_bytes(raw.try_into().ok()?)),
+            Type::INT4 if fixed(4) => V::Int(i64::from(i32::from_be_bytes(raw.try_into().ok()?))),
+            Type::INT2 if fixed(2) => V::Int(i64::from(i16::from_be_bytes(raw.try_into().ok()?))),
+            Type::FLOAT8 if fixed(8) => V::Float(f64::from_be_bytes(raw.try_into().ok()?)),
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => V::Text(raw),
+            Type::BYTEA => V::Blob(raw),
+            _ => {
+                let mut one = Vec::with_capacity(1);
+                match read_column(self.row, i, &mut one) {
+                    Ok(()) => V::Owned(one.pop().unwrap_or(Value::Null)),
+                    Err(e) => {
+                        self.failed = Some(e);
+                        V::Null
+                    }
+                }
+            }
+        })
+    }
+}
+
 /// Appends one row's values, each decoded by its column type.
 fn read_row(row: &tokio_postgres::Row, values: &mut Vec<Value>) -> Result<()> {
-    for (i, col) in row.columns().iter().enumerate() {
+    for i in 0..row.columns().len() {
+        read_column(row, i, values)?;
+    }
+    Ok(())
+}
+
+/// Appends column `i`'s value, decoded by its type.
+fn read_column(row: &tokio_postgres::Row, i: usize, values: &mut Vec<Value>) -> Result<()> {
+    {
+        let col = &row.columns()[i];
         let decode_err = |e: tokio_postgres::Error| Error::Decode {
             column: col.name().to_string(),
             message: e.source().map(|s| s.to_string()).unwrap_or_else(|| e.to_string()),
