@@ -120,16 +120,20 @@ impl PgConn {
         let st = self.prepare(&stmt.sql).await?;
         let rows = self.client.query_raw(&st, stmt.params.iter().map(PgParam)).await.map_err(map_error)?;
         pin_mut!(rows);
+        let mut wanted = true;
         while let Some(row) = rows.next().await {
+            // Rows past the ones wanted are still read to the end, so an
+            // error the server reports after them is not lost.
             let row = row.map_err(map_error)?;
+            if !wanted {
+                continue;
+            }
             let mut live = LivePgRow { row: &row, next: 0, failed: None };
             let go = each(&mut Values::live(&mut live));
             if let Some(e) = live.failed {
                 return Err(e);
             }
-            if !go? {
-                break;
-            }
+            wanted = go?;
         }
         Ok(())
     }
