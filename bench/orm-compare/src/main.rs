@@ -17,6 +17,10 @@
 //! ```sh
 //! bench/orm-compare/run.sh          # builds both benches in release and prints the table
 //! ```
+//!
+//! `--profile <backend> <workload> <orm|raw> <iters>` runs one side alone
+//! for callgrind, whose instruction counts do not depend on how loaded the
+//! machine is (see [`profile`]).
 
 use std::collections::HashMap;
 use std::time::Instant;
