@@ -365,7 +365,7 @@ impl ToSql for PgParam<'_> {
             },
             Value::Decimal(d) => match *ty {
                 Type::NUMERIC => encode_numeric(d, out),
-                // A server that keeps NUMERIC as a double (Shoal today) may ask for one.
+                // A float parameter (a comparison with a float column) takes the nearest double.
                 Type::FLOAT8 => d.parse::<f64>()?.to_sql(ty, out),
                 Type::FLOAT4 => d.parse::<f32>()?.to_sql(ty, out),
                 Type::INT8 | Type::INT4 | Type::INT2 => match d.parse::<i64>() {
