@@ -17,6 +17,10 @@
 //! ```sh
 //! bench/orm-compare/run.sh          # builds both benches in release and prints the table
 //! ```
+//!
+//! `--profile <backend> <workload> <orm|raw> <iters>` runs one side alone
+//! for callgrind, whose instruction counts do not depend on how loaded the
+//! machine is (see [`profile`]).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -124,33 +128,48 @@ fn inserts(round: usize) -> Vec<Insert> {
         .collect()
 }
 
-/// Mean microseconds per call of `a` and of `b`, run in alternating blocks
-/// (after a warm-up of each) so that load from other processes on the
-/// machine falls on both alike.
+/// Microseconds per call of `a` and of `b`: the calls run in alternating
+/// blocks (after a warm-up of each; which side goes first alternates too),
+/// and each side's figure is the median over its blocks of the block's mean.
+/// On a machine shared with other work a block that gets preempted is an
+/// outlier the median ignores, and load that lasts falls on both sides alike.
 async fn measure_pair(iters: usize, mut a: impl AsyncFnMut(usize), mut b: impl AsyncFnMut(usize)) -> (f64, f64) {
-    let block = (iters / 20).max(1);
+    let block = (iters / 50).max(1);
     // Warm-up indices lie past the measured ones (bulk inserts use them as keys).
     for i in iters..iters + block {
         a(i).await;
         b(i).await;
     }
-    let (mut ta, mut tb) = (0.0, 0.0);
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
     let mut done = 0;
+    let mut a_first = true;
     while done < iters {
         let n = block.min(iters - done);
-        let start = Instant::now();
-        for i in done..done + n {
-            a(i).await;
+        for side in [a_first, !a_first] {
+            let start = Instant::now();
+            for i in done..done + n {
+                if side {
+                    a(i).await;
+                } else {
+                    b(i).await;
+                }
+            }
+            let per_op = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+            if side {
+                ta.push(per_op)
+            } else {
+                tb.push(per_op)
+            }
         }
-        ta += start.elapsed().as_secs_f64();
-        let start = Instant::now();
-        for i in done..done + n {
-            b(i).await;
-        }
-        tb += start.elapsed().as_secs_f64();
+        a_first = !a_first;
         done += n;
     }
-    (ta * 1e6 / iters as f64, tb * 1e6 / iters as f64)
+    (median(ta), median(tb))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn report(workload: &str, backend: &str, system: &str, us: f64, queries: Option<usize>) {
@@ -424,6 +443,12 @@ async fn seed(db: &Db) {
 }
 
 async fn sqlite() {
+    let (db, conn) = sqlite_setup().await;
+    sqlite_pairs(&db, &conn).await;
+}
+
+/// The ORM's database and the raw driver's, with the same schema and rows.
+async fn sqlite_setup() -> (Db, rusqlite::Connection) {
     let db = Db::connect("sqlite::memory:").await.unwrap();
     seed(&db).await;
     // The raw driver gets its own in-memory database: the same DDL, the same rows.
@@ -448,15 +473,22 @@ async fn sqlite() {
         .unwrap();
     }
     conn.execute_batch("COMMIT").unwrap();
-    sqlite_pairs(&db, &conn).await;
+    (db, conn)
 }
 
-async fn postgres(base: &str) {
+/// A fresh schema for one run: the admin client, the schema's name, and a
+/// URL whose connections use it.
+async fn postgres_schema(base: &str) -> (tokio_postgres::Client, String, String) {
     let schema = format!("orm_compare_{}", std::process::id());
     let (admin, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls).await.expect("PostgreSQL");
     tokio::spawn(conn);
     admin.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
     let url = format!("postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}");
+    (admin, schema, url)
+}
+
+async fn postgres(base: &str) {
+    let (admin, schema, url) = postgres_schema(base).await;
     let db = Db::connect(&url).await.unwrap();
     seed(&db).await;
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
@@ -528,13 +560,164 @@ fn table(files: &[String]) {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--table") {
-        return table(&args[1..]);
+/// One side of one workload, `iters` times, inside [`profile_loop`] so that
+/// `valgrind --tool=callgrind --toggle-collect=orm_compare::profile_loop`
+/// counts only the measured calls (instruction counts do not care how
+/// loaded the machine is):
+///
+/// ```sh
+/// valgrind --tool=callgrind --toggle-collect='orm_compare::profile_loop' \
+///     target/release/orm-compare --profile sqlite select_by_key orm 20000
+/// ```
+fn profile(rt: &tokio::runtime::Runtime, args: &[String]) {
+    let [backend, workload, side, iters] = args else {
+        panic!("--profile <sqlite|postgres> <select_by_key|select_100|bulk_insert_10k|eager_100x10> <orm|raw> <iters>")
+    };
+    let iters: usize = iters.parse().expect("iterations");
+    let orm_side = match side.as_str() {
+        "orm" => true,
+        "raw" => false,
+        other => panic!("side {other}: orm or raw"),
+    };
+    let w = workload.clone();
+    match backend.as_str() {
+        "sqlite" => {
+            let (db, conn) = rt.block_on(sqlite_setup());
+            let orm = Orm { db: &db };
+            let by_key = format!("{SELECT_BY_KEY}?");
+            let hundred = format!("{SELECT_100}? ORDER BY id LIMIT 100");
+            let users_sql = format!("{SELECT_EAGER_USERS}?");
+            let in_sql = format!("{SELECT_ORDERS_IN}{}) ORDER BY id", placeholders(false, EAGER_USERS as usize, 1));
+            let insert_sql = format!(
+                "INSERT INTO bench_inserts (id, name, age, email) VALUES {}",
+                (0..BULK_CHUNK).map(|_| "(?, ?, ?, ?)").collect::<Vec<_>>().join(", ")
+            );
+            profile_loop(rt, async || {
+                for i in 0..iters {
+                    match (w.as_str(), orm_side) {
+                        ("select_by_key", true) => orm.by_key(i).await,
+                        ("select_by_key", false) => {
+                            let mut st = conn.prepare_cached(&by_key).unwrap();
+                            std::hint::black_box(st.query_row([key(i)], read_sqlite_user).unwrap());
+                        }
+                        ("select_100", true) => orm.hundred(i).await,
+                        ("select_100", false) => {
+                            let mut st = conn.prepare_cached(&hundred).unwrap();
+                            let rows: Vec<RawUser> = st
+                                .query_map([key(i) % (USERS - 100)], read_sqlite_user)
+                                .unwrap()
+                                .collect::<rusqlite::Result<_>>()
+                                .unwrap();
+                            assert_eq!(rows.len(), 100);
+                        }
+                        ("eager_100x10", true) => orm.eager().await,
+                        ("eager_100x10", false) => {
+                            let mut st = conn.prepare_cached(&users_sql).unwrap();
+                            let mut users: Vec<RawUser> = st
+                                .query_map([EAGER_USERS], read_sqlite_user)
+                                .unwrap()
+                                .collect::<rusqlite::Result<_>>()
+                                .unwrap();
+                            let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+                            let mut st = conn.prepare_cached(&in_sql).unwrap();
+                            let orders: Vec<RawOrder> = st
+                                .query_map(rusqlite::params_from_iter(ids.iter()), |r| {
+                                    Ok(RawOrder {
+                                        id: r.get(0)?,
+                                        user_id: r.get(1)?,
+                                        total: r.get(2)?,
+                                        note: r.get(3)?,
+                                    })
+                                })
+                                .unwrap()
+                                .collect::<rusqlite::Result<_>>()
+                                .unwrap();
+                            group(&mut users, orders);
+                        }
+                        ("bulk_insert_10k", true) => orm.bulk(i + 1).await,
+                        ("bulk_insert_10k", false) => {
+                            let rows = inserts(i + 1);
+                            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                            let mut st = conn.prepare_cached(&insert_sql).unwrap();
+                            for chunk in rows.chunks(BULK_CHUNK) {
+                                let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 4);
+                                for r in chunk {
+                                    params.extend([&r.id as &dyn rusqlite::ToSql, &r.name, &r.age, &r.email]);
+                                }
+                                st.execute(params.as_slice()).unwrap();
+                            }
+                            conn.execute_batch("COMMIT").unwrap();
+                        }
+                        (other, _) => panic!("no sqlite profile for {other} on this side"),
+                    }
+                }
+            });
+        }
+        "postgres" => {
+            let pg = std::env::var("BENCH_PG")
+                .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
+            let (admin, schema, url) = rt.block_on(postgres_schema(&pg));
+            let db = rt.block_on(async {
+                let db = Db::connect(&url).await.unwrap();
+                seed(&db).await;
+                db
+            });
+            let client = rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                client
+            });
+            let orm = Orm { db: &db };
+            let by_key = rt.block_on(client.prepare(&format!("{SELECT_BY_KEY}$1"))).unwrap();
+            let hundred = rt.block_on(client.prepare(&format!("{SELECT_100}$1 ORDER BY id LIMIT 100"))).unwrap();
+            profile_loop(rt, async || {
+                for i in 0..iters {
+                    match (w.as_str(), orm_side) {
+                        ("select_by_key", true) => orm.by_key(i).await,
+                        ("select_by_key", false) => {
+                            let row = client.query_one(&by_key, &[&key(i)]).await.unwrap();
+                            std::hint::black_box(read_pg_user(&row));
+                        }
+                        ("select_100", true) => orm.hundred(i).await,
+                        ("select_100", false) => {
+                            let rows: Vec<RawUser> = client
+                                .query(&hundred, &[&(key(i) % (USERS - 100))])
+                                .await
+                                .unwrap()
+                                .iter()
+                                .map(read_pg_user)
+                                .collect();
+                            assert_eq!(rows.len(), 100);
+                        }
+                        ("eager_100x10", true) => orm.eager().await,
+                        (other, _) => panic!("no postgres profile for {other} on this side"),
+                    }
+                }
+            });
+            rt.block_on(admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))).unwrap();
+        }
+        other => panic!("backend {other}: sqlite or postgres"),
     }
-    sqlite().await;
-    let pg = std::env::var("BENCH_PG").unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
-    postgres(&pg).await;
+}
+
+/// The measured part of `--profile` (a named, never-inlined function for
+/// callgrind's `--toggle-collect`).
+#[inline(never)]
+fn profile_loop(rt: &tokio::runtime::Runtime, mut body: impl AsyncFnMut()) {
+    rt.block_on(body());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    match args.first().map(String::as_str) {
+        Some("--table") => table(&args[1..]),
+        Some("--profile") => profile(&rt, &args[1..]),
+        _ => rt.block_on(async {
+            sqlite().await;
+            let pg = std::env::var("BENCH_PG")
+                .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into());
+            postgres(&pg).await;
+        }),
+    }
 }

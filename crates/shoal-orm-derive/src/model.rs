@@ -141,10 +141,14 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     };
 
     // ---- values, keys, decoding ----
-    let value_exprs = columns.iter().map(|c| {
-        let ident = &c.ident;
-        quote!(::shoal_orm::SqlType::to_value(&self.#ident))
-    });
+    let value_exprs: Vec<TokenStream> = columns
+        .iter()
+        .map(|c| {
+            let ident = &c.ident;
+            quote!(::shoal_orm::SqlType::to_value(&self.#ident))
+        })
+        .collect();
+    let push_exprs = &value_exprs;
     let (key_ty, key_values) = if pk.len() == 1 {
         let ty = &pk[0].ty;
         (quote!(#ty), quote!(::std::vec![::shoal_orm::SqlType::to_value(&key)]))
@@ -225,6 +229,9 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             fn values(&self) -> ::std::vec::Vec<::shoal_orm::Value> {
                 ::std::vec![#(#value_exprs),*]
             }
+            fn push_values(&self, out: &mut ::std::vec::Vec<::shoal_orm::Value>) {
+                #(out.push(#push_exprs);)*
+            }
             fn key_values(key: Self::Key) -> ::std::vec::Vec<::shoal_orm::Value> {
                 #key_values
             }
@@ -234,7 +241,7 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             fn first_key_value(&self) -> ::shoal_orm::Value {
                 ::shoal_orm::SqlType::to_value(&self.#first_pk)
             }
-            fn decode(values: &mut ::shoal_orm::__private::Values) -> ::shoal_orm::Result<Self> {
+            fn decode(values: &mut ::shoal_orm::__private::Values<'_>) -> ::shoal_orm::Result<Self> {
                 ::core::result::Result::Ok(#name {
                     #(#decode_fields,)*
                     #(#defaulted: ::core::default::Default::default(),)*

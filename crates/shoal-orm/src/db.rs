@@ -18,12 +18,15 @@
 //! key values it pins ([`Route`]), whether it may read from a follower, and
 //! which model's table it targets (to name constraints in errors).
 //!
-//! **Strict mode** counts read shapes (the SQL text, whose values are all
-//! placeholders) per *unit of work*: the lifetime of a `Db` handle made by
-//! [`Db::unit_of_work`] (or the root handle), or one transaction. A shape
-//! run more often than the limit fails with [`Error::RepeatedQuery`] naming
-//! the SQL — that is an N+1 loop. Batched eager loads are exempt: repeating
-//! their chunked `IN` query is the cure, not the disease. Turn it on with
+//! **Strict mode** counts statement shapes (the SQL text, whose values are
+//! all placeholders) per *unit of work*: the lifetime of a `Db` handle made
+//! by [`Db::unit_of_work`] (or the root handle), or one transaction. A
+//! shape run more often than the limit fails with [`Error::RepeatedQuery`]
+//! naming the SQL — that is an N+1 loop, whether it reads (`find` per id)
+//! or writes (`save` per row instead of `insert_all`). Batched statements
+//! are exempt: repeating an eager load's chunked `IN` query, a bulk
+//! insert's chunks or a stream's pages is the cure, not the disease; so are
+//! the migrator's own bookkeeping statements. Turn it on with
 //! [`Options::strict`] or the `SHOAL_ORM_STRICT=<limit>` environment
 //! variable (the ORM's own tests run with it on).
 
@@ -37,7 +40,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
-use crate::backend::{self, Connection, Executed, QueryResult, RowSink, StreamTask};
+use crate::backend::{self, Connection, Executed, QueryResult, RowFn, RowSink, SendRowFn, StreamTask};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::model::Row;
@@ -78,8 +81,9 @@ pub struct Stmt {
     /// The model table the statement targets, for naming constraints.
     pub table: Option<&'static TableDef>,
     pub in_transaction: bool,
-    /// Part of a batched operation (an eager-load chunk, a stream page):
-    /// exempt from strict mode's repetition count.
+    /// Part of a batched operation (an eager-load chunk, a bulk-insert
+    /// chunk, a stream page) or the ORM's own bookkeeping: exempt from
+    /// strict mode's repetition count.
     pub batched: bool,
     /// Whether the result needs column names (decoding by name). Model
     /// queries decode by position and skip building them.
@@ -119,6 +123,13 @@ impl Stmt {
         self
     }
 
+    /// The ORM's own statement (migrator bookkeeping, schema reads): not
+    /// counted by strict mode, which judges the application's statements.
+    pub(crate) fn bookkeeping(mut self) -> Stmt {
+        self.batched = true;
+        self
+    }
+
     /// The result is decoded by position (see [`Stmt::named`]).
     pub(crate) fn positional(mut self) -> Stmt {
         self.named = false;
@@ -144,7 +155,7 @@ pub type StatementHook = Arc<dyn Fn(&StatementEvent<'_>) + Send + Sync>;
 pub struct Options {
     pub max_connections: usize,
     pub acquire_timeout: Duration,
-    /// Strict mode: the most times one read shape may run per unit of work.
+    /// Strict mode: the most times one statement shape may run per unit of work.
     pub strict: Option<u32>,
     /// Keys per eager-load `IN` query.
     pub eager_chunk_size: usize,
@@ -184,7 +195,8 @@ impl Options {
         self.acquire_timeout = t;
         self
     }
-    /// Fails a unit of work when one read shape runs more than `limit` times.
+    /// Fails a unit of work when one statement shape (read or write) runs
+    /// more than `limit` times.
     pub fn strict(mut self, limit: u32) -> Options {
         self.strict = Some(limit.max(1));
         self
@@ -246,7 +258,7 @@ impl Unit {
 
     pub(crate) fn check(&self, stmt: &Stmt) -> Result<()> {
         match &self.strict {
-            Some(counter) if !stmt.writes && !stmt.batched => counter.record(&stmt.sql),
+            Some(counter) if !stmt.batched => counter.record(&stmt.sql),
             _ => Ok(()),
         }
     }
@@ -260,6 +272,8 @@ pub(crate) struct Core {
     /// SQLite: one writer at a time, waited for asynchronously.
     pub(crate) writer: Option<Arc<tokio::sync::Mutex<()>>>,
     pub(crate) shoal: Option<Arc<crate::backend::shoal::ShoalState>>,
+    /// The backend runs in this process (SQLite): reads may run synchronously.
+    pub(crate) in_process: bool,
 }
 
 impl Core {
@@ -343,10 +357,11 @@ impl Db {
         let writer = backend.single_writer().then(|| Arc::new(tokio::sync::Mutex::new(())));
         let dialect = backend.dialect();
         let shoal = backend.shoal_state();
+        let in_process = backend.in_process();
         let pool = Pool::new(backend, size, options.acquire_timeout);
         drop(pool.acquire().await?);
         let unit = Unit::fresh(&options, ReadTarget::Leader);
-        Ok(Db { core: Arc::new(Core { pool, dialect, options, writer, shoal }), unit })
+        Ok(Db { core: Arc::new(Core { pool, dialect, options, writer, shoal, in_process }), unit })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -461,6 +476,16 @@ pub trait Executor: Send + Sync + sealed::Sealed {
     fn dialect(&self) -> Dialect;
     #[doc(hidden)]
     fn __fetch(&self, stmt: Stmt) -> BoxFuture<'_, Result<QueryResult>>;
+    /// Runs a read synchronously, decoding rows as they are stepped, when
+    /// the backend is in-process and a connection is free this instant
+    /// (SQLite); `None` means "use `__fetch`". Spares the boxed future, the
+    /// buffered result and the pool's async wait on the hottest path.
+    #[doc(hidden)]
+    fn __fetch_now(&self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>>;
+    /// Runs a read and hands each row to `row` as the driver reads it
+    /// (decoding straight into models where the backend can).
+    #[doc(hidden)]
+    fn __fetch_each<'a>(&'a self, stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>>;
     #[doc(hidden)]
     fn __exec(&self, stmt: Stmt) -> BoxFuture<'_, Result<Executed>>;
     #[doc(hidden)]
@@ -500,8 +525,39 @@ impl Executor for Db {
         })
     }
 
+    fn __fetch_now(&self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>> {
+        if stmt.writes || !self.core.in_process {
+            return None;
+        }
+        let mut conn = self.core.pool.try_acquire()?;
+        if !conn.is_blocking() {
+            return None;
+        }
+        if let Err(e) = self.unit.check(stmt) {
+            return Some(Err(e));
+        }
+        let start = self.core.clock();
+        let result = conn.query_each_now(stmt, row).unwrap_or_else(not_in_process);
+        self.core.observe(stmt, start, &result);
+        Some(result)
+    }
+
+    fn __fetch_each<'a>(&'a self, mut stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.unit.check(&stmt)?;
+            stmt.read_target = self.unit.read_target;
+            let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
+            let start = self.core.clock();
+            let mut conn = self.core.pool.acquire().await?;
+            let result = conn.query_each(&stmt, row).await;
+            self.core.observe(&stmt, start, &result);
+            result
+        })
+    }
+
     fn __exec(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<Executed>> {
         Box::pin(async move {
+            self.unit.check(&stmt)?;
             stmt.read_target = self.unit.read_target;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
             let start = self.core.clock();
@@ -539,6 +595,11 @@ impl Executor for Db {
     fn __dyn(&self) -> &dyn Executor {
         self
     }
+}
+
+/// A blocking connection that has no synchronous query path (a backend bug).
+pub(crate) fn not_in_process() -> Result<()> {
+    Err(Error::Unsupported("an in-process connection without a synchronous query path".into()))
 }
 
 /// A connection a stream task owns: pooled, or a transaction's (locked).

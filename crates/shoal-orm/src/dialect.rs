@@ -230,6 +230,17 @@ impl Dialect {
             (_, Real) => "REAL".into(),
             (_, Double) => "DOUBLE PRECISION".into(),
             (_, Text) => "TEXT".into(),
+            (_, Date) => "DATE".into(),
+            // DATETIME has no zone; instants are stored in UTC.
+            (Dialect::Mysql, Timestamp | TimestampTz) => "DATETIME(6)".into(),
+            (_, Timestamp) => "TIMESTAMP".into(),
+            (_, TimestampTz) => "TIMESTAMPTZ".into(),
+            // MySQL's DECIMAL needs a precision; 65 digits with 30 after the
+            // point holds every rust_decimal exactly.
+            (Dialect::Mysql, Decimal) => "DECIMAL(65, 30)".into(),
+            (_, Decimal) => "NUMERIC".into(),
+            (Dialect::Mysql, Uuid) => "CHAR(36)".into(),
+            (_, Uuid) => "UUID".into(),
         }
     }
 
@@ -249,7 +260,13 @@ impl Dialect {
             "integer" | "int" | "int4" | "mediumint" if !unsigned => ColumnType::Int,
             "bigint" | "int8" | "integer" | "int" => ColumnType::BigInt,
             "real" | "float4" | "float" => ColumnType::Real,
-            "double precision" | "double" | "float8" | "numeric" | "decimal" => ColumnType::Double,
+            "double precision" | "double" | "float8" => ColumnType::Double,
+            "numeric" | "decimal" => ColumnType::Decimal,
+            "date" => ColumnType::Date,
+            "timestamp" | "timestamp without time zone" | "datetime" => ColumnType::Timestamp,
+            "timestamptz" | "timestamp with time zone" => ColumnType::TimestampTz,
+            "uuid" => ColumnType::Uuid,
+            "char" if self == Dialect::Mysql && len == Some(36) => ColumnType::Uuid,
             "text" | "varchar" | "character varying" | "char" | "character" | "longtext" | "mediumtext" => {
                 ColumnType::Text
             }
@@ -270,6 +287,7 @@ impl Dialect {
             (Dialect::Sqlite, ColumnType::SmallInt | ColumnType::Int | ColumnType::BigInt) => ColumnType::BigInt,
             (Dialect::Sqlite, ColumnType::Real | ColumnType::Double) => ColumnType::Double,
             (Dialect::Shoal, ColumnType::Real | ColumnType::Double) => ColumnType::Double,
+            (Dialect::Mysql, ColumnType::TimestampTz) => ColumnType::Timestamp,
             (_, t) => t,
         };
         norm(model) == norm(live)
@@ -503,10 +521,18 @@ mod tests {
                 ColumnType::Double,
                 ColumnType::Text,
                 ColumnType::Bytes,
+                ColumnType::Date,
+                ColumnType::Timestamp,
+                ColumnType::TimestampTz,
+                ColumnType::Decimal,
+                ColumnType::Uuid,
             ] {
                 for keyed in [false, true] {
                     let spelled = d.column_type(ty, None, keyed);
                     let (back, _) = d.parse_column_type(&spelled).unwrap_or_else(|| panic!("{d:?} {spelled}"));
+                    // MySQL spells both timestamps DATETIME(6); the diff treats them as one.
+                    let ty =
+                        if d == Dialect::Mysql && ty == ColumnType::TimestampTz { ColumnType::Timestamp } else { ty };
                     assert_eq!(back, ty, "{d:?} spells {ty:?} as {spelled}");
                 }
             }

@@ -618,10 +618,10 @@ pub trait Selection<S, I>: Send {
     #[doc(hidden)]
     fn nodes(&self, out: &mut Vec<Node>);
     #[doc(hidden)]
-    fn decode(values: &mut crate::model::Values) -> crate::Result<Self::Out>;
+    fn decode(values: &mut crate::model::Values<'_>) -> crate::Result<Self::Out>;
 }
 
-fn decode_one<T: SqlType>(values: &mut crate::model::Values) -> crate::Result<T> {
+fn decode_one<T: SqlType>(values: &mut crate::model::Values<'_>) -> crate::Result<T> {
     crate::private::decode_next(values, "", "")
 }
 
@@ -630,7 +630,7 @@ impl<S: Has<M, I>, M, I, T: SqlType> Selection<S, I> for Column<M, T> {
     fn nodes(&self, out: &mut Vec<Node>) {
         out.push(self.node());
     }
-    fn decode(values: &mut crate::model::Values) -> crate::Result<T> {
+    fn decode(values: &mut crate::model::Values<'_>) -> crate::Result<T> {
         decode_one(values)
     }
 }
@@ -640,7 +640,7 @@ impl<S: Has<M, I>, M, I, T: SqlType> Selection<S, I> for Agg<M, T> {
     fn nodes(&self, out: &mut Vec<Node>) {
         out.push(self.node);
     }
-    fn decode(values: &mut crate::model::Values) -> crate::Result<T> {
+    fn decode(values: &mut crate::model::Values<'_>) -> crate::Result<T> {
         decode_one(values)
     }
 }
@@ -650,7 +650,7 @@ impl<S> Selection<S, Free> for CountAll {
     fn nodes(&self, out: &mut Vec<Node>) {
         out.push(Node::CountAll);
     }
-    fn decode(values: &mut crate::model::Values) -> crate::Result<i64> {
+    fn decode(values: &mut crate::model::Values<'_>) -> crate::Result<i64> {
         decode_one(values)
     }
 }
@@ -664,7 +664,7 @@ macro_rules! tuple_selection {
                 let ($($t,)+) = self;
                 $($t.nodes(out);)+
             }
-            fn decode(values: &mut crate::model::Values) -> crate::Result<Self::Out> {
+            fn decode(values: &mut crate::model::Values<'_>) -> crate::Result<Self::Out> {
                 Ok(($($t::decode(values)?,)+))
             }
         }

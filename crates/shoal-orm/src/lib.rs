@@ -66,6 +66,9 @@
 extern crate self as shoal_orm;
 
 pub mod backend;
+// Its parsers serve the optional column types (features chrono, decimal, uuid).
+#[cfg_attr(not(all(feature = "chrono", feature = "decimal", feature = "uuid")), allow(dead_code))]
+mod civil;
 pub mod db;
 pub mod dialect;
 pub mod error;
@@ -80,6 +83,7 @@ pub mod raw;
 pub mod relation;
 pub mod schema;
 pub mod tx;
+mod types;
 pub mod value;
 pub mod write;
 
@@ -99,6 +103,14 @@ pub use shoal_orm_derive::{sql, FromRow, Model};
 pub use tx::Tx;
 pub use value::{Bind, ColumnType, SqlType, Value};
 pub use write::{Columns, Insert, Tracked};
+
+// The optional column types' crates, so applications use the same versions.
+#[cfg(feature = "chrono")]
+pub use chrono;
+#[cfg(feature = "decimal")]
+pub use rust_decimal;
+#[cfg(feature = "uuid")]
+pub use uuid;
 
 /// Everything an application usually needs: `use shoal_orm::prelude::*;`.
 pub mod prelude {

@@ -41,6 +41,11 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
 
     /// Every column's value, in declaration order.
     fn values(&self) -> Vec<Value>;
+    /// Appends every column's value, in declaration order (bulk inserts
+    /// build one parameter list for many rows).
+    fn push_values(&self, out: &mut Vec<Value>) {
+        out.extend(self.values());
+    }
     /// A key's values, in primary-key order.
     fn key_values(key: Self::Key) -> Vec<Value>;
     /// This row's primary-key values.
@@ -49,7 +54,7 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
     /// single-column key, checked at compile time).
     fn first_key_value(&self) -> Value;
     /// Builds a model from values in declaration order.
-    fn decode(values: &mut Values) -> Result<Self>;
+    fn decode(values: &mut Values<'_>) -> Result<Self>;
     /// True when the key is `auto_increment` and still zero, so INSERT
     /// leaves it to the database.
     fn generated_key_unset(&self) -> bool;
@@ -74,18 +79,18 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
         key: impl Into<Self::Key>,
     ) -> impl Future<Output = Result<Option<Self>>> + Send {
         let key = Self::key_values(key.into());
-        async move { write::find::<Self>(key, ex).await }
+        async move { Ok(write::find::<Self>(key, ex).await?.ok()) }
     }
 
     /// The row with this primary key; [`Error::NotFound`] when there is none.
     fn get(ex: &(impl Executor + ?Sized), key: impl Into<Self::Key>) -> impl Future<Output = Result<Self>> + Send {
         let key = Self::key_values(key.into());
         async move {
-            // Keep the key for the error message only on the (rare) miss path.
-            let shown = || format!("primary key {key:?}");
-            match write::find::<Self>(key.clone(), ex).await? {
-                Some(row) => Ok(row),
-                None => Err(Error::NotFound { table: Self::TABLE_NAME.into(), what: shown() }),
+            match write::find::<Self>(key, ex).await? {
+                Ok(row) => Ok(row),
+                Err(key) => {
+                    Err(Error::NotFound { table: Self::TABLE_NAME.into(), what: format!("primary key {key:?}") })
+                }
             }
         }
     }
@@ -181,18 +186,51 @@ impl SqlCache {
     }
 }
 
-/// Values of one row in column order, consumed by [`Model::decode`].
-pub struct Values {
-    iter: std::vec::IntoIter<Value>,
+/// Values of one row in column order, consumed by [`Model::decode`]: from
+/// a buffered result, or read straight off the driver's current row (an
+/// in-process backend decodes each row as it steps, with no buffer).
+pub struct Values<'a> {
+    source: Source<'a>,
 }
 
-impl Values {
-    pub(crate) fn new(values: Vec<Value>) -> Values {
-        Values { iter: values.into_iter() }
+enum Source<'a> {
+    Owned(std::vec::IntoIter<Value>),
+    Live(&'a mut dyn LiveRow),
+}
+
+/// A driver row being read column by column (see [`Values`]).
+pub(crate) trait LiveRow {
+    /// The next column's value, borrowed from the driver; `None` past the
+    /// last column.
+    fn next_ref(&mut self) -> Option<crate::value::ValueRef<'_>>;
+}
+
+impl Values<'static> {
+    pub(crate) fn new(values: Vec<Value>) -> Values<'static> {
+        Values { source: Source::Owned(values.into_iter()) }
+    }
+}
+
+impl<'a> Values<'a> {
+    pub(crate) fn live(row: &'a mut dyn LiveRow) -> Values<'a> {
+        Values { source: Source::Live(row) }
     }
 
+    /// The next column's value; `None` past the last column.
     pub(crate) fn next_value(&mut self) -> Option<Value> {
-        self.iter.next()
+        match &mut self.source {
+            Source::Owned(iter) => iter.next(),
+            Source::Live(row) => row.next_ref().map(crate::value::ValueRef::to_value),
+        }
+    }
+
+    /// The next column decoded as `T` (`None` past the last column): from
+    /// the driver's row directly when live, with no intermediate `Value`.
+    pub(crate) fn next_as<T: SqlType>(&mut self) -> Option<Result<T>> {
+        match &mut self.source {
+            Source::Owned(iter) => iter.next().map(T::from_value),
+            Source::Live(row) => row.next_ref().map(T::from_ref),
+        }
     }
 }
 

@@ -98,6 +98,13 @@ impl Pool {
         }
     }
 
+    /// An idle connection if one is free right now (the synchronous path
+    /// of in-process backends); never opens or waits.
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<PooledConn> {
+        let conn = self.state.lock().ok()?.idle.pop()?;
+        Some(self.lend(conn))
+    }
+
     fn lend(self: &Arc<Self>, conn: Box<dyn Connection>) -> PooledConn {
         PooledConn { conn: Some(conn), pool: self.clone(), in_transaction: false }
     }

@@ -10,12 +10,15 @@ use crate::model::Model;
 use crate::value::{SqlType, Value};
 
 /// The next column value of a positional decode, as `T`.
-pub fn decode_next<T: SqlType>(values: &mut Values, table: &str, column: &str) -> Result<T> {
-    let v = values.next_value().ok_or_else(|| Error::Decode {
-        column: format!("{table}.{column}"),
-        message: "the row has fewer columns than the model".into(),
-    })?;
-    T::from_value(v).map_err(|e| e.in_column(table, column))
+pub fn decode_next<T: SqlType>(values: &mut Values<'_>, table: &str, column: &str) -> Result<T> {
+    match values.next_as::<T>() {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(e.in_column(table, column)),
+        None => Err(Error::Decode {
+            column: format!("{table}.{column}"),
+            message: "the row has fewer columns than the model".into(),
+        }),
+    }
 }
 
 /// One value as `T`.

@@ -291,7 +291,7 @@ impl<M: Model, S> Select<M, S> {
         let mut nodes = Vec::new();
         items.nodes(&mut nodes);
         let route = self.parts.route::<M>();
-        let decode: fn(&mut Values) -> Result<P::Out> = P::decode;
+        let decode: fn(&mut Values<'_>) -> Result<P::Out> = P::decode;
         Projection { parts: self.parts, nodes, decode: Arc::new(decode), route, _p: PhantomData }
     }
 
@@ -321,8 +321,7 @@ impl<M: Model, S> Select<M, S> {
 
     /// Every matching row, with the requested relations loaded.
     pub async fn all(self, ex: &(impl Executor + ?Sized)) -> Result<Vec<M>> {
-        let result = ex.__fetch(self.stmt(ex)).await?;
-        let mut rows: Vec<M> = decode_all(result)?;
+        let mut rows: Vec<M> = fetch_decoded(ex, self.stmt(ex), M::decode).await?;
         if !rows.is_empty() {
             self.load_eager(&mut rows, ex).await?;
         }
@@ -466,8 +465,7 @@ impl<M: Model, S> Select<M, S> {
             q.parts.limit = Some(want);
             let mut stmt = q.stmt(ex);
             stmt.batched = true;
-            let result = ex.__fetch(stmt).await?;
-            let mut rows: Vec<M> = decode_all(result)?;
+            let mut rows: Vec<M> = fetch_decoded(ex, stmt, M::decode).await?;
             if rows.is_empty() {
                 return Ok(None);
             }
@@ -508,15 +506,33 @@ async fn scalar<T: SqlType>(ex: &(impl Executor + ?Sized), stmt: Stmt) -> Result
     }
 }
 
-/// Decodes every row of a result as a model, by position.
-pub(crate) fn decode_all<M: Model>(result: crate::backend::QueryResult) -> Result<Vec<M>> {
-    let n = result.rows;
-    let mut values = result.into_values();
-    (0..n).map(|_| M::decode(&mut values)).collect()
+/// Runs `stmt` and decodes every row with `decode` as the driver reads it:
+/// synchronously where the backend is in-process (SQLite), else through
+/// the connection's `query_each` (PostgreSQL decodes from the wire row).
+pub(crate) async fn fetch_decoded<T: Send>(
+    ex: &(impl Executor + ?Sized),
+    stmt: Stmt,
+    decode: impl Fn(&mut Values<'_>) -> Result<T> + Send + Sync,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    let now = ex.__fetch_now(&stmt, &mut |v| {
+        out.push(decode(v)?);
+        Ok(true)
+    });
+    if let Some(done) = now {
+        done?;
+        return Ok(out);
+    }
+    ex.__fetch_each(stmt, &mut |v| {
+        out.push(decode(v)?);
+        Ok(true)
+    })
+    .await?;
+    Ok(out)
 }
 
 /// Builds one output value from a row's values.
-type Decoder<Out> = Arc<dyn Fn(&mut Values) -> Result<Out> + Send + Sync>;
+type Decoder<Out> = Arc<dyn Fn(&mut Values<'_>) -> Result<Out> + Send + Sync>;
 
 /// A query returning typed tuples (or structs) instead of models.
 pub struct Projection<S, Out> {
@@ -565,7 +581,7 @@ impl<S, Out: Send + 'static> Projection<S, Out> {
         Projection {
             parts: self.parts,
             nodes: self.nodes,
-            decode: Arc::new(move |v: &mut Values| decode(v).map(T::from_tuple)),
+            decode: Arc::new(move |v: &mut Values<'_>| decode(v).map(T::from_tuple)),
             route: self.route,
             _p: PhantomData,
         }
@@ -583,10 +599,8 @@ impl<S, Out: Send + 'static> Projection<S, Out> {
     }
 
     pub async fn all(self, ex: &(impl Executor + ?Sized)) -> Result<Vec<Out>> {
-        let result = ex.__fetch(self.stmt(ex)).await?;
-        let n = result.rows;
-        let mut values = result.into_values();
-        (0..n).map(|_| (self.decode)(&mut values)).collect()
+        let decode = self.decode.clone();
+        fetch_decoded(ex, self.stmt(ex), move |v| decode(v)).await
     }
 
     /// The first row, or `None`.

@@ -23,7 +23,7 @@
 //! `i64` primary key (both become `Value::Int`), and NULL keys match
 //! nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -31,7 +31,8 @@ use futures::future::BoxFuture;
 use crate::db::{Executor, Stmt};
 use crate::dialect::SqlWriter;
 use crate::error::Result;
-use crate::model::Model;
+use crate::model::{Model, Values};
+use crate::query::fetch_decoded;
 use crate::value::Value;
 
 /// The four kinds of relation.
@@ -240,12 +241,12 @@ async fn load<P: Model, C: Model + Clone>(
     ex: &dyn Executor,
 ) -> Result<()> {
     // Distinct non-NULL keys, in first-seen order (stable SQL for equal input).
-    let mut seen = HashSet::new();
-    let mut keys = Vec::new();
-    for p in parents.iter() {
-        let k = (spec.parent_key)(p);
-        if !k.is_null() && seen.insert(k.clone()) {
-            keys.push(k);
+    let parent_keys: Vec<Value> = parents.iter().map(|p| (spec.parent_key)(p)).collect();
+    let mut seen: KeyMap<&Value, ()> = KeyMap::with_capacity_and_hasher(parent_keys.len(), Default::default());
+    let mut keys = Vec::with_capacity(parent_keys.len());
+    for k in &parent_keys {
+        if !k.is_null() && seen.insert(k, ()).is_none() {
+            keys.push(k.clone());
         }
     }
     if keys.is_empty() {
@@ -254,63 +255,72 @@ async fn load<P: Model, C: Model + Clone>(
         }
         return Ok(());
     }
+    // Most loads have one parent per key (a user's orders); only when
+    // several parents share a key (orders' user) are children cloned.
+    let shared_keys = keys.len() < parent_keys.iter().filter(|k| !k.is_null()).count();
+    drop(seen);
 
     let chunk = ex.__options().eager_chunk_size.clamp(1, ex.dialect().max_params());
     let stmts: Vec<Stmt> = keys.chunks(chunk).map(|c| chunk_stmt(spec, c, ex)).collect();
-    let results = if ex.__concurrent() && stmts.len() > 1 {
-        futures::future::try_join_all(stmts.into_iter().map(|s| ex.__fetch(s))).await?
+
+    // Decode children; many-to-many rows carry the parent key in a last column.
+    let decode = |values: &mut Values<'_>| -> Result<(C, Value)> {
+        let child = C::decode(values)?;
+        let key = match spec.through {
+            Some(_) => values.next_value().unwrap_or(Value::Null),
+            None => (spec.child_key)(&child),
+        };
+        Ok((child, key))
+    };
+    let decoded: Vec<Vec<(C, Value)>> = if ex.__concurrent() && stmts.len() > 1 {
+        futures::future::try_join_all(stmts.into_iter().map(|s| fetch_decoded(ex, s, decode))).await?
     } else {
         let mut out = Vec::with_capacity(stmts.len());
         for s in stmts {
-            out.push(ex.__fetch(s).await?);
+            out.push(fetch_decoded(ex, s, decode).await?);
         }
         out
     };
-
-    // Decode children; many-to-many rows carry the parent key in a last column.
-    let width = C::TABLE.columns.len();
-    let mut children: Vec<C> = Vec::new();
-    let mut child_keys: Vec<Value> = Vec::new();
-    for result in results {
-        let n = result.rows;
-        let extra = result.width.saturating_sub(width);
-        let mut values = result.into_values();
-        for _ in 0..n {
-            let child = C::decode(&mut values)?;
-            let mut key = Value::Null;
-            for _ in 0..extra {
-                key = values.next_value().unwrap_or(Value::Null);
-            }
-            child_keys.push(if spec.through.is_some() { key } else { (spec.child_key)(&child) });
-            children.push(child);
+    let mut by_key: KeyMap<Value, Vec<C>> = KeyMap::with_capacity_and_hasher(keys.len(), Default::default());
+    if inner.is_empty() {
+        for (child, key) in decoded.into_iter().flatten() {
+            by_key.entry(key).or_default().push(child);
+        }
+    } else {
+        // Nested levels load over all children at once, then they are grouped.
+        let (mut children, child_keys): (Vec<C>, Vec<Value>) = decoded.into_iter().flatten().unzip();
+        for nested in inner {
+            nested.load(&mut children, ex).await?;
+        }
+        for (child, key) in children.into_iter().zip(child_keys) {
+            by_key.entry(key).or_default().push(child);
         }
     }
-    for nested in inner {
-        nested.load(&mut children, ex).await?;
-    }
 
-    // Hand each parent its children: move when one parent wants a key,
-    // clone when several do (many orders belong to one user).
-    let mut wanted: HashMap<&Value, usize> = HashMap::new();
-    let parent_keys: Vec<Value> = parents.iter().map(|p| (spec.parent_key)(p)).collect();
-    for k in &parent_keys {
-        *wanted.entry(k).or_insert(0) += 1;
-    }
-    let mut by_key: HashMap<Value, Vec<C>> = HashMap::new();
-    for (child, key) in children.into_iter().zip(child_keys) {
-        by_key.entry(key).or_default().push(child);
+    // Hand each parent its children: moved when one parent wants a key,
+    // cloned for all but the last when several do.
+    let mut wanted: KeyMap<&Value, usize> = KeyMap::default();
+    if shared_keys {
+        for k in &parent_keys {
+            *wanted.entry(k).or_insert(0) += 1;
+        }
     }
     for (p, k) in parents.iter_mut().zip(&parent_keys) {
-        let remaining = wanted.get_mut(k).map(|n| {
-            *n -= 1;
-            *n
-        });
-        let rows = match (k.is_null(), remaining) {
+        let last = !shared_keys
+            || wanted.get_mut(k).is_none_or(|n| {
+                *n -= 1;
+                *n == 0
+            });
+        let rows = match (k.is_null(), last) {
             (true, _) => Vec::new(),
-            (false, Some(0)) => by_key.remove(k).unwrap_or_default(),
-            (false, _) => by_key.get(k).cloned().unwrap_or_default(),
+            (false, true) => by_key.remove(k).unwrap_or_default(),
+            (false, false) => by_key.get(k).cloned().unwrap_or_default(),
         };
         (spec.assign)(p, rows);
     }
     Ok(())
 }
+
+/// Maps keyed by values in the eager loader: foldhash's seeded hasher,
+/// several times faster than SipHash on short keys and still randomly keyed.
+type KeyMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;

@@ -32,8 +32,8 @@ use futures::stream::BoxStream;
 use futures::FutureExt;
 use tokio::sync::OwnedMutexGuard;
 
-use crate::backend::{Executed, QueryResult};
-use crate::db::{run_exec, run_query, spawn_stream, ConnHolder, Core, Executor, Options, Stmt, Unit};
+use crate::backend::{Executed, QueryResult, RowFn, SendRowFn};
+use crate::db::{not_in_process, run_exec, run_query, spawn_stream, ConnHolder, Core, Executor, Options, Stmt, Unit};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::model::Row;
@@ -242,9 +242,45 @@ impl Executor for Tx {
         })
     }
 
+    fn __fetch_now(&self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>> {
+        if !self.shared.core.in_process {
+            return None;
+        }
+        let mut guard = self.shared.conn.try_lock().ok()?;
+        let conn = guard.as_mut()?;
+        if !conn.is_blocking() {
+            return None;
+        }
+        if let Err(e) = self.ensure_open().and_then(|()| self.unit.check(stmt)) {
+            return Some(Err(e));
+        }
+        let start = self.shared.core.clock();
+        let r = conn.query_each_now(stmt, row).unwrap_or_else(not_in_process);
+        self.shared.core.observe(stmt, start, &r);
+        self.note(&r);
+        Some(r)
+    }
+
+    fn __fetch_each<'a>(&'a self, mut stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.ensure_open()?;
+            self.unit.check(&stmt)?;
+            stmt.in_transaction = true;
+            stmt.read_target = self.unit.read_target;
+            let mut guard = self.shared.conn.lock().await;
+            let conn = guard.as_mut().ok_or(Error::TransactionClosed)?;
+            let start = self.shared.core.clock();
+            let r = conn.query_each(&stmt, row).await;
+            self.shared.core.observe(&stmt, start, &r);
+            self.note(&r);
+            r
+        })
+    }
+
     fn __exec(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<Executed>> {
         Box::pin(async move {
             self.ensure_open()?;
+            self.unit.check(&stmt)?;
             stmt.in_transaction = true;
             let mut guard = self.shared.conn.lock().await;
             let conn = guard.as_mut().ok_or(Error::TransactionClosed)?;

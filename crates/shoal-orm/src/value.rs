@@ -26,6 +26,15 @@ pub enum Value {
     Float(f64),
     Text(String),
     Bytes(Vec<u8>),
+    /// A calendar date: days since 1970-01-01.
+    Date(i32),
+    /// A date and time without a zone: microseconds since 1970-01-01 00:00:00.
+    Timestamp(i64),
+    /// An instant: microseconds since 1970-01-01 00:00:00 UTC.
+    TimestampTz(i64),
+    /// An exact decimal number as canonical text (`-12.50`).
+    Decimal(String),
+    Uuid([u8; 16]),
 }
 
 impl Value {
@@ -42,6 +51,11 @@ impl Value {
             Value::Float(_) => "float",
             Value::Text(_) => "text",
             Value::Bytes(_) => "bytes",
+            Value::Date(_) => "date",
+            Value::Timestamp(_) => "timestamp",
+            Value::TimestampTz(_) => "timestamptz",
+            Value::Decimal(_) => "decimal",
+            Value::Uuid(_) => "uuid",
         }
     }
 }
@@ -58,6 +72,10 @@ impl PartialEq for Value {
             (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
             (Value::Text(a), Value::Text(b)) => a == b,
             (Value::Bytes(a), Value::Bytes(b)) => a == b,
+            (Value::Date(a), Value::Date(b)) => a == b,
+            (Value::Timestamp(a), Value::Timestamp(b)) | (Value::TimestampTz(a), Value::TimestampTz(b)) => a == b,
+            (Value::Decimal(a), Value::Decimal(b)) => a == b,
+            (Value::Uuid(a), Value::Uuid(b)) => a == b,
             _ => false,
         }
     }
@@ -75,6 +93,10 @@ impl Hash for Value {
             Value::Float(f) => f.to_bits().hash(state),
             Value::Text(s) => s.hash(state),
             Value::Bytes(b) => b.hash(state),
+            Value::Date(d) => d.hash(state),
+            Value::Timestamp(t) | Value::TimestampTz(t) => t.hash(state),
+            Value::Decimal(d) => d.hash(state),
+            Value::Uuid(u) => u.hash(state),
         }
     }
 }
@@ -88,6 +110,42 @@ impl fmt::Display for Value {
             Value::Float(x) => write!(f, "{x}"),
             Value::Text(s) => write!(f, "{s:?}"),
             Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
+            Value::Date(d) => f.write_str(&crate::civil::format_date(*d)),
+            Value::Timestamp(t) => f.write_str(&crate::civil::format_timestamp(*t)),
+            Value::TimestampTz(t) => f.write_str(&crate::civil::format_timestamptz(*t)),
+            Value::Decimal(d) => f.write_str(d),
+            Value::Uuid(u) => f.write_str(&crate::civil::format_uuid(u)),
+        }
+    }
+}
+
+/// A value borrowed from the driver's current row (an in-process backend's
+/// cursor), decoded into a field without an intermediate [`Value`].
+#[derive(Clone, Debug)]
+pub enum ValueRef<'a> {
+    Null,
+    Int(i64),
+    Float(f64),
+    /// Text as stored (checked for UTF-8 when decoded).
+    Text(&'a [u8]),
+    Blob(&'a [u8]),
+    /// A value the driver had to build (types without a borrowed form).
+    Owned(Value),
+}
+
+impl ValueRef<'_> {
+    /// The owned value (text that is not UTF-8 becomes bytes).
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Float(f) => Value::Float(f),
+            ValueRef::Text(t) => match std::str::from_utf8(t) {
+                Ok(s) => Value::Text(s.to_string()),
+                Err(_) => Value::Bytes(t.to_vec()),
+            },
+            ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+            ValueRef::Owned(v) => v,
         }
     }
 }
@@ -104,6 +162,14 @@ pub enum ColumnType {
     Double,
     Text,
     Bytes,
+    Date,
+    /// Date and time without a zone.
+    Timestamp,
+    /// An instant (stored in UTC).
+    TimestampTz,
+    /// Exact decimal (`NUMERIC`).
+    Decimal,
+    Uuid,
 }
 
 /// Marker classes for relation keys: a foreign key and the key it points
@@ -114,6 +180,10 @@ pub mod key_class {
     pub struct Bytes;
     pub struct Bool;
     pub struct Float;
+    pub struct Date;
+    pub struct Timestamp;
+    pub struct Decimal;
+    pub struct Uuid;
 }
 
 /// A Rust type that maps to a column.
@@ -128,9 +198,19 @@ pub trait SqlType: Sized + Send + Sync + 'static {
     type Base: SqlType;
     fn to_value(&self) -> Value;
     fn from_value(value: Value) -> Result<Self>;
+    /// Decodes a value borrowed from the driver's row; the common types
+    /// override it to skip building a [`Value`].
+    #[doc(hidden)]
+    fn from_ref(value: ValueRef<'_>) -> Result<Self> {
+        Self::from_value(value.to_value())
+    }
 }
 
-fn mismatch(expected: &'static str, found: &Value) -> Error {
+fn decimal_to_f64(d: &str) -> Result<f64> {
+    d.parse::<f64>().map_err(|e| Error::Decode { column: String::new(), message: format!("decimal {d}: {e}") })
+}
+
+pub(crate) fn mismatch(expected: &'static str, found: &Value) -> Error {
     Error::Decode { column: String::new(), message: format!("expected {expected}, found {}", found.kind()) }
 }
 
@@ -150,7 +230,21 @@ macro_rules! int_type {
                         message: format!("{i} is out of range for {}", $name),
                     }),
                     Value::Bool(b) => Ok(<$t>::from(b)),
+                    // PostgreSQL's SUM of bigints and MySQL's of ints are NUMERIC.
+                    Value::Decimal(d) => match d.parse::<i64>() {
+                        Ok(i) => <$t>::from_value(Value::Int(i)),
+                        Err(_) => Err(Error::Decode {
+                            column: String::new(),
+                            message: format!("{d} is not an integer in range for {}", $name),
+                        }),
+                    },
                     other => Err(mismatch($name, &other)),
+                }
+            }
+            fn from_ref(value: ValueRef<'_>) -> Result<Self> {
+                match value {
+                    ValueRef::Int(i) => Self::from_value(Value::Int(i)),
+                    other => Self::from_value(other.to_value()),
                 }
             }
         }
@@ -191,7 +285,16 @@ impl SqlType for f64 {
             Value::Float(f) => Ok(f),
             // SQLite returns integral REALs as integers after some arithmetic.
             Value::Int(i) => Ok(i as f64),
+            // AVG and SUM return NUMERIC on PostgreSQL and MySQL.
+            Value::Decimal(d) => decimal_to_f64(&d),
             other => Err(mismatch("f64", &other)),
+        }
+    }
+    fn from_ref(value: ValueRef<'_>) -> Result<Self> {
+        match value {
+            ValueRef::Float(f) => Ok(f),
+            ValueRef::Int(i) => Ok(i as f64),
+            other => Self::from_value(other.to_value()),
         }
     }
 }
@@ -207,6 +310,7 @@ impl SqlType for f32 {
         match value {
             Value::Float(f) => Ok(f as f32),
             Value::Int(i) => Ok(i as f32),
+            Value::Decimal(d) => decimal_to_f64(&d).map(|f| f as f32),
             other => Err(mismatch("f32", &other)),
         }
     }
@@ -227,6 +331,18 @@ impl SqlType for String {
                 message: "text column holds bytes that are not UTF-8".into(),
             }),
             other => Err(mismatch("String", &other)),
+        }
+    }
+    fn from_ref(value: ValueRef<'_>) -> Result<Self> {
+        match value {
+            ValueRef::Text(t) => match std::str::from_utf8(t) {
+                Ok(s) => Ok(s.to_owned()),
+                Err(_) => Err(Error::Decode {
+                    column: String::new(),
+                    message: "text column holds bytes that are not UTF-8".into(),
+                }),
+            },
+            other => Self::from_value(other.to_value()),
         }
     }
 }
@@ -262,6 +378,12 @@ impl<T: SqlType> SqlType for Option<T> {
         match value {
             Value::Null => Ok(None),
             v => T::from_value(v).map(Some),
+        }
+    }
+    fn from_ref(value: ValueRef<'_>) -> Result<Self> {
+        match value {
+            ValueRef::Null => Ok(None),
+            v => T::from_ref(v).map(Some),
         }
     }
 }

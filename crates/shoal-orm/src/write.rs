@@ -45,13 +45,16 @@ fn non_key_columns<M: Model>() -> impl Iterator<Item = (usize, &'static str)> {
     M::TABLE.columns.iter().enumerate().filter(|(_, c)| !c.primary_key).map(|(i, c)| (i, c.name))
 }
 
+/// `WHERE key = …` of a single-table statement. Columns are unqualified:
+/// the text is shorter, and drivers hash it on every call to find their
+/// prepared statement.
 fn render_key_filter<M: Model>(key: &[Value], w: &mut SqlWriter) {
     w.push(" WHERE ");
     for (i, (col, v)) in key_columns::<M>().zip(key).enumerate() {
         if i > 0 {
             w.push(" AND ");
         }
-        w.qualified(M::TABLE_NAME, col);
+        w.ident(col);
         w.push(" = ");
         w.bind(v.clone());
     }
@@ -234,8 +237,12 @@ pub(crate) async fn delete<M: Model>(model: &M, ex: &(impl Executor + ?Sized)) -
     Ok(done.rows_affected > 0)
 }
 
-/// Fetches one row by primary key.
-pub(crate) async fn find<M: Model>(key: Vec<Value>, ex: &(impl Executor + ?Sized)) -> Result<Option<M>> {
+/// Fetches one row by primary key: the row, or the key back for a
+/// "not found" message (so the hot path never copies it).
+pub(crate) async fn find<M: Model>(
+    key: Vec<Value>,
+    ex: &(impl Executor + ?Sized),
+) -> Result<std::result::Result<M, Vec<Value>>> {
     let dialect = ex.dialect();
     let sql = M::__sql_cache().get(SqlSlot::Find, dialect, || {
         let mut w = SqlWriter::new(dialect);
@@ -244,7 +251,7 @@ pub(crate) async fn find<M: Model>(key: Vec<Value>, ex: &(impl Executor + ?Sized
             if i > 0 {
                 w.push(", ");
             }
-            w.qualified(M::TABLE_NAME, col);
+            w.ident(col);
         }
         w.push(" FROM ");
         w.ident(M::TABLE_NAME);
@@ -261,8 +268,23 @@ pub(crate) async fn find<M: Model>(key: Vec<Value>, ex: &(impl Executor + ?Sized
     };
     let mut stmt = Stmt::read(sql, key).on_table(&M::TABLE).routed(route).positional();
     stmt.single_row = true;
-    let result = ex.__fetch(stmt).await?;
-    Ok(crate::query::decode_all(result)?.into_iter().next())
+    let mut found = None;
+    let now = ex.__fetch_now(&stmt, &mut |v| {
+        found = Some(M::decode(v)?);
+        Ok(false)
+    });
+    if let Some(done) = now {
+        done?;
+        return Ok(found.ok_or(stmt.params));
+    }
+    let key = stmt.params.clone();
+    let mut found = None;
+    ex.__fetch_each(stmt, &mut |v| {
+        found = Some(M::decode(v)?);
+        Ok(false)
+    })
+    .await?;
+    Ok(found.ok_or(key))
 }
 
 /// A model plus a snapshot of its values as last loaded or saved, so
@@ -438,14 +460,22 @@ impl<'r, M: Model> Insert<'r, M> {
                 };
                 let mut params = Vec::with_capacity(chunk.len() * columns.len());
                 let mut route = None;
+                let auto = skip_auto.then(|| M::TABLE.columns.iter().position(|c| c.auto_increment)).flatten();
                 for m in chunk {
-                    let mut values = m.values();
+                    // Straight into the statement's parameters: no vector per row.
+                    let start = params.len();
+                    m.push_values(&mut params);
                     if chunk.len() == 1 {
-                        route = row_route::<M>(&values);
+                        route = row_route::<M>(&params[start..]);
                     }
-                    params.extend(columns.iter().map(|&c| std::mem::replace(&mut values[c], Value::Null)));
+                    if let Some(a) = auto {
+                        params.remove(start + a);
+                    }
                 }
-                stmts.push(Stmt::write(text, params).on_table(&M::TABLE).routed(route));
+                let mut stmt = Stmt::write(text, params).on_table(&M::TABLE).routed(route);
+                // One bulk call is one operation, however many chunks it takes.
+                stmt.batched = true;
+                stmts.push(stmt);
             }
         }
         match ex.__as_db() {

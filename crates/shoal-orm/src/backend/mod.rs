@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::db::{Options, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
-use crate::model::Row;
+use crate::model::{Row, Values};
 use crate::value::Value;
 
 pub mod mysql;
@@ -50,6 +50,11 @@ pub trait Backend: Send + Sync + 'static {
     /// database (SQLite has one writer; waiting for it must not block a
     /// tokio worker thread).
     fn single_writer(&self) -> bool {
+        false
+    }
+    /// Whether statements run in this process (SQLite), so reads may take
+    /// the synchronous path (`Connection::query_each_now`).
+    fn in_process(&self) -> bool {
         false
     }
     /// What a Shoal server has been found to support (`None` elsewhere).
@@ -94,7 +99,7 @@ impl QueryResult {
     }
 
     /// All values in row order, for positional decoding.
-    pub(crate) fn into_values(self) -> crate::model::Values {
+    pub(crate) fn into_values(self) -> crate::model::Values<'static> {
         crate::model::Values::new(self.values)
     }
 
@@ -103,6 +108,13 @@ impl QueryResult {
         (self.rows > 0 && self.width > 0).then(|| self.values.into_iter().next()).flatten()
     }
 }
+
+/// A row consumer for [`Connection::query_each_now`]: decodes one row from
+/// its [`Values`]; false stops reading.
+pub type RowFn<'f> = dyn FnMut(&mut Values<'_>) -> Result<bool> + 'f;
+
+/// A row consumer that may cross an `.await` ([`Connection::query_each`]).
+pub type SendRowFn<'f> = dyn FnMut(&mut Values<'_>) -> Result<bool> + Send + 'f;
 
 /// What a statement that returns no rows did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -156,6 +168,20 @@ impl RowSink {
 pub trait Connection: Send {
     /// Runs a statement that returns rows.
     async fn query(&mut self, stmt: &Stmt) -> Result<QueryResult>;
+    /// Runs a query and hands each row to `row` as it is read (false
+    /// stops), so a backend that can decodes rows straight from the driver
+    /// into models; the default buffers the result first.
+    async fn query_each(&mut self, stmt: &Stmt, row: &mut SendRowFn<'_>) -> Result<()> {
+        let result = self.query(stmt).await?;
+        let n = result.rows;
+        let mut values = result.into_values();
+        for _ in 0..n {
+            if !row(&mut values)? {
+                break;
+            }
+        }
+        Ok(())
+    }
     /// Runs a statement that returns no rows.
     async fn execute(&mut self, stmt: &Stmt) -> Result<Executed>;
     /// Runs parameterless SQL (transaction control, DDL), possibly several
@@ -171,6 +197,13 @@ pub trait Connection: Send {
     /// Runs a query synchronously when the backend works in-process (SQLite),
     /// sparing the boxed future of [`Connection::query`]; `None` otherwise.
     fn query_now(&mut self, _stmt: &Stmt) -> Option<Result<QueryResult>> {
+        None
+    }
+    /// Runs a query in-process and hands each row to `row` while the driver
+    /// is on it, so rows decode straight into models with no buffered
+    /// result; `row` returns false to stop early. `None` when the backend
+    /// is not in-process (callers then use [`Connection::query`]).
+    fn query_each_now(&mut self, _stmt: &Stmt, _row: &mut RowFn<'_>) -> Option<Result<()>> {
         None
     }
     /// The synchronous form of [`Connection::execute`], like `query_now`.

@@ -20,6 +20,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Params};
 
 use super::{Backend, Connection, Executed, QueryResult, RowSink, StreamTask};
+use crate::civil;
 use crate::db::{Options, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
@@ -81,9 +82,37 @@ fn params(values: &[Value]) -> Params {
                 Value::Float(f) => mysql_async::Value::Double(*f),
                 Value::Text(s) => mysql_async::Value::Bytes(s.as_bytes().to_vec()),
                 Value::Bytes(b) => mysql_async::Value::Bytes(b.clone()),
+                Value::Date(d) => {
+                    let (y, m, d) = civil::civil_from_days(i64::from(*d));
+                    mysql_async::Value::Date(clamp_year(y), m as u8, d as u8, 0, 0, 0, 0)
+                }
+                // DATETIME has no zone: an instant is stored as its UTC time.
+                Value::Timestamp(t) | Value::TimestampTz(t) => {
+                    let days = t.div_euclid(civil::MICROS_PER_DAY);
+                    let in_day = t.rem_euclid(civil::MICROS_PER_DAY);
+                    let (y, m, d) = civil::civil_from_days(days);
+                    let secs = in_day / 1_000_000;
+                    mysql_async::Value::Date(
+                        clamp_year(y),
+                        m as u8,
+                        d as u8,
+                        (secs / 3600) as u8,
+                        (secs / 60 % 60) as u8,
+                        (secs % 60) as u8,
+                        (in_day % 1_000_000) as u32,
+                    )
+                }
+                Value::Decimal(d) => mysql_async::Value::Bytes(d.as_bytes().to_vec()),
+                Value::Uuid(u) => mysql_async::Value::Bytes(civil::format_uuid(u).into_bytes()),
             })
             .collect(),
     )
+}
+
+/// MySQL's years are 0–9999; others cannot be stored (the server refuses
+/// the zero year the clamp produces for them, rather than storing a wrong date).
+fn clamp_year(y: i64) -> u16 {
+    u16::try_from(y).ok().filter(|y| *y <= 9999).unwrap_or(0)
 }
 
 /// Columns that carry binary strings (BLOB, VARBINARY) rather than text.
@@ -115,13 +144,10 @@ fn read_value(col: &mysql_async::Column, v: mysql_async::Value) -> Result<Value>
         mysql_async::Value::Bytes(b) => match col.column_type() {
             ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL => {
                 let text = String::from_utf8_lossy(&b);
-                match text.parse::<i64>() {
-                    Ok(i) if !text.contains('.') => Value::Int(i),
-                    _ => Value::Float(text.parse::<f64>().map_err(|e| Error::Decode {
-                        column: col.name_str().to_string(),
-                        message: format!("decimal {text:?}: {e}"),
-                    })?),
-                }
+                Value::Decimal(civil::canonical_decimal(&text).ok_or_else(|| Error::Decode {
+                    column: col.name_str().to_string(),
+                    message: format!("decimal {text:?}"),
+                })?)
             }
             _ if is_binary(col) => Value::Bytes(b),
             _ => match String::from_utf8(b) {
@@ -130,11 +156,17 @@ fn read_value(col: &mysql_async::Column, v: mysql_async::Value) -> Result<Value>
             },
         },
         mysql_async::Value::Date(y, mo, d, h, mi, s, us) => {
-            let mut t = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
-            if us > 0 {
-                t.push_str(&format!(".{us:06}"));
+            let days =
+                civil::days_from_civil(i64::from(y), u32::from(mo), u32::from(d)).ok_or_else(|| Error::Decode {
+                    column: col.name_str().to_string(),
+                    message: format!("{y:04}-{mo:02}-{d:02} is not a date (MySQL's zero date?)"),
+                })?;
+            if col.column_type() == ColumnType::MYSQL_TYPE_DATE {
+                Value::Date(days as i32)
+            } else {
+                let secs = (i64::from(h) * 60 + i64::from(mi)) * 60 + i64::from(s);
+                Value::Timestamp(days * civil::MICROS_PER_DAY + secs * 1_000_000 + i64::from(us))
             }
-            Value::Text(t)
         }
         mysql_async::Value::Time(neg, days, h, mi, s, us) => {
             let hours = days * 24 + u32::from(h);

@@ -22,11 +22,12 @@ use futures::{pin_mut, StreamExt, TryStreamExt};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
-use super::{Backend, Connection, Executed, QueryResult, RowSink, StreamTask};
+use super::{Backend, Connection, Executed, QueryResult, RowSink, SendRowFn, StreamTask};
+use crate::civil;
 use crate::db::{Options, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
-use crate::model::Row;
+use crate::model::{Row, Values};
 use crate::value::Value;
 
 /// Prepared statements kept per connection before the cache is reset.
@@ -66,7 +67,9 @@ impl Backend for PostgresBackend {
 /// One tokio-postgres session with its statement cache.
 pub(crate) struct PgConn {
     client: Client,
-    cache: HashMap<String, Statement>,
+    /// Keyed by SQL text with foldhash: the lookup hashes the whole text on
+    /// every statement, and SipHash costs several times more.
+    cache: HashMap<String, Statement, foldhash::quality::RandomState>,
 }
 
 impl PgConn {
@@ -78,7 +81,7 @@ impl PgConn {
             // the client sees it on its next call.
             let _ = connection.await;
         });
-        Ok(PgConn { client, cache: HashMap::new() })
+        Ok(PgConn { client, cache: HashMap::default() })
     }
 
     async fn prepare(&mut self, sql: &str) -> Result<Statement> {
@@ -109,6 +112,41 @@ impl PgConn {
         }
         result.rows = rows.len();
         Ok(result)
+    }
+
+    /// Like `query_once`, decoding each row from the driver's row as it
+    /// arrives (the common types without building a `Value`).
+    async fn query_each_once(&mut self, stmt: &Stmt, each: &mut SendRowFn<'_>) -> Result<()> {
+        let st = self.prepare(&stmt.sql).await?;
+        let rows = self.client.query_raw(&st, stmt.params.iter().map(PgParam)).await.map_err(map_error)?;
+        pin_mut!(rows);
+        let mut wanted = true;
+        while let Some(row) = rows.next().await {
+            // Rows past the ones wanted are still read to the end, so an
+            // error the server reports after them is not lost.
+            let row = row.map_err(map_error)?;
+            if !wanted {
+                continue;
+            }
+            let mut live = LivePgRow { row: &row, next: 0, failed: None };
+            let go = each(&mut Values::live(&mut live));
+            if let Some(e) = live.failed {
+                return Err(e);
+            }
+            wanted = go?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn query_each_stmt(&mut self, stmt: &Stmt, each: &mut SendRowFn<'_>) -> Result<()> {
+        // A stale plan fails at Bind, before any row reached `each`.
+        match self.query_each_once(stmt, each).await {
+            Err(e) if Self::stale_plan(&e) => {
+                self.cache.clear();
+                self.query_each_once(stmt, each).await
+            }
+            r => r,
+        }
     }
 
     async fn execute_once(&mut self, stmt: &Stmt) -> Result<Executed> {
@@ -180,6 +218,10 @@ fn looks_like_ddl(sql: &str) -> bool {
 impl Connection for PgConn {
     async fn query(&mut self, stmt: &Stmt) -> Result<QueryResult> {
         self.query_stmt(stmt).await
+    }
+
+    async fn query_each(&mut self, stmt: &Stmt, row: &mut SendRowFn<'_>) -> Result<()> {
+        self.query_each_stmt(stmt, row).await
     }
 
     async fn execute(&mut self, stmt: &Stmt) -> Result<Executed> {
@@ -302,6 +344,43 @@ impl ToSql for PgParam<'_> {
                 }
                 _ => Err(format!("cannot send bytes as {ty}").into()),
             },
+            Value::Date(d) => match *ty {
+                Type::DATE => {
+                    out.put_i32(d.checked_sub(PG_EPOCH_DAYS).ok_or("date out of range")?);
+                    Ok(IsNull::No)
+                }
+                Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+                    let us = i64::from(*d) * civil::MICROS_PER_DAY;
+                    PgParam(&Value::Timestamp(us)).to_sql(ty, out)
+                }
+                _ => as_text(ty, &civil::format_date(*d), out),
+            },
+            Value::Timestamp(t) | Value::TimestampTz(t) => match *ty {
+                Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+                    out.put_i64(t.checked_sub(PG_EPOCH_MICROS).ok_or("timestamp out of range")?);
+                    Ok(IsNull::No)
+                }
+                _ if matches!(self.0, Value::TimestampTz(_)) => as_text(ty, &civil::format_timestamptz(*t), out),
+                _ => as_text(ty, &civil::format_timestamp(*t), out),
+            },
+            Value::Decimal(d) => match *ty {
+                Type::NUMERIC => encode_numeric(d, out),
+                // A float parameter (a comparison with a float column) takes the nearest double.
+                Type::FLOAT8 => d.parse::<f64>()?.to_sql(ty, out),
+                Type::FLOAT4 => d.parse::<f32>()?.to_sql(ty, out),
+                Type::INT8 | Type::INT4 | Type::INT2 => match d.parse::<i64>() {
+                    Ok(i) => PgParam(&Value::Int(i)).to_sql(ty, out),
+                    Err(_) => Err(format!("cannot send {d} as {ty}").into()),
+                },
+                _ => as_text(ty, d, out),
+            },
+            Value::Uuid(u) => match *ty {
+                Type::UUID => {
+                    out.put_slice(u);
+                    Ok(IsNull::No)
+                }
+                _ => as_text(ty, &civil::format_uuid(u), out),
+            },
         }
     }
 
@@ -310,6 +389,40 @@ impl ToSql for PgParam<'_> {
     }
 
     tokio_postgres::types::to_sql_checked!();
+}
+
+/// PostgreSQL counts dates and timestamps from 2000-01-01; the ORM from 1970.
+const PG_EPOCH_DAYS: i32 = 10_957;
+const PG_EPOCH_MICROS: i64 = 10_957 * civil::MICROS_PER_DAY;
+
+/// A value's text form for a text-typed parameter.
+fn as_text(ty: &Type, text: &str, out: &mut BytesMut) -> std::result::Result<IsNull, BoxError> {
+    if !text_like(ty) {
+        return Err(format!("cannot send {text} as {ty}").into());
+    }
+    out.put_slice(text.as_bytes());
+    Ok(IsNull::No)
+}
+
+fn fixed<const N: usize>(raw: &[u8], what: &str) -> std::result::Result<[u8; N], String> {
+    <[u8; N]>::try_from(raw).map_err(|_| format!("a {what} of {} bytes", raw.len()))
+}
+
+/// `date`, `timestamp`, `timestamptz` and `uuid` in binary form. Infinite
+/// dates and times (`'infinity'`) have no Rust value and are refused.
+fn decode_temporal(ty: &Type, raw: &[u8]) -> std::result::Result<Value, String> {
+    match *ty {
+        Type::DATE => {
+            let d = i32::from_be_bytes(fixed(raw, "date")?);
+            d.checked_add(PG_EPOCH_DAYS).map(Value::Date).ok_or_else(|| "an infinite date".to_string())
+        }
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+            let t = i64::from_be_bytes(fixed(raw, "timestamp")?);
+            let us = t.checked_add(PG_EPOCH_MICROS).ok_or_else(|| "an infinite timestamp".to_string())?;
+            Ok(if *ty == Type::TIMESTAMP { Value::Timestamp(us) } else { Value::TimestampTz(us) })
+        }
+        _ => Ok(Value::Uuid(fixed(raw, "uuid")?)),
+    }
 }
 
 /// Any column, read as raw bytes to be decoded by its type.
@@ -324,9 +437,64 @@ impl<'a> FromSql<'a> for RawBytes<'a> {
     }
 }
 
+/// A tokio-postgres row read column by column by a model's decoder:
+/// integers, floats, text and bytes are borrowed from the row's buffer;
+/// other types go through [`read_column`].
+struct LivePgRow<'r> {
+    row: &'r tokio_postgres::Row,
+    next: usize,
+    /// A column that could not be read (reported after the decoder returns).
+    failed: Option<Error>,
+}
+
+impl crate::model::LiveRow for LivePgRow<'_> {
+    fn next_ref(&mut self) -> Option<crate::value::ValueRef<'_>> {
+        use crate::value::ValueRef as V;
+        let i = self.next;
+        let col = self.row.columns().get(i)?;
+        self.next += 1;
+        let raw = match self.row.try_get::<_, Option<RawBytes>>(i) {
+            Ok(Some(raw)) => raw.0,
+            Ok(None) => return Some(V::Null),
+            Err(e) => {
+                self.failed = Some(Error::Decode { column: col.name().to_string(), message: e.to_string() });
+                return Some(V::Null);
+            }
+        };
+        let fixed = |n: usize| raw.len() == n;
+        Some(match *col.type_() {
+            Type::INT8 if fixed(8) => V::Int(i64::from_be_bytes(raw.try_into().ok()?)),
+            Type::INT4 if fixed(4) => V::Int(i64::from(i32::from_be_bytes(raw.try_into().ok()?))),
+            Type::INT2 if fixed(2) => V::Int(i64::from(i16::from_be_bytes(raw.try_into().ok()?))),
+            Type::FLOAT8 if fixed(8) => V::Float(f64::from_be_bytes(raw.try_into().ok()?)),
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => V::Text(raw),
+            Type::BYTEA => V::Blob(raw),
+            _ => {
+                let mut one = Vec::with_capacity(1);
+                match read_column(self.row, i, &mut one) {
+                    Ok(()) => V::Owned(one.pop().unwrap_or(Value::Null)),
+                    Err(e) => {
+                        self.failed = Some(e);
+                        V::Null
+                    }
+                }
+            }
+        })
+    }
+}
+
 /// Appends one row's values, each decoded by its column type.
 fn read_row(row: &tokio_postgres::Row, values: &mut Vec<Value>) -> Result<()> {
-    for (i, col) in row.columns().iter().enumerate() {
+    for i in 0..row.columns().len() {
+        read_column(row, i, values)?;
+    }
+    Ok(())
+}
+
+/// Appends column `i`'s value, decoded by its type.
+fn read_column(row: &tokio_postgres::Row, i: usize, values: &mut Vec<Value>) -> Result<()> {
+    {
+        let col = &row.columns()[i];
         let decode_err = |e: tokio_postgres::Error| Error::Decode {
             column: col.name().to_string(),
             message: e.source().map(|s| s.to_string()).unwrap_or_else(|| e.to_string()),
@@ -341,6 +509,15 @@ fn read_row(row: &tokio_postgres::Row, values: &mut Vec<Value>) -> Result<()> {
             Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).map_err(decode_err)?.map(|v| Value::Float(v.into())),
             Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map_err(decode_err)?.map(Value::Float),
             Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i).map_err(decode_err)?.map(Value::Bytes),
+            Type::DATE | Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::UUID => {
+                match row.try_get::<_, Option<RawBytes>>(i).map_err(decode_err)? {
+                    Some(raw) => Some(
+                        decode_temporal(ty, raw.0)
+                            .map_err(|m| Error::Decode { column: col.name().to_string(), message: m })?,
+                    ),
+                    None => None,
+                }
+            }
             Type::NUMERIC => match row.try_get::<_, Option<RawBytes>>(i).map_err(decode_err)? {
                 Some(raw) => Some(
                     decode_numeric(raw.0).map_err(|m| Error::Decode { column: col.name().to_string(), message: m })?,
@@ -378,7 +555,7 @@ fn decode_texty(ty: &Type, raw: &[u8]) -> Option<Value> {
     }
 }
 
-/// NUMERIC's binary form → `Int` when it has no fraction and fits, else `Float`.
+/// NUMERIC's binary form → exact decimal text (`NaN` becomes a float NaN).
 fn decode_numeric(raw: &[u8]) -> std::result::Result<Value, String> {
     let word = |i: usize| -> std::result::Result<i16, String> {
         raw.get(i * 2..i * 2 + 2).map(|b| i16::from_be_bytes([b[0], b[1]])).ok_or_else(|| "short numeric".to_string())
@@ -407,22 +584,18 @@ fn decode_numeric(raw: &[u8]) -> std::result::Result<Value, String> {
             }
         }
     }
-    if dscale == 0 {
-        return Ok(match text.parse::<i64>() {
-            Ok(i) => Value::Int(i),
-            Err(_) => Value::Float(text.parse::<f64>().map_err(|e| e.to_string())?),
-        });
+    if dscale > 0 {
+        let mut frac = String::new();
+        let mut k = weight + 1;
+        while frac.len() < dscale {
+            let _ = write!(frac, "{:04}", digit(k));
+            k += 1;
+        }
+        frac.truncate(dscale);
+        text.push('.');
+        text.push_str(&frac);
     }
-    let mut frac = String::new();
-    let mut k = weight + 1;
-    while frac.len() < dscale {
-        let _ = write!(frac, "{:04}", digit(k));
-        k += 1;
-    }
-    frac.truncate(dscale);
-    text.push('.');
-    text.push_str(&frac);
-    text.parse::<f64>().map(Value::Float).map_err(|e| e.to_string())
+    crate::civil::canonical_decimal(&text).map(Value::Decimal).ok_or_else(|| format!("numeric {text}"))
 }
 
 /// A decimal string → NUMERIC's binary form.
@@ -487,14 +660,14 @@ mod tests {
 
     #[test]
     fn numeric_round_trips() {
-        assert_eq!(round_trip("0"), Value::Int(0));
-        assert_eq!(round_trip("12345678"), Value::Int(12345678));
-        assert_eq!(round_trip("-42"), Value::Int(-42));
-        assert_eq!(round_trip("10000"), Value::Int(10000));
-        assert_eq!(round_trip("3.25"), Value::Float(3.25));
-        assert_eq!(round_trip("-0.0005"), Value::Float(-0.0005));
-        assert_eq!(round_trip("123456789.125"), Value::Float(123456789.125));
-        assert_eq!(round_trip("99999999999999999999"), Value::Float(1e20));
+        for text in ["0", "12345678", "-42", "10000", "3.25", "-0.0005", "123456789.125", "99999999999999999999"] {
+            assert_eq!(round_trip(text), Value::Decimal(text.into()), "{text}");
+        }
+        assert_eq!(round_trip("12.50"), Value::Decimal("12.50".into()), "the scale is kept");
+        assert_eq!(
+            round_trip("12345678901234567890.123456789012"),
+            Value::Decimal("12345678901234567890.123456789012".into())
+        );
     }
 
     #[test]

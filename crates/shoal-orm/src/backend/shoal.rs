@@ -195,6 +195,8 @@ pub(crate) fn hint_json(route: &Route) -> String {
                 }
                 out.push('"');
             }
+            // Dates, times, decimals and UUIDs as their SQL text.
+            other => string(&other.to_string(), &mut out),
         }
     }
     out.push_str("]}");

@@ -25,11 +25,12 @@ use async_trait::async_trait;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{ffi, ToSql};
 
-use super::{Backend, Connection, Executed, QueryResult, RowSink, StreamTask};
+use super::{Backend, Connection, Executed, QueryResult, RowFn, RowSink, StreamTask};
+use crate::civil;
 use crate::db::{Options, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
-use crate::model::Row;
+use crate::model::{Row, Values};
 use crate::value::Value;
 
 /// How long a connection waits for a lock held by another process.
@@ -93,6 +94,10 @@ impl Backend for SqliteBackend {
     fn single_writer(&self) -> bool {
         true
     }
+
+    fn in_process(&self) -> bool {
+        true
+    }
 }
 
 struct SqliteConn {
@@ -113,8 +118,39 @@ impl ToSql for Bound<'_> {
             Value::Float(f) => ToSqlOutput::Owned(V::Real(*f)),
             Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            // Dates, times and UUIDs are fixed-width text, so that text order
+            // is value order (see civil.rs).
+            Value::Date(d) => ToSqlOutput::Owned(V::Text(civil::format_date(*d))),
+            Value::Timestamp(t) => ToSqlOutput::Owned(V::Text(civil::format_timestamp(*t))),
+            Value::TimestampTz(t) => ToSqlOutput::Owned(V::Text(civil::format_timestamptz(*t))),
+            Value::Uuid(u) => ToSqlOutput::Owned(V::Text(civil::format_uuid(u))),
+            Value::Decimal(d) => decimal(d)?,
         })
     }
+}
+
+/// A decimal for a NUMERIC column. SQLite has no decimal type: NUMERIC
+/// affinity stores integers exactly and other numbers as REAL, which keeps
+/// 15 significant digits. A value it would round is refused rather than
+/// silently changed.
+fn decimal(d: &str) -> rusqlite::Result<ToSqlOutput<'_>> {
+    use rusqlite::types::Value as V;
+    if !d.contains('.') {
+        if let Ok(i) = d.parse::<i64>() {
+            return Ok(ToSqlOutput::Owned(V::Integer(i)));
+        }
+    }
+    if civil::significant_digits(d) > 15 {
+        return Err(rusqlite::Error::ToSqlConversionFailure(
+            format!(
+                "decimal {d} has more than the 15 significant digits SQLite stores exactly (it keeps NUMERIC \
+                 as REAL); use a backend with an exact NUMERIC or store it as text"
+            )
+            .into(),
+        ));
+    }
+    let f: f64 = d.parse().map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Ok(ToSqlOutput::Owned(V::Real(f)))
 }
 
 fn read_value(v: ValueRef<'_>) -> Value {
@@ -127,6 +163,32 @@ fn read_value(v: ValueRef<'_>) -> Value {
             Err(_) => Value::Bytes(t.to_vec()),
         },
         ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+    }
+}
+
+/// The row rusqlite is on, read column by column by a model's decoder.
+struct LiveSqliteRow<'r> {
+    row: &'r rusqlite::Row<'r>,
+    next: usize,
+    width: usize,
+}
+
+impl crate::model::LiveRow for LiveSqliteRow<'_> {
+    fn next_ref(&mut self) -> Option<crate::value::ValueRef<'_>> {
+        use crate::value::ValueRef as V;
+        if self.next >= self.width {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        // In range by construction, so get_ref cannot fail.
+        Some(match self.row.get_ref(i).ok()? {
+            ValueRef::Null => V::Null,
+            ValueRef::Integer(i) => V::Int(i),
+            ValueRef::Real(f) => V::Float(f),
+            ValueRef::Text(t) => V::Text(t),
+            ValueRef::Blob(b) => V::Blob(b),
+        })
     }
 }
 
@@ -162,6 +224,21 @@ impl SqliteConn {
             Ok(result)
         };
         run().map_err(|e| map_error(e, Some(stmt)))
+    }
+
+    fn query_each_sync(&mut self, stmt: &Stmt, each: &mut RowFn<'_>) -> Result<()> {
+        let mapped = |e| map_error(e, Some(stmt));
+        let mut st = self.conn.prepare_cached(&stmt.sql).map_err(mapped)?;
+        bind_all(&mut st, &stmt.params).map_err(mapped)?;
+        let width = st.column_count();
+        let mut raw = st.raw_query();
+        while let Some(row) = raw.next().map_err(mapped)? {
+            let mut live = LiveSqliteRow { row, next: 0, width };
+            if !each(&mut Values::live(&mut live))? || stmt.single_row {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn execute_sync(&mut self, stmt: &Stmt) -> Result<Executed> {
@@ -220,6 +297,10 @@ impl Connection for SqliteConn {
         Some(self.query_sync(stmt))
     }
 
+    fn query_each_now(&mut self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>> {
+        Some(self.query_each_sync(stmt, row))
+    }
+
     fn execute_now(&mut self, stmt: &Stmt) -> Option<Result<Executed>> {
         Some(self.execute_sync(stmt))
     }
@@ -241,6 +322,9 @@ pub(crate) fn map_error(e: rusqlite::Error, stmt: Option<&Stmt>) -> Error {
         return match e {
             rusqlite::Error::FromSqlConversionFailure(i, _, err) => {
                 Error::Decode { column: format!("#{i}"), message: err.to_string() }
+            }
+            rusqlite::Error::ToSqlConversionFailure(err) => {
+                Error::Database { sqlstate: "22003".into(), message: err.to_string() }
             }
             other => Error::Database { sqlstate: "XX000".into(), message: other.to_string() },
         };

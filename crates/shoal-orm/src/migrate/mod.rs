@@ -252,7 +252,7 @@ async fn applied(db: &Db) -> Result<Vec<(u64, String)>> {
     }
     let d = db.dialect();
     let sql = format!("SELECT version, checksum FROM {} ORDER BY version", d.ident(MIGRATIONS_TABLE));
-    let rows = crate::db::Executor::__fetch(db, Stmt::read(sql, vec![])).await?;
+    let rows = crate::db::Executor::__fetch(db, Stmt::read(sql, vec![]).bookkeeping()).await?;
     rows.into_rows()
         .map(|r| Ok((u64::try_from(r.get::<i64>("version")?).unwrap_or(0), r.get::<String>("checksum")?)))
         .collect()
@@ -287,7 +287,7 @@ async fn run_locked(db: &Db, choose: impl FnOnce(&[(u64, String)]) -> Result<Vec
     let d = db.dialect();
     let core = &db.core;
     for ddl in bookkeeping_ddl(d) {
-        crate::db::Executor::__exec(db, Stmt::write(ddl, vec![])).await?;
+        crate::db::Executor::__exec(db, Stmt::write(ddl, vec![]).bookkeeping()).await?;
     }
     let mut w = crate::dialect::SqlWriter::new(d);
     w.push(&format!("INSERT INTO {} (id, holder) VALUES (", d.ident(LOCK_TABLE)));
@@ -295,7 +295,7 @@ async fn run_locked(db: &Db, choose: impl FnOnce(&[(u64, String)]) -> Result<Vec
     w.push(", NULL)");
     d.upsert(&["id"], &[], &mut w);
     let (sql, params) = w.finish();
-    crate::db::Executor::__exec(db, Stmt::write(sql, params)).await?;
+    crate::db::Executor::__exec(db, Stmt::write(sql, params).bookkeeping()).await?;
 
     let _writer = core.writer_slot().await?;
     let mut conn = core.pool.acquire().await?;

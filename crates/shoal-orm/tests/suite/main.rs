@@ -21,6 +21,7 @@ mod relations;
 mod safety;
 mod shoal_features;
 mod transactions;
+mod types;
 
 macro_rules! backend_tests {
     ($backend:ident, $kind:ident; $($module:ident :: $case:ident),*) => {
@@ -68,4 +69,5 @@ suite!(
     migrations::generate_apply_revert,
     migrations::renames_drops_and_safety_checks,
     shoal_features::routing_hints_and_follower_reads,
+    types::dates_decimals_and_uuids,
 );

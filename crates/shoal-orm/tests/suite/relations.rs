@@ -14,33 +14,43 @@ fn queries_on(sent: &[String], table: &str) -> usize {
 
 /// 5 users; users 1-3 have 2 orders each with 2 items each; orders are
 /// tagged; users 1 and 2 have profiles.
+///
+/// Strict mode counts writes too, so rows whose generated keys the seed
+/// needs are inserted one at a time, each as its own unit of work (a seed
+/// is set-up, not a request); the rest go in bulk.
 async fn seed(db: &Db) -> Vec<User> {
     let mut users = Vec::new();
     for i in 1..=5 {
         let mut u = user(&format!("user{i}"), 20 + i);
-        u.insert(db).await.unwrap();
+        u.insert(&db.unit_of_work()).await.unwrap();
         users.push(u);
     }
     for (id, label) in [(1, "gift"), (2, "rush"), (3, "fragile")] {
-        Tag { id, label: label.into() }.insert(db).await.unwrap();
+        Tag { id, label: label.into() }.insert(&db.unit_of_work()).await.unwrap();
     }
+    let (mut items, mut tags) = (Vec::new(), Vec::new());
     for u in &users[..3] {
         for k in 0..2 {
             let mut o = order(u.id, 100 * u.id + k);
-            o.insert(db).await.unwrap();
+            o.insert(&db.unit_of_work()).await.unwrap();
             for s in 0..2 {
-                Item { order_id: o.id, sku: format!("sku-{}-{s}", o.id), qty: s + 1, price: 2.5, ..Default::default() }
-                    .insert(db)
-                    .await
-                    .unwrap();
+                items.push(Item {
+                    order_id: o.id,
+                    sku: format!("sku-{}-{s}", o.id),
+                    qty: s + 1,
+                    price: 2.5,
+                    ..Default::default()
+                });
             }
-            OrderTag { order_id: o.id, tag_id: 1 + (k % 3), ..Default::default() }.insert(db).await.unwrap();
-            OrderTag { order_id: o.id, tag_id: 3, ..Default::default() }.insert(db).await.unwrap();
+            tags.push(OrderTag { order_id: o.id, tag_id: 1 + (k % 3), ..Default::default() });
+            tags.push(OrderTag { order_id: o.id, tag_id: 3, ..Default::default() });
         }
     }
+    Item::insert_all(&items).execute(db).await.unwrap();
+    OrderTag::insert_all(&tags).execute(db).await.unwrap();
     for u in &users[..2] {
         Profile { user_id: u.id, bio: Some(format!("bio of {}", u.name)), ..Default::default() }
-            .insert(db)
+            .insert(&db.unit_of_work())
             .await
             .unwrap();
     }
@@ -220,4 +230,43 @@ pub async fn strict_mode_names_the_repeated_shape(t: TestDb) {
         .await
         .unwrap_err();
     assert_eq!(e.sqlstate(), "SO001", "{e}");
+
+    eprintln!("writes in a loop are N+1 too: the third identical UPDATE fails, naming it");
+    let db = strict.unit_of_work();
+    let mut users = User::query().order_by(User::ID.asc()).all(&db).await.unwrap();
+    let before: Vec<i32> = users.iter().map(|u| u.age).collect();
+    let mut failure = None;
+    for u in &mut users {
+        u.age += 1;
+        if let Err(e) = u.update(&db).await {
+            failure = Some(e);
+            break;
+        }
+    }
+    match failure {
+        Some(Error::RepeatedQuery { shape, count, limit }) => {
+            assert!(shape.starts_with("UPDATE") && shape.contains("users"), "{shape}");
+            assert_eq!((count, limit), (3, 2));
+        }
+        other => panic!("expected RepeatedQuery for the UPDATE loop, got {other:?}"),
+    }
+    let after: Vec<i32> = User::query()
+        .order_by(User::ID.asc())
+        .all(&strict.unit_of_work())
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.age)
+        .collect();
+    let expected: Vec<i32> = before.iter().enumerate().map(|(i, a)| if i < 2 { a + 1 } else { *a }).collect();
+    assert_eq!(after, expected, "two updates ran; the third was refused before it reached the database");
+
+    eprintln!("the bulk APIs do not trip it: insert_all in many chunks, update/delete by filter");
+    // 3,001 rows take four INSERTs of at most 1,000 rows, more than the limit of 2.
+    let db = strict.unit_of_work();
+    let many: Vec<Order> =
+        (0..3001).map(|i| Order { id: 10_000 + i, user_id: 1, total: i, ..Default::default() }).collect();
+    assert_eq!(Order::insert_all(&many).execute(&db).await.unwrap(), 3001);
+    Order::update_where(Order::ID.ge(10_000)).increment(Order::TOTAL, 1).execute(&db).await.unwrap();
+    assert_eq!(Order::delete_where(Order::ID.ge(10_000)).execute(&db).await.unwrap(), 3001);
 }
