@@ -28,10 +28,9 @@ pub async fn routing_hints_and_follower_reads(t: TestDb) {
     match t.kind {
         Kind::Shoal => {
             let f = db.shoal_features().expect("a shoal:// database reports features");
-            // Both were tried; today's server has neither (the ORM tolerated
-            // that), and a server that gains one must honour it.
-            assert_ne!(f.routing_hints, FeatureState::Unknown);
-            assert_ne!(f.causal_tokens, FeatureState::Unknown);
+            // Shoal answers set_config and SHOW shoal.causal_token.
+            assert_eq!(f.routing_hints, FeatureState::Available);
+            assert_eq!(f.causal_tokens, FeatureState::Available, "a write was made, so the token was read");
             if f.routing_hints == FeatureState::Available {
                 assert_hint_reaches_server(db, u.id).await;
             }
