@@ -365,6 +365,24 @@ impl ShoalSession {
         ReadPoint { mode: self.read_mode, after: token_floor(&self.read_after, group).max(own) }
     }
 
+    /// Before planning: when the causal floor (`shoal.read_after`, the
+    /// session's own writes) is ahead of this replica, waits for it and
+    /// reloads the catalog, so statements plan against the schema the
+    /// token's writes created.
+    async fn honour_causal_floor(&mut self) -> Result<()> {
+        if self.txn.is_some() {
+            return Ok(());
+        }
+        let floor = self.read_point(DATA_GROUP).after;
+        if floor == 0 || self.node.data.applied_index() >= floor {
+            return Ok(());
+        }
+        self.node.data.wait_applied(floor, std::time::Duration::from_secs(10)).await?;
+        let catalog = crate::node::load_catalog(&self.node.data)?;
+        self.node.publish_catalog(CatalogState::new(catalog));
+        Ok(())
+    }
+
     /// Records a committed write's log index as the session's causal token.
     fn wrote(&mut self, index: u64) {
         if index > self.last_write {
@@ -1189,6 +1207,9 @@ fn quote_ident(name: &str) -> String {
 #[async_trait]
 impl Session for ShoalSession {
     async fn simple_query(&mut self, sql: &str) -> Vec<Result<StatementResult>> {
+        if let Err(e) = self.honour_causal_floor().await {
+            return vec![Err(e)];
+        }
         let statements = match shoal_sql::parse(sql) {
             Ok(statements) => statements,
             Err(e) => {
@@ -1235,6 +1256,7 @@ impl Session for ShoalSession {
     }
 
     async fn prepare(&mut self, sql: &str, param_types: &[Option<shoal_common::DataType>]) -> Result<Prepared> {
+        self.honour_causal_floor().await?;
         let mut statements = shoal_sql::parse(sql)?;
         match statements.len() {
             0 => Ok(Prepared {
