@@ -377,36 +377,43 @@ pub struct Decimal {
     pub dscale: u32,
 }
 
+/// Splits decimal text `[+-]digits[.digits][e[+-]digits]` (already
+/// trimmed) into its sign, integer digits, fraction digits and exponent
+/// (at most 9 digits); `None` when it is not such text.
+pub(crate) fn split_decimal(t: &str) -> Option<(bool, &str, &str, i64)> {
+    let (negative, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (mant, exp_part) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let (int_part, frac_part) = mant.split_once('.').unwrap_or((mant, ""));
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !int_part.bytes().all(|c| c.is_ascii_digit())
+        || !frac_part.bytes().all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let exp = match exp_part {
+        Some(e) => {
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            e.parse().ok()?
+        }
+        None => 0,
+    };
+    Some((negative, int_part, frac_part, exp))
+}
+
 impl Decimal {
     /// Parses `[+-]digits[.digits][e[+-]digits]`.
     pub fn parse(text: &str) -> Option<Decimal> {
-        let t = text.trim();
-        let (negative, body) = match t.as_bytes().first() {
-            Some(b'-') => (true, &t[1..]),
-            Some(b'+') => (false, &t[1..]),
-            _ => (false, t),
-        };
-        let (mant, exp_part) = match body.find(['e', 'E']) {
-            Some(i) => (&body[..i], Some(&body[i + 1..])),
-            None => (body, None),
-        };
-        let (int_part, frac_part) = mant.split_once('.').unwrap_or((mant, ""));
-        if (int_part.is_empty() && frac_part.is_empty())
-            || !int_part.bytes().all(|c| c.is_ascii_digit())
-            || !frac_part.bytes().all(|c| c.is_ascii_digit())
-        {
-            return None;
-        }
-        let e: i64 = match exp_part {
-            Some(e) => {
-                let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
-                if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|c| c.is_ascii_digit()) {
-                    return None;
-                }
-                e.parse().ok()?
-            }
-            None => 0,
-        };
+        let (negative, int_part, frac_part, e) = split_decimal(text.trim())?;
         let mut digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).map(|c| c - b'0').collect();
         let mut exp = e - frac_part.len() as i64;
         let lead = digits.iter().take_while(|d| **d == 0).count();

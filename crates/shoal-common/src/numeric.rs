@@ -154,32 +154,7 @@ impl Numeric {
             "-infinity" | "-inf" => return Ok(Numeric::NegInf),
             _ => {}
         }
-        let (negative, body) = match t.as_bytes().first() {
-            Some(b'-') => (true, &t[1..]),
-            Some(b'+') => (false, &t[1..]),
-            _ => (false, t),
-        };
-        let (mant, exp_part) = match body.find(['e', 'E']) {
-            Some(i) => (&body[..i], Some(&body[i + 1..])),
-            None => (body, None),
-        };
-        let (int_part, frac_part) = mant.split_once('.').unwrap_or((mant, ""));
-        if (int_part.is_empty() && frac_part.is_empty())
-            || !int_part.bytes().all(|c| c.is_ascii_digit())
-            || !frac_part.bytes().all(|c| c.is_ascii_digit())
-        {
-            return Err(invalid());
-        }
-        let exp: i64 = match exp_part {
-            Some(e) => {
-                let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
-                if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|c| c.is_ascii_digit()) {
-                    return Err(invalid());
-                }
-                e.parse().map_err(|_| invalid())?
-            }
-            None => 0,
-        };
+        let (negative, int_part, frac_part, exp) = crate::convert::split_decimal(t).ok_or_else(invalid)?;
         // value = digits × 10^(exp - frac_len); its scale is frac_len - exp, at least 0.
         let digits = format!("{int_part}{frac_part}");
         let digits = digits.trim_start_matches('0');
