@@ -504,6 +504,16 @@ pub trait Executor: Send + Sync + sealed::Sealed {
     fn __dyn(&self) -> &dyn Executor;
 }
 
+impl Db {
+    /// Checks a statement against this unit of work (strict mode) and
+    /// points it at the unit's read target.
+    fn admit(&self, stmt: &mut Stmt) -> Result<()> {
+        self.unit.check(stmt)?;
+        stmt.read_target = self.unit.read_target;
+        Ok(())
+    }
+}
+
 impl Executor for Db {
     fn dialect(&self) -> Dialect {
         self.core.dialect
@@ -511,8 +521,7 @@ impl Executor for Db {
 
     fn __fetch(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<QueryResult>> {
         Box::pin(async move {
-            self.unit.check(&stmt)?;
-            stmt.read_target = self.unit.read_target;
+            self.admit(&mut stmt)?;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
             let start = self.core.clock();
             let mut conn = self.core.pool.acquire().await?;
@@ -544,8 +553,7 @@ impl Executor for Db {
 
     fn __fetch_each<'a>(&'a self, mut stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.unit.check(&stmt)?;
-            stmt.read_target = self.unit.read_target;
+            self.admit(&mut stmt)?;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
             let start = self.core.clock();
             let mut conn = self.core.pool.acquire().await?;
@@ -557,8 +565,7 @@ impl Executor for Db {
 
     fn __exec(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<Executed>> {
         Box::pin(async move {
-            self.unit.check(&stmt)?;
-            stmt.read_target = self.unit.read_target;
+            self.admit(&mut stmt)?;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
             let start = self.core.clock();
             let mut conn = self.core.pool.acquire().await?;
@@ -572,10 +579,9 @@ impl Executor for Db {
     }
 
     fn __stream(&self, mut stmt: Stmt) -> BoxStream<'static, Result<Row>> {
-        if let Err(e) = self.unit.check(&stmt) {
+        if let Err(e) = self.admit(&mut stmt) {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
-        stmt.read_target = self.unit.read_target;
         let core = self.core.clone();
         spawn_stream(stmt, core.clone(), async move { core.pool.acquire().await.map(ConnHolder::Pooled) })
     }

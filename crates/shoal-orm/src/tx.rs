@@ -91,6 +91,15 @@ impl Tx {
         matches!(self.shared.core.dialect, Dialect::Postgres | Dialect::Shoal)
     }
 
+    /// Checks that the transaction is open and the statement passes strict
+    /// mode, and marks it as running inside the transaction.
+    fn admit(&self, stmt: &mut Stmt) -> Result<()> {
+        self.ensure_open()?;
+        self.unit.check(stmt)?;
+        stmt.in_transaction = true;
+        Ok(())
+    }
+
     fn ensure_open(&self) -> Result<()> {
         if self.level.finished.load(Ordering::Acquire) {
             return Err(Error::TransactionClosed);
@@ -230,9 +239,7 @@ impl Executor for Tx {
 
     fn __fetch(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<QueryResult>> {
         Box::pin(async move {
-            self.ensure_open()?;
-            self.unit.check(&stmt)?;
-            stmt.in_transaction = true;
+            self.admit(&mut stmt)?;
             stmt.read_target = self.unit.read_target;
             let mut guard = self.shared.conn.lock().await;
             let conn = guard.as_mut().ok_or(Error::TransactionClosed)?;
@@ -263,9 +270,7 @@ impl Executor for Tx {
 
     fn __fetch_each<'a>(&'a self, mut stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.ensure_open()?;
-            self.unit.check(&stmt)?;
-            stmt.in_transaction = true;
+            self.admit(&mut stmt)?;
             stmt.read_target = self.unit.read_target;
             let mut guard = self.shared.conn.lock().await;
             let conn = guard.as_mut().ok_or(Error::TransactionClosed)?;
@@ -279,9 +284,7 @@ impl Executor for Tx {
 
     fn __exec(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<Executed>> {
         Box::pin(async move {
-            self.ensure_open()?;
-            self.unit.check(&stmt)?;
-            stmt.in_transaction = true;
+            self.admit(&mut stmt)?;
             let mut guard = self.shared.conn.lock().await;
             let conn = guard.as_mut().ok_or(Error::TransactionClosed)?;
             let r = run_exec(&self.shared.core, &mut **conn, &stmt).await;
@@ -292,10 +295,9 @@ impl Executor for Tx {
 
     fn __stream(&self, mut stmt: Stmt) -> BoxStream<'static, Result<Row>> {
         use futures::StreamExt;
-        if let Err(e) = self.ensure_open().and_then(|()| self.unit.check(&stmt)) {
+        if let Err(e) = self.admit(&mut stmt) {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
-        stmt.in_transaction = true;
         let conn = self.shared.conn.clone();
         spawn_stream(stmt, self.shared.core.clone(), async move { Ok(ConnHolder::Tx(conn.lock_owned().await)) })
     }
