@@ -365,24 +365,6 @@ impl ShoalSession {
         ReadPoint { mode: self.read_mode, after: token_floor(&self.read_after, group).max(own) }
     }
 
-    /// Before planning: when the causal floor (`shoal.read_after`, the
-    /// session's own writes) is ahead of this replica, waits for it and
-    /// reloads the catalog, so statements plan against the schema the
-    /// token's writes created.
-    async fn honour_causal_floor(&mut self) -> Result<()> {
-        if self.txn.is_some() {
-            return Ok(());
-        }
-        let floor = self.read_point(DATA_GROUP).after;
-        if floor == 0 || self.node.data.applied_index() >= floor {
-            return Ok(());
-        }
-        self.node.data.wait_applied(floor, std::time::Duration::from_secs(10)).await?;
-        let catalog = crate::node::load_catalog(&self.node.data)?;
-        self.node.publish_catalog(CatalogState::new(catalog));
-        Ok(())
-    }
-
     /// Records a committed write's log index as the session's causal token.
     fn wrote(&mut self, index: u64) {
         if index > self.last_write {
@@ -392,16 +374,44 @@ impl ShoalSession {
         }
     }
 
-    fn plan(&self, statement: &Stmt, client_types: &[Option<shoal_common::DataType>]) -> Result<(Plan, u64)> {
+    fn plan_against_catalog(
+        &self,
+        statement: &Stmt,
+        client_types: &[Option<shoal_common::DataType>],
+    ) -> Result<(Plan, u64)> {
         let catalog = self.catalog();
-        match shoal_sql::plan(statement, &catalog.catalog, client_types) {
-            Ok(plan) => Ok((plan, catalog.tag)),
-            Err(e) => {
-                // Statements that fail to plan never reach `run`; count them here.
-                self.node.metrics.observe(ast_kind(statement), 0.0, true);
-                Err(e)
+        shoal_sql::plan(statement, &catalog.catalog, client_types).map(|plan| (plan, catalog.tag))
+    }
+
+    /// Plans `statement`. Outside a transaction the published catalog can
+    /// lag what this session's read must see (DDL committed through another
+    /// node, or by the writer of a causal token, not yet applied or published
+    /// here), so a plan that misses a relation, column or object is tried
+    /// once more after catching up to the session's read point and reloading
+    /// the catalog from the replica. A real typo pays that round only on its
+    /// error path.
+    async fn plan(&mut self, statement: &Stmt, client_types: &[Option<shoal_common::DataType>]) -> Result<(Plan, u64)> {
+        let mut result = self.plan_against_catalog(statement, client_types);
+        if let Err(e) = &result {
+            let missing = [SqlState::UNDEFINED_TABLE, SqlState::UNDEFINED_COLUMN, SqlState::UNDEFINED_OBJECT];
+            if self.txn.is_none() && missing.contains(&e.code) && self.catch_up_catalog().await.is_ok() {
+                result = self.plan_against_catalog(statement, client_types);
             }
         }
+        if result.is_err() {
+            // Statements that fail to plan never reach `run`; count them here.
+            self.node.metrics.observe(ast_kind(statement), 0.0, true);
+        }
+        result
+    }
+
+    /// Brings this replica to the session's read point and publishes the
+    /// catalog it holds.
+    async fn catch_up_catalog(&mut self) -> Result<()> {
+        cluster::read_point(&self.node, DATA_GROUP, self.read_point(DATA_GROUP)).await?;
+        let catalog = crate::node::load_catalog(&self.node.data)?;
+        self.node.publish_catalog(CatalogState::new(catalog));
+        Ok(())
     }
 
     /// Runs one planned statement, keeping PostgreSQL's transaction rules.
@@ -1114,9 +1124,13 @@ impl ShoalSession {
         Ok(text(&key, vec![vec![Value::Text(value)]]))
     }
 
-    fn prepare_plan(&self, statement: Stmt, client_types: &[Option<shoal_common::DataType>]) -> Result<Prepared> {
+    async fn prepare_plan(
+        &mut self,
+        statement: Stmt,
+        client_types: &[Option<shoal_common::DataType>],
+    ) -> Result<Prepared> {
         let sql = statement.to_string();
-        let (plan, tag) = self.plan(&statement, client_types)?;
+        let (plan, tag) = self.plan(&statement, client_types).await?;
         let (param_types, columns) = match &plan {
             Plan::Query { param_types, columns, .. } | Plan::Write { param_types, columns, .. } => {
                 (param_types.clone(), to_columns(columns))
@@ -1207,9 +1221,6 @@ fn quote_ident(name: &str) -> String {
 #[async_trait]
 impl Session for ShoalSession {
     async fn simple_query(&mut self, sql: &str) -> Vec<Result<StatementResult>> {
-        if let Err(e) = self.honour_causal_floor().await {
-            return vec![Err(e)];
-        }
         let statements = match shoal_sql::parse(sql) {
             Ok(statements) => statements,
             Err(e) => {
@@ -1230,7 +1241,7 @@ impl Session for ShoalSession {
         }
         let mut results = Vec::with_capacity(statements.len());
         for statement in &statements {
-            let result = match self.plan(statement, &[]) {
+            let result = match self.plan(statement, &[]).await {
                 Ok((plan, _)) => self.run(Some(statement), plan, Vec::new()).await,
                 Err(e) => {
                     if let Some(txn) = self.txn.as_mut() {
@@ -1256,7 +1267,6 @@ impl Session for ShoalSession {
     }
 
     async fn prepare(&mut self, sql: &str, param_types: &[Option<shoal_common::DataType>]) -> Result<Prepared> {
-        self.honour_causal_floor().await?;
         let mut statements = shoal_sql::parse(sql)?;
         match statements.len() {
             0 => Ok(Prepared {
@@ -1270,7 +1280,7 @@ impl Session for ShoalSession {
                     client_types: Vec::new(),
                 }),
             }),
-            1 => self.prepare_plan(statements.remove(0), param_types),
+            1 => self.prepare_plan(statements.remove(0), param_types).await,
             _ => Err(Error::syntax("cannot insert multiple commands into a prepared statement")),
         }
     }
@@ -1286,7 +1296,7 @@ impl Session for ShoalSession {
         let current = if plan.catalog_tag == self.catalog().tag {
             plan.plan.clone()
         } else {
-            match self.plan(statement, &plan.client_types) {
+            match self.plan(statement, &plan.client_types).await {
                 Ok((p, _)) => p,
                 Err(e) => {
                     if let Some(txn) = self.txn.as_mut() {
