@@ -30,6 +30,9 @@ pub enum Kind {
     Column(u32, i16),
     /// An aggregate or window call (for output naming only).
     Func,
+    /// A record built in this query level: the SQL of each field, so a
+    /// field access reads it directly instead of parsing the record's text.
+    Row(Vec<String>),
 }
 
 /// A translated expression.

@@ -45,6 +45,10 @@ fn args_of(f: &ast::Function) -> Result<Args<'_>> {
     Ok(out)
 }
 
+/// `information_schema._pg_expandarray(anyarray)`: the set of records
+/// `(x, n)`, each element with its 1-based position (JDBC's metadata queries).
+pub(crate) const EXPANDARRAY: &str = "_pg_expandarray";
+
 pub(crate) const AGGREGATES: &[&str] = &[
     "count",
     "sum",
@@ -77,8 +81,13 @@ impl Binder<'_> {
     pub fn function(&mut self, f: &ast::Function) -> Result<Typed> {
         let parts: Vec<String> = f.name.0.iter().filter_map(|p| p.as_ident()).map(fold).collect();
         let name = match parts.as_slice() {
-            [n] => n.clone(),
-            [s, n] if s == "pg_catalog" || s == "public" => n.clone(),
+            [n] if n != EXPANDARRAY => n.clone(),
+            [s, n] if (s == "pg_catalog" || s == "public") && n != EXPANDARRAY => n.clone(),
+            // Only reachable qualified, as in PostgreSQL (information_schema is not on the search path).
+            [s, n] if s == "information_schema" && n == EXPANDARRAY => n.clone(),
+            [n] | [_, n] if n == EXPANDARRAY => {
+                return Err(Error::new(SqlState::UNDEFINED_FUNCTION, format!("function {n} does not exist")))
+            }
             _ => return Err(Error::unsupported(format!("the function {}", f.name))),
         };
         if let (FunctionArguments::Subquery(q), "array") = (&f.args, name.as_str()) {
@@ -554,7 +563,7 @@ impl Binder<'_> {
                 Ok(Typed::new(quote_str(static_setting(args).unwrap_or_default()), T::Text))
             }
             "generate_series" => Err(Error::unsupported("generate_series outside FROM")),
-            "unnest" | "generate_subscripts" => self.select_list_srf(name, args),
+            "unnest" | "generate_subscripts" | EXPANDARRAY => self.select_list_srf(name, args),
             _ if let Some(t) = self.sequence_function(name, args)? => Ok(t),
             _ if let Some(t) = self.catalog_function(name, args)? => {
                 self.reads.catalog = true;
