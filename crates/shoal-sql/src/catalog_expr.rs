@@ -255,6 +255,10 @@ impl Binder<'_> {
         if name == EXPANDARRAY && args.len() != 1 {
             return Err(arity(name));
         }
+        if !self.scope().in_select_list {
+            // PostgreSQL refuses them in WHERE, JOIN … ON, GROUP BY, … with 0A000 too.
+            return Err(Error::unsupported(format!("the set-returning function {name} outside a SELECT list or FROM")));
+        }
         let arr = self.expr(first)?;
         let arr = self.array_arg(arr)?;
         for extra in &args[1..] {
