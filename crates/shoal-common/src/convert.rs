@@ -57,6 +57,10 @@ pub fn text_to_storage(ty: &DataType, text: &str) -> Result<Value> {
         DataType::Jsonb => json::parse(text).map(|j| Value::Text(j.to_jsonb().minified())),
         DataType::Uuid => parse_uuid(text).map(|u| Value::Text(format_uuid(&u))),
         DataType::Array(elem) => parse_array(elem, text).map(Value::Text),
+        // PostgreSQL cannot read an anonymous record either.
+        DataType::Record(_) => {
+            Err(Error::new(SqlState::FEATURE_NOT_SUPPORTED, "input of anonymous composite types is not implemented"))
+        }
     }
 }
 
@@ -1404,6 +1408,93 @@ pub fn split_array_literal(text: &str) -> Result<Vec<Option<String>>> {
 }
 
 // ---------------------------------------------------------------------------
+// Records (stored as PostgreSQL's record output text)
+// ---------------------------------------------------------------------------
+
+/// PostgreSQL's text form of a record (`record_out`): `(1,"a b",)`. Each
+/// field is given as its type's text (`None` for NULL, which prints as
+/// nothing); a field that is empty or holds a quote, backslash, parenthesis,
+/// comma or whitespace is double-quoted, with `"` and `\` doubled.
+pub fn format_record<S: AsRef<str>>(fields: &[Option<S>]) -> String {
+    let mut out = String::from("(");
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let Some(f) = f else { continue };
+        let f = f.as_ref();
+        let quote =
+            f.is_empty() || f.chars().any(|c| matches!(c, '"' | '\\' | '(' | ')' | ',') || c.is_ascii_whitespace());
+        if quote {
+            out.push('"');
+        }
+        for c in f.chars() {
+            if c == '"' || c == '\\' {
+                out.push(c);
+            }
+            out.push(c);
+        }
+        if quote {
+            out.push('"');
+        }
+    }
+    out.push(')');
+    out
+}
+
+/// Splits a record's text (`record_in`'s syntax, which [`format_record`]
+/// prints) into its fields' text, `None` for NULL (an empty unquoted field).
+pub fn split_record(text: &str) -> Result<Vec<Option<String>>> {
+    let malformed =
+        || Error::new(SqlState::INVALID_TEXT_REPRESENTATION, format!("malformed record literal: \"{text}\""));
+    let inner = text.trim().strip_prefix('(').ok_or_else(malformed)?;
+    let mut chars = inner.chars().peekable();
+    let mut fields = Vec::new();
+    loop {
+        if matches!(chars.peek(), Some(',' | ')')) {
+            fields.push(None);
+        } else {
+            let mut cur = String::new();
+            loop {
+                match chars.peek().copied() {
+                    None => return Err(malformed()),
+                    Some(',' | ')') => break,
+                    Some('"') => {
+                        chars.next();
+                        loop {
+                            match chars.next() {
+                                None => return Err(malformed()),
+                                Some('\\') => cur.push(chars.next().ok_or_else(malformed)?),
+                                Some('"') if chars.peek() == Some(&'"') => {
+                                    chars.next();
+                                    cur.push('"');
+                                }
+                                Some('"') => break,
+                                Some(c) => cur.push(c),
+                            }
+                        }
+                    }
+                    Some('\\') => {
+                        chars.next();
+                        cur.push(chars.next().ok_or_else(malformed)?);
+                    }
+                    Some(c) => {
+                        chars.next();
+                        cur.push(c);
+                    }
+                }
+            }
+            fields.push(Some(cur));
+        }
+        match chars.next() {
+            Some(',') => continue,
+            Some(')') if chars.all(|c| c.is_whitespace()) => return Ok(fields),
+            _ => return Err(malformed()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // JSON
 // ---------------------------------------------------------------------------
 
@@ -1772,6 +1863,25 @@ mod tests {
 
     fn code(ty: &DataType, text: &str) -> SqlState {
         text_to_storage(ty, text).expect_err(text).code
+    }
+
+    #[test]
+    fn records_print_and_split_like_postgres() {
+        // Expected texts are PostgreSQL 15's `SELECT ROW(...)` output.
+        assert_eq!(format_record(&[Some("1"), Some("2")]), "(1,2)");
+        assert_eq!(format_record::<&str>(&[None, Some("x")]), "(,x)");
+        assert_eq!(format_record(&[Some(""), Some("a b"), Some("a,b"), Some("(p)")]), r#"("","a b","a,b","(p)")"#);
+        assert_eq!(format_record(&[Some(r#"say "hi""#), Some(r"back\slash")]), r#"("say ""hi""","back\\slash")"#);
+        let fields = [Some("1"), None, Some(""), Some(r#"q"uote"#), Some(r"b\s"), Some("x, y)")];
+        let text = format_record(&fields);
+        let back = split_record(&text).unwrap();
+        assert_eq!(back, fields.iter().map(|f| f.map(String::from)).collect::<Vec<_>>(), "{text}");
+        assert_eq!(split_record("(1,2)").unwrap(), vec![Some("1".into()), Some("2".into())]);
+        assert_eq!(split_record("()").unwrap(), vec![None]);
+        for bad in ["", "1,2", "(1,2", "(\"1)", "(1,2)x"] {
+            assert_eq!(split_record(bad).unwrap_err().code, SqlState::INVALID_TEXT_REPRESENTATION, "{bad}");
+        }
+        assert_eq!(code(&DataType::Record(vec![]), "(1)"), SqlState::FEATURE_NOT_SUPPORTED);
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! | Interval                     | TEXT in PostgreSQL's output style, e.g. `1 day 02:00:00` |
 //! | Json, Jsonb                  | TEXT (minified JSON for Jsonb)                   |
 //! | Uuid                         | TEXT, lower-case canonical `8-4-4-4-12`          |
+//! | Record(fields)               | TEXT, PostgreSQL's record output `(1,"a b",)`    |
 //!
 //! Text forms sort correctly as text, so comparisons and ORDER BY on dates and
 //! timestamps work on the stored values, and SQLite's date functions accept them.
@@ -64,6 +65,10 @@ pub enum DataType {
     CatalogChar,
     /// A one-dimensional array of the element type.
     Array(Box<DataType>),
+    /// An anonymous composite (`record`, OID 2249) with named, typed fields,
+    /// e.g. the `(x, n)` rows of `information_schema._pg_expandarray()`.
+    /// Only expressions produce it; no column is declared with it.
+    Record(Vec<(String, DataType)>),
     /// A value whose type is not known (an untyped `NULL`, an unused parameter).
     Unknown,
 }
@@ -95,6 +100,7 @@ impl DataType {
             DataType::Numeric(_) => 1700,
             DataType::Uuid => 2950,
             DataType::Jsonb => 3802,
+            DataType::Record(_) => 2249,
             DataType::Array(elem) => match elem.as_ref() {
                 DataType::Bool => 1000,
                 DataType::Bytea => 1001,
@@ -208,6 +214,7 @@ impl DataType {
             DataType::Oid => "oid".into(),
             DataType::CatalogChar => "\"char\"".into(),
             DataType::Array(elem) => format!("{}[]", elem.sql_name()),
+            DataType::Record(_) => "record".into(),
             DataType::Unknown => "unknown".into(),
         }
     }
@@ -238,6 +245,7 @@ impl DataType {
             DataType::Oid => "oid".into(),
             DataType::CatalogChar => "char".into(),
             DataType::Array(elem) => format!("_{}", elem.type_name()),
+            DataType::Record(_) => "record".into(),
             DataType::Unknown => "unknown".into(),
         }
     }

@@ -272,10 +272,34 @@ fn encode_binary(ty: &DataType, v: &Value) -> Result<Vec<u8>> {
             out
         }
         DataType::Array(elem) => encode_array_binary(elem, &text_of(v))?,
+        DataType::Record(fields) => encode_record_binary(fields, &text_of(v))?,
         // Text-like types (text, varchar, char, name, json, "char", unknown):
         // the binary form is the text's UTF-8 bytes.
         _ => convert::storage_to_text(ty, v)?.into_bytes(),
     })
+}
+
+/// PostgreSQL's `record_send` for a record stored as its text: the field
+/// count, then each field's type OID, length (-1 for NULL) and binary form.
+fn encode_record_binary(fields: &[(String, DataType)], text: &str) -> Result<Vec<u8>> {
+    let values = convert::split_record(text)?;
+    if values.len() != fields.len() {
+        return Err(Error::internal(format!("record {text:?} does not have {} fields", fields.len())));
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(&(fields.len() as i32).to_be_bytes());
+    for ((_, ty), value) in fields.iter().zip(values) {
+        out.extend_from_slice(&ty.oid().to_be_bytes());
+        match value {
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(text) => {
+                let bytes = encode_binary(ty, &convert::text_to_storage(ty, &text)?)?;
+                out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+                out.extend_from_slice(&bytes);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// PostgreSQL's `array_send` for a one-dimensional array stored as its
@@ -416,6 +440,25 @@ mod tests {
             want.extend_from_slice(&x.to_be_bytes());
         }
         assert_eq!(b, want);
+    }
+
+    #[test]
+    fn records_encode_like_record_send() {
+        let ty = DataType::Record(vec![("x".into(), DataType::Int2), ("n".into(), DataType::Int4)]);
+        let text = encode_value(&ty, Format::Text, &Value::Text("(3,1)".into())).unwrap().unwrap();
+        assert_eq!(text, b"(3,1)");
+        let b = encode_value(&ty, Format::Binary, &Value::Text("(3,)".into())).unwrap().unwrap();
+        let mut want = Vec::new();
+        want.extend_from_slice(&2i32.to_be_bytes());
+        want.extend_from_slice(&21u32.to_be_bytes());
+        want.extend_from_slice(&2i32.to_be_bytes());
+        want.extend_from_slice(&3i16.to_be_bytes());
+        want.extend_from_slice(&23u32.to_be_bytes());
+        want.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(b, want);
+        // A record cannot be a parameter, as in PostgreSQL.
+        let err = decode_param(&ty, Format::Text, Some(b"(1,2)"), 0).unwrap_err();
+        assert_eq!(err.code, SqlState::FEATURE_NOT_SUPPORTED);
     }
 
     #[test]

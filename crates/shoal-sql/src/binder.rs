@@ -30,6 +30,9 @@ pub enum Kind {
     Column(u32, i16),
     /// An aggregate or window call (for output naming only).
     Func,
+    /// A record built in this query level: the SQL of each field, so a
+    /// field access reads it directly instead of parsing the record's text.
+    Row(Vec<String>),
 }
 
 /// A translated expression.
@@ -88,6 +91,9 @@ pub struct Scope {
     /// The array a set-returning function in the SELECT list ranges over
     /// (its SQL) and the alias of the `json_each` joined for it.
     pub srf: Option<(String, String)>,
+    /// The SELECT list of this level is being translated: the one place
+    /// (besides FROM) a set-returning function may appear.
+    pub in_select_list: bool,
 }
 
 /// A CTE in view: its name and output columns.
@@ -379,6 +385,9 @@ fn custom_type(name: &ObjectName) -> Result<(DataType, bool)> {
         "bool" | "boolean" => DataType::Bool,
         "char" => DataType::CatalogChar,
         "int2vector" | "oidvector" => DataType::Text,
+        // Records come only from expressions (`_pg_expandarray`); as a cast
+        // target PostgreSQL cannot read one either.
+        "record" => return Err(Error::unsupported("the type record in a cast or column")),
         _ => return Err(Error::new(SqlState::UNDEFINED_OBJECT, format!("type \"{n}\" does not exist"))),
     };
     Ok((ty, false))

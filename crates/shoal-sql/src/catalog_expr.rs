@@ -1,7 +1,15 @@
 //! The expressions catalog queries use: regular-expression operators,
 //! `reg*` casts, arrays (`ANY`, `ARRAY(…)`, subscripts, `array_agg`,
-//! `unnest`) and PostgreSQL's catalog functions (`format_type`,
+//! `unnest`, `information_schema._pg_expandarray`), record field access
+//! (`(r).n`) and PostgreSQL's catalog functions (`format_type`,
 //! `pg_get_constraintdef`, `pg_table_is_visible`, …).
+//!
+//! Records (`DataType::Record`, only from `_pg_expandarray` today) are stored
+//! as PostgreSQL's record text, `(3,1)`; `(r).x` reads a field of a record
+//! built in the same SELECT from its SQL directly (`Kind::Row`) and parses
+//! the text of any other (`pg_record_field`). Records are not compared,
+//! sorted, grouped or de-duplicated (0A000): their text does not order or
+//! compare as PostgreSQL compares records, field by field.
 //!
 //! Arrays are array-literal text (`{a,b}`) or, for `int2vector`/`oidvector`
 //! catalog columns, space-separated text (`"1 2"`, 0-based subscripts); the
@@ -22,6 +30,7 @@ use sqlparser::ast::{self, BinaryOperator as B, Expr};
 
 use crate::binder::{fold, quote, quote_str, Binder, Kind, Typed};
 use crate::expr::text_of;
+use crate::func::EXPANDARRAY;
 use crate::system::DEFS_TABLE;
 
 /// The full `version()` text; the same words as `shoal_server::VERSION_STRING`.
@@ -124,6 +133,8 @@ impl Binder<'_> {
                         x = t.sql
                     )
                 };
+                // PostgreSQL prints the invalid OID 0 of every reg* type as `-`.
+                let shown = format!("(CASE WHEN {} = 0 THEN '-' ELSE {shown} END)", t.sql);
                 Typed::new(shown, DataType::Name)
             }
         };
@@ -241,6 +252,13 @@ impl Binder<'_> {
         let Some(first) = args.first() else {
             return Err(Error::new(SqlState::UNDEFINED_FUNCTION, format!("function {name}() does not exist")));
         };
+        if name == EXPANDARRAY && args.len() != 1 {
+            return Err(arity(name));
+        }
+        if !self.scope().in_select_list {
+            // PostgreSQL refuses them in WHERE, JOIN … ON, GROUP BY, … with 0A000 too.
+            return Err(Error::unsupported(format!("the set-returning function {name} outside a SELECT list or FROM")));
+        }
         let arr = self.expr(first)?;
         let arr = self.array_arg(arr)?;
         for extra in &args[1..] {
@@ -269,9 +287,49 @@ impl Binder<'_> {
         } else {
             format!("json_extract(pg_array_json({}), '$[' || {a}.\"key\" || ']')", arr.sql)
         };
+        if name == EXPANDARRAY {
+            // The record (x, n): the element and its 1-based position, which
+            // is `key + 1` for arrays (lower bound 1) and vectors (0) alike.
+            let x = self.cast(Typed::new(value.clone(), DataType::Text), &elem)?;
+            let n = format!("({a}.\"key\" + 1)");
+            let ty = DataType::Record(vec![("x".into(), elem), ("n".into(), DataType::Int4)]);
+            let sql = format!("pg_record({value}, {n})");
+            return Ok(Typed { sql, ty, name: None, kind: Kind::Row(vec![x.sql, n]) });
+        }
         let raw = Typed::new(value, DataType::Text);
         let mut out = self.cast(raw, &elem)?;
         out.kind = Kind::Func;
+        Ok(out)
+    }
+
+    /// `(expr).field` on a record: the field's value, named after the field.
+    pub fn field_access(&mut self, root: &Expr, field: &Expr) -> Result<Typed> {
+        let Expr::Identifier(ident) = field else {
+            return Err(Error::unsupported(format!("the field selection .{field}")));
+        };
+        let name = fold(ident);
+        let rec = self.expr(root)?;
+        let DataType::Record(fields) = &rec.ty else {
+            return Err(Error::new(
+                SqlState::WRONG_OBJECT_TYPE,
+                format!("column notation .{name} applied to type {}, which is not a composite type", rec.ty),
+            ));
+        };
+        let Some(i) = fields.iter().position(|(f, _)| *f == name) else {
+            return Err(Error::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!("could not identify column \"{name}\" in record data type"),
+            ));
+        };
+        let ty = fields[i].1.clone();
+        let mut out = match &rec.kind {
+            Kind::Row(sqls) => Typed::new(sqls[i].clone(), ty),
+            _ => {
+                let raw = Typed::new(format!("pg_record_field({}, {})", rec.sql, i + 1), DataType::Text);
+                self.cast(raw, &ty)?
+            }
+        };
+        out.name = Some(name);
         Ok(out)
     }
 
@@ -467,6 +525,8 @@ impl Binder<'_> {
     ) -> Result<Option<TableFunction>> {
         let first = match (fname, args.first()) {
             ("unnest" | "generate_subscripts" | "pg_partition_ancestors", Some(a)) => *a,
+            (EXPANDARRAY, Some(a)) if args.len() == 1 => *a,
+            (EXPANDARRAY, _) => return Err(arity(fname)),
             _ => return Ok(None),
         };
         let alias_name = alias.map(|a| fold(&a.name)).unwrap_or_else(|| fname.to_string());
@@ -491,11 +551,21 @@ impl Binder<'_> {
                 (v.sql, elem, source)
             }
         };
-        let value_name = col(0, if fname == "pg_partition_ancestors" { "relid" } else { &alias_name });
+        let value_name = match fname {
+            "pg_partition_ancestors" => col(0, "relid"),
+            EXPANDARRAY => col(0, "x"),
+            _ => col(0, &alias_name),
+        };
         let mut cols = vec![(value_name.clone(), ty)];
         let mut select = vec![format!("{value_sql} AS {}", quote(&value_name))];
+        if fname == EXPANDARRAY {
+            // The record's second field: the element's 1-based position.
+            let n = col(1, "n");
+            select.push(format!("(\"key\" + 1) AS {}", quote(&n)));
+            cols.push((n, DataType::Int4));
+        }
         if ordinality {
-            let ord = col(1, "ordinality");
+            let ord = col(cols.len(), "ordinality");
             select.push(format!("(\"key\" + 1) AS {}", quote(&ord)));
             cols.push((ord, DataType::Int8));
         }

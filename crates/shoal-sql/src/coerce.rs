@@ -163,6 +163,7 @@ fn convert(t: Typed, to: &DataType) -> Typed {
         ) => true,
         (DataType::Json | DataType::Jsonb, DataType::Text | DataType::Json) => true,
         (DataType::Interval, DataType::Text) => true,
+        (DataType::Record(_), DataType::Text | DataType::Varchar(None)) => true,
         (DataType::Unknown, _) => fs == ts,
         _ => false,
     };

@@ -167,7 +167,7 @@ impl Binder<'_> {
             Expr::RLike { .. } => Err(Error::unsupported("regular expression matching")),
             Expr::AnyOp { left, compare_op, right, .. } => self.any_all(left, compare_op, right, false),
             Expr::AllOp { left, compare_op, right } => self.any_all(left, compare_op, right, true),
-            Expr::CompoundFieldAccess { root, access_chain } => self.subscript(root, access_chain),
+            Expr::CompoundFieldAccess { root, access_chain } => self.access(root, access_chain),
             Expr::Array(_) => Err(Error::unsupported("arrays")),
             // Shoal compares text by code point (the C collation); the default
             // and C/POSIX collations mean exactly that, others are refused.
@@ -180,6 +180,45 @@ impl Binder<'_> {
             }
             Expr::Tuple(_) => Err(Error::unsupported("row constructors")),
             other => Err(Error::unsupported(format!("the expression {}", truncate(&other.to_string())))),
+        }
+    }
+
+    /// `a.b[i]`, `(r).f`, `(r).f[i]`: sqlparser puts the dotted names of a
+    /// column reference before a subscript into the access chain, so those
+    /// are joined back into the column's name first.
+    fn access(&mut self, root: &Expr, chain: &[ast::AccessExpr]) -> Result<Typed> {
+        let mut names = match root {
+            Expr::Identifier(i) => vec![i.clone()],
+            Expr::CompoundIdentifier(parts) => parts.clone(),
+            _ => vec![],
+        };
+        let mut rest = chain;
+        if !names.is_empty() {
+            while let [ast::AccessExpr::Dot(Expr::Identifier(i)), tail @ ..] = rest {
+                names.push(i.clone());
+                rest = tail;
+            }
+        }
+        let root = if names.is_empty() {
+            root.clone()
+        } else if names.len() == 1 {
+            Expr::Identifier(names.remove(0))
+        } else {
+            Expr::CompoundIdentifier(names)
+        };
+        match rest {
+            [] => self.expr(&root),
+            [ast::AccessExpr::Dot(field)] => self.field_access(&root, field),
+            [ast::AccessExpr::Subscript(_)] => self.subscript(&root, rest),
+            [.., last] => {
+                // Apply all but the last step, then the last one.
+                let inner =
+                    Expr::CompoundFieldAccess { root: Box::new(root), access_chain: rest[..rest.len() - 1].to_vec() };
+                match last {
+                    ast::AccessExpr::Dot(field) => self.field_access(&inner, field),
+                    ast::AccessExpr::Subscript(_) => self.subscript(&inner, std::slice::from_ref(last)),
+                }
+            }
         }
     }
 
@@ -281,9 +320,30 @@ impl Binder<'_> {
                 return self.power(x, y);
             }
             B::Arrow | B::LongArrow => return self.json_access(a, op, b),
+            B::BitwiseAnd | B::BitwiseOr | B::PGBitwiseXor => return self.bitwise(a, op, b),
             other => return Err(Error::unsupported(format!("the operator {other}"))),
         };
         self.compare(a, sym, b)
+    }
+
+    /// `&`, `|`, `#` on integers: the wider operand's type (`int2 & int2` is
+    /// `int2`). SQLite's 64-bit operators give the same bits, and a result of
+    /// operands that fit a type fits it too, so no range check is needed.
+    fn bitwise(&mut self, a: &Expr, op: &B, b: &Expr) -> Result<Typed> {
+        let (l, r) = self.pair(a, b)?;
+        let (l, r) = (self.align(l, &DataType::Int4)?, self.align(r, &DataType::Int4)?);
+        let int = |t: &DataType| matches!(t, DataType::Int2 | DataType::Int4 | DataType::Int8);
+        if !int(&l.ty) || !int(&r.ty) {
+            return Err(no_operator(&op.to_string(), &l.ty, &r.ty));
+        }
+        let ty = if numeric_rank(&l.ty) >= numeric_rank(&r.ty) { l.ty.clone() } else { r.ty.clone() };
+        let sql = match op {
+            B::BitwiseAnd => format!("({} & {})", l.sql, r.sql),
+            B::BitwiseOr => format!("({} | {})", l.sql, r.sql),
+            // x # y = (x | y) - (x & y), exactly, without overflow.
+            _ => format!("(({0} | {1}) - ({0} & {1}))", l.sql, r.sql),
+        };
+        Ok(Typed::new(sql, ty))
     }
 
     fn logical(&mut self, a: &Expr, op: &B, b: &Expr) -> Result<Typed> {
@@ -793,6 +853,10 @@ pub fn string_value(v: &Value) -> Option<String> {
 }
 
 fn check_comparable(a: &DataType, b: &DataType, op: &str) -> Result<()> {
+    // Records stored as text would compare as text, not field by field.
+    if matches!(a, DataType::Record(_)) || matches!(b, DataType::Record(_)) {
+        return Err(Error::unsupported("comparing records"));
+    }
     if *a == DataType::Unknown || *b == DataType::Unknown || unify(a, b).is_some() {
         return Ok(());
     }

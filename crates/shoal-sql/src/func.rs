@@ -45,6 +45,10 @@ fn args_of(f: &ast::Function) -> Result<Args<'_>> {
     Ok(out)
 }
 
+/// `information_schema._pg_expandarray(anyarray)`: the set of records
+/// `(x, n)`, each element with its 1-based position (JDBC's metadata queries).
+pub(crate) const EXPANDARRAY: &str = "_pg_expandarray";
+
 pub(crate) const AGGREGATES: &[&str] = &[
     "count",
     "sum",
@@ -77,8 +81,13 @@ impl Binder<'_> {
     pub fn function(&mut self, f: &ast::Function) -> Result<Typed> {
         let parts: Vec<String> = f.name.0.iter().filter_map(|p| p.as_ident()).map(fold).collect();
         let name = match parts.as_slice() {
-            [n] => n.clone(),
-            [s, n] if s == "pg_catalog" || s == "public" => n.clone(),
+            [n] if n != EXPANDARRAY => n.clone(),
+            [s, n] if (s == "pg_catalog" || s == "public") && n != EXPANDARRAY => n.clone(),
+            // Only reachable qualified, as in PostgreSQL (information_schema is not on the search path).
+            [s, n] if s == "information_schema" && n == EXPANDARRAY => n.clone(),
+            [n] | [_, n] if n == EXPANDARRAY => {
+                return Err(Error::new(SqlState::UNDEFINED_FUNCTION, format!("function {n} does not exist")))
+            }
             _ => return Err(Error::unsupported(format!("the function {}", f.name))),
         };
         if let (FunctionArguments::Subquery(q), "array") = (&f.args, name.as_str()) {
@@ -149,7 +158,8 @@ impl Binder<'_> {
             }
         };
         let (sql, ty) = match name {
-            "count" => (format!("count({distinct}{})", numeric_key(&one(&xs)?)), DataType::Int8),
+            "count" if a.distinct => (format!("count({distinct}{})", ordered_key(&one(&xs)?)?), DataType::Int8),
+            "count" => (format!("count({})", numeric_key(&one(&xs)?)), DataType::Int8),
             "sum" => {
                 let x = self.agg_numeric(one(&xs)?)?;
                 match x.ty {
@@ -173,7 +183,7 @@ impl Binder<'_> {
             "min" | "max" => {
                 let x = one(&xs)?;
                 let ty = if x.ty == DataType::Unknown { DataType::Text } else { x.ty.clone() };
-                (format!("{name}({distinct}{})", numeric_key(&x)), ty)
+                (format!("{name}({distinct}{})", ordered_key(&x)?), ty)
             }
             "bool_and" | "every" | "bool_or" => {
                 let x = self.align(one(&xs)?, &DataType::Bool)?;
@@ -244,7 +254,7 @@ impl Binder<'_> {
         if !spec.partition_by.is_empty() {
             let mut ps = Vec::new();
             for p in &spec.partition_by {
-                ps.push(numeric_key(&self.expr(p)?));
+                ps.push(ordered_key(&self.expr(p)?)?);
             }
             parts.push(format!("PARTITION BY {}", ps.join(", ")));
         }
@@ -273,7 +283,7 @@ impl Binder<'_> {
         let mut out = Vec::new();
         for o in items {
             let t = self.expr(&o.expr)?;
-            out.push(order_suffix(numeric_key(&t), &o.options));
+            out.push(order_suffix(ordered_key(&t)?, &o.options));
         }
         Ok(out.join(", "))
     }
@@ -554,7 +564,7 @@ impl Binder<'_> {
                 Ok(Typed::new(quote_str(static_setting(args).unwrap_or_default()), T::Text))
             }
             "generate_series" => Err(Error::unsupported("generate_series outside FROM")),
-            "unnest" | "generate_subscripts" => self.select_list_srf(name, args),
+            "unnest" | "generate_subscripts" | EXPANDARRAY => self.select_list_srf(name, args),
             _ if let Some(t) = self.sequence_function(name, args)? => Ok(t),
             _ if let Some(t) = self.catalog_function(name, args)? => {
                 self.reads.catalog = true;
@@ -588,6 +598,22 @@ pub fn order_suffix(sql: String, o: &ast::OrderByOptions) -> String {
     let desc = matches!(o.sort, Some(ast::OrderBySort::Desc));
     let nulls_first = o.nulls_first.unwrap_or(desc);
     format!("{sql} {} NULLS {}", if desc { "DESC" } else { "ASC" }, if nulls_first { "FIRST" } else { "LAST" })
+}
+
+/// [`numeric_key`] of a sort, grouping or de-duplication key, refusing a
+/// record: its stored text does not order or compare as PostgreSQL orders
+/// records (field by field, each by its type).
+pub fn ordered_key(t: &Typed) -> Result<String> {
+    refuse_record(&t.ty, "sorting, grouping or de-duplicating records")?;
+    Ok(numeric_key(t))
+}
+
+/// 0A000 for a record where its text would stand in for its value.
+pub fn refuse_record(ty: &DataType, what: &str) -> Result<()> {
+    match ty {
+        DataType::Record(_) => Err(Error::unsupported(what)),
+        _ => Ok(()),
+    }
 }
 
 /// An expression that SQLite compares, sorts or de-duplicates (`DISTINCT`,

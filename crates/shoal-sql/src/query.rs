@@ -16,7 +16,7 @@ use shoal_common::{DataType, Error, Result, SqlState};
 use sqlparser::ast::{self, Expr, SelectItem, SetExpr, TableFactor};
 
 use crate::binder::{fold, object_name, quote, Binder, Col, CteDef, Kind, Rel, Scope, Typed};
-use crate::func::{numeric_key, order_suffix};
+use crate::func::{numeric_key, order_suffix, ordered_key, refuse_record, EXPANDARRAY};
 use crate::plan::OutputColumn;
 use crate::system;
 
@@ -132,6 +132,9 @@ impl Binder<'_> {
         let mut cols = Vec::with_capacity(lcols.len());
         let mut targets = Vec::with_capacity(lcols.len());
         for (l, r) in lcols.iter().zip(&rcols) {
+            if word != "UNION ALL" {
+                refuse_record(&l.data_type, &format!("{word} over records"))?;
+            }
             let ty = crate::binder::unify(&l.data_type, &r.data_type)
                 .ok_or_else(|| crate::binder::mismatch(&op.to_string(), &l.data_type, &r.data_type))?;
             let ty = if ty == DataType::Unknown { DataType::Text } else { ty };
@@ -224,7 +227,10 @@ impl Binder<'_> {
             Some(w) => format!(" WHERE {}", self.condition(w)?.sql),
             None => String::new(),
         };
-        let items = self.projection(&s.projection)?;
+        self.scope().in_select_list = true;
+        let items = self.projection(&s.projection);
+        self.scope().in_select_list = false;
+        let items = items?;
         let from = match self.scope().srf.clone() {
             Some((array, alias)) => {
                 let join = format!("json_each(pg_array_json({array})) AS {}", quote(&alias));
@@ -251,6 +257,11 @@ impl Binder<'_> {
         };
         self.check_grouping(s, order)?;
         let tail = format!("{from}{where_sql}{group}{having}");
+        if s.distinct.is_some() {
+            for c in &cols {
+                refuse_record(&c.data_type, "DISTINCT over records")?;
+            }
+        }
         match &s.distinct {
             Some(ast::Distinct::On(on)) => self.distinct_on(on, &select_sql, &tail, order, cols),
             distinct => {
@@ -304,7 +315,7 @@ impl Binder<'_> {
             let is_column = self.resolve(std::slice::from_ref(i)).is_ok();
             if !is_column {
                 if let Some((_, t)) = self.scope().aliases.iter().find(|(n, _)| *n == name) {
-                    return Ok(numeric_key(t));
+                    return ordered_key(t);
                 }
             }
         }
@@ -313,7 +324,7 @@ impl Binder<'_> {
                 let k: usize = n.parse().map_err(|_| Error::syntax("non-integer constant in ORDER BY"))?;
                 let aliases = &self.scope().aliases;
                 return match k.checked_sub(1).and_then(|i| aliases.get(i)) {
-                    Some((_, t)) => Ok(numeric_key(t)),
+                    Some((_, t)) => ordered_key(t),
                     None => Err(Error::new(
                         SqlState::INVALID_COLUMN_REFERENCE,
                         format!("ORDER BY position {k} is not in select list"),
@@ -321,7 +332,7 @@ impl Binder<'_> {
                 };
             }
         }
-        Ok(numeric_key(&self.expr(e)?))
+        ordered_key(&self.expr(e)?)
     }
 
     fn select_order(&mut self, order: &[ast::OrderByExpr]) -> Result<String> {
@@ -712,6 +723,15 @@ impl Binder<'_> {
         let fname = match name.0.as_slice() {
             [s, f] if s.as_ident().is_some_and(|i| fold(i) == "pg_catalog") => {
                 f.as_ident().map(fold).unwrap_or_default()
+            }
+            [s, f]
+                if s.as_ident().is_some_and(|i| fold(i) == "information_schema")
+                    && f.as_ident().is_some_and(|i| fold(i) == EXPANDARRAY) =>
+            {
+                EXPANDARRAY.to_string()
+            }
+            [f] if f.as_ident().is_some_and(|i| fold(i) == EXPANDARRAY) => {
+                return Err(Error::new(SqlState::UNDEFINED_FUNCTION, format!("function {EXPANDARRAY} does not exist")))
             }
             _ => object_name(name)?,
         };

@@ -715,7 +715,8 @@ impl Rows {
             }
             let actions = (ForeignKeyDef::action_code(&fk.on_update), ForeignKeyDef::action_code(&fk.on_delete));
             let foreign = (target.map(|ft| ft.oid).unwrap_or(0), fcols, actions);
-            self.constraint(t, con, &fk.name, "f", 0, &attnums(&fk.columns), Some(foreign), def);
+            let index = target.map(|ft| referenced_index(catalog, ft, &fk.foreign_columns)).unwrap_or(0);
+            self.constraint(t, con, &fk.name, "f", index, &attnums(&fk.columns), Some(foreign), def);
         }
         for (k, c) in t.checks.iter().enumerate() {
             let con = derived_oid(t.oid, 30 + k as u32);
@@ -1038,6 +1039,32 @@ fn type_category(t: &DataType) -> (&'static str, u32) {
 }
 
 /// An OID derived from a table's OID for its constraints and constraint indexes.
+/// The unique index a foreign key's referenced columns rely on
+/// (`pg_constraint.conindid` of the key): as PostgreSQL, one whose columns
+/// are the referenced columns in any order — the primary key's, a UNIQUE
+/// constraint's, else a unique index's; 0 when there is none.
+fn referenced_index(catalog: &Catalog, target: &Table, columns: &[String]) -> u32 {
+    let set = |cols: &[String]| {
+        let mut v = cols.to_vec();
+        v.sort();
+        v
+    };
+    let want = set(columns);
+    if !target.primary_key.is_empty() && set(&target.primary_key) == want {
+        return derived_oid(target.oid, 1);
+    }
+    if let Some(k) = target.unique.iter().position(|u| set(&u.columns) == want) {
+        return derived_oid(target.oid, 3 + 2 * k as u32);
+    }
+    catalog
+        .indexes
+        .values()
+        .filter(|i| i.unique && i.table == target.name && set(&i.columns) == want)
+        .map(|i| i.oid)
+        .min()
+        .unwrap_or(0)
+}
+
 fn derived_oid(table_oid: u32, k: u32) -> u32 {
     table_oid.saturating_mul(64).saturating_add(k % 64)
 }

@@ -86,6 +86,8 @@ pub fn register(conn: &Connection) -> Result<()> {
         ("pg_array_contains", 2, pg_array_contains),
         ("pg_array_to_string", 3, pg_array_to_string),
         ("pg_array_elem", 1, pg_array_elem),
+        ("pg_record", -1, pg_record),
+        ("pg_record_field", 2, pg_record_field),
         ("pg_int4pl", 2, |c| int_arith(c, i64::checked_add, "integer")),
         ("pg_int4mi", 2, |c| int_arith(c, i64::checked_sub, "integer")),
         ("pg_int4mul", 2, |c| int_arith(c, i64::checked_mul, "integer")),
@@ -1452,6 +1454,25 @@ fn pg_array_elem(ctx: &Context<'_>) -> Result<Value> {
     }))
 }
 
+/// `pg_record(f1, f2, …)`: a record's text from its fields' text (NULL
+/// arguments are NULL fields), as `shoal_common::types` stores records.
+fn pg_record(ctx: &Context<'_>) -> Result<Value> {
+    let fields: Vec<Option<String>> = (0..ctx.len()).map(|i| arg_text(ctx, i)).collect();
+    Ok(Value::Text(shoal_common::convert::format_record(&fields)))
+}
+
+/// `pg_record_field(rec, i)`: the text of the record's field `i` (1-based),
+/// NULL for a NULL field or record.
+fn pg_record_field(ctx: &Context<'_>) -> Result<Value> {
+    let (Some(text), Some(i)) = (arg_text(ctx, 0), arg_i64(ctx, 1)?) else { return Ok(Value::Null) };
+    let fields = shoal_common::convert::split_record(&text).map_err(|e| pg_error(e.code, e.message))?;
+    let field = i.checked_sub(1).and_then(|k| usize::try_from(k).ok()).and_then(|k| fields.get(k));
+    match field {
+        Some(f) => Ok(f.clone().map_or(Value::Null, Value::Text)),
+        None => Err(pg_error(SqlState::UNDEFINED_COLUMN, format!("record has no field {i}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1513,6 +1534,16 @@ mod tests {
         assert_eq!(q(&c, "SELECT pg_cast('1 day 2 hours', 'text', 'interval')"), "1 day 02:00:00");
         assert_eq!(q(&c, "SELECT pg_div(1, 0)"), "ERR division by zero");
         assert_eq!(q(&c, "SELECT pg_div(7, 2)"), "3");
+    }
+
+    #[test]
+    fn records() {
+        let c = conn();
+        assert_eq!(q(&c, "SELECT pg_record('1', 2, NULL, 'a b')"), "(1,2,,\"a b\")");
+        assert_eq!(q(&c, "SELECT pg_record_field(pg_record('1', 2, NULL, 'a b'), 4)"), "a b");
+        assert_eq!(q(&c, "SELECT pg_record_field('(1,2,,x)', 3)"), "NULL");
+        assert_eq!(q(&c, "SELECT pg_record_field(NULL, 1)"), "NULL");
+        assert_eq!(q(&c, "SELECT pg_record_field('(1,2)', 3)"), "ERR record has no field 3");
     }
 
     #[test]
