@@ -21,6 +21,10 @@
 //!   proposes them as one entry: one Raft round and one fsync for many clients.
 //! * **Reads** run on pooled read-only connections after Raft's read-index
 //!   check, so they never block the writer and never see uncommitted data.
+//!   Reads waiting at the same time share one leadership round. There is no
+//!   leader lease: openraft 0.9's leader still grants votes while its
+//!   followers hold the lease, so a lease read could miss a newer leader's
+//!   write (ARCHITECTURE.md).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -148,6 +152,8 @@ pub struct Group {
     /// The newest known read index and when it was asked for (see [`Group::fresh_index`]).
     freshness: Mutex<Option<(Instant, u64)>>,
     batch_tx: mpsc::Sender<BatchItem>,
+    /// Callers of [`Group::leader_read_index`] waiting for the next round.
+    read_index_tx: mpsc::UnboundedSender<oneshot::Sender<Result<u64>>>,
     log_stats: crate::log_store::StatsHandle,
     transport: Transport,
 }
@@ -192,6 +198,8 @@ impl Group {
             raft.initialize(members).await.map_err(|e| Error::internal(format!("initializing group: {e}")))?;
         }
         let (batch_tx, batch_rx) = mpsc::channel(BATCH_QUEUE_CAPACITY);
+        let (read_index_tx, read_index_rx) = mpsc::unbounded_channel();
+        tokio::spawn(run_read_index_rounds(raft.clone(), read_index_rx));
         let group = Arc::new(Group {
             id: config.id,
             node_id: config.node_id,
@@ -204,6 +212,7 @@ impl Group {
             readers: Mutex::new(Vec::new()),
             freshness: Mutex::new(None),
             batch_tx,
+            read_index_tx,
             log_stats,
             transport: config.transport.clone(),
         });
@@ -311,6 +320,7 @@ impl Group {
 
     /// On the leader: confirms leadership with a quorum and returns the index
     /// a linearizable read must wait for (a follower asks for it remotely).
+    /// Concurrent callers share rounds ([`run_read_index_rounds`]).
     pub async fn leader_read_index(&self) -> Result<u64> {
         if self.is_sole_voting_leader() {
             // With one voter there is no other leader to be deposed by, and
@@ -318,8 +328,11 @@ impl Group {
             // its acknowledgement: no quorum round is needed.
             return Ok(self.shared.applied_index());
         }
-        let read_log_id = self.raft.ensure_linearizable().await.map_err(read_index_error)?;
-        Ok(read_log_id.map(|l| l.index).unwrap_or(0))
+        let (reply, answer) = oneshot::channel();
+        self.read_index_tx
+            .send(reply)
+            .map_err(|_| Error::environment(SqlState::ADMIN_SHUTDOWN, "group is shutting down"))?;
+        answer.await.map_err(|_| Error::environment(SqlState::ADMIN_SHUTDOWN, "group is shutting down"))?
     }
 
     /// Remembers that a read index asked for at `asked_at` was `index`:
@@ -442,17 +455,6 @@ impl Group {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
-
-    /// The content checksum of this replica at its current applied index.
-    pub async fn checksum(&self) -> Result<(u64, String)> {
-        let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
-            let replica = shared.lock();
-            Ok((replica.applied().index, replica.checksum()?))
-        })
-        .await
-        .map_err(|e| Error::internal(format!("checksum task: {e}")))?
     }
 
     /// Raft state for system views.
@@ -859,6 +861,29 @@ async fn run_checkpointer(group: std::sync::Weak<Group>) {
     }
 }
 
+/// Serves [`Group::leader_read_index`]: one leadership round (a heartbeat
+/// to every voter, answered by a quorum) for every caller that queued before
+/// it started. A caller that arrives while a round is in flight waits for the
+/// next one, since the answer must come from a check made after its read
+/// began; so concurrent linearizable reads cost one round per batch, not one
+/// each.
+async fn run_read_index_rounds(raft: Raft, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<u64>>>) {
+    while let Some(first) = rx.recv().await {
+        let mut waiters = vec![first];
+        while let Ok(waiter) = rx.try_recv() {
+            waiters.push(waiter);
+        }
+        let answer = raft
+            .ensure_linearizable()
+            .await
+            .map(|read_log_id| read_log_id.map(|l| l.index).unwrap_or(0))
+            .map_err(read_index_error);
+        for waiter in waiters {
+            let _ = waiter.send(answer.clone());
+        }
+    }
+}
+
 /// The batcher task: see the module docs.
 async fn run_batcher(group: std::sync::Weak<Group>, mut rx: mpsc::Receiver<BatchItem>) {
     while let Some(first) = rx.recv().await {
@@ -888,14 +913,15 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) {
         let mut done = Vec::with_capacity(items.len());
         for item in items {
             let outcome = (|| {
-                replica.savepoint_op("SAVEPOINT __shoal_stmt")?;
+                replica.control("SAVEPOINT __shoal_stmt")?;
                 match replica.execute(&item.ctx, 0, &item.sql, &item.params) {
                     Ok(output) => {
-                        replica.savepoint_op("RELEASE __shoal_stmt")?;
+                        replica.control("RELEASE __shoal_stmt")?;
                         Ok(Ok(output))
                     }
                     Err(e) if e.is_deterministic() => {
-                        replica.savepoint_op("ROLLBACK TO __shoal_stmt; RELEASE __shoal_stmt")?;
+                        replica.control("ROLLBACK TO __shoal_stmt")?;
+                        replica.control("RELEASE __shoal_stmt")?;
                         // Keep what the failed statement drew from sequences
                         // (PostgreSQL never takes a value back), as a
                         // transaction of its own in this entry.

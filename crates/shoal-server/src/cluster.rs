@@ -35,7 +35,7 @@ use shoal_raft::{GroupId, NodeId, Service, WriteTxn, META_GROUP};
 use shoal_storage::QueryOutput;
 
 use crate::consistency::{ReadMode, ReadPoint};
-use crate::node::{Node, DATA_GROUP};
+use crate::node::{Node, ALL_GROUPS, DATA_GROUP};
 
 /// How long a forwarded request may take (a commit includes an fsync on a quorum).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -220,7 +220,7 @@ pub struct VerifyRow {
 /// content at exactly that index, and the answers are compared.
 pub async fn verify(node: &Node) -> Result<Vec<VerifyRow>> {
     let mut rows = Vec::new();
-    for group in [META_GROUP, DATA_GROUP] {
+    for group in ALL_GROUPS {
         let index = match forward(node, group, &Call::ProposeChecksum { group }).await? {
             Reply::Index(index) => index,
             other => return Err(unexpected(&other)),
@@ -698,7 +698,7 @@ pub async fn register_with(
 /// Asks the leaders of every group to add this node as a replica, through
 /// the node at `seed` (which forwards to each group's leader).
 pub async fn add_self_as_replica(node: &Node, seed: &str) -> Result<()> {
-    for group in [META_GROUP, DATA_GROUP] {
+    for group in ALL_GROUPS {
         let call = Call::AddReplica {
             group,
             node_id: node.identity.node_id,

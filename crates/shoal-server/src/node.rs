@@ -38,6 +38,9 @@ use crate::metrics::Metrics;
 /// The id of the (single, for now) data group.
 pub const DATA_GROUP: GroupId = 1;
 
+/// Every group this node holds a replica of, meta first.
+pub const ALL_GROUPS: [GroupId; 2] = [META_GROUP, DATA_GROUP];
+
 /// A catalog as published to sessions. `tag` changes whenever the content
 /// does, so a connection knows when its `pg_catalog` copy is stale.
 #[derive(Debug)]
