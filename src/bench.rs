@@ -118,7 +118,7 @@ pub(crate) async fn pgbench(
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|v| v.parse::<f64>().ok())
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {stdout}"))?;
-    let mut latencies_us = Vec::new();
+    let mut latencies_ms = Vec::new();
     let parent = prefix.parent().unwrap_or(log_dir);
     let stem = prefix.file_name().and_then(|s| s.to_str()).unwrap_or_default().to_string();
     for entry in std::fs::read_dir(parent)? {
@@ -127,20 +127,18 @@ pub(crate) async fn pgbench(
             for line in std::fs::read_to_string(entry.path())?.lines() {
                 // client_id transaction_no time_us script_no time_epoch time_us
                 if let Some(us) = line.split_whitespace().nth(2).and_then(|v| v.parse::<u64>().ok()) {
-                    latencies_us.push(us);
+                    latencies_ms.push(us as f64 / 1000.0);
                 }
             }
         }
     }
-    latencies_us.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        latencies_us[i] as f64 / 1000.0
-    };
-    Ok(Measured { tps, p50_ms: pct(0.50), p99_ms: pct(0.99) })
+    latencies_ms.sort_by(f64::total_cmp);
+    Ok(Measured { tps, p50_ms: percentile(&latencies_ms, 0.50), p99_ms: percentile(&latencies_ms, 0.99) })
+}
+
+/// The `p` quantile (0..=1, nearest rank) of ascending `sorted`; NaN when empty.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(f64::NAN)
 }
 
 /// Runs the benchmark and prints the table.

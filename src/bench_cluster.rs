@@ -332,8 +332,7 @@ async fn dqlite_kvwrite(dir: &Path, port: u16, workers: u32, duration: u32) -> a
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let pct =
-        |p: f64| latencies.get(((latencies.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(f64::NAN);
+    let pct = |p: f64| crate::bench::percentile(&latencies, p);
     Ok((Measured { tps: ok as f64 / f64::from(duration), p50_ms: pct(0.5), p99_ms: pct(0.99) }, errors))
 }
 
@@ -491,8 +490,7 @@ pub async fn run(args: BenchClusterArgs) -> anyhow::Result<()> {
             back.query_one("SELECT count(*) FROM bench_failover", &[]).await?;
         }
         times.sort_by(f64::total_cmp);
-        let pct =
-            |p: f64| times.get(((times.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or(f64::NAN);
+        let pct = |p: f64| crate::bench::percentile(&times, p);
         println!();
         println!("| failover (SIGKILL of the leader → first write through another node) | trials | p50 ms | p95 ms | max ms |");
         println!("|---|---:|---:|---:|---:|");

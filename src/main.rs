@@ -164,6 +164,13 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// mimalloc instead of glibc's allocator: a server's many threads allocate
+/// and free small blocks (parse trees, rows, messages) across threads, where
+/// glibc's arenas showed as a tenth of the leader's CPU in write profiles
+/// (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches)?;

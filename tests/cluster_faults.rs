@@ -159,8 +159,7 @@ async fn replicas_agree_and_writes_resume_after_the_leader_dies() {
         let rows = client.query("SELECT count(*) FROM t", &[]).await.expect("linearizable read");
         assert_eq!(rows[0].get::<_, i64>(0), 2, "node {node} sees every acknowledged write");
     }
-    let status = cluster.status(1).await.expect("status");
-    let leader = status["groups"][1]["leader"].as_u64().expect("data group leader") as usize;
+    let leader = cluster.data_leader().await.expect("data group leader");
     cluster.kill9(leader).expect("kill the leader");
     let survivor = if leader == 1 { 2 } else { 1 };
     let client = cluster.connect(survivor).await.expect("connect a survivor");
@@ -184,13 +183,6 @@ async fn replicas_agree_and_writes_resume_after_the_leader_dies() {
     println!("{agreement}");
 }
 
-/// The data group's leader and the other nodes, as node 1 sees them.
-async fn leader_and_followers(cluster: &Cluster) -> (usize, Vec<usize>) {
-    let status = cluster.status(1).await.expect("status");
-    let leader = status["groups"][1]["leader"].as_u64().expect("data group leader") as usize;
-    (leader, (1..=3).filter(|n| *n != leader).collect())
-}
-
 /// Invariants of the read levels:
 /// * a follower read given a writer's causal token sees that write, even
 ///   when replication to the follower is slow;
@@ -201,7 +193,8 @@ async fn leader_and_followers(cluster: &Cluster) -> (usize, Vec<usize>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn read_levels_causal_tokens_and_replica_views() {
     let mut cluster = three_nodes(28600).await;
-    let (leader, followers) = leader_and_followers(&cluster).await;
+    let leader = cluster.data_leader().await.expect("data group leader");
+    let followers: Vec<usize> = (1..=3).filter(|n| *n != leader).collect();
     let follower = followers[0];
     let writer = cluster.connect(leader).await.expect("connect the leader");
     writer.batch_execute("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)").await.expect("create");
