@@ -20,6 +20,7 @@ mod queries;
 mod relations;
 mod safety;
 mod shoal_features;
+mod tls;
 mod transactions;
 mod types;
 
