@@ -244,6 +244,40 @@ impl Dialect {
         }
     }
 
+    /// A column's SQL type, with its length or precision.
+    pub fn spelled_type(self, c: &ColumnSchema, keyed: bool) -> String {
+        match (c.ty, c.numeric) {
+            (ColumnType::Decimal, Some((precision, scale))) => {
+                let name = if self == Dialect::Mysql { "DECIMAL" } else { "NUMERIC" };
+                format!("{name}({precision}, {scale})")
+            }
+            _ => self.column_type(c.ty, c.max_length, keyed),
+        }
+    }
+
+    /// The `(precision, scale)` of a declared `NUMERIC(p, s)` / `DECIMAL(p)`
+    /// type (scale 0 when omitted); `None` for anything else, and for
+    /// MySQL's `DECIMAL(65, 30)`, which is how the ORM spells an
+    /// unconstrained decimal there.
+    pub fn parse_numeric(self, declared: &str) -> Option<(u32, u32)> {
+        let t = declared.trim().to_ascii_lowercase();
+        let (base, args) = t.split_once('(')?;
+        if !matches!(base.trim(), "numeric" | "decimal") {
+            return None;
+        }
+        let args = args.split(')').next()?;
+        let mut parts = args.split(',').map(|n| n.trim().parse::<u32>());
+        let precision = parts.next()?.ok()?;
+        let scale = match parts.next() {
+            Some(s) => s.ok()?,
+            None => 0,
+        };
+        if self == Dialect::Mysql && (precision, scale) == (65, 30) {
+            return None;
+        }
+        Some((precision, scale))
+    }
+
     /// Maps a type name reported by the live schema back to a portable type.
     pub fn parse_column_type(self, declared: &str) -> Option<(ColumnType, Option<u32>)> {
         let t = declared.trim().to_ascii_lowercase();
@@ -290,7 +324,7 @@ impl Dialect {
             (Dialect::Mysql, ColumnType::TimestampTz) => ColumnType::Timestamp,
             (_, t) => t,
         };
-        norm(model) == norm(live)
+        norm(model) == norm(live) && (model.ty != ColumnType::Decimal || model.numeric == live.numeric)
     }
 
     // ---------------------------------------------------------------- DDL
@@ -350,7 +384,7 @@ impl Dialect {
             }
             return s;
         }
-        let _ = write!(s, " {}", self.column_type(c.ty, c.max_length, keyed));
+        let _ = write!(s, " {}", self.spelled_type(c, keyed));
         if !c.nullable {
             s.push_str(" NOT NULL");
         }
@@ -538,6 +572,12 @@ mod tests {
             }
         }
         assert_eq!(Dialect::Mysql.parse_column_type("tinyint(1)"), Some((ColumnType::Bool, None)));
+        assert_eq!(Dialect::Sqlite.parse_numeric("NUMERIC(12, 2)"), Some((12, 2)));
+        assert_eq!(Dialect::Mysql.parse_numeric("decimal(12,2)"), Some((12, 2)));
+        assert_eq!(Dialect::Mysql.parse_numeric("decimal(65,30)"), None);
+        assert_eq!(Dialect::Postgres.parse_numeric("numeric(7)"), Some((7, 0)));
+        assert_eq!(Dialect::Postgres.parse_numeric("numeric"), None);
+        assert_eq!(Dialect::Postgres.parse_numeric("varchar(7)"), None);
         assert_eq!(Dialect::Postgres.parse_column_type("character varying(40)"), Some((ColumnType::Text, Some(40))));
     }
 

@@ -71,4 +71,5 @@ suite!(
     migrations::renames_drops_and_safety_checks,
     shoal_features::routing_hints_and_follower_reads,
     types::dates_decimals_and_uuids,
+    types::numeric_precision_and_scale,
 );
