@@ -146,15 +146,12 @@ impl Dialect {
     }
 
     /// How patterns built by `contains`/`starts_with` escape wildcards: the
-    /// escape character and the clause that declares it. PostgreSQL and
-    /// Shoal escape with a backslash by default (Shoal refuses an ESCAPE
-    /// clause); SQLite has no default, and MySQL's default depends on
-    /// `NO_BACKSLASH_ESCAPES`, so both get an explicit `ESCAPE '!'`.
+    /// escape character and the clause that declares it. The defaults
+    /// differ (a backslash on PostgreSQL and Shoal, none on SQLite, and on
+    /// MySQL it depends on `NO_BACKSLASH_ESCAPES`), so every backend is told
+    /// `ESCAPE '!'` explicitly.
     pub fn like_escape(self) -> (char, &'static str) {
-        match self {
-            Dialect::Postgres | Dialect::Shoal => ('\\', ""),
-            Dialect::Sqlite | Dialect::Mysql => ('!', " ESCAPE '!'"),
-        }
+        ('!', " ESCAPE '!'")
     }
 
     /// The upsert clause after `INSERT … VALUES …`.
