@@ -483,7 +483,9 @@ async fn postgres_schema(base: &str) -> (tokio_postgres::Client, String, String)
     let (admin, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls).await.expect("PostgreSQL");
     tokio::spawn(conn);
     admin.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    let url = format!("postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}");
+    // Plain TCP for every contender: the raw driver uses NoTls, and the ORM
+    // would otherwise take TLS by libpq's default sslmode=prefer.
+    let url = format!("postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}&sslmode=disable");
     (admin, schema, url)
 }
 

@@ -46,6 +46,9 @@ impl SqlState {
     pub const DATETIME_FIELD_OVERFLOW: SqlState = SqlState(*b"22008");
     pub const DIVISION_BY_ZERO: SqlState = SqlState(*b"22012");
     pub const SUBSTRING_ERROR: SqlState = SqlState(*b"22011");
+    /// A LIKE pattern that ends with its escape character, or an ESCAPE
+    /// string of more than one character (PostgreSQL uses this code for both).
+    pub const INVALID_ESCAPE_SEQUENCE: SqlState = SqlState(*b"22025");
     pub const INVALID_REGULAR_EXPRESSION: SqlState = SqlState(*b"2201B");
     pub const INVALID_ARGUMENT_FOR_LOGARITHM: SqlState = SqlState(*b"2201E");
     pub const INVALID_ARGUMENT_FOR_POWER_FUNCTION: SqlState = SqlState(*b"2201F");

@@ -62,6 +62,9 @@ pub struct FieldAttrs {
     pub index: bool,
     pub default: Option<String>,
     pub max_length: Option<u32>,
+    /// `NUMERIC(precision, scale)` of a decimal column.
+    pub precision: Option<LitInt>,
+    pub scale: Option<LitInt>,
     pub skip: bool,
     pub relation: Option<RelAttrs>,
 }
@@ -183,12 +186,16 @@ impl FieldAttrs {
                 } else if meta.path.is_ident("max_length") {
                     let lit: LitInt = meta.value()?.parse()?;
                     out.max_length = Some(lit.base10_parse()?);
+                } else if meta.path.is_ident("precision") {
+                    out.precision = Some(meta.value()?.parse()?);
+                } else if meta.path.is_ident("scale") {
+                    out.scale = Some(meta.value()?.parse()?);
                 } else if meta.path.is_ident("skip") {
                     out.skip = true;
                 } else {
                     return Err(meta.error(
                         "unknown field option (expected primary_key, auto_increment, column, unique, index, \
-                         default, max_length, skip, has_many, has_one, belongs_to or many_to_many)",
+                         default, max_length, precision, scale, skip, has_many, has_one, belongs_to or many_to_many)",
                     ));
                 }
                 Ok(())

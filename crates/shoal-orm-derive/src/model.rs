@@ -18,6 +18,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, GenericArgument, Ident, PathArguments, Type};
 
 use crate::attrs::{FieldAttrs, RelAttrs, RelKind, StructAttrs};
@@ -80,6 +81,10 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     if columns.iter().any(|c| c.attrs.auto_increment) && pk.len() != 1 {
         return Err(syn::Error::new_spanned(name, "auto_increment needs a single-column primary key"));
     }
+    let mut numeric_of = Vec::with_capacity(columns.len());
+    for c in &columns {
+        numeric_of.push(numeric(&c.attrs)?);
+    }
     for (i, c) in columns.iter().enumerate() {
         if columns[..i].iter().any(|o| o.column == c.column) {
             return Err(syn::Error::new_spanned(&c.ident, format!("two fields map to column \"{}\"", c.column)));
@@ -93,8 +98,12 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     };
 
     // ---- table metadata ----
-    let column_defs = columns.iter().map(|c| {
+    let column_defs = columns.iter().zip(&numeric_of).map(|(c, numeric)| {
         let (col, field, ty) = (&c.column, unraw(&c.ident), &c.ty);
+        let numeric = match numeric {
+            Some((p, s)) => quote!(::core::option::Option::Some((#p, #s))),
+            None => quote!(::core::option::Option::None),
+        };
         let (pk, auto) = (c.attrs.primary_key, c.attrs.auto_increment);
         let default = opt_str(c.attrs.default.as_deref());
         let max_length = match c.attrs.max_length {
@@ -111,6 +120,7 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 auto_increment: #auto,
                 default: #default,
                 max_length: #max_length,
+                numeric: #numeric,
             }
         }
     });
@@ -159,13 +169,25 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     };
     let pk_idents: Vec<&Ident> = pk.iter().map(|c| &c.ident).collect();
     let first_pk = pk_idents[0];
-    let decode_fields = columns.iter().map(|c| {
+    // A NUMERIC(p, s) field reads back with the column's scale (SQLite
+    // returns 12.50 as 12.5), and compiles only for a decimal type.
+    let decode_fields = columns.iter().zip(&numeric_of).map(|(c, numeric)| {
         let (ident, col) = (&c.ident, &c.column);
-        quote!(#ident: ::shoal_orm::__private::decode_next(values, #table, #col)?)
+        match numeric {
+            Some((_, s)) => quote!(#ident: ::shoal_orm::__private::decode_numeric(values, #table, #col, #s)?),
+            None => quote!(#ident: ::shoal_orm::__private::decode_next(values, #table, #col)?),
+        }
     });
-    let named_fields = columns.iter().map(|c| {
+    let named_fields = columns.iter().zip(&numeric_of).map(|(c, numeric)| {
         let (ident, col) = (&c.ident, &c.column);
-        quote!(#ident: row.take(#col)?)
+        match numeric {
+            Some((_, s)) => quote!(#ident: ::shoal_orm::__private::NumericField::with_scale(row.take(#col)?, #s)),
+            None => quote!(#ident: row.take(#col)?),
+        }
+    });
+    let numeric_checks = columns.iter().zip(&numeric_of).filter(|(_, n)| n.is_some()).map(|(c, _)| {
+        let ty = &c.ty;
+        quote_spanned!(ty.span()=> const _: () = ::shoal_orm::__private::assert_numeric::<#ty>();)
     });
     let defaulted: Vec<&Ident> = relations.iter().map(|r| &r.ident).chain(skipped.iter()).collect();
     let auto = columns.iter().find(|c| c.attrs.auto_increment);
@@ -269,6 +291,7 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         }
 
         #auto_check
+        #(#numeric_checks)*
 
         // Not every application reads every column or relation constant.
         #[allow(dead_code)]
@@ -505,6 +528,42 @@ fn last_segment_arg(ty: &Type) -> Option<(String, Type)> {
         GenericArgument::Type(t) => Some((seg.ident.to_string(), t.clone())),
         _ => None,
     })
+}
+
+/// The largest precision a model may declare (every 28-digit number fits
+/// rust_decimal; keep in step with `shoal_orm::numeric::MAX_PRECISION`).
+const MAX_PRECISION: u32 = 28;
+
+/// `precision = p, scale = s` checked: `Some((p, s))`, scale 0 by default.
+fn numeric(attrs: &FieldAttrs) -> syn::Result<Option<(u32, u32)>> {
+    let precision = match (&attrs.precision, &attrs.scale) {
+        (None, None) => return Ok(None),
+        (None, Some(s)) => {
+            return Err(syn::Error::new_spanned(s, "scale needs a precision (`precision = 12, scale = 2`)"))
+        }
+        (Some(p), _) => p,
+    };
+    let p: u32 = precision.base10_parse()?;
+    if !(1..=MAX_PRECISION).contains(&p) {
+        return Err(syn::Error::new_spanned(
+            precision,
+            format!("precision must be 1 to {MAX_PRECISION} (the digits rust_decimal holds exactly)"),
+        ));
+    }
+    let s: u32 = match &attrs.scale {
+        Some(lit) => lit.base10_parse()?,
+        None => 0,
+    };
+    if s > p {
+        return Err(syn::Error::new_spanned(
+            attrs.scale.as_ref().unwrap_or(precision),
+            format!("scale {s} is larger than precision {p}"),
+        ));
+    }
+    if attrs.max_length.is_some() {
+        return Err(syn::Error::new_spanned(precision, "max_length is for text; precision and scale for decimals"));
+    }
+    Ok(Some((p, s)))
 }
 
 fn opt_str(s: Option<&str>) -> TokenStream {

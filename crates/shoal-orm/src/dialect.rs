@@ -146,15 +146,12 @@ impl Dialect {
     }
 
     /// How patterns built by `contains`/`starts_with` escape wildcards: the
-    /// escape character and the clause that declares it. PostgreSQL and
-    /// Shoal escape with a backslash by default (Shoal refuses an ESCAPE
-    /// clause); SQLite has no default, and MySQL's default depends on
-    /// `NO_BACKSLASH_ESCAPES`, so both get an explicit `ESCAPE '!'`.
+    /// escape character and the clause that declares it. The defaults
+    /// differ (a backslash on PostgreSQL and Shoal, none on SQLite, and on
+    /// MySQL it depends on `NO_BACKSLASH_ESCAPES`), so every backend is told
+    /// `ESCAPE '!'` explicitly.
     pub fn like_escape(self) -> (char, &'static str) {
-        match self {
-            Dialect::Postgres | Dialect::Shoal => ('\\', ""),
-            Dialect::Sqlite | Dialect::Mysql => ('!', " ESCAPE '!'"),
-        }
+        ('!', " ESCAPE '!'")
     }
 
     /// The upsert clause after `INSERT … VALUES …`.
@@ -244,6 +241,40 @@ impl Dialect {
         }
     }
 
+    /// A column's SQL type, with its length or precision.
+    pub fn spelled_type(self, c: &ColumnSchema, keyed: bool) -> String {
+        match (c.ty, c.numeric) {
+            (ColumnType::Decimal, Some((precision, scale))) => {
+                let name = if self == Dialect::Mysql { "DECIMAL" } else { "NUMERIC" };
+                format!("{name}({precision}, {scale})")
+            }
+            _ => self.column_type(c.ty, c.max_length, keyed),
+        }
+    }
+
+    /// The `(precision, scale)` of a declared `NUMERIC(p, s)` / `DECIMAL(p)`
+    /// type (scale 0 when omitted); `None` for anything else, and for
+    /// MySQL's `DECIMAL(65, 30)`, which is how the ORM spells an
+    /// unconstrained decimal there.
+    pub fn parse_numeric(self, declared: &str) -> Option<(u32, u32)> {
+        let t = declared.trim().to_ascii_lowercase();
+        let (base, args) = t.split_once('(')?;
+        if !matches!(base.trim(), "numeric" | "decimal") {
+            return None;
+        }
+        let args = args.split(')').next()?;
+        let mut parts = args.split(',').map(|n| n.trim().parse::<u32>());
+        let precision = parts.next()?.ok()?;
+        let scale = match parts.next() {
+            Some(s) => s.ok()?,
+            None => 0,
+        };
+        if self == Dialect::Mysql && (precision, scale) == (65, 30) {
+            return None;
+        }
+        Some((precision, scale))
+    }
+
     /// Maps a type name reported by the live schema back to a portable type.
     pub fn parse_column_type(self, declared: &str) -> Option<(ColumnType, Option<u32>)> {
         let t = declared.trim().to_ascii_lowercase();
@@ -290,7 +321,7 @@ impl Dialect {
             (Dialect::Mysql, ColumnType::TimestampTz) => ColumnType::Timestamp,
             (_, t) => t,
         };
-        norm(model) == norm(live)
+        norm(model) == norm(live) && (model.ty != ColumnType::Decimal || model.numeric == live.numeric)
     }
 
     // ---------------------------------------------------------------- DDL
@@ -350,7 +381,7 @@ impl Dialect {
             }
             return s;
         }
-        let _ = write!(s, " {}", self.column_type(c.ty, c.max_length, keyed));
+        let _ = write!(s, " {}", self.spelled_type(c, keyed));
         if !c.nullable {
             s.push_str(" NOT NULL");
         }
@@ -538,6 +569,12 @@ mod tests {
             }
         }
         assert_eq!(Dialect::Mysql.parse_column_type("tinyint(1)"), Some((ColumnType::Bool, None)));
+        assert_eq!(Dialect::Sqlite.parse_numeric("NUMERIC(12, 2)"), Some((12, 2)));
+        assert_eq!(Dialect::Mysql.parse_numeric("decimal(12,2)"), Some((12, 2)));
+        assert_eq!(Dialect::Mysql.parse_numeric("decimal(65,30)"), None);
+        assert_eq!(Dialect::Postgres.parse_numeric("numeric(7)"), Some((7, 0)));
+        assert_eq!(Dialect::Postgres.parse_numeric("numeric"), None);
+        assert_eq!(Dialect::Postgres.parse_numeric("varchar(7)"), None);
         assert_eq!(Dialect::Postgres.parse_column_type("character varying(40)"), Some((ColumnType::Text, Some(40))));
     }
 

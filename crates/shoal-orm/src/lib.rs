@@ -75,6 +75,7 @@ pub mod error;
 pub mod expr;
 pub mod migrate;
 pub mod model;
+pub mod numeric;
 mod pool;
 #[doc(hidden)]
 pub mod private;

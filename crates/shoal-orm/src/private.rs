@@ -46,3 +46,38 @@ pub const fn single_key_column(pk: &'static [&'static str]) -> &'static str {
 
 /// Compiles only for integer types (`auto_increment` keys).
 pub const fn assert_auto_key<T: AutoKey>() {}
+
+/// A field that can be a `NUMERIC(precision, scale)` column: a decimal, or
+/// an `Option` of one.
+#[diagnostic::on_unimplemented(
+    message = "`precision`/`scale` need a `rust_decimal::Decimal` field (or `Option` of one), not `{Self}`",
+    note = "enable shoal-orm's `decimal` feature for `Decimal` columns"
+)]
+pub trait NumericField: SqlType {
+    /// The value with exactly `scale` fractional digits (how PostgreSQL,
+    /// MySQL and Shoal return a `NUMERIC(p, scale)`; SQLite drops zeros).
+    fn with_scale(self, scale: u32) -> Self;
+}
+
+#[cfg(feature = "decimal")]
+impl NumericField for rust_decimal::Decimal {
+    fn with_scale(mut self, scale: u32) -> Self {
+        self.rescale(scale);
+        self
+    }
+}
+
+#[cfg(feature = "decimal")]
+impl NumericField for Option<rust_decimal::Decimal> {
+    fn with_scale(self, scale: u32) -> Self {
+        self.map(|d| d.with_scale(scale))
+    }
+}
+
+/// Compiles only for decimal fields (`precision`/`scale`).
+pub const fn assert_numeric<T: NumericField>() {}
+
+/// [`decode_next`] for a `NUMERIC(p, scale)` column.
+pub fn decode_numeric<T: NumericField>(values: &mut Values<'_>, table: &str, column: &str, scale: u32) -> Result<T> {
+    decode_next::<T>(values, table, column).map(|v| v.with_scale(scale))
+}

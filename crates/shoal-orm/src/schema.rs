@@ -56,6 +56,8 @@ pub struct ColumnDef {
     /// A SQL expression written by the model's author (DDL only).
     pub default: Option<&'static str>,
     pub max_length: Option<u32>,
+    /// `NUMERIC(precision, scale)` of a decimal column; `None`: unconstrained.
+    pub numeric: Option<(u32, u32)>,
 }
 
 /// An index or unique constraint (both are unique indexes in the database,
@@ -119,6 +121,7 @@ impl TableDef {
                     auto_increment: c.auto_increment,
                     default: c.default.map(str::to_string),
                     max_length: c.max_length,
+                    numeric: c.numeric,
                 })
                 .collect(),
             primary_key: s(self.primary_key),
@@ -168,6 +171,8 @@ pub struct ColumnSchema {
     pub auto_increment: bool,
     pub default: Option<String>,
     pub max_length: Option<u32>,
+    /// `NUMERIC(precision, scale)` of a decimal column; `None`: unconstrained.
+    pub numeric: Option<(u32, u32)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -94,9 +94,17 @@ fn render_insert<M: Model>(dialect: Dialect, columns: &[usize], rows: &[Vec<Valu
     w
 }
 
+/// A model's values as written: `NUMERIC(p, s)` values rounded to their
+/// scale, and refused when they overflow the precision (see `numeric.rs`).
+fn written_values<M: Model>(model: &M) -> Result<Vec<Value>> {
+    let mut values = model.values();
+    crate::numeric::conform_row(M::TABLE_NAME, M::TABLE.columns, &mut values)?;
+    Ok(values)
+}
+
 /// Inserts one row, storing a generated key back into it.
 pub(crate) async fn insert<M: Model>(model: &mut M, ex: &(impl Executor + ?Sized)) -> Result<()> {
-    let values = model.values();
+    let values = written_values(model)?;
     let generate = model.generated_key_unset();
     let dialect = ex.dialect();
     let route = row_route::<M>(&values);
@@ -141,7 +149,7 @@ pub(crate) async fn insert<M: Model>(model: &mut M, ex: &(impl Executor + ?Sized
 
 /// Updates every non-key column of one row by its key.
 pub(crate) async fn update<M: Model>(model: &M, ex: &(impl Executor + ?Sized)) -> Result<()> {
-    let values = model.values();
+    let values = written_values(model)?;
     let changed: Vec<usize> = non_key_columns::<M>().map(|(i, _)| i).collect();
     update_columns::<M>(&values, &model.primary_key_values(), &changed, ex, Some(SqlSlot::Update)).await
 }
@@ -200,7 +208,7 @@ pub(crate) async fn save<M: Model>(model: &mut M, ex: &(impl Executor + ?Sized))
         return insert(model, ex).await;
     }
     let dialect = ex.dialect();
-    let values = model.values();
+    let values = written_values(model)?;
     if dialect == Dialect::Mysql {
         // ON DUPLICATE KEY UPDATE would fire on any unique key, not only the
         // primary key; update by key, then insert if nothing matched.
@@ -325,7 +333,7 @@ impl<M: Model> Tracked<M> {
     /// Writes the changed columns (nothing, if none changed) and takes a new
     /// snapshot; whether a statement ran. `NotFound` if the row is gone.
     pub async fn save(&mut self, ex: &(impl Executor + ?Sized)) -> Result<bool> {
-        let now = self.model.values();
+        let now = written_values(&self.model)?;
         let changed = self.changed(&now);
         if changed.is_empty() {
             return Ok(false);
@@ -465,6 +473,7 @@ impl<'r, M: Model> Insert<'r, M> {
                     // Straight into the statement's parameters: no vector per row.
                     let start = params.len();
                     m.push_values(&mut params);
+                    crate::numeric::conform_row(M::TABLE_NAME, M::TABLE.columns, &mut params[start..])?;
                     if chunk.len() == 1 {
                         route = row_route::<M>(&params[start..]);
                     }

@@ -84,10 +84,10 @@ impl Binder<'_> {
             },
             Expr::Between { expr, negated, low, high } => self.between(expr, *negated, low, high),
             Expr::Like { negated, any, expr, pattern, escape_char } => {
-                self.like(*negated, *any, expr, pattern, escape_char.is_some(), "pg_like")
+                self.like(*negated, *any, expr, pattern, escape_char.as_deref(), "pg_like")
             }
             Expr::ILike { negated, any, expr, pattern, escape_char } => {
-                self.like(*negated, *any, expr, pattern, escape_char.is_some(), "pg_ilike")
+                self.like(*negated, *any, expr, pattern, escape_char.as_deref(), "pg_ilike")
             }
             Expr::Case { operand, conditions, else_result, .. } => self.case(operand, conditions, else_result),
             Expr::Exists { subquery, negated } => {
@@ -588,14 +588,23 @@ impl Binder<'_> {
         Ok(Typed::new(format!("({} {not}BETWEEN {} AND {})", l.sql, lo.sql, hi.sql), DataType::Bool))
     }
 
-    fn like(&mut self, negated: bool, any: bool, x: &Expr, p: &Expr, escape: bool, f: &str) -> Result<Typed> {
-        if any || escape {
-            return Err(Error::unsupported("LIKE ANY / LIKE … ESCAPE"));
+    /// `x [NOT] LIKE p [ESCAPE e]` (and ILIKE) as `pg_like(x, p[, e])`, a
+    /// function with PostgreSQL's rules (see shoal-storage's functions.rs):
+    /// SQLite's own LIKE ignores case, and has no default escape where
+    /// PostgreSQL's is a backslash. The escape may be any text expression,
+    /// as in PostgreSQL; the function checks it is empty or one character.
+    fn like(&mut self, negated: bool, any: bool, x: &Expr, p: &Expr, escape: Option<&Expr>, f: &str) -> Result<Typed> {
+        if any {
+            return Err(Error::unsupported("LIKE ANY"));
         }
         let l = self.text_arg(x)?;
         let r = self.text_arg(p)?;
+        let e = match escape {
+            Some(e) => format!(", {}", self.text_arg(e)?.sql),
+            None => String::new(),
+        };
         let not = if negated { "NOT " } else { "" };
-        Ok(Typed::new(format!("({not}{f}({}, {}))", l.sql, r.sql), DataType::Bool))
+        Ok(Typed::new(format!("({not}{f}({}, {}{e}))", l.sql, r.sql), DataType::Bool))
     }
 
     fn case(&mut self, operand: &Option<Box<Expr>>, whens: &[ast::CaseWhen], els: &Option<Box<Expr>>) -> Result<Typed> {

@@ -147,9 +147,10 @@ impl Binder<'_> {
                 walk(left)?;
                 walk(right)
             }
-            Expr::Like { expr, pattern, .. } | Expr::ILike { expr, pattern, .. } => {
+            Expr::Like { expr, pattern, escape_char, .. } | Expr::ILike { expr, pattern, escape_char, .. } => {
                 walk(expr)?;
-                walk(pattern)
+                walk(pattern)?;
+                escape_char.as_deref().map_or(Ok(()), walk)
             }
             Expr::UnaryOp { expr, .. }
             | Expr::Nested(expr)

@@ -35,6 +35,8 @@ pub fn register(conn: &Connection) -> Result<()> {
         ("pg_mod", 2, pg_mod),
         ("pg_like", 2, |c| like(c, false)),
         ("pg_ilike", 2, |c| like(c, true)),
+        ("pg_like", 3, |c| like(c, false)),
+        ("pg_ilike", 3, |c| like(c, true)),
         ("pg_lower", 1, |c| map_text(c, |s| s.to_lowercase())),
         ("pg_upper", 1, |c| map_text(c, |s| s.to_uppercase())),
         ("pg_reverse", 1, |c| map_text(c, |s| s.chars().rev().collect())),
@@ -458,48 +460,131 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
 // ------------------------------------------------------------------- strings
 
 /// PostgreSQL's `LIKE` (case-sensitive; `\` escapes) and `ILIKE`.
+/// `pg_like(text, pattern [, escape])` and `pg_ilike(…)`: `LIKE` and
+/// `ILIKE` with PostgreSQL's rules. Without an ESCAPE clause the escape
+/// character is a backslash; `ESCAPE ''` turns escaping off; an escape
+/// string of two or more characters is 22025, as in PostgreSQL. ILIKE applies the escape to
+/// the pattern as written and then compares lowercased, as PostgreSQL does
+/// (`'ax' ILIKE 'AxX' ESCAPE 'x'` is true).
 fn like(ctx: &Context<'_>, fold: bool) -> Result<Value> {
     let (Some(s), Some(p)) = (arg_text(ctx, 0), arg_text(ctx, 1)) else { return Ok(Value::Null) };
-    let prep = |x: &str| -> Vec<char> {
-        if fold {
-            x.to_lowercase().chars().collect()
-        } else {
-            x.chars().collect()
+    let escape = if ctx.len() > 2 {
+        let Some(e) = arg_text(ctx, 2) else { return Ok(Value::Null) };
+        let mut chars = e.chars();
+        match (chars.next(), chars.next()) {
+            (None, _) => None,
+            (Some(c), None) => Some(c),
+            _ => {
+                return Err(pg_error(
+                    SqlState::INVALID_ESCAPE_SEQUENCE,
+                    "invalid escape string (an ESCAPE string must be empty or one character)",
+                ))
+            }
         }
+    } else {
+        Some('\\')
     };
-    Ok(Value::Integer(like_match(&prep(&s), &prep(&p)) as i64))
+    let text: Vec<char> = if fold { s.to_lowercase().chars().collect() } else { s.chars().collect() };
+    let pattern = like_pattern(&p, escape, fold);
+    match like_match(&text, &pattern) {
+        Ok(matched) => Ok(Value::Integer(matched as i64)),
+        Err(DanglingEscape) => {
+            Err(pg_error(SqlState::INVALID_ESCAPE_SEQUENCE, "LIKE pattern must not end with escape character"))
+        }
+    }
 }
 
-/// Iterative wildcard matching with backtracking to the last `%` (linear memory, no recursion).
-fn like_match(s: &[char], p: &[char]) -> bool {
+/// One element of a LIKE pattern.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum LikeToken {
+    /// `%`: any run of characters.
+    Any,
+    /// `_`: one character.
+    One,
+    Literal(char),
+    /// The escape character as the pattern's last character.
+    Dangling,
+}
+
+/// The pattern reached an escape character with nothing after it.
+#[derive(Debug, PartialEq)]
+struct DanglingEscape;
+
+/// Splits a pattern into tokens: the escape character makes the next
+/// character literal (itself included). With `fold`, literals are
+/// lowercased after escapes are resolved.
+fn like_pattern(p: &str, escape: Option<char>, fold: bool) -> Vec<LikeToken> {
+    let mut out = Vec::with_capacity(p.len());
+    let mut chars = p.chars();
+    let literal = |c: char, out: &mut Vec<LikeToken>| {
+        if fold {
+            out.extend(c.to_lowercase().map(LikeToken::Literal));
+        } else {
+            out.push(LikeToken::Literal(c));
+        }
+    };
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            match chars.next() {
+                Some(next) => literal(next, &mut out),
+                None => out.push(LikeToken::Dangling),
+            }
+        } else if c == '%' {
+            out.push(LikeToken::Any);
+        } else if c == '_' {
+            out.push(LikeToken::One);
+        } else {
+            literal(c, &mut out);
+        }
+    }
+    out
+}
+
+/// Iterative wildcard matching with backtracking to the last `%` (linear
+/// memory, no recursion, so no pattern can exhaust the stack). A dangling
+/// escape is an error where PostgreSQL's matcher reports one: when it is
+/// reached with text left to match, or is the first thing after a `%`
+/// that is reached with text left.
+fn like_match(s: &[char], p: &[LikeToken]) -> std::result::Result<bool, DanglingEscape> {
+    use LikeToken::*;
+    // A `%` at or after this index has only wildcards, then the dangling
+    // escape, after it (computed once: checking at each `%` would make a
+    // pattern of many `%` quadratic).
+    let dangling_after = match p.split_last() {
+        Some((Dangling, rest)) => rest.iter().rposition(|t| !matches!(t, Any | One)).map_or(0, |i| i + 1),
+        _ => usize::MAX,
+    };
     let (mut si, mut pi) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
         let step = match p.get(pi) {
-            Some('%') => {
+            Some(Any) => {
+                if pi >= dangling_after {
+                    return Err(DanglingEscape);
+                }
                 star = Some((pi + 1, si));
                 pi += 1;
                 continue;
             }
-            Some('_') => Some(1),
-            Some('\\') => p.get(pi + 1).filter(|c| **c == s[si]).map(|_| 2),
-            Some(c) if *c == s[si] => Some(1),
-            _ => None,
+            Some(Dangling) => return Err(DanglingEscape),
+            Some(One) => true,
+            Some(Literal(c)) => *c == s[si],
+            None => false,
         };
         match (step, star) {
-            (Some(n), _) => {
+            (true, _) => {
                 si += 1;
-                pi += n;
+                pi += 1;
             }
-            (None, Some((sp, ss))) => {
+            (false, Some((sp, ss))) => {
                 pi = sp;
                 si = ss + 1;
                 star = Some((sp, ss + 1));
             }
-            (None, None) => return false,
+            (false, None) => return Ok(false),
         }
     }
-    p[pi.min(p.len())..].iter().all(|c| *c == '%')
+    Ok(p[pi.min(p.len())..].iter().all(|t| *t == Any))
 }
 
 /// `substr(s, from [, count])` with PostgreSQL's handling of positions before 1.
@@ -1503,6 +1588,14 @@ mod tests {
         assert_eq!(q(&c, "SELECT pg_ilike('Hello', 'h%')"), "1");
         assert_eq!(q(&c, "SELECT pg_like('a_b', 'a\\_b')"), "1");
         assert_eq!(q(&c, "SELECT pg_like('axb', 'a\\_b')"), "0");
+        assert_eq!(q(&c, "SELECT pg_like('a_b', 'a!_b', '!')"), "1");
+        assert_eq!(q(&c, "SELECT pg_like('a\\b', 'a\\b', '')"), "1");
+        assert_eq!(q(&c, "SELECT pg_ilike('ax', 'AxX', 'x')"), "1");
+        assert_eq!(q(&c, "SELECT pg_like('abc', 'abc!', '!')"), "0");
+        assert!(q(&c, "SELECT pg_like('abc', 'ab!', '!')").contains("must not end with escape character"));
+        assert!(q(&c, "SELECT pg_like('abc', '%!', '!')").contains("must not end with escape character"));
+        assert!(q(&c, "SELECT pg_like('abc', 'a', '!!')").contains("invalid escape string"));
+        assert_eq!(q(&c, "SELECT pg_like('abc', 'a', NULL) IS NULL"), "1");
         assert_eq!(q(&c, "SELECT pg_substr('hello', 0, 3)"), "he");
         assert_eq!(q(&c, "SELECT pg_substr('hello', -1, 3)"), "h");
         assert_eq!(q(&c, "SELECT pg_left('hello', -2)"), "hel");

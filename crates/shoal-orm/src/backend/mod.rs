@@ -34,6 +34,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod shoal;
 pub mod sqlite;
+pub mod tls;
 
 /// A database reachable by URL.
 #[async_trait]

@@ -8,8 +8,7 @@
 //! as needed, and a value that does not fit is an error, never a silent
 //! truncation.
 //!
-//! TLS is not implemented yet: URLs asking for `sslmode=require` are refused
-//! with a clear error rather than silently connecting in the clear.
+//! TLS follows the URL's `sslmode` and `sslrootcert` (see `tls.rs`).
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -22,6 +21,7 @@ use futures::{pin_mut, StreamExt, TryStreamExt};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
+use super::tls::{self, Tls};
 use super::{Backend, Connection, Executed, QueryResult, RowSink, SendRowFn, StreamTask};
 use crate::civil;
 use crate::db::{Options, Stmt};
@@ -34,23 +34,33 @@ use crate::value::Value;
 const STATEMENT_CACHE: usize = 512;
 
 pub struct PostgresBackend {
-    config: Config,
+    endpoint: Endpoint,
 }
 
 impl PostgresBackend {
     pub fn from_url(url: &str, _options: &Options) -> Result<PostgresBackend> {
-        Ok(PostgresBackend { config: parse_config(url)? })
+        Ok(PostgresBackend { endpoint: Endpoint::from_url(url)? })
     }
 }
 
-/// Parses a `postgres://` URL (or a `shoal://` one rewritten to it).
-pub(crate) fn parse_config(url: &str) -> Result<Config> {
-    let config: Config =
-        url.parse().map_err(|e| Error::Config(format!("invalid PostgreSQL URL {}: {e}", super::redact(url))))?;
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err(Error::Unsupported("TLS connections (sslmode=require); connect without TLS".into()));
+/// Where and how to connect: tokio-postgres' configuration and the TLS
+/// set-up the URL asked for.
+pub(crate) struct Endpoint {
+    config: Config,
+    tls: Tls,
+}
+
+impl Endpoint {
+    /// Parses a `postgres://` URL (or a `shoal://` one rewritten to it).
+    pub(crate) fn from_url(url: &str) -> Result<Endpoint> {
+        let split = tls::split_url(url)?;
+        let mut config: Config = split
+            .url
+            .parse()
+            .map_err(|e| Error::Config(format!("invalid PostgreSQL URL {}: {e}", super::redact(url))))?;
+        let tls = Tls::for_mode(split.mode, split.root_cert, &mut config)?;
+        Ok(Endpoint { config, tls })
     }
-    Ok(config)
 }
 
 #[async_trait]
@@ -60,7 +70,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn connect(&self) -> Result<Box<dyn Connection>> {
-        Ok(Box::new(PgConn::connect(&self.config).await?))
+        Ok(Box::new(PgConn::connect(&self.endpoint).await?))
     }
 }
 
@@ -73,14 +83,26 @@ pub(crate) struct PgConn {
 }
 
 impl PgConn {
-    pub(crate) async fn connect(config: &Config) -> Result<PgConn> {
-        let (client, connection) =
-            config.connect(NoTls).await.map_err(|e| Error::Connect { message: e.to_string() })?;
-        tokio::spawn(async move {
-            // The connection ends with an error only when the socket does;
-            // the client sees it on its next call.
-            let _ = connection.await;
-        });
+    pub(crate) async fn connect(endpoint: &Endpoint) -> Result<PgConn> {
+        let failed = |e: tokio_postgres::Error| Error::Connect { message: endpoint.tls.describe_failure(&e) };
+        // The connection task ends with an error only when the socket does;
+        // the client sees it on its next call.
+        let client = match &endpoint.tls.connector {
+            None => {
+                let (client, connection) = endpoint.config.connect(NoTls).await.map_err(failed)?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+            Some(tls) => {
+                let (client, connection) = endpoint.config.connect(tls.clone()).await.map_err(failed)?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+        };
         Ok(PgConn { client, cache: HashMap::default() })
     }
 

@@ -27,15 +27,13 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use tokio_postgres::Config;
-
-use super::postgres::{parse_config, PgConn};
+use super::postgres::{Endpoint, PgConn};
 use super::{Backend, Connection, Executed, QueryResult, RowSink, StreamTask};
 use crate::db::{Options, ReadTarget, Route, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::value::Value;
+use async_trait::async_trait;
 
 // A feature starts unknown (0) until first tried.
 const AVAILABLE: u8 = 1;
@@ -109,7 +107,7 @@ impl ShoalState {
 }
 
 pub struct ShoalBackend {
-    config: Config,
+    endpoint: Endpoint,
     state: Arc<ShoalState>,
 }
 
@@ -117,7 +115,7 @@ impl ShoalBackend {
     pub fn from_url(url: &str, _options: &Options) -> Result<ShoalBackend> {
         let rest =
             url.strip_prefix("shoal://").ok_or_else(|| Error::Config("a Shoal URL starts with shoal://".into()))?;
-        Ok(ShoalBackend { config: parse_config(&format!("postgres://{rest}"))?, state: Arc::default() })
+        Ok(ShoalBackend { endpoint: Endpoint::from_url(&format!("postgres://{rest}"))?, state: Arc::default() })
     }
 }
 
@@ -133,7 +131,7 @@ impl Backend for ShoalBackend {
 
     async fn connect(&self) -> Result<Box<dyn Connection>> {
         Ok(Box::new(ShoalConn {
-            pg: PgConn::connect(&self.config).await?,
+            pg: PgConn::connect(&self.endpoint).await?,
             state: self.state.clone(),
             sent_hint: String::new(),
             follower: false,

@@ -247,8 +247,10 @@ fn diff_table(
             Some(live) => {
                 if !d.same_type(c, live) {
                     plan.notes.push(format!(
-                        "{name}.{} changed type ({:?} in the database, {:?} in the model); not migrated",
-                        c.name, live.ty, c.ty
+                        "{name}.{} changed type ({} in the database, {} in the model); not migrated",
+                        c.name,
+                        d.spelled_type(live, false),
+                        d.spelled_type(c, false)
                     ));
                 }
                 if c.nullable != live.nullable && !want.primary_key.contains(&c.name) {
@@ -410,6 +412,7 @@ mod tests {
                     auto_increment: false,
                     default: None,
                     max_length: None,
+                    numeric: None,
                 })
                 .collect(),
             primary_key: vec![cols[0].0.into()],

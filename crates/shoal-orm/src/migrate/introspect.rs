@@ -116,6 +116,7 @@ async fn sqlite(ex: &(impl Executor + ?Sized)) -> Result<BTreeMap<String, TableS
             auto_increment: false,
             default: c.get::<Option<String>>("dflt_value")?,
             max_length,
+            numeric: Dialect::Sqlite.parse_numeric(&declared),
         });
     }
     for (tname, mut pk) in pks {
@@ -246,6 +247,7 @@ async fn postgres(ex: &(impl Executor + ?Sized)) -> Result<BTreeMap<String, Tabl
     let cols = rows(
         ex,
         "SELECT c.table_name, c.column_name, c.data_type, c.character_maximum_length, c.is_nullable, \
+         c.numeric_precision, c.numeric_scale, \
          c.column_default, c.is_identity \
          FROM information_schema.columns c JOIN information_schema.tables t \
          ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
@@ -261,6 +263,13 @@ async fn postgres(ex: &(impl Executor + ?Sized)) -> Result<BTreeMap<String, Tabl
         let (ty, _) = parse_type(dialect, &tname, &cname, &declared)?;
         let max_length = c.get::<Option<i64>>("character_maximum_length")?.and_then(|n| u32::try_from(n).ok());
         let default = c.get::<Option<String>>("column_default")?;
+        let numeric = match (
+            c.get::<Option<i64>>("numeric_precision")?.and_then(|n| u32::try_from(n).ok()),
+            c.get::<Option<i64>>("numeric_scale")?.and_then(|n| u32::try_from(n).ok()),
+        ) {
+            (Some(p), Some(s)) if ty == ColumnType::Decimal => Some((p, s)),
+            _ => None,
+        };
         let auto = text(&c, "is_identity")? == "YES" || default.as_deref().is_some_and(|d| d.starts_with("nextval("));
         out.entry(tname.clone()).or_insert_with(|| empty_table(tname)).columns.push(ColumnSchema {
             name: cname,
@@ -269,6 +278,7 @@ async fn postgres(ex: &(impl Executor + ?Sized)) -> Result<BTreeMap<String, Tabl
             auto_increment: auto,
             default: if auto { None } else { default },
             max_length: if ty == ColumnType::Text { max_length } else { None },
+            numeric,
         });
     }
     let cons = rows(
@@ -376,6 +386,7 @@ async fn mysql(ex: &(impl Executor + ?Sized)) -> Result<BTreeMap<String, TableSc
             ty,
             nullable: text(&c, "is_nullable")? == "YES",
             auto_increment: text(&c, "extra")?.contains("auto_increment"),
+            numeric: Dialect::Mysql.parse_numeric(&declared),
             default,
             max_length,
         });

@@ -50,11 +50,11 @@ enum Cleanup {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn required() -> bool {
+pub fn required() -> bool {
     std::env::var("SHOAL_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
 }
 
-fn skip(kind: Kind, case: &str, reason: String) -> Option<TestDb> {
+pub fn skip(kind: Kind, case: &str, reason: String) -> Option<TestDb> {
     if required() {
         panic!("{kind:?} is required (SHOAL_REQUIRE_EXTERNAL=1) but unavailable for {case}: {reason}");
     }
@@ -79,7 +79,7 @@ fn recording_options(log: &Arc<Mutex<Vec<String>>>) -> Options {
 
 const PG_USERS: [&str; 2] = ["postgres", "root"];
 
-async fn pg_admin() -> Result<(tokio_postgres::Client, &'static str), String> {
+pub async fn pg_admin() -> Result<(tokio_postgres::Client, &'static str), String> {
     let mut last = String::new();
     for user in PG_USERS {
         let conn = format!("host=127.0.0.1 port=5432 user={user} dbname=test connect_timeout=5");
@@ -255,9 +255,14 @@ const START_ATTEMPTS: usize = 5;
 
 impl ShoalServer {
     pub async fn start() -> Result<ShoalServer, String> {
+        ShoalServer::start_with(&[]).await
+    }
+
+    /// Starts a server with extra command-line arguments (`--tls-cert …`).
+    pub async fn start_with(args: &[std::ffi::OsString]) -> Result<ShoalServer, String> {
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            match ShoalServer::start_once().await {
+            match ShoalServer::start_once(args).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,
             }
@@ -265,7 +270,7 @@ impl ShoalServer {
         Err(last)
     }
 
-    async fn start_once() -> Result<ShoalServer, String> {
+    async fn start_once(args: &[std::ffi::OsString]) -> Result<ShoalServer, String> {
         let bin = shoal_binary()?;
         let dir = tempfile::Builder::new().prefix("shoal-orm-").tempdir().map_err(|e| e.to_string())?;
         let [pg, rpc, http] = free_ports().ok_or("no three free ports in 24000-24999")?;
@@ -281,6 +286,7 @@ impl ShoalServer {
             .arg(format!("127.0.0.1:{rpc}"))
             .arg("--http")
             .arg(format!("127.0.0.1:{http}"))
+            .args(args)
             .env_remove("SHOAL_PASSWORD")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))

@@ -20,6 +20,7 @@ mod queries;
 mod relations;
 mod safety;
 mod shoal_features;
+mod tls;
 mod transactions;
 mod types;
 
@@ -70,4 +71,5 @@ suite!(
     migrations::renames_drops_and_safety_checks,
     shoal_features::routing_hints_and_follower_reads,
     types::dates_decimals_and_uuids,
+    types::numeric_precision_and_scale,
 );

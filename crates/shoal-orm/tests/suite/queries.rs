@@ -59,6 +59,8 @@ pub async fn filters_and_ordering(t: TestDb) {
     eprintln!("LIKE and its escaped helpers (wildcards in the text are literal)");
     assert_eq!(names(&q().filter(User::NAME.like("%av%")).all(db).await.unwrap()), vec!["Dave"]);
     assert_eq!(names(&q().filter(User::NAME.contains("%_")).all(db).await.unwrap()), vec!["50%_off"]);
+    let sql = q().filter(User::NAME.contains("%_")).to_sql(db);
+    assert!(sql.contains(" ESCAPE '!'"), "every backend is told the escape character: {sql}");
     assert_eq!(names(&q().filter(User::NAME.starts_with("Ca")).all(db).await.unwrap()), vec!["Carol"]);
     assert_eq!(names(&q().filter(User::NAME.ends_with("ob")).all(db).await.unwrap()), vec!["Bob"]);
     assert_eq!(q().filter(User::NAME.not_like("%o%")).count(db).await.unwrap(), 2);

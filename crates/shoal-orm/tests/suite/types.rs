@@ -125,3 +125,84 @@ pub async fn dates_decimals_and_uuids(t: TestDb) {
         assert_eq!(err.sqlstate(), "22003", "{err}");
     }
 }
+
+/// Money with a declared precision: `NUMERIC(12, 2)` everywhere
+/// (`DECIMAL(12, 2)` on MySQL).
+#[derive(Model, Clone, Debug, PartialEq)]
+#[model(table = "prices")]
+pub struct Price {
+    #[model(primary_key)]
+    pub id: i64,
+    #[model(precision = 12, scale = 2)]
+    pub amount: Decimal,
+    #[model(precision = 5)]
+    pub units: Option<Decimal>,
+}
+
+pub async fn numeric_precision_and_scale(t: TestDb) {
+    let db = &t.db;
+    db.sync_schema(&[&Price::TABLE]).await.unwrap();
+
+    eprintln!("migrations declare the precision, and the live schema reads back the same");
+    let ddl = db.dialect().create_table(&Price::TABLE.to_schema());
+    let want: &[&str] = match t.kind {
+        Kind::Mysql => &["DECIMAL(12, 2) NOT NULL", "DECIMAL(5, 0)"],
+        _ => &["NUMERIC(12, 2) NOT NULL", "NUMERIC(5, 0)"],
+    };
+    for w in want {
+        assert!(ddl.contains(w), "{w} missing from {ddl}");
+    }
+    let again = db.sync_schema(&[&Price::TABLE]).await.unwrap();
+    assert!(again.up.is_empty() && again.notes.is_empty(), "no change: {:?} {:?}", again.up, again.notes);
+
+    eprintln!("values that fit round-trip digit for digit, with the column's scale");
+    let rows = [
+        Price { id: 1, amount: dec("9999999999.99"), units: Some(dec("99999")) },
+        Price { id: 2, amount: dec("-9999999999.99"), units: None },
+        Price { id: 3, amount: dec("12.5"), units: Some(dec("-7")) },
+        Price { id: 4, amount: dec("0.01"), units: Some(dec("0")) },
+    ];
+    Price::insert_all(&rows[..2]).execute(db).await.unwrap();
+    for r in &rows[2..] {
+        r.clone().insert(db).await.unwrap();
+    }
+    let read = Price::query().order_by(Price::ID.asc()).all(db).await.unwrap();
+    let text: Vec<(String, Option<String>)> =
+        read.iter().map(|p| (p.amount.to_string(), p.units.map(|u| u.to_string()))).collect();
+    assert_eq!(
+        text,
+        [
+            ("9999999999.99".to_string(), Some("99999".to_string())),
+            ("-9999999999.99".to_string(), None),
+            ("12.50".to_string(), Some("-7".to_string())),
+            ("0.01".to_string(), Some("0".to_string())),
+        ]
+    );
+    let total = Price::query().filter(Price::AMOUNT.gt(dec("0"))).count(db).await.unwrap();
+    assert_eq!(total, 3);
+
+    eprintln!("more fractional digits round half away from zero, as PostgreSQL does, on every backend");
+    let mut p = Price { id: 5, amount: dec("1.005"), units: Some(dec("2.5")) };
+    p.insert(db).await.unwrap();
+    let back = Price::get(db, 5).await.unwrap();
+    assert_eq!((back.amount.to_string(), back.units.map(|u| u.to_string())), ("1.01".into(), Some("3".into())));
+    p.amount = dec("-1.005");
+    p.update(db).await.unwrap();
+    assert_eq!(Price::get(db, 5).await.unwrap().amount.to_string(), "-1.01");
+
+    eprintln!("too many integer digits is 22003 on every backend, and nothing is written");
+    for amount in ["10000000000", "9999999999.995"] {
+        let mut p = Price { id: 6, amount: dec(amount), units: None };
+        let err = p.insert(db).await.unwrap_err();
+        assert_eq!(err.sqlstate(), "22003", "{amount}: {err}");
+        assert!(err.to_string().contains("prices.amount is NUMERIC(12, 2)"), "{err}");
+        let err = p.save(db).await.unwrap_err();
+        assert_eq!(err.sqlstate(), "22003", "{amount}: {err}");
+    }
+    let err = Price::insert_all(&[Price { id: 7, amount: dec("1"), units: Some(dec("100000")) }])
+        .execute(db)
+        .await
+        .unwrap_err();
+    assert_eq!(err.sqlstate(), "22003", "{err}");
+    assert_eq!(Price::query().count(db).await.unwrap(), 5);
+}
