@@ -97,6 +97,15 @@ async fn scenario_for(port_base: u16, kinds: Vec<FaultKind>, run: Duration) {
     let agreement = cluster.verify_replicas(1, Duration::from_secs(30)).await;
     assert!(agreement.is_ok(), "(d) {agreement:?}\n{}", cluster.dump_logs());
     println!("(d) {}", agreement.unwrap_or_default());
+    // How much of the write path ran pipelined (two batches in one transaction).
+    let (mut batches, mut pipelined) = (0, 0);
+    for node in 1..=cluster.len() {
+        if let Ok(status) = cluster.status(node).await {
+            batches += status["groups"][1]["write_batches"].as_u64().unwrap_or(0);
+            pipelined += status["groups"][1]["pipelined_batches"].as_u64().unwrap_or(0);
+        }
+    }
+    println!("write batches since each node's last start: {batches}, of which pipelined: {pipelined}");
 }
 
 /// Any node, the leader included, is SIGKILLed and restarted during writes.

@@ -19,6 +19,11 @@
 //! * **Batching.** Autocommit writes queue for the batcher, which runs every
 //!   queued statement in its own savepoint inside one SQLite transaction and
 //!   proposes them as one entry: one Raft round and one fsync for many clients.
+//!   While that entry is in its Raft round, the writes that queued meanwhile
+//!   run as a second batch in the same SQLite transaction and are proposed
+//!   right behind it (pipelining: at most two; the replica commits both with
+//!   one SQLite COMMIT, see `shoal_storage::replica`), so they do not wait a
+//!   whole round before theirs starts.
 //! * **Reads** run on pooled read-only connections after Raft's read-index
 //!   check, so they never block the writer and never see uncommitted data.
 //!   Reads waiting at the same time share one leadership round. There is no
@@ -121,6 +126,13 @@ pub struct GroupStatus {
     pub log_size_bytes: u64,
     pub log_fsyncs: u64,
     pub log_fsync_micros_total: u64,
+    /// Batches of autocommit writes proposed by this replica as leader.
+    #[serde(default)]
+    pub write_batches: u64,
+    /// Of those, batches that joined a transaction whose previous batch was
+    /// still in its Raft round (pipelined).
+    #[serde(default)]
+    pub pipelined_batches: u64,
 }
 
 struct BatchItem {
@@ -152,6 +164,9 @@ pub struct Group {
     /// The newest known read index and when it was asked for (see [`Group::fresh_index`]).
     freshness: Mutex<Option<(Instant, u64)>>,
     batch_tx: mpsc::Sender<BatchItem>,
+    /// Autocommit batches proposed, and how many of them were pipelined.
+    write_batches: AtomicU64,
+    pipelined_batches: AtomicU64,
     /// Callers of [`Group::leader_read_index`] waiting for the next round.
     read_index_tx: mpsc::UnboundedSender<oneshot::Sender<Result<u64>>>,
     log_stats: crate::log_store::StatsHandle,
@@ -212,6 +227,8 @@ impl Group {
             readers: Mutex::new(Vec::new()),
             freshness: Mutex::new(None),
             batch_tx,
+            write_batches: AtomicU64::new(0),
+            pipelined_batches: AtomicU64::new(0),
             read_index_tx,
             log_stats,
             transport: config.transport.clone(),
@@ -482,6 +499,8 @@ impl Group {
             log_size_bytes: stats.size_bytes,
             log_fsyncs: stats.fsyncs,
             log_fsync_micros_total: stats.fsync_micros_total,
+            write_batches: self.write_batches.load(Ordering::Relaxed),
+            pipelined_batches: self.pipelined_batches.load(Ordering::Relaxed),
         }
     }
 
@@ -580,47 +599,70 @@ impl Group {
         })
     }
 
+    fn next_proposal_id(&self) -> ProposalId {
+        ProposalId { node: self.node_id, boot: self.boot, seq: self.next_proposal.fetch_add(1, Ordering::Relaxed) }
+    }
+
     /// Proposes the recorded transactions open on the writer and waits for
     /// them to commit. On failure the open SQLite transaction is rolled back.
-    async fn propose(&self, txns: Vec<TxnRecord>) -> Result<u64> {
-        let proposal =
-            ProposalId { node: self.node_id, boot: self.boot, seq: self.next_proposal.fetch_add(1, Ordering::Relaxed) };
-        self.shared.lock().set_pending(Some(proposal));
+    async fn propose(self: &Arc<Self>, txns: Vec<TxnRecord>) -> Result<u64> {
+        let proposal = self.next_proposal_id();
+        self.shared.lock().push_pending(proposal);
+        self.submit(proposal, txns).await.await
+    }
+
+    /// Hands `proposal` (already pending on the replica) to Raft and returns
+    /// once it is queued, with a future of its outcome: the log index once
+    /// committed and applied, or the error after its effects were abandoned
+    /// ([`Replica::abandon`]). Entries take the order of the `submit` calls,
+    /// so the batcher can queue a second proposal behind the first.
+    async fn submit(self: &Arc<Self>, proposal: ProposalId, txns: Vec<TxnRecord>) -> Outcome {
         // Only a proposal made while leading can have reached the log; if
         // one of those fails, a new leader may still commit it.
         let was_leader = self.is_leader();
-        let result = self.raft.client_write(Command { proposal: Some(proposal), txns, checksum: false }).await;
-        match result {
-            Ok(response) => Ok(response.log_id.index),
-            Err(err) => {
-                {
-                    let mut replica = self.shared.lock();
-                    if replica.pending() == Some(proposal) {
-                        replica.rollback()?;
-                    }
-                }
-                let in_doubt = |what: String| {
-                    Error::environment(SqlState::STATEMENT_COMPLETION_UNKNOWN, what).with_hint(
-                        "the outcome is unknown: a new leader may still commit it; check whether the change is present before retrying",
-                    )
-                };
-                Err(match err {
-                    RaftError::APIError(ClientWriteError::ForwardToLeader(f)) if was_leader => in_doubt(format!(
-                        "group {} lost its leader while committing (new leader: {:?})",
-                        self.id, f.leader_id
-                    )),
-                    RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::environment(
-                        SqlState::SERIALIZATION_FAILURE,
-                        format!("this node is not the leader of group {} (leader: {:?})", self.id, f.leader_id),
-                    )
-                    .with_hint("the transaction was not committed; retry it"),
-                    RaftError::APIError(other) => {
-                        Error::environment(SqlState::SERIALIZATION_FAILURE, other.to_string())
-                            .with_hint("the transaction was not committed; retry it")
-                    }
-                    RaftError::Fatal(fatal) => in_doubt(format!("group {} stopped while committing: {fatal}", self.id)),
-                })
+        let queued = self.raft.client_write_ff(Command { proposal: Some(proposal), txns, checksum: false }).await;
+        let group = self.clone();
+        Box::pin(async move {
+            let failure = match queued {
+                Err(fatal) => RaftError::Fatal(fatal),
+                Ok(response) => match response.await {
+                    Ok(Ok(written)) => return Ok(written.log_id.index),
+                    Ok(Err(refused)) => RaftError::APIError(refused),
+                    Err(_) => RaftError::Fatal(openraft::error::Fatal::Stopped),
+                },
+            };
+            group.abandon(proposal)?;
+            Err(group.write_error(failure, was_leader))
+        })
+    }
+
+    /// Gives up `proposal`'s effects on the writer (see [`Replica::abandon`]).
+    fn abandon(&self, proposal: ProposalId) -> Result<()> {
+        let mut replica = self.shared.lock();
+        if replica.abandon(proposal)? {
+            self.shared.publish_applied(&replica);
+        }
+        Ok(())
+    }
+
+    fn write_error(&self, err: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>, was_leader: bool) -> Error {
+        let in_doubt = |what: String| {
+            Error::environment(SqlState::STATEMENT_COMPLETION_UNKNOWN, what).with_hint(
+                "the outcome is unknown: a new leader may still commit it; check whether the change is present before retrying",
+            )
+        };
+        match err {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) if was_leader => {
+                in_doubt(format!("group {} lost its leader while committing (new leader: {:?})", self.id, f.leader_id))
             }
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::environment(
+                SqlState::SERIALIZATION_FAILURE,
+                format!("this node is not the leader of group {} (leader: {:?})", self.id, f.leader_id),
+            )
+            .with_hint("the transaction was not committed; retry it"),
+            RaftError::APIError(other) => Error::environment(SqlState::SERIALIZATION_FAILURE, other.to_string())
+                .with_hint("the transaction was not committed; retry it"),
+            RaftError::Fatal(fatal) => in_doubt(format!("group {} stopped while committing: {fatal}", self.id)),
         }
     }
 
@@ -884,31 +926,152 @@ async fn run_read_index_rounds(raft: Raft, mut rx: mpsc::UnboundedReceiver<onesh
     }
 }
 
-/// The batcher task: see the module docs.
+/// The outcome of a submitted proposal (see [`Group::submit`]).
+type Outcome = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send>>;
+
+type Reply = oneshot::Sender<Result<(QueryOutput, u64)>>;
+
+/// A batch whose entry is in its Raft round: its outcome and the sessions
+/// waiting for it.
+struct InFlight {
+    outcome: Outcome,
+    replies: Vec<(Reply, QueryOutput)>,
+}
+
+fn deliver(replies: Vec<(Reply, QueryOutput)>, outcome: Result<u64>) {
+    match outcome {
+        Ok(index) => {
+            for (reply, output) in replies {
+                let _ = reply.send(Ok((output, index)));
+            }
+        }
+        Err(e) => {
+            for (reply, _) in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// At most this many batches are in their Raft round at once (the replica
+/// holds at most two proposals per transaction; see its module docs).
+const PIPELINE_DEPTH: usize = 2;
+
+/// What the batcher waits for next.
+enum Wake {
+    Settled(Result<u64>),
+    Item(Option<BatchItem>),
+}
+
+/// The batcher task: see the module docs. It holds the write slot from a
+/// pipeline's first batch until none is in flight, and starts the next
+/// batch while the previous one is in its Raft round when the replica lets
+/// it join the open transaction ([`Replica::begin_next`]), so a round's
+/// latency is not paid twice by the writes that queued during it.
 async fn run_batcher(group: std::sync::Weak<Group>, mut rx: mpsc::Receiver<BatchItem>) {
-    while let Some(first) = rx.recv().await {
+    let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
+    let mut slot = None;
+    // Items that start the next batch, oldest first.
+    let mut next: Vec<BatchItem> = Vec::new();
+    loop {
+        if next.is_empty() {
+            let depth = in_flight.len();
+            let wake = match in_flight.front_mut() {
+                None => {
+                    // Let interactive transactions in between pipelines.
+                    slot = None;
+                    Wake::Item(rx.recv().await)
+                }
+                Some(front) if depth < PIPELINE_DEPTH => {
+                    tokio::select! {
+                        biased;
+                        settled = &mut front.outcome => Wake::Settled(settled),
+                        item = rx.recv() => Wake::Item(item),
+                    }
+                }
+                Some(front) => Wake::Settled((&mut front.outcome).await),
+            };
+            match wake {
+                Wake::Settled(outcome) => {
+                    if let Some(batch) = in_flight.pop_front() {
+                        deliver(batch.replies, outcome);
+                    }
+                    continue;
+                }
+                Wake::Item(Some(item)) => next.push(item),
+                Wake::Item(None) => {
+                    while let Some(batch) = in_flight.pop_front() {
+                        deliver(batch.replies, batch.outcome.await);
+                    }
+                    return;
+                }
+            }
+        }
         let Some(group) = group.upgrade() else { return };
-        let slot = group.write_slot.clone().lock_owned().await;
-        // Everything that queued while we waited for the slot joins this batch.
-        let mut items = vec![first];
+        if slot.is_none() {
+            slot = Some(group.write_slot.clone().lock_owned().await);
+        }
+        // Everything that queued meanwhile joins this batch.
+        let mut items = std::mem::take(&mut next);
         while items.len() < MAX_BATCH_STATEMENTS {
             match rx.try_recv() {
                 Ok(item) => items.push(item),
                 Err(_) => break,
             }
         }
-        run_batch(&group, items).await;
-        drop(slot);
+        match run_batch(&group, items).await {
+            Started::Proposed(batch) => in_flight.push_back(batch),
+            Started::Done => {}
+            Started::NotNow(items) => match in_flight.pop_front() {
+                // The open transaction takes no second batch yet: settle
+                // the oldest in flight, then start with these items.
+                Some(batch) => {
+                    deliver(batch.replies, batch.outcome.await);
+                    next = items;
+                }
+                None => {
+                    let busy = Error::internal("the group's writer holds a transaction no batch owns");
+                    for item in items {
+                        let _ = item.reply.send(Err(busy.clone()));
+                    }
+                }
+            },
+        }
     }
 }
 
-async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) {
+/// How [`run_batch`] ended.
+enum Started {
+    /// Its entry is in its Raft round.
+    Proposed(InFlight),
+    /// Every session already has its answer (nothing to propose, or the
+    /// environment failed).
+    Done,
+    /// The writer's open transaction cannot take another batch yet.
+    NotNow(Vec<BatchItem>),
+}
+
+/// Executes `items` on the writer — in a new transaction, or as the second
+/// batch of the open one — each statement in its own savepoint, and submits
+/// what succeeded as one entry.
+async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) -> Started {
     let shared = group.shared.clone();
-    // Execute every statement in its own savepoint of one SQLite transaction.
+    let proposal = group.next_proposal_id();
+    let pipelined = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let joined = pipelined.clone();
     let executed = tokio::task::spawn_blocking(move || {
         let mut replica = shared.lock();
-        if let Err(e) = replica.begin() {
-            return Err((items, e));
+        if replica.in_txn() {
+            match replica.begin_next(proposal) {
+                Ok(true) => joined.store(true, Ordering::Relaxed),
+                Ok(false) => return Ok(Err(items)),
+                Err(e) => return Err((items, e)),
+            }
+        } else {
+            if let Err(e) = replica.begin() {
+                return Err((items, e));
+            }
+            replica.push_pending(proposal);
         }
         let mut done = Vec::with_capacity(items.len());
         for item in items {
@@ -943,31 +1106,33 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) {
                 Ok(result) => done.push((item, result)),
                 Err(fatal) => {
                     // The environment failed: nothing of this batch may commit.
-                    let _ = replica.rollback();
+                    let _ = replica.abandon(proposal);
                     let mut all: Vec<BatchItem> = done.into_iter().map(|(i, _)| i).collect();
                     all.push(item);
                     return Err((all, fatal));
                 }
             }
         }
-        Ok(done)
+        Ok(Ok(done))
     })
     .await;
     let done = match executed {
-        Ok(Ok(done)) => done,
+        Ok(Ok(Ok(done))) => done,
+        Ok(Ok(Err(items))) => return Started::NotNow(items),
         Ok(Err((items, err))) => {
             for item in items {
                 let _ = item.reply.send(Err(err.clone()));
             }
-            return;
+            group.shared.publish_applied(&group.shared.lock());
+            return Started::Done;
         }
         Err(join) => {
             tracing::error!(error = %join, "batch task failed");
-            return;
+            return Started::Done;
         }
     };
     let mut txns = Vec::new();
-    let mut succeeded = Vec::new();
+    let mut replies = Vec::new();
     for (item, result) in done {
         match result {
             Ok(output) => {
@@ -976,7 +1141,7 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) {
                     ctx: item.ctx,
                     stmts: vec![RecordedStmt { seq: 0, sql: item.sql, params: item.params, failed: false }],
                 });
-                succeeded.push((item.reply, output));
+                replies.push((item.reply, output));
             }
             Err((e, restore)) => {
                 if !restore.is_empty() {
@@ -987,20 +1152,14 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) {
         }
     }
     if txns.is_empty() {
-        let shared = group.shared.clone();
-        let _ = run_blocking(move || shared.lock().rollback()).await;
-        return;
-    }
-    match group.propose(txns).await {
-        Ok(index) => {
-            for (reply, output) in succeeded {
-                let _ = reply.send(Ok((output, index)));
-            }
+        if let Err(e) = group.abandon(proposal) {
+            tracing::error!(error = %e, "abandoning an empty batch failed");
         }
-        Err(e) => {
-            for (reply, _) in succeeded {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
+        return Started::Done;
     }
+    group.write_batches.fetch_add(1, Ordering::Relaxed);
+    if pipelined.load(Ordering::Relaxed) {
+        group.pipelined_batches.fetch_add(1, Ordering::Relaxed);
+    }
+    Started::Proposed(InFlight { outcome: group.submit(proposal, txns).await, replies })
 }

@@ -95,6 +95,18 @@ impl SharedReplica {
         self.applied_tx.subscribe()
     }
 
+    /// Announces what readers can now see of `replica` (its visible index:
+    /// deferred effects of a pipelined entry are not visible until their
+    /// SQLite commit). Never moves backwards.
+    pub fn publish_applied(&self, replica: &Replica) {
+        let visible = replica.visible_index();
+        self.applied_tx.send_if_modified(|index| {
+            let moved = visible > *index;
+            *index = (*index).max(visible);
+            moved
+        });
+    }
+
     /// Watches the catalog epoch.
     pub fn catalog_watch(&self) -> watch::Receiver<u64> {
         self.catalog_epoch_tx.subscribe()
@@ -240,7 +252,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut responses = Vec::new();
         let mut catalog_changed = false;
-        let mut last_index = None;
         // Checksum entries: the index and a read connection whose snapshot
         // is pinned at exactly that index, checksummed after the lock is
         // released so applying goes on meanwhile.
@@ -260,8 +271,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let committed_local = match &entry.payload {
                     EntryPayload::Normal(command) if command.checksum => {
                         replica.apply_empty(state).map_err(sm_error)?;
-                        self.shared.record_checksum(entry.log_id.index, None);
-                        pinned.push((entry.log_id.index, pin_snapshot(replica.path())));
+                        // With a pipelined entry's effects deferred, no
+                        // snapshot shows exactly this index: skip it (the
+                        // check reports this replica as not compared).
+                        if replica.visible_index() == entry.log_id.index {
+                            self.shared.record_checksum(entry.log_id.index, None);
+                            pinned.push((entry.log_id.index, pin_snapshot(replica.path())));
+                        }
                         false
                     }
                     EntryPayload::Normal(command) => {
@@ -276,9 +292,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         false
                     }
                 };
-                last_index = Some(entry.log_id.index);
                 responses.push(ApplyResponse { index: entry.log_id.index, committed_local });
             }
+            self.shared.publish_applied(&replica);
         }
         for (index, conn) in pinned {
             let shared = self.shared.clone();
@@ -290,9 +306,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 });
                 shared.record_checksum(index, Some(result.map_err(|e| e.to_string())));
             });
-        }
-        if let Some(index) = last_index {
-            self.shared.applied_tx.send_replace(index);
         }
         if catalog_changed {
             self.shared.bump_catalog_epoch();

@@ -26,6 +26,7 @@ async fn status(State(node): State<Arc<Node>>) -> impl IntoResponse {
                 "applied_index": g.applied_index, "snapshot_index": g.snapshot_index, "voters": g.voters,
                 "log_size_bytes": g.log_size_bytes, "log_fsyncs": g.log_fsyncs,
                 "log_fsync_micros_total": g.log_fsync_micros_total,
+                "write_batches": g.write_batches, "pipelined_batches": g.pipelined_batches,
             })
         })
         .collect();

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub log_size_bytes: Family<GroupLabel, Gauge<i64, AtomicI64>>,
     pub log_fsyncs: Family<GroupLabel, Gauge<i64, AtomicI64>>,
     pub log_fsync_micros: Family<GroupLabel, Gauge<i64, AtomicI64>>,
+    pub write_batches: Family<GroupLabel, Gauge<i64, AtomicI64>>,
+    pub pipelined_batches: Family<GroupLabel, Gauge<i64, AtomicI64>>,
 }
 
 impl Default for Metrics {
@@ -76,6 +78,17 @@ impl Default for Metrics {
             "Total microseconds spent in log fsync per group (divide by shoal_log_fsyncs for the mean)",
             log_fsync_micros.clone(),
         );
+        let (write_batches, pipelined_batches) = (gauge_family(), gauge_family());
+        registry.register(
+            "write_batches",
+            "Batches of autocommit writes proposed as one entry each, per group (on its leader)",
+            write_batches.clone(),
+        );
+        registry.register(
+            "write_batches_pipelined",
+            "Write batches started while the previous one was still in its Raft round, per group",
+            pipelined_batches.clone(),
+        );
         Metrics {
             registry,
             queries,
@@ -89,6 +102,8 @@ impl Default for Metrics {
             log_size_bytes,
             log_fsyncs,
             log_fsync_micros,
+            write_batches,
+            pipelined_batches,
         }
     }
 }
@@ -113,6 +128,8 @@ impl Metrics {
         self.log_size_bytes.get_or_create(&label).set(status.log_size_bytes as i64);
         self.log_fsyncs.get_or_create(&label).set(status.log_fsyncs as i64);
         self.log_fsync_micros.get_or_create(&label).set(status.log_fsync_micros_total as i64);
+        self.write_batches.get_or_create(&label).set(status.write_batches as i64);
+        self.pipelined_batches.get_or_create(&label).set(status.pipelined_batches as i64);
     }
 
     /// The Prometheus text exposition.

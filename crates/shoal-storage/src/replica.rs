@@ -24,6 +24,19 @@
 //! the applied index; it is written at once when the writer is idle, or with
 //! the next committed transaction otherwise. Re-applying such an entry after a
 //! crash is harmless.
+//!
+//! **Two proposals per transaction (pipelining).** The leader's batcher may
+//! start a second batch of autocommit writes in the open transaction while
+//! the first is still in its Raft round ([`Replica::begin_next`]); the second
+//! runs inside the savepoint `__shoal_next`. When the first commits in Raft
+//! its effects are *deferred*: they stay in the open SQLite transaction, and
+//! the applied state waits in memory, until the second commits too and one
+//! SQLite COMMIT covers both. If the second fails, or a foreign entry comes
+//! first, only the savepoint is rolled back and the first is committed
+//! alone. A crash in between loses nothing: the first entry is in the Raft
+//! log and SQLite's applied index still precedes it, so it is replayed.
+//! Readers see deferred effects only after that COMMIT
+//! ([`Replica::visible_index`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -64,7 +77,14 @@ pub struct Replica {
     sequence_statements: Option<sequences::WriterStatements>,
     writer: Connection,
     in_txn: bool,
-    pending: Option<ProposalId>,
+    /// Proposals whose effects the open transaction holds, in log order: at
+    /// most two, the second inside the savepoint `__shoal_next`.
+    pending: Vec<ProposalId>,
+    /// The savepoint `__shoal_next` is open (see the module docs).
+    next_open: bool,
+    /// The open transaction holds the effects of an applied entry, to be
+    /// committed with the next one (see the module docs).
+    deferred: bool,
     applied: AppliedState,
     /// Applied state not yet persisted because the writer was busy.
     unpersisted: Option<AppliedState>,
@@ -194,7 +214,9 @@ impl Replica {
             sequence_statements,
             writer,
             in_txn: false,
-            pending: None,
+            pending: Vec::new(),
+            next_open: false,
+            deferred: false,
             applied,
             unpersisted: None,
             failed_draws: Vec::new(),
@@ -270,19 +292,93 @@ impl Replica {
         self.writer.prepare_cached(sql).and_then(|mut statement| statement.execute([])).map(drop).map_err(from_sqlite)
     }
 
-    /// Marks the open transaction as the one `proposal` will commit.
-    pub fn set_pending(&mut self, proposal: Option<ProposalId>) {
-        self.pending = proposal;
+    /// Records that `proposal` will commit the open transaction's effects
+    /// (so far: since the savepoint, for a second batch).
+    pub fn push_pending(&mut self, proposal: ProposalId) {
+        self.pending.push(proposal);
     }
 
-    /// The proposal whose transaction is open on the writer, if any.
-    pub fn pending(&self) -> Option<ProposalId> {
-        self.pending
+    /// True when the open transaction holds effects `proposal` will commit.
+    pub fn is_pending(&self, proposal: ProposalId) -> bool {
+        self.pending.contains(&proposal)
     }
 
-    /// Rolls back the leader-side transaction.
+    /// True while a leader-side transaction is open on the writer.
+    pub fn in_txn(&self) -> bool {
+        self.in_txn
+    }
+
+    /// Starts a second batch inside the open transaction, to be committed by
+    /// `proposal` after the first one's (see the module docs). Only while
+    /// exactly one proposal is pending and none has been applied.
+    pub fn begin_next(&mut self, proposal: ProposalId) -> Result<bool> {
+        if !self.in_txn || self.pending.len() != 1 || self.deferred || self.next_open {
+            return Ok(false);
+        }
+        self.control("SAVEPOINT __shoal_next")?;
+        self.next_open = true;
+        self.pending.push(proposal);
+        self.failed_draws.clear();
+        Ok(true)
+    }
+
+    /// Gives up the effects `proposal` would have committed: its Raft
+    /// proposal failed, or its batch had nothing to propose. A second batch
+    /// is rolled back to its savepoint, and if the first was already applied
+    /// it is committed now; otherwise the whole transaction is rolled back.
+    /// Returns true when the applied state changed (see `visible_index`).
+    pub fn abandon(&mut self, proposal: ProposalId) -> Result<bool> {
+        if !self.in_txn || !self.pending.contains(&proposal) {
+            return Ok(false);
+        }
+        if self.next_open && self.pending.last() == Some(&proposal) {
+            self.pending.pop();
+            self.roll_back_next()?;
+            if self.pending.is_empty() && self.deferred {
+                self.commit_deferred()?;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        self.rollback()?;
+        Ok(false)
+    }
+
+    fn roll_back_next(&mut self) -> Result<()> {
+        self.next_open = false;
+        self.control("ROLLBACK TO __shoal_next")?;
+        self.control("RELEASE __shoal_next")
+    }
+
+    /// Commits the deferred effects of an applied entry with the newest
+    /// applied state (entries after it, if any, had no effects).
+    fn commit_deferred(&mut self) -> Result<()> {
+        let applied = self.unpersisted.clone().unwrap_or_else(|| self.applied.clone());
+        self.write_applied(&applied)?;
+        self.control("COMMIT")?;
+        self.finish_commit(applied);
+        Ok(())
+    }
+
+    /// The index up to which committed SQLite content reflects every applied
+    /// entry: what a reader can see. Deferred effects are not visible yet.
+    pub fn visible_index(&self) -> u64 {
+        match self.deferred {
+            true => self.applied.index,
+            false => self.applied().index,
+        }
+    }
+
+    /// Rolls back the whole leader-side transaction, deferred effects
+    /// included (only for a replica about to be replaced by a snapshot, or
+    /// when nothing was deferred).
     pub fn rollback(&mut self) -> Result<()> {
-        self.pending = None;
+        self.pending.clear();
+        self.next_open = false;
+        if std::mem::take(&mut self.deferred) {
+            // Its applied state must not be written without its effects.
+            self.unpersisted = None;
+        }
         if !self.in_txn {
             return Ok(());
         }
@@ -296,7 +392,14 @@ impl Replica {
     /// the applied state; otherwise the entry is replayed. Returns true when
     /// the open transaction was committed.
     pub fn apply(&mut self, command: &Command, applied: AppliedState) -> Result<bool> {
-        if self.in_txn && command.proposal.is_some() && command.proposal == self.pending {
+        if self.in_txn && command.proposal.is_some() && command.proposal.as_ref() == self.pending.first() {
+            self.pending.remove(0);
+            if !self.pending.is_empty() {
+                // A second batch follows in this transaction: commit both together.
+                self.unpersisted = Some(applied);
+                self.deferred = true;
+                return Ok(true);
+            }
             self.write_applied(&applied)?;
             self.control("COMMIT")?;
             self.finish_commit(applied);
@@ -305,9 +408,18 @@ impl Replica {
         if self.in_txn {
             // Another entry committed while a local transaction was open: the
             // local one can no longer commit in this order (this replica lost
-            // leadership). Abandon it; its session gets an error.
+            // leadership). Abandon it (keeping an applied entry's deferred
+            // effects); its session gets an error.
             tracing::warn!(pending = ?self.pending, "abandoning local transaction: a foreign entry committed first");
-            self.rollback()?;
+            if self.deferred {
+                self.pending.clear();
+                if self.next_open {
+                    self.roll_back_next()?;
+                }
+                self.commit_deferred()?;
+            } else {
+                self.rollback()?;
+            }
         }
         self.replay(command, applied)?;
         Ok(false)
@@ -388,7 +500,9 @@ impl Replica {
 
     fn finish_commit(&mut self, applied: AppliedState) {
         self.in_txn = false;
-        self.pending = None;
+        self.pending.clear();
+        self.next_open = false;
+        self.deferred = false;
         self.applied = applied;
         self.unpersisted = None;
     }

@@ -91,7 +91,7 @@ fn leader_commit_matches_replay() {
                 leader.execute(&txn.ctx, s.seq, &s.sql, &s.params).unwrap();
             }
         }
-        leader.set_pending(Some(proposal));
+        leader.push_pending(proposal);
         let mut entry = command.clone();
         entry.proposal = Some(proposal);
         assert!(leader.apply(&entry, applied(i as u64 + 1)).unwrap(), "leader must commit, not replay");
@@ -263,7 +263,7 @@ fn sequence_log(leader: &mut Replica) -> (Vec<Command>, Vec<i64>) {
                 }
             }
         }
-        leader.set_pending(Some(proposal));
+        leader.push_pending(proposal);
         let command = Command {
             proposal: Some(proposal),
             txns: vec![TxnRecord { ctx, stmts: recorded, ..Default::default() }],
@@ -342,4 +342,141 @@ fn serial_insert_cost() {
         println!("{name}: 10000 inserts in {:?}", started.elapsed());
     }
     r.rollback().unwrap();
+}
+
+/// Two proposals in one leader transaction (the batcher's pipeline): the
+/// first's effects wait for the second's commit, and every way the second
+/// can end leaves exactly the committed entries' effects.
+mod pipelined {
+    use super::*;
+
+    fn proposal(seq: u64) -> ProposalId {
+        ProposalId { node: 1, boot: 7, seq }
+    }
+
+    fn insert(id: i64) -> Command {
+        let ctx = ExecContext { timestamp_micros: 1_700_000_000_000_000 + id, seed: id as u64 };
+        let txn = TxnRecord {
+            ctx,
+            stmts: vec![stmt(0, "INSERT INTO t (id) VALUES (?1)", vec![Value::Integer(id)])],
+            ..Default::default()
+        };
+        Command { proposal: None, txns: vec![txn], checksum: false }
+    }
+
+    /// A replica with table `t` at applied index 1, and a reader of its file.
+    fn leader(dir: &std::path::Path) -> (Replica, rusqlite::Connection) {
+        let ddl =
+            TxnRecord { stmts: vec![stmt(0, "CREATE TABLE t (id INTEGER PRIMARY KEY)", vec![])], ..Default::default() };
+        let mut replica = Replica::open(&dir.join("leader.db")).unwrap();
+        replica.apply(&Command { proposal: None, txns: vec![ddl], checksum: false }, applied(1)).unwrap();
+        let reader = rusqlite::Connection::open(dir.join("leader.db")).unwrap();
+        (replica, reader)
+    }
+
+    fn execute(replica: &mut Replica, command: &Command) {
+        for txn in &command.txns {
+            for s in &txn.stmts {
+                replica.execute(&txn.ctx, s.seq, &s.sql, &s.params).unwrap();
+            }
+        }
+    }
+
+    fn ids(reader: &rusqlite::Connection) -> Vec<i64> {
+        let mut stmt = reader.prepare("SELECT id FROM t ORDER BY id").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    }
+
+    /// Starts the pair: entry 2 inserts 10, entry 3 inserts 20.
+    fn pair(replica: &mut Replica) -> (Command, Command) {
+        let (mut first, mut second) = (insert(10), insert(20));
+        first.proposal = Some(proposal(1));
+        second.proposal = Some(proposal(2));
+        replica.begin().unwrap();
+        replica.push_pending(proposal(1));
+        execute(replica, &first);
+        assert!(replica.begin_next(proposal(2)).unwrap(), "a second batch may join");
+        assert!(!replica.begin_next(proposal(3)).unwrap(), "but no third");
+        execute(replica, &second);
+        (first, second)
+    }
+
+    #[test]
+    fn both_commit_together_and_become_visible_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut replica, reader) = leader(dir.path());
+        let (first, second) = pair(&mut replica);
+        assert!(replica.apply(&first, applied(2)).unwrap());
+        assert_eq!(replica.visible_index(), 1, "the first's effects wait for the second");
+        assert_eq!(ids(&reader), Vec::<i64>::new());
+        assert!(replica.apply(&second, applied(3)).unwrap());
+        assert_eq!(replica.visible_index(), 3);
+        assert_eq!(ids(&reader), vec![10, 20]);
+    }
+
+    #[test]
+    fn a_failed_second_leaves_the_applied_first_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut replica, reader) = leader(dir.path());
+        let (first, _second) = pair(&mut replica);
+        replica.apply(&first, applied(2)).unwrap();
+        assert!(replica.abandon(proposal(2)).unwrap(), "abandoning the second commits the first");
+        assert_eq!(replica.visible_index(), 2);
+        assert_eq!(ids(&reader), vec![10]);
+        assert!(!replica.in_txn());
+    }
+
+    #[test]
+    fn a_second_failing_before_the_first_applies_keeps_the_first_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut replica, reader) = leader(dir.path());
+        let (first, _second) = pair(&mut replica);
+        assert!(!replica.abandon(proposal(2)).unwrap());
+        assert!(replica.is_pending(proposal(1)) && !replica.is_pending(proposal(2)));
+        assert!(replica.apply(&first, applied(2)).unwrap());
+        assert_eq!(ids(&reader), vec![10]);
+        assert_eq!(replica.visible_index(), 2);
+    }
+
+    #[test]
+    fn a_failed_first_rolls_back_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut replica, reader) = leader(dir.path());
+        pair(&mut replica);
+        replica.abandon(proposal(1)).unwrap();
+        assert!(!replica.in_txn() && !replica.is_pending(proposal(2)));
+        assert_eq!(ids(&reader), Vec::<i64>::new());
+        assert_eq!(replica.visible_index(), 1);
+    }
+
+    #[test]
+    fn a_foreign_entry_after_the_first_commits_it_and_replays_in_log_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut replica, reader) = leader(dir.path());
+        let (first, second) = pair(&mut replica);
+        replica.apply(&first, applied(2)).unwrap();
+        // A new leader's entry lands at 3, before this node's second batch.
+        assert!(!replica.apply(&insert(30), applied(3)).unwrap());
+        assert_eq!(ids(&reader), vec![10, 30]);
+        // If the second is committed later after all, it is replayed.
+        assert!(!replica.apply(&second, applied(4)).unwrap());
+        assert_eq!(ids(&reader), vec![10, 20, 30]);
+        assert_eq!(replica.visible_index(), 4);
+    }
+
+    #[test]
+    fn a_crash_with_deferred_effects_replays_the_first_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut replica, _reader) = leader(dir.path());
+        let (first, _second) = pair(&mut replica);
+        replica.apply(&first, applied(2)).unwrap();
+        drop(replica); // the process dies before the second commits
+        let mut reopened = Replica::open(&dir.path().join("leader.db")).unwrap();
+        assert_eq!(reopened.applied().index, 1, "SQLite's applied index precedes the deferred entry");
+        let mut replayed = first.clone();
+        replayed.proposal = None;
+        assert!(!reopened.apply(&replayed, applied(2)).unwrap());
+        let reader = rusqlite::Connection::open(dir.path().join("leader.db")).unwrap();
+        assert_eq!(ids(&reader), vec![10]);
+    }
 }
