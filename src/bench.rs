@@ -41,6 +41,7 @@ pub struct BenchArgs {
     port: u16,
 }
 
+#[derive(Clone, Debug)]
 pub(crate) struct Measured {
     pub(crate) tps: f64,
     pub(crate) p50_ms: f64,

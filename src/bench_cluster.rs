@@ -34,6 +34,11 @@ pub struct BenchClusterArgs {
     /// Failover trials.
     #[arg(long, default_value_t = 20)]
     trials: u32,
+    /// Replicated-insert runs per system and client count, alternating
+    /// Shoal and PostgreSQL so background load hits both alike; the run with
+    /// the median TPS is reported.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    repeat: u32,
     /// Workloads: replicated-insert, follower-read, failover.
     #[arg(long, default_value = "replicated-insert,follower-read,failover", value_delimiter = ',')]
     workloads: Vec<String>,
@@ -339,6 +344,17 @@ async fn dqlite_kvwrite(dir: &Path, port: u16, workers: u32, duration: u32) -> a
 const INSERT_SETUP: &str = "DROP TABLE IF EXISTS bench_ins; \
     CREATE TABLE bench_ins (id BIGSERIAL PRIMARY KEY, k INTEGER NOT NULL, v TEXT NOT NULL);";
 
+/// The run with the median TPS (the lower middle one for an even count).
+fn median_run(runs: &[Measured]) -> Measured {
+    let mut sorted: Vec<&Measured> = runs.iter().collect();
+    sorted.sort_by(|a, b| a.tps.total_cmp(&b.tps));
+    sorted.get((sorted.len().max(1) - 1) / 2).map(|m| (*m).clone()).unwrap_or(Measured {
+        tps: f64::NAN,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+    })
+}
+
 fn row(workload: &str, clients: u32, system: &str, m: &Measured, note: &str) {
     println!("| {workload} | {clients} | {system} | {:.0} | {:.2} | {:.2} | {note} |", m.tps, m.p50_ms, m.p99_ms);
 }
@@ -380,14 +396,29 @@ pub async fn run(args: BenchClusterArgs) -> anyhow::Result<()> {
         }
         let dqlite = !args.no_dqlite && which("dqlite-benchmark");
         for &clients in &args.clients {
-            eprintln!("replicated-insert: {clients} clients on Shoal…");
-            let s = pgbench(&shoal_conn, &script, clients, args.duration, temp.path(), &[]).await?;
-            row("replicated-insert", clients, "Shoal, 3 replicas", &s, "");
+            let (mut shoal_runs, mut postgres_runs) = (Vec::new(), Vec::new());
+            for run in 1..=args.repeat {
+                eprintln!("replicated-insert: {clients} clients on Shoal (run {run} of {})…", args.repeat);
+                shoal_runs.push(pgbench(&shoal_conn, &script, clients, args.duration, temp.path(), &[]).await?);
+                if let Ok(trio) = &postgres {
+                    eprintln!("replicated-insert: {clients} clients on PostgreSQL (run {run} of {})…", args.repeat);
+                    postgres_runs
+                        .push(pgbench(&trio.conninfo(), &script, clients, args.duration, temp.path(), &[]).await?);
+                }
+            }
+            let note = |runs: &[Measured]| match runs.len() {
+                1 => String::new(),
+                n => format!(
+                    "median of {n} runs (TPS {})",
+                    runs.iter().map(|m| format!("{:.0}", m.tps)).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            let s = median_run(&shoal_runs);
+            row("replicated-insert", clients, "Shoal, 3 replicas", &s, &note(&shoal_runs));
             match &postgres {
-                Ok(trio) => {
-                    eprintln!("replicated-insert: {clients} clients on PostgreSQL…");
-                    let p = pgbench(&trio.conninfo(), &script, clients, args.duration, temp.path(), &[]).await?;
-                    row("replicated-insert", clients, "PostgreSQL, 2 sync standbys (ANY 1)", &p, "");
+                Ok(_) => {
+                    let p = median_run(&postgres_runs);
+                    row("replicated-insert", clients, "PostgreSQL, 2 sync standbys (ANY 1)", &p, &note(&postgres_runs));
                     println!("| | | Shoal ÷ PostgreSQL | {:.2}× | | | |", s.tps / p.tps);
                 }
                 Err(e) => {
@@ -506,4 +537,30 @@ fn which(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(tps: f64) -> Measured {
+        Measured { tps, p50_ms: tps / 1000.0, p99_ms: tps / 100.0 }
+    }
+
+    #[test]
+    fn the_median_run_is_reported_whole() {
+        let median = median_run(&[run(300.0), run(100.0), run(200.0)]);
+        assert_eq!((median.tps, median.p50_ms), (200.0, 0.2), "its latencies come with it");
+        assert_eq!(median_run(&[run(4.0), run(1.0), run(3.0), run(2.0)]).tps, 2.0, "even count: lower middle");
+        assert!(median_run(&[]).tps.is_nan());
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let sorted = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(crate::bench::percentile(&sorted, 0.5), 3.0);
+        assert_eq!(crate::bench::percentile(&sorted, 1.0), 5.0);
+        assert_eq!(crate::bench::percentile(&sorted, 0.0), 1.0);
+        assert!(crate::bench::percentile(&[], 0.5).is_nan());
+    }
 }
