@@ -723,7 +723,7 @@ impl Rows {
             let expr = c.expr.trim();
             let body =
                 if expr.starts_with('(') && expr.ends_with(')') { expr.to_string() } else { format!("({expr})") };
-            self.constraint(t, con, &c.name, "c", 0, &[], None, format!("CHECK {body}"));
+            self.constraint(t, con, &c.name, "c", 0, &check_columns(t, expr), None, format!("CHECK {body}"));
         }
     }
 
@@ -797,7 +797,9 @@ impl Rows {
                 lit("NO"),
             ],
         );
-        for (pos, attnum) in key.iter().enumerate() {
+        // A CHECK's columns are in conkey but not key columns.
+        let key_columns = if kind == "c" { &[][..] } else { key };
+        for (pos, attnum) in key_columns.iter().enumerate() {
             let Some(col) = attnum.checked_sub(1).and_then(|i| t.columns.get(i)) else { continue };
             let unique_pos = if kind == "f" { n(pos + 1) } else { null() };
             self.push(
@@ -1078,4 +1080,32 @@ fn info_type_name(t: &DataType) -> String {
         DataType::Array(_) => "ARRAY".into(),
         other => other.sql_name(),
     }
+}
+
+/// The attribute numbers of `t`'s columns a CHECK expression mentions, in
+/// order of first appearance, as PostgreSQL's `pg_constraint.conkey` lists
+/// them. Words
+/// followed by `(` (functions) or preceded by `::` (types) are not columns.
+fn check_columns(t: &Table, expr: &str) -> Vec<usize> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&sqlparser::dialect::PostgreSqlDialect {}, expr).tokenize() else {
+        return Vec::new();
+    };
+    let tokens: Vec<&Token> = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+    let mut attnums: Vec<usize> = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let Token::Word(word) = token else { continue };
+        let called = matches!(tokens.get(i + 1), Some(Token::LParen));
+        let cast = i > 0 && matches!(tokens[i - 1], Token::DoubleColon);
+        if called || cast {
+            continue;
+        }
+        let name = if word.quote_style.is_some() { word.value.clone() } else { word.value.to_lowercase() };
+        if let Some((attnum, _)) = t.column(&name) {
+            if !attnums.contains(&(attnum as usize)) {
+                attnums.push(attnum as usize);
+            }
+        }
+    }
+    attnums
 }
