@@ -603,12 +603,29 @@ pub async fn write_autocommit(
     params: Vec<Value>,
 ) -> Result<(QueryOutput, u64)> {
     let local = node.group(group)?;
-    if local.is_leader() {
-        return local.write_autocommit(ctx, sql, params).await;
-    }
-    match forward(node, group, &Call::Autocommit { group, ctx, sql, params }).await? {
-        Reply::Written(output, index) => Ok((output, index)),
-        other => Err(unexpected(&other)),
+    let deadline = Instant::now() + LEADER_WAIT;
+    loop {
+        let attempt = if local.is_leader() {
+            local.write_autocommit(ctx, sql.clone(), params.clone()).await
+        } else {
+            let call = Call::Autocommit { group, ctx, sql: sql.clone(), params: params.clone() };
+            match forward(node, group, &call).await {
+                Ok(Reply::Written(output, index)) => Ok((output, index)),
+                Ok(other) => Err(unexpected(&other)),
+                Err(e) => Err(e),
+            }
+        };
+        match attempt {
+            // Certainly not committed (no leader yet, or leadership moved
+            // before the proposal): the client need not see the failover,
+            // so try again at the new leader, with the same execution
+            // context. An outcome that is unknown (40003) is never retried.
+            Err(e) if e.code == SqlState::SERIALIZATION_FAILURE && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "autocommit write not committed; retrying at the leader");
+                tokio::time::sleep(LEADER_POLL).await;
+            }
+            other => return other,
+        }
     }
 }
 

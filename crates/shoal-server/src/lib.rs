@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod config;
 pub mod consistency;
 pub mod http;
+pub mod idempotency;
 pub mod membership;
 pub mod metrics;
 pub mod node;

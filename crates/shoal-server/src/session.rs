@@ -461,6 +461,13 @@ impl ShoalSession {
     /// Turns SQLite's wording of constraint errors into PostgreSQL's;
     /// `statement` tells which table a foreign-key failure is about.
     fn refine_error(&self, err: Error, statement: Option<&Stmt>) -> Error {
+        // A write whose outcome is unknown: say whether it may simply be run again.
+        if err.code == SqlState::STATEMENT_COMPLETION_UNKNOWN && err.detail.is_none() {
+            if let Some(statement) = statement {
+                let detail = crate::idempotency::classify(statement, &self.catalog().catalog).detail();
+                return err.with_detail(detail);
+            }
+        }
         // Class 23: SQLite's constraint messages (including the generated
         // length and type checks) become PostgreSQL's.
         if err.code.as_str().starts_with("23") {

@@ -58,6 +58,8 @@ mod session;
 mod system;
 mod system_views;
 
+/// PostgreSQL identifier folding (unquoted names are lower-cased).
+pub use binder::fold as fold_ident;
 pub use catalog::{
     Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, SequenceDef, Table, UniqueDef, ViewColumn, ViewDef,
 };
