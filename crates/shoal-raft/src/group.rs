@@ -19,6 +19,9 @@
 //! * **Batching.** Autocommit writes queue for the batcher, which runs every
 //!   queued statement in its own savepoint inside one SQLite transaction and
 //!   proposes them as one entry: one Raft round and one fsync for many clients.
+//!   Each queued statement carries a cancel flag (`shoal_storage::cancel`): a
+//!   cancelled one fails alone with 57014, until the batcher marks it
+//!   finished just before the batch is proposed.
 //! * **Reads** run on pooled read-only connections after Raft's read-index
 //!   check, so they never block the writer and never see uncommitted data.
 //!   Reads waiting at the same time share one leadership round. There is no

@@ -10,6 +10,7 @@
 //! ```text
 //! session on a follower ──Autocommit / Begin·Execute·Commit──▶ leader's NodeService ──▶ Group (batcher / WriteTxn)
 //!                       ──ReadIndex──▶ leader: quorum check ──▶ index; wait until applied here, read locally
+//!                       ──Cancel / CancelAutocommit──▶ leader: stop that statement (see crate::cancel)
 //! joiner ──Register──▶ meta leader: allocate node id      ──AddReplica(g)──▶ leader of g: learner → voter
 //! ```
 //!
@@ -309,9 +310,12 @@ struct RemoteTxnSlot {
     txn: Arc<tokio::sync::Mutex<Option<WriteTxn>>>,
     /// The statement running in `txn` (its number and cancel flag), kept
     /// outside the transaction's lock, which the statement holds.
-    running: Arc<Mutex<Option<(u64, StatementCancel)>>>,
+    running: RunningStatement,
     last_used: Instant,
 }
+
+/// The number and cancel flag of the statement a remote transaction runs.
+type RunningStatement = Arc<Mutex<Option<(u64, StatementCancel)>>>;
 
 /// Removes a registered cancel flag when its call ends.
 struct Unregister<'a, K: std::hash::Hash + Eq + Copy, V> {
@@ -347,11 +351,7 @@ impl NodeService {
     }
 
     /// A remote transaction and its running-statement cell.
-    #[allow(clippy::type_complexity)]
-    fn remote_txn_slot(
-        &self,
-        id: u64,
-    ) -> Result<(Arc<tokio::sync::Mutex<Option<WriteTxn>>>, Arc<Mutex<Option<(u64, StatementCancel)>>>)> {
+    fn remote_txn_slot(&self, id: u64) -> Result<(Arc<tokio::sync::Mutex<Option<WriteTxn>>>, RunningStatement)> {
         let mut txns = self.remote_txns.lock().unwrap_or_else(|p| p.into_inner());
         let slot = txns.get_mut(&id).ok_or_else(|| {
             Error::new(SqlState::SERIALIZATION_FAILURE, "the transaction was abandoned on the group's leader")
