@@ -168,6 +168,13 @@ pub trait Session: Send + 'static {
     /// A handle that cancels this session's running statement.
     fn canceller(&self) -> Canceller;
 
+    /// `idle_in_transaction_session_timeout`: how long the client may stay
+    /// idle inside a transaction block before the connection is closed
+    /// (FATAL 25P03). `None`: forever.
+    fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The client went away: roll back whatever is open.
     async fn close(&mut self);
 }

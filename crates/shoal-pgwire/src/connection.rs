@@ -476,8 +476,23 @@ impl<S: Session> Connection<S> {
     /// on shutdown while idle.
     async fn serve(&mut self, mut stop: watch::Receiver<bool>) {
         loop {
+            // PostgreSQL's idle_in_transaction_session_timeout: only while a
+            // transaction block is open and the client sends nothing.
+            let idle_limit = match self.session.transaction_status() {
+                TransactionStatus::Idle => None,
+                _ => self.session.idle_in_transaction_timeout(),
+            };
             let read = tokio::select! {
                 read = self.framer.read() => read,
+                _ = idle_expired(idle_limit) => {
+                    let err = Error::new(
+                        SqlState::parse("25P03"),
+                        "terminating connection due to idle-in-transaction timeout",
+                    );
+                    fatal(&mut self.framer, &err);
+                    let _ = self.framer.flush().await;
+                    return;
+                }
                 _ = stopped(&mut stop) => {
                     let err = Error::new(SqlState::ADMIN_SHUTDOWN, "terminating connection due to administrator command");
                     fatal(&mut self.framer, &err);
@@ -814,6 +829,14 @@ impl<S: Session> Connection<S> {
 }
 
 /// Resolves once shutdown has been signalled (never, if the signal is gone).
+/// Resolves once `limit` has passed; never without a limit.
+async fn idle_expired(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     while !*stop.borrow_and_update() {
         if stop.changed().await.is_err() {

@@ -24,6 +24,9 @@
 //!   right behind it (pipelining: at most two; the replica commits both with
 //!   one SQLite COMMIT, see `shoal_storage::replica`), so they do not wait a
 //!   whole round before theirs starts.
+//!   Each queued statement carries a cancel flag (`shoal_storage::cancel`): a
+//!   cancelled one fails alone with 57014, until the batcher marks it
+//!   finished just before the batch is proposed.
 //! * **Reads** run on pooled read-only connections after Raft's read-index
 //!   check, so they never block the writer and never see uncommitted data.
 //!   Reads waiting at the same time share one leadership round. There is no
@@ -40,7 +43,8 @@ use std::time::{Duration, Instant};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
-use shoal_storage::{Command, ProposalId, QueryOutput, RecordedStmt, Replica, StepBudget, TxnRecord};
+use shoal_storage::cancel::canceled;
+use shoal_storage::{Command, ProposalId, QueryOutput, RecordedStmt, Replica, StatementCancel, StepBudget, TxnRecord};
 use tokio::sync::{mpsc, oneshot, OwnedMutexGuard};
 
 use crate::log_store::{LogOptions, LogStore};
@@ -139,8 +143,14 @@ struct BatchItem {
     ctx: ExecContext,
     sql: String,
     params: Vec<Value>,
+    /// Set by the client's cancel request; see [`shoal_storage::cancel`].
+    cancel: StatementCancel,
     reply: oneshot::Sender<Result<(QueryOutput, u64)>>,
 }
+
+/// How one batched statement ended: its output, or its error and the
+/// statements that keep what it drew from sequences.
+type ItemResult = std::result::Result<QueryOutput, (Error, Vec<RecordedStmt>)>;
 
 /// Upper bound on statements per batched entry (bounds entry size and latency).
 const MAX_BATCH_STATEMENTS: usize = 512;
@@ -337,7 +347,7 @@ impl Group {
 
     /// On the leader: confirms leadership with a quorum and returns the index
     /// a linearizable read must wait for (a follower asks for it remotely).
-    /// Concurrent callers share rounds ([`run_read_index_rounds`]).
+    /// Concurrent callers share rounds (see the module docs).
     pub async fn leader_read_index(&self) -> Result<u64> {
         if self.is_sole_voting_leader() {
             // With one voter there is no other leader to be deposed by, and
@@ -568,9 +578,23 @@ impl Group {
         sql: String,
         params: Vec<Value>,
     ) -> Result<(QueryOutput, u64)> {
+        self.write_autocommit_cancellable(ctx, sql, params, StatementCancel::new()).await
+    }
+
+    /// [`Group::write_autocommit`] that `cancel` can stop while the
+    /// statement waits in the queue or runs; it then fails with 57014 and
+    /// the rest of its batch goes on. Once the batch is proposed, a cancel
+    /// changes nothing (see [`shoal_storage::cancel`]).
+    pub async fn write_autocommit_cancellable(
+        &self,
+        ctx: ExecContext,
+        sql: String,
+        params: Vec<Value>,
+        cancel: StatementCancel,
+    ) -> Result<(QueryOutput, u64)> {
         let (reply, rx) = oneshot::channel();
         self.batch_tx
-            .send(BatchItem { ctx, sql, params, reply })
+            .send(BatchItem { ctx, sql, params, cancel, reply })
             .await
             .map_err(|_| Error::environment(SqlState::ADMIN_SHUTDOWN, "group is shutting down"))?;
         rx.await.map_err(|_| Error::environment(SqlState::STATEMENT_COMPLETION_UNKNOWN, "write batch was dropped"))?
@@ -580,12 +604,7 @@ impl Group {
     pub async fn begin(self: &Arc<Self>, ctx: ExecContext) -> Result<WriteTxn> {
         let slot = self.write_slot.clone().lock_owned().await;
         let shared = self.shared.clone();
-        let interrupt = run_blocking(move || {
-            let mut replica = shared.lock();
-            replica.begin()?;
-            Ok(replica.interrupt_handle())
-        })
-        .await?;
+        run_blocking(move || shared.lock().begin()).await?;
         Ok(WriteTxn {
             group: self.clone(),
             _slot: slot,
@@ -593,7 +612,6 @@ impl Group {
             records: Vec::new(),
             next_seq: 0,
             open: true,
-            interrupt: Arc::new(interrupt),
             changes_catalog: false,
             touched: Vec::new(),
         })
@@ -713,9 +731,6 @@ pub struct WriteTxn {
     records: Vec<RecordedStmt>,
     next_seq: u32,
     open: bool,
-    /// Interrupts the writer's running statement (cancel requests); fetched
-    /// once at BEGIN so cancelling never waits for the replica's lock.
-    interrupt: Arc<shoal_storage::InterruptHandle>,
     /// Set by [`WriteTxn::store_catalog`].
     changes_catalog: bool,
     /// What this transaction's statements did to sequences, failed ones
@@ -725,11 +740,6 @@ pub struct WriteTxn {
 }
 
 impl WriteTxn {
-    /// A handle that interrupts the statement this transaction is running.
-    pub fn interrupt_handle(&self) -> Arc<shoal_storage::InterruptHandle> {
-        self.interrupt.clone()
-    }
-
     /// The transaction's execution context.
     pub fn ctx(&self) -> ExecContext {
         self.ctx
@@ -743,18 +753,43 @@ impl WriteTxn {
     /// Executes a statement. With `record`, it is recorded for replay
     /// (including a deterministic failure, which replay then expects).
     pub async fn execute(&mut self, sql: String, params: Vec<Value>, record: bool) -> Result<QueryOutput> {
+        self.execute_cancellable(sql, params, record, None).await
+    }
+
+    /// [`WriteTxn::execute`] that `cancel` can stop (57014). The statement
+    /// fails alone, as in PostgreSQL: when SQLite rolled the whole
+    /// transaction back with an interrupted write, it is rebuilt from its
+    /// records, so `ROLLBACK TO SAVEPOINT` still works afterwards.
+    pub async fn execute_cancellable(
+        &mut self,
+        sql: String,
+        params: Vec<Value>,
+        record: bool,
+        cancel: Option<StatementCancel>,
+    ) -> Result<QueryOutput> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let shared = self.group.shared.clone();
         let ctx = self.ctx;
-        let (sql, params, result, failed_draws) = tokio::task::spawn_blocking(move || {
+        let (sql, params, result, failed_draws, lost) = tokio::task::spawn_blocking(move || {
             let mut replica = shared.lock();
-            let result = replica.execute(&ctx, seq, &sql, &params);
+            let result = match &cancel {
+                Some(cancel) => replica.execute_cancellable(&ctx, seq, &sql, &params, cancel),
+                None => replica.execute(&ctx, seq, &sql, &params),
+            };
             let failed_draws = replica.take_failed_draws();
-            (sql, params, result, failed_draws)
+            (sql, params, result, failed_draws, replica.transaction_lost())
         })
         .await
         .map_err(|e| Error::internal(format!("execute task: {e}")))?;
+        if lost {
+            let shared = self.group.shared.clone();
+            let txn = TxnRecord { ctx, stmts: self.records.clone(), changes_catalog: false };
+            if let Err(e) = run_blocking(move || shared.lock().redo(&[txn])).await {
+                // The transaction stays lost: everything but ROLLBACK fails.
+                tracing::warn!(error = %e, "could not rebuild a transaction after a cancelled write");
+            }
+        }
         match &result {
             Ok(output) => self.touched.extend(output.sequences.iter().copied()),
             Err(_) => self.touched.extend(failed_draws),
@@ -809,6 +844,15 @@ impl WriteTxn {
                 Ok(replica.applied().index)
             })
             .await;
+        }
+        if self.group.shared.lock().transaction_lost() {
+            // A cancelled write took the SQLite transaction with it and it
+            // could not be rebuilt: there is nothing left to commit.
+            let _ = self.group.shared.lock().rollback();
+            return Err(Error::environment(
+                SqlState::IN_FAILED_SQL_TRANSACTION,
+                "the transaction was rolled back when one of its statements was cancelled",
+            ));
         }
         let txn = TxnRecord {
             ctx: self.ctx,
@@ -1040,6 +1084,47 @@ async fn run_batcher(group: std::sync::Weak<Group>, mut rx: mpsc::Receiver<Batch
     }
 }
 
+/// Re-applies what a failed batched statement drew from sequences; returns
+/// the statements, recorded in the batch's entry.
+fn restore_draws(
+    replica: &mut Replica,
+    ctx: &ExecContext,
+    draws: &[shoal_storage::Drawn],
+) -> Result<Vec<RecordedStmt>> {
+    let mut restore = Vec::new();
+    for (seq, (sql, params)) in shoal_storage::sequences::restore_statements(draws).into_iter().enumerate() {
+        let seq = seq as u32;
+        replica.execute(ctx, seq, &sql, &params)?;
+        restore.push(RecordedStmt { seq, sql, params, failed: false });
+    }
+    Ok(restore)
+}
+
+/// After SQLite rolled back a batch's transaction with the cancelled
+/// statement of `cancelled`, redoes the items `done` before it (as followers
+/// will replay them) and keeps the cancelled statement's sequence draws.
+fn redo_batch(
+    replica: &mut Replica,
+    done: &[(BatchItem, ItemResult)],
+    cancelled: &BatchItem,
+) -> Result<Vec<RecordedStmt>> {
+    let draws = replica.take_failed_draws();
+    let txns: Vec<TxnRecord> = done
+        .iter()
+        .map(|(item, result)| {
+            let stmts = match result {
+                Ok(_) => {
+                    vec![RecordedStmt { seq: 0, sql: item.sql.clone(), params: item.params.clone(), failed: false }]
+                }
+                Err((_, restore)) => restore.clone(),
+            };
+            TxnRecord { changes_catalog: false, ctx: item.ctx, stmts }
+        })
+        .collect();
+    replica.redo(&txns)?;
+    restore_draws(replica, &cancelled.ctx, &draws)
+}
+
 /// How [`run_batch`] ended.
 enum Started {
     /// Its entry is in its Raft round.
@@ -1061,7 +1146,8 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) -> Started {
     let joined = pipelined.clone();
     let executed = tokio::task::spawn_blocking(move || {
         let mut replica = shared.lock();
-        if replica.in_txn() {
+        let second = replica.in_txn();
+        if second {
             match replica.begin_next(proposal) {
                 Ok(true) => joined.store(true, Ordering::Relaxed),
                 Ok(false) => return Ok(Err(items)),
@@ -1075,33 +1161,57 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) -> Started {
         }
         let mut done = Vec::with_capacity(items.len());
         for item in items {
-            let outcome = (|| {
+            let outcome = (|| -> Result<ItemResult> {
+                if item.cancel.is_cancelled() {
+                    // Cancelled while it queued: never run.
+                    return Ok(Err((canceled(), Vec::new())));
+                }
                 replica.control("SAVEPOINT __shoal_stmt")?;
-                match replica.execute(&item.ctx, 0, &item.sql, &item.params) {
-                    Ok(output) => {
+                // Interrupting a write makes SQLite roll back the whole
+                // transaction; in a pipelined batch that would take the
+                // proposed first batch's effects with it, so a running
+                // statement there is not interrupted (a cancel still stops
+                // it from being proposed, below).
+                let result = match second {
+                    true => replica.execute(&item.ctx, 0, &item.sql, &item.params),
+                    false => replica.execute_cancellable(&item.ctx, 0, &item.sql, &item.params, &item.cancel),
+                };
+                match result {
+                    // finish(): from here on a cancel is refused, the write goes to Raft.
+                    Ok(output) if item.cancel.finish() => {
                         replica.control("RELEASE __shoal_stmt")?;
                         Ok(Ok(output))
                     }
-                    Err(e) if e.is_deterministic() => {
+                    Err(e) if e.code == SqlState::QUERY_CANCELED && replica.transaction_lost() => {
+                        // SQLite rolled back the whole batch with the
+                        // interrupted write; the loop below rebuilds it.
+                        Ok(Err((e, Vec::new())))
+                    }
+                    Err(e) if e.is_deterministic() || e.code == SqlState::QUERY_CANCELED => {
                         replica.control("ROLLBACK TO __shoal_stmt")?;
                         replica.control("RELEASE __shoal_stmt")?;
                         // Keep what the failed statement drew from sequences
                         // (PostgreSQL never takes a value back), as a
                         // transaction of its own in this entry.
-                        let mut restore = Vec::new();
                         let draws = replica.take_failed_draws();
-                        for (seq, (sql, params)) in
-                            shoal_storage::sequences::restore_statements(&draws).into_iter().enumerate()
-                        {
-                            let seq = seq as u32;
-                            replica.execute(&item.ctx, seq, &sql, &params)?;
-                            restore.push(RecordedStmt { seq, sql, params, failed: false });
-                        }
-                        Ok(Err((e, restore)))
+                        Ok(Err((e, restore_draws(&mut replica, &item.ctx, &draws)?)))
+                    }
+                    // Cancelled just after it ran: undone like a failure.
+                    Ok(_) => {
+                        replica.control("ROLLBACK TO __shoal_stmt")?;
+                        replica.control("RELEASE __shoal_stmt")?;
+                        let draws = replica.take_failed_draws();
+                        Ok(Err((canceled(), restore_draws(&mut replica, &item.ctx, &draws)?)))
                     }
                     Err(e) => Err(e),
                 }
             })();
+            let outcome = match outcome {
+                Ok(Err((e, _))) if replica.transaction_lost() => {
+                    redo_batch(&mut replica, &done, &item).map(|restore| Err((e, restore)))
+                }
+                other => other,
+            };
             match outcome {
                 Ok(result) => done.push((item, result)),
                 Err(fatal) => {

@@ -93,3 +93,102 @@ async fn long_reads_move_off_the_async_thread_and_still_answer() {
     assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 1, "a point lookup finishes inline");
     group.shutdown().await;
 }
+
+/// A write that counts to a billion first: far longer than the tests wait.
+const LONG_WRITE: &str = "INSERT INTO t SELECT 1000 + count(*) FROM \
+    (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 1000000000) SELECT i FROM r)";
+
+async fn count(group: &Group) -> i64 {
+    let out = group.read(|r| shoal_storage::run_read_only(&r.conn, "SELECT count(*) FROM t", &[])).await.unwrap();
+    match out.rows[0][0] {
+        Value::Integer(n) => n,
+        ref other => panic!("count: {other:?}"),
+    }
+}
+
+/// Cancelling one statement of a batch fails that statement alone (57014);
+/// the statements before and after it in the same batch commit. SQLite rolls
+/// the whole batch's transaction back when it interrupts a write, so this
+/// also checks that the batch is rebuilt correctly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_batched_write_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = open_group(dir.path()).await;
+    let mut txn = group.begin(ExecContext::now(1)).await.unwrap();
+    txn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)".into(), vec![], true).await.unwrap();
+    txn.commit().await.unwrap();
+
+    // Hold the write slot so the three writes queue into one batch.
+    let holder = group.begin(ExecContext::now(2)).await.unwrap();
+    let write = |sql: &str, cancel: shoal_storage::StatementCancel| {
+        let (group, sql) = (group.clone(), sql.to_string());
+        tokio::spawn(async move { group.write_autocommit_cancellable(ExecContext::now(3), sql, vec![], cancel).await })
+    };
+    let before = write("INSERT INTO t VALUES (1)", Default::default());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let cancel = shoal_storage::StatementCancel::new();
+    let long = write(LONG_WRITE, cancel.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let after = write("INSERT INTO t VALUES (2)", Default::default());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    holder.rollback().await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(cancel.cancel(), "the long write is still running");
+    let err = long.await.unwrap().expect_err("cancelled");
+    assert_eq!(err.code, shoal_common::SqlState::QUERY_CANCELED, "{err}");
+    let (_, first) = before.await.unwrap().expect("the write before commits");
+    let (_, second) = after.await.unwrap().expect("the write after commits");
+    assert_eq!(first, second, "one batch, one entry");
+    assert_eq!(count(&group).await, 2);
+
+    // A cancel that comes after the write finished changes nothing.
+    let late = shoal_storage::StatementCancel::new();
+    group
+        .write_autocommit_cancellable(ExecContext::now(4), "INSERT INTO t VALUES (3)".into(), vec![], late.clone())
+        .await
+        .unwrap();
+    assert!(!late.cancel());
+    // A cancel before the write ran: it never runs.
+    let early = shoal_storage::StatementCancel::new();
+    early.cancel();
+    let err = group
+        .write_autocommit_cancellable(ExecContext::now(5), "INSERT INTO t VALUES (4)".into(), vec![], early)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, shoal_common::SqlState::QUERY_CANCELED);
+    assert_eq!(count(&group).await, 3);
+    group.shutdown().await;
+}
+
+/// A cancelled write inside a transaction fails alone, as in PostgreSQL:
+/// the transaction's earlier writes survive SQLite's rollback of the whole
+/// transaction, so `ROLLBACK TO SAVEPOINT` recovers and COMMIT keeps them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_write_in_a_transaction_can_be_rolled_back_to_a_savepoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = open_group(dir.path()).await;
+    let mut txn = group.begin(ExecContext::now(1)).await.unwrap();
+    txn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)".into(), vec![], true).await.unwrap();
+    txn.commit().await.unwrap();
+
+    let mut txn = group.begin(ExecContext::now(2)).await.unwrap();
+    txn.execute("INSERT INTO t VALUES (1)".into(), vec![], true).await.unwrap();
+    txn.savepoint("SAVEPOINT a".into()).await.unwrap();
+    txn.execute("INSERT INTO t VALUES (2)".into(), vec![], true).await.unwrap();
+    let cancel = shoal_storage::StatementCancel::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.cancel();
+    });
+    let err = txn.execute_cancellable(LONG_WRITE.into(), vec![], true, Some(cancel)).await.unwrap_err();
+    assert_eq!(err.code, shoal_common::SqlState::QUERY_CANCELED, "{err}");
+    txn.savepoint("ROLLBACK TO a".into()).await.expect("the savepoint survived the cancel");
+    txn.execute("INSERT INTO t VALUES (3)".into(), vec![], true).await.unwrap();
+    txn.commit().await.unwrap();
+    let rows =
+        group.read(|r| shoal_storage::run_read_only(&r.conn, "SELECT id FROM t ORDER BY id", &[])).await.unwrap().rows;
+    assert_eq!(rows, vec![vec![Value::Integer(1)], vec![Value::Integer(3)]]);
+    group.shutdown().await;
+}

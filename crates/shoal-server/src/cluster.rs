@@ -10,6 +10,7 @@
 //! ```text
 //! session on a follower ──Autocommit / Begin·Execute·Commit──▶ leader's NodeService ──▶ Group (batcher / WriteTxn)
 //!                       ──ReadIndex──▶ leader: quorum check ──▶ index; wait until applied here, read locally
+//!                       ──Cancel / CancelAutocommit──▶ leader: stop that statement (see crate::cancel)
 //! joiner ──Register──▶ meta leader: allocate node id      ──AddReplica(g)──▶ leader of g: learner → voter
 //! ```
 //!
@@ -32,8 +33,9 @@ use serde::{Deserialize, Serialize};
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_raft::transport::BoxFuture;
 use shoal_raft::{GroupId, NodeId, Service, WriteTxn, META_GROUP};
-use shoal_storage::QueryOutput;
+use shoal_storage::{QueryOutput, StatementCancel};
 
+use crate::cancel::CancelState;
 use crate::consistency::{ReadMode, ReadPoint};
 use crate::node::{Node, ALL_GROUPS, DATA_GROUP};
 
@@ -96,23 +98,37 @@ pub enum Call {
     ReadIndex {
         group: GroupId,
     },
-    /// One autocommit write.
+    /// One autocommit write; `cancel_id` (chosen by the origin) names it
+    /// for [`Call::CancelAutocommit`].
     Autocommit {
         group: GroupId,
         ctx: ExecContext,
         sql: String,
         params: Vec<Value>,
+        cancel_id: u64,
+    },
+    /// Cancel the autocommit write `cancel_id` if it has not been proposed yet.
+    CancelAutocommit {
+        group: GroupId,
+        cancel_id: u64,
     },
     /// Opens an interactive transaction on the leader.
     Begin {
         group: GroupId,
         ctx: ExecContext,
     },
+    /// Runs statement number `statement` (counted by the origin) of `txn`.
     Execute {
         txn: u64,
+        statement: u64,
         sql: String,
         params: Vec<Value>,
         record: bool,
+    },
+    /// Cancel statement `statement` of `txn` if it is still running.
+    Cancel {
+        txn: u64,
+        statement: u64,
     },
     Savepoint {
         txn: u64,
@@ -152,6 +168,7 @@ impl Call {
             | Call::ReadIndex { group }
             | Call::ProposeChecksum { group }
             | Call::Autocommit { group, .. }
+            | Call::CancelAutocommit { group, .. }
             | Call::Begin { group, .. } => Some(*group),
             // Addressed to the node that holds the transaction.
             _ => None,
@@ -285,11 +302,31 @@ pub struct NodeService {
     node: Weak<Node>,
     remote_txns: Mutex<HashMap<u64, RemoteTxnSlot>>,
     next_txn: AtomicU64,
+    /// Autocommit writes from other nodes while they run here, by cancel id.
+    autocommit_cancels: Mutex<HashMap<u64, StatementCancel>>,
 }
 
 struct RemoteTxnSlot {
     txn: Arc<tokio::sync::Mutex<Option<WriteTxn>>>,
+    /// The statement running in `txn` (its number and cancel flag), kept
+    /// outside the transaction's lock, which the statement holds.
+    running: RunningStatement,
     last_used: Instant,
+}
+
+/// The number and cancel flag of the statement a remote transaction runs.
+type RunningStatement = Arc<Mutex<Option<(u64, StatementCancel)>>>;
+
+/// Removes a registered cancel flag when its call ends.
+struct Unregister<'a, K: std::hash::Hash + Eq + Copy, V> {
+    map: &'a Mutex<HashMap<K, V>>,
+    key: K,
+}
+
+impl<K: std::hash::Hash + Eq + Copy, V> Drop for Unregister<'_, K, V> {
+    fn drop(&mut self) {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+    }
 }
 
 impl NodeService {
@@ -299,6 +336,7 @@ impl NodeService {
             node: Arc::downgrade(node),
             remote_txns: Mutex::new(HashMap::new()),
             next_txn: AtomicU64::new(1),
+            autocommit_cancels: Mutex::new(HashMap::new()),
         });
         tokio::spawn(reap_remote_txns(Arc::downgrade(&service)));
         service
@@ -309,6 +347,11 @@ impl NodeService {
     }
 
     fn remote_txn(&self, id: u64) -> Result<Arc<tokio::sync::Mutex<Option<WriteTxn>>>> {
+        self.remote_txn_slot(id).map(|(txn, _)| txn)
+    }
+
+    /// A remote transaction and its running-statement cell.
+    fn remote_txn_slot(&self, id: u64) -> Result<(Arc<tokio::sync::Mutex<Option<WriteTxn>>>, RunningStatement)> {
         let mut txns = self.remote_txns.lock().unwrap_or_else(|p| p.into_inner());
         let slot = txns.get_mut(&id).ok_or_else(|| {
             Error::new(SqlState::SERIALIZATION_FAILURE, "the transaction was abandoned on the group's leader")
@@ -316,7 +359,7 @@ impl NodeService {
                 .with_hint("roll back and retry the transaction")
         })?;
         slot.last_used = Instant::now();
-        Ok(slot.txn.clone())
+        Ok((slot.txn.clone(), slot.running.clone()))
     }
 
     async fn handle_call(&self, call: Call) -> Result<Reply> {
@@ -368,25 +411,55 @@ impl NodeService {
                 Ok(Reply::Done)
             }
             Call::ReadIndex { group } => Ok(Reply::Index(node.group(group)?.leader_read_index().await?)),
-            Call::Autocommit { group, ctx, sql, params } => {
-                let (output, index) = node.group(group)?.write_autocommit(ctx, sql, params).await?;
+            Call::Autocommit { group, ctx, sql, params, cancel_id } => {
+                let cancel = StatementCancel::new();
+                self.autocommit_cancels.lock().unwrap_or_else(|p| p.into_inner()).insert(cancel_id, cancel.clone());
+                let _unregister = Unregister { map: &self.autocommit_cancels, key: cancel_id };
+                let (output, index) = node.group(group)?.write_autocommit_cancellable(ctx, sql, params, cancel).await?;
                 Ok(Reply::Written(output, index))
+            }
+            Call::CancelAutocommit { cancel_id, .. } => {
+                let cancel = self.autocommit_cancels.lock().unwrap_or_else(|p| p.into_inner()).get(&cancel_id).cloned();
+                if let Some(cancel) = cancel {
+                    cancel.cancel();
+                }
+                Ok(Reply::Done)
             }
             Call::Begin { group, ctx } => {
                 let group = node.group(group)?;
                 let txn = group.begin(ctx).await?;
                 let applied = group.applied_index();
                 let id = self.next_txn.fetch_add(1, Ordering::Relaxed);
-                let slot =
-                    RemoteTxnSlot { txn: Arc::new(tokio::sync::Mutex::new(Some(txn))), last_used: Instant::now() };
+                let slot = RemoteTxnSlot {
+                    txn: Arc::new(tokio::sync::Mutex::new(Some(txn))),
+                    running: Arc::new(Mutex::new(None)),
+                    last_used: Instant::now(),
+                };
                 self.remote_txns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, slot);
                 Ok(Reply::Begun { txn: id, applied })
             }
-            Call::Execute { txn, sql, params, record } => {
-                let slot = self.remote_txn(txn)?;
+            Call::Execute { txn, statement, sql, params, record } => {
+                let (slot, running) = self.remote_txn_slot(txn)?;
                 let mut guard = slot.lock().await;
                 let writer = guard.as_mut().ok_or_else(|| Error::internal("remote transaction already finished"))?;
-                Ok(Reply::Output(writer.execute(sql, params, record).await?))
+                let cancel = StatementCancel::new();
+                *running.lock().unwrap_or_else(|p| p.into_inner()) = Some((statement, cancel.clone()));
+                let result = writer.execute_cancellable(sql, params, record, Some(cancel)).await;
+                *running.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Ok(Reply::Output(result?))
+            }
+            Call::Cancel { txn, statement } => {
+                let running =
+                    self.remote_txns.lock().unwrap_or_else(|p| p.into_inner()).get(&txn).map(|s| s.running.clone());
+                let cancel = running.and_then(|r| r.lock().unwrap_or_else(|p| p.into_inner()).clone());
+                if let Some((running, cancel)) = cancel {
+                    // Only the statement the origin meant: a late request
+                    // must not stop the transaction's next statement.
+                    if running == statement {
+                        cancel.cancel();
+                    }
+                }
+                Ok(Reply::Done)
             }
             Call::Savepoint { txn, sql } => {
                 let slot = self.remote_txn(txn)?;
@@ -603,23 +676,32 @@ pub async fn write_autocommit(
     params: Vec<Value>,
 ) -> Result<(QueryOutput, u64)> {
     let local = node.group(group)?;
+    retry_not_committed(|| async {
+        if local.is_leader() {
+            return local.write_autocommit(ctx, sql.clone(), params.clone()).await;
+        }
+        let call = Call::Autocommit { group, ctx, sql: sql.clone(), params: params.clone(), cancel_id: rand::random() };
+        match forward(node, group, &call).await? {
+            Reply::Written(output, index) => Ok((output, index)),
+            other => Err(unexpected(&other)),
+        }
+    })
+    .await
+}
+
+/// Runs an autocommit write `attempt` until it commits or fails for a reason
+/// other than being certainly not committed (no leader yet, or leadership
+/// moved before the proposal: 40001), for up to [`LEADER_WAIT`]. So a client
+/// does not see a failover; the attempt keeps its execution context. An
+/// outcome that is unknown (40003) is never retried.
+async fn retry_not_committed<F, Fut>(mut attempt: F) -> Result<(QueryOutput, u64)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(QueryOutput, u64)>>,
+{
     let deadline = Instant::now() + LEADER_WAIT;
     loop {
-        let attempt = if local.is_leader() {
-            local.write_autocommit(ctx, sql.clone(), params.clone()).await
-        } else {
-            let call = Call::Autocommit { group, ctx, sql: sql.clone(), params: params.clone() };
-            match forward(node, group, &call).await {
-                Ok(Reply::Written(output, index)) => Ok((output, index)),
-                Ok(other) => Err(unexpected(&other)),
-                Err(e) => Err(e),
-            }
-        };
-        match attempt {
-            // Certainly not committed (no leader yet, or leadership moved
-            // before the proposal): the client need not see the failover,
-            // so try again at the new leader, with the same execution
-            // context. An outcome that is unknown (40003) is never retried.
+        match attempt().await {
             Err(e) if e.code == SqlState::SERIALIZATION_FAILURE && Instant::now() < deadline => {
                 tracing::debug!(error = %e, "autocommit write not committed; retrying at the leader");
                 tokio::time::sleep(LEADER_POLL).await;
@@ -627,6 +709,48 @@ pub async fn write_autocommit(
             other => return other,
         }
     }
+}
+
+/// [`write_autocommit`] for a session, which `cancel` can stop: on this
+/// node through the statement's cancel flag, on a remote leader with a
+/// [`Call::CancelAutocommit`]. A write already proposed is not stopped.
+pub async fn write_autocommit_cancellable(
+    node: &Arc<Node>,
+    group: GroupId,
+    ctx: ExecContext,
+    sql: String,
+    params: Vec<Value>,
+    cancel: &CancelState,
+) -> Result<(QueryOutput, u64)> {
+    let local = node.group(group)?;
+    retry_not_committed(|| async {
+        if local.is_leader() {
+            let flag = StatementCancel::new();
+            let stop = flag.clone();
+            let _registered = cancel.register(Arc::new(move || {
+                stop.cancel();
+            }))?;
+            return local.write_autocommit_cancellable(ctx, sql.clone(), params.clone(), flag).await;
+        }
+        let cancel_id: u64 = rand::random();
+        let origin = node.clone();
+        let _registered = cancel.register(Arc::new(move || {
+            let node = origin.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if let Err(e) = forward(&node, group, &Call::CancelAutocommit { group, cancel_id }).await {
+                        tracing::debug!(error = %e, "could not send a cancel to the group's leader");
+                    }
+                });
+            }
+        }))?;
+        let call = Call::Autocommit { group, ctx, sql: sql.clone(), params: params.clone(), cancel_id };
+        match forward(node, group, &call).await? {
+            Reply::Written(output, index) => Ok((output, index)),
+            other => Err(unexpected(&other)),
+        }
+    })
+    .await
 }
 
 /// Makes this node's replica of `group` fresh enough for a read at `point`
@@ -758,6 +882,8 @@ pub struct RemoteWriter {
     addr: String,
     txn: u64,
     has_writes: bool,
+    /// Statements sent so far (names each for [`Call::Cancel`]).
+    statements: u64,
 }
 
 impl Writer {
@@ -779,7 +905,8 @@ impl Writer {
             let payload = encode(&Call::Begin { group, ctx })?;
             match node.transport.call_service(&addr, payload, CALL_TIMEOUT).await.and_then(|b| decode::<Reply>(&b)) {
                 Ok(Reply::Begun { txn, applied }) => {
-                    let remote = RemoteWriter { node: node.clone(), group, addr, txn, has_writes: false };
+                    let remote =
+                        RemoteWriter { node: node.clone(), group, addr, txn, has_writes: false, statements: 0 };
                     return Ok((Writer::Remote(remote), applied));
                 }
                 Ok(other) => return Err(unexpected(&other)),
@@ -792,20 +919,43 @@ impl Writer {
         Err(no_leader(group))
     }
 
-    /// The interrupt handle of a local writer (remote statements cannot be cancelled yet).
-    pub fn interrupt_handle(&self) -> Option<Arc<shoal_storage::InterruptHandle>> {
+    /// Runs one statement of the transaction, which `cancel` can stop: a
+    /// local statement through its cancel flag, a remote one with a
+    /// [`Call::Cancel`] to the leader holding the transaction.
+    pub async fn execute(
+        &mut self,
+        sql: String,
+        params: Vec<Value>,
+        record: bool,
+        cancel: &CancelState,
+    ) -> Result<QueryOutput> {
         match self {
-            Writer::Local(txn) => Some(txn.interrupt_handle()),
-            Writer::Remote(_) => None,
-        }
-    }
-
-    pub async fn execute(&mut self, sql: String, params: Vec<Value>, record: bool) -> Result<QueryOutput> {
-        match self {
-            Writer::Local(txn) => txn.execute(sql, params, record).await,
+            Writer::Local(txn) => {
+                let flag = StatementCancel::new();
+                let stop = flag.clone();
+                let _registered = cancel.register(Arc::new(move || {
+                    stop.cancel();
+                }))?;
+                txn.execute_cancellable(sql, params, record, Some(flag)).await
+            }
             Writer::Remote(remote) => {
+                remote.statements += 1;
+                let (txn, statement) = (remote.txn, remote.statements);
+                let (transport, addr) = (remote.node.transport.clone(), remote.addr.clone());
+                let _registered = cancel.register(Arc::new(move || {
+                    let (transport, addr) = (transport.clone(), addr.clone());
+                    if let (Ok(runtime), Ok(payload)) =
+                        (tokio::runtime::Handle::try_current(), encode(&Call::Cancel { txn, statement }))
+                    {
+                        runtime.spawn(async move {
+                            if let Err(e) = transport.call_service(&addr, payload, CALL_TIMEOUT).await {
+                                tracing::debug!(error = %e, "could not send a cancel to the group's leader");
+                            }
+                        });
+                    }
+                }))?;
                 remote.has_writes |= record;
-                match remote.call(Call::Execute { txn: remote.txn, sql, params, record }).await? {
+                match remote.call(Call::Execute { txn, statement, sql, params, record }).await? {
                     Reply::Output(output) => Ok(output),
                     other => Err(unexpected(&other)),
                 }

@@ -15,6 +15,7 @@
 //! committed catalog; [`run`] starts the node and its listeners and stops
 //! them on shutdown.
 
+pub mod cancel;
 pub mod catalog_views;
 pub mod cluster;
 pub mod config;

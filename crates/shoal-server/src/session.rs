@@ -24,8 +24,8 @@
 //!   session's catalog (see [`crate::catalog_views`]).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
@@ -38,6 +38,7 @@ use shoal_storage::SessionSequences;
 use shoal_storage::{InterruptHandle, QueryOutput};
 use sqlparser::ast::Statement;
 
+use crate::cancel::{parse_ms_setting, CancelReason, CancelState};
 use crate::catalog_views;
 use crate::cluster::{self, Writer};
 use crate::consistency::{
@@ -49,22 +50,10 @@ use crate::node::{CatalogState, Node, DATA_GROUP};
 /// draws need no particular seed, only the transaction's timestamp.
 const READ_STATEMENT: u32 = u32::MAX;
 
-/// Interrupts whatever connection the session's statement is running on.
-#[derive(Default)]
-pub struct CancelState {
-    running: Mutex<Option<Arc<InterruptHandle>>>,
-}
-
-impl CancelState {
-    fn set(&self, handle: Option<Arc<InterruptHandle>>) {
-        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = handle;
-    }
-
-    fn cancel(&self) {
-        if let Some(handle) = self.running.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            handle.interrupt();
-        }
-    }
+/// A stopper that interrupts a read connection.
+fn interrupt(handle: &Arc<InterruptHandle>) -> crate::cancel::Stopper {
+    let handle = handle.clone();
+    Arc::new(move || handle.interrupt())
 }
 
 /// An open transaction block.
@@ -185,6 +174,9 @@ pub struct ShoalSession {
     last_write: u64,
     notices: Vec<Notice>,
     cancel: Arc<CancelState>,
+    /// `statement_timeout` and `idle_in_transaction_session_timeout`, parsed (`None`: off).
+    statement_timeout: Option<Duration>,
+    idle_in_transaction_timeout: Option<Duration>,
     closed: bool,
     /// `currval`/`lastval` state: what this session's statements drew.
     sequences: SessionSequences,
@@ -340,6 +332,8 @@ impl ShoalSession {
             last_write: 0,
             notices: Vec::new(),
             cancel: Arc::new(CancelState::default()),
+            statement_timeout: None,
+            idle_in_transaction_timeout: None,
             closed: false,
             sequences: SessionSequences::default(),
         }
@@ -426,8 +420,16 @@ impl ShoalSession {
             Plan::Write { key_probe: Some(probe), .. } => Some((probe.clone(), params.clone())),
             _ => None,
         };
-        let result =
+        self.cancel.start_statement(self.statement_timeout);
+        let mut result =
             if in_failed_txn && !ends_failure { Err(aborted_error()) } else { self.dispatch(plan, params).await };
+        self.cancel.end_statement();
+        if let (Err(e), Some(reason)) = (&mut result, self.cancel.reason()) {
+            if e.code == SqlState::QUERY_CANCELED {
+                // Worded for what stopped it (possibly on another node).
+                e.message = crate::cancel::canceled(Some(reason)).message;
+            }
+        }
         let mut key_detail = None;
         if let (Err(e), Some((probe, params))) = (&result, probe) {
             if e.code == SqlState::UNIQUE_VIOLATION {
@@ -655,18 +657,13 @@ impl ShoalSession {
                 .data
                 .read(move |reader| {
                     let _scope = StatementScope::enter(&ctx, 0);
-                    cancel.set(Some(reader.interrupt.clone()));
-                    let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
-                    cancel.set(None);
-                    result
+                    let _registered = cancel.register(interrupt(&reader.interrupt))?;
+                    shoal_storage::run_read_only(&reader.conn, &sql, &params)
                 })
                 .await;
         };
         if let Some(writer) = txn.writer.as_mut() {
-            cancel.set(writer.interrupt_handle());
-            let result = writer.execute(sql, params, false).await;
-            cancel.set(None);
-            return result;
+            return writer.execute(sql, params, false, &cancel).await;
         }
         if txn.reader.is_none() {
             cluster::read_point(&node, DATA_GROUP, point).await?;
@@ -702,10 +699,8 @@ impl ShoalSession {
             .run(move |reader| {
                 // now() is the transaction's start time on every statement.
                 let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
-                cancel.set(Some(reader.interrupt.clone()));
-                let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
-                cancel.set(None);
-                result
+                let _registered = cancel.register(interrupt(&reader.interrupt))?;
+                shoal_storage::run_read_only(&reader.conn, &sql, &params)
             })
             .await;
         let reader = reader.ok_or_else(|| Error::internal("transaction snapshot lost"))?;
@@ -753,10 +748,8 @@ impl ShoalSession {
                 if let Some(result) = &admin {
                     catalog_views::fill_admin(&reader.conn, result)?;
                 }
-                cancel.set(Some(reader.interrupt.clone()));
-                let result = shoal_storage::run_read_only(&reader.conn, &sql, &params);
-                cancel.set(None);
-                result
+                let _registered = cancel.register(interrupt(&reader.interrupt))?;
+                shoal_storage::run_read_only(&reader.conn, &sql, &params)
             })
             .await
     }
@@ -797,16 +790,14 @@ impl ShoalSession {
     async fn write(&mut self, sql: String, params: Vec<Value>) -> Result<QueryOutput> {
         if self.txn.is_none() {
             let ctx = ExecContext::now(rand::random());
-            let (output, index) = cluster::write_autocommit(&self.node, DATA_GROUP, ctx, sql, params).await?;
+            let (output, index) =
+                cluster::write_autocommit_cancellable(&self.node, DATA_GROUP, ctx, sql, params, &self.cancel).await?;
             self.wrote(index);
             return Ok(output);
         }
         let cancel = self.cancel.clone();
         let writer = self.ensure_writer().await?;
-        cancel.set(writer.interrupt_handle());
-        let result = writer.execute(sql, params, true).await;
-        cancel.set(None);
-        result
+        writer.execute(sql, params, true, &cancel).await
     }
 
     async fn ddl(&mut self, statements: Vec<String>, catalog: shoal_sql::Catalog) -> Result<()> {
@@ -830,9 +821,10 @@ impl ShoalSession {
 
     async fn ddl_in_txn(&mut self, statements: Vec<String>, catalog: shoal_sql::Catalog) -> Result<()> {
         let json = serde_json::to_string(&catalog).map_err(|e| Error::internal(format!("encoding catalog: {e}")))?;
+        let cancel = self.cancel.clone();
         let writer = self.ensure_writer().await?;
         for sql in statements {
-            writer.execute(sql, Vec::new(), true).await?;
+            writer.execute(sql, Vec::new(), true, &cancel).await?;
         }
         writer.store_catalog(json).await?;
         if let Some(txn) = self.txn.as_mut() {
@@ -1013,8 +1005,8 @@ impl ShoalSession {
         }
         self.settings_generation += 1;
         // The restored values were valid when they were set.
-        if let Err(e) = self.derive_read_settings() {
-            tracing::warn!(error = %e, "restoring read settings after SET LOCAL");
+        if let Err(e) = self.derive_read_settings().and_then(|()| self.derive_timeouts()) {
+            tracing::warn!(error = %e, "restoring settings after SET LOCAL");
         }
     }
 
@@ -1035,6 +1027,18 @@ impl ShoalSession {
         let after = parse_token(get("shoal.read_after"))?;
         self.read_mode = mode;
         self.read_after = after;
+        Ok(())
+    }
+
+    /// Recomputes the parsed forms of the timeout settings.
+    fn derive_timeouts(&mut self) -> Result<()> {
+        let get = |name: &str| -> Result<Option<Duration>> {
+            let text = self.settings.get(name).map(String::as_str).unwrap_or("0");
+            let (ms, _) = parse_ms_setting(name, text)?;
+            Ok((ms > 0).then(|| Duration::from_millis(ms)))
+        };
+        self.statement_timeout = get("statement_timeout")?;
+        self.idle_in_transaction_timeout = get("idle_in_transaction_session_timeout")?;
         Ok(())
     }
 
@@ -1094,6 +1098,11 @@ impl ShoalSession {
                 parse_token(&value)?;
                 self.settings.insert(name, value.trim().to_string());
                 return self.derive_read_settings();
+            }
+            "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
+                let (_, shown) = parse_ms_setting(&name, &value)?;
+                self.settings.insert(name, shown);
+                return self.derive_timeouts();
             }
             _ => {}
         }
@@ -1346,7 +1355,11 @@ impl Session for ShoalSession {
 
     fn canceller(&self) -> Canceller {
         let cancel = self.cancel.clone();
-        Arc::new(move || cancel.cancel())
+        Arc::new(move || cancel.cancel(CancelReason::User))
+    }
+
+    fn idle_in_transaction_timeout(&self) -> Option<Duration> {
+        self.idle_in_transaction_timeout
     }
 
     async fn close(&mut self) {

@@ -17,12 +17,14 @@
 //! * [`sequences`] — `nextval`/`setval` advancing sequence rows inside the
 //!   entry's transaction, `currval`/`lastval` from the session's state.
 //! * [`budget`] — time budgets that let short reads run on an async thread.
+//! * [`cancel`] — cancelling one client's statement on the shared writer.
 //! * snapshots (SQLite's backup API) and a content checksum for comparing
 //!   replicas at the same applied index.
 //!
 //! Out of scope here: consensus, SQL translation, the wire protocol.
 
 pub mod budget;
+pub mod cancel;
 pub mod command;
 pub mod determinism;
 pub mod functions;
@@ -33,6 +35,7 @@ pub mod session_settings;
 pub mod sqlite_error;
 
 pub use budget::StepBudget;
+pub use cancel::StatementCancel;
 pub use command::{Command, ProposalId, RecordedStmt, TxnRecord};
 pub use replica::{
     checkpoint, content_checksum, open_connection, run_read_only, run_statement, snapshot_file, AppliedState,

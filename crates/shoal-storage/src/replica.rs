@@ -39,12 +39,14 @@
 //! ([`Replica::visible_index`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 
-use crate::command::{Command, ProposalId, RecordedStmt};
+use crate::cancel::{self, StatementCancel};
+use crate::command::{Command, ProposalId, RecordedStmt, TxnRecord};
 use crate::determinism::{self, StatementScope};
 use crate::sequences::{self, Drawn};
 use crate::sqlite_error::from_sqlite;
@@ -91,6 +93,24 @@ pub struct Replica {
     /// What failed statements did to sequences before they failed (see
     /// [`Replica::take_failed_draws`]).
     failed_draws: Vec<Drawn>,
+    /// The cancel flag of the statement running on the writer, which the
+    /// writer's progress handler watches (see [`crate::cancel`]).
+    running: Arc<Mutex<Option<StatementCancel>>>,
+}
+
+/// Installs the writer's progress handler: it interrupts the running
+/// statement once that statement's cancel flag is set.
+fn watch_cancels(conn: &mut Connection) -> Result<Arc<Mutex<Option<StatementCancel>>>> {
+    let running: Arc<Mutex<Option<StatementCancel>>> = Arc::new(Mutex::new(None));
+    let slot = running.clone();
+    conn.progress_handler(
+        crate::budget::CHECK_EVERY_OPS,
+        Some(move || {
+            slot.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(StatementCancel::is_cancelled)
+        }),
+    )
+    .map_err(from_sqlite)?;
+    Ok(running)
 }
 
 const SETUP_SQL: &str = "
@@ -205,10 +225,11 @@ pub fn run_read_only(conn: &Connection, sql: &str, params: &[Value]) -> Result<Q
 impl Replica {
     /// Opens (creating if needed) the replica database at `path`.
     pub fn open(path: &Path) -> Result<Replica> {
-        let writer = open_connection(path, false)?;
+        let mut writer = open_connection(path, false)?;
         let sequence_statements = sequences::register(&writer, true).map_err(from_sqlite)?;
         setup(&writer)?;
         let applied = read_applied(&writer)?;
+        let running = watch_cancels(&mut writer)?;
         Ok(Replica {
             path: path.to_path_buf(),
             sequence_statements,
@@ -220,6 +241,7 @@ impl Replica {
             applied,
             unpersisted: None,
             failed_draws: Vec::new(),
+            running,
         })
     }
 
@@ -262,12 +284,72 @@ impl Replica {
         if !self.in_txn {
             return Err(Error::internal("execute outside a writer transaction"));
         }
+        if self.transaction_lost() {
+            // Never let a statement of a lost transaction autocommit on its own.
+            return Err(lost_transaction());
+        }
         let _scope = StatementScope::enter(ctx, seq);
         let result = run_statement(&self.writer, sql, params);
         if result.is_err() {
             self.failed_draws.extend(sequences::take_drawn());
         }
         result
+    }
+
+    /// [`Replica::execute`], stopped early when `cancel` is set (see
+    /// [`crate::cancel`]). A cancelled statement fails with 57014; if it was
+    /// a write, SQLite rolled back the whole transaction
+    /// ([`Replica::transaction_lost`]).
+    pub fn execute_cancellable(
+        &mut self,
+        ctx: &ExecContext,
+        seq: u32,
+        sql: &str,
+        params: &[Value],
+        cancel: &StatementCancel,
+    ) -> Result<QueryOutput> {
+        if cancel.is_cancelled() {
+            return Err(cancel::canceled());
+        }
+        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(cancel.clone());
+        let result = self.execute(ctx, seq, sql, params);
+        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        match result {
+            Err(e) if e.code == SqlState::QUERY_CANCELED || cancel.is_cancelled() => Err(cancel::canceled()),
+            other => other,
+        }
+    }
+
+    /// True when the leader-side transaction is open for Shoal but SQLite
+    /// rolled it back (it does so when it interrupts a write).
+    pub fn transaction_lost(&self) -> bool {
+        self.in_txn && self.writer.is_autocommit()
+    }
+
+    /// Rebuilds a lost transaction ([`Replica::transaction_lost`]) from
+    /// what it had recorded, statement by statement as a follower replays
+    /// them (including statements recorded as failed). On any difference the
+    /// transaction is rolled back and an error returned.
+    pub fn redo(&mut self, txns: &[TxnRecord]) -> Result<()> {
+        if !self.transaction_lost() {
+            return Err(Error::internal("redo of a transaction that is not lost"));
+        }
+        let redone = self.control("BEGIN IMMEDIATE").and_then(|()| {
+            for txn in txns {
+                for stmt in &txn.stmts {
+                    self.replay_statement(&txn.ctx, stmt)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = redone {
+            // Still lost: the owner can only roll back.
+            if !self.writer.is_autocommit() {
+                self.control("ROLLBACK")?;
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// What statements that failed since the last call (or `begin`) had
@@ -383,7 +465,10 @@ impl Replica {
             return Ok(());
         }
         self.in_txn = false;
-        self.control("ROLLBACK")?;
+        // SQLite may have rolled back already (an interrupted write).
+        if !self.writer.is_autocommit() {
+            self.control("ROLLBACK")?;
+        }
         self.flush_unpersisted()
     }
 
@@ -552,6 +637,13 @@ impl Drop for Replica {
         // before the writer connection closes.
         self.sequence_statements.take();
     }
+}
+
+fn lost_transaction() -> Error {
+    Error::environment(
+        SqlState::IN_FAILED_SQL_TRANSACTION,
+        "the transaction was rolled back when one of its statements was cancelled",
+    )
 }
 
 /// See [`Replica::checksum`].

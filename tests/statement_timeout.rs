@@ -1,0 +1,189 @@
+//! `statement_timeout`, `idle_in_transaction_session_timeout` and cancel
+//! requests for every kind of statement, PostgreSQL's way:
+//!
+//! * a statement that runs past `statement_timeout` fails with 57014
+//!   "canceling statement due to statement timeout" — a read, a batched
+//!   autocommit write, a statement inside a transaction — and other sessions
+//!   go on unaffected; inside a transaction block the transaction is then
+//!   aborted (25P02) until ROLLBACK or ROLLBACK TO SAVEPOINT;
+//! * an idle transaction is ended with FATAL 25P03;
+//! * on a three-node cluster, a cancel request to a follower stops a
+//!   statement running on the leader (an interactive transaction's, and a
+//!   forwarded autocommit write), and afterwards every replica holds the
+//!   same data (`shoal.verify()`).
+//!
+//! Port range of the cluster test: 23000-23099.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use shoal_testkit::{Cluster, ClusterConfig};
+
+const PORT_BASE: u16 = 23000;
+const PORT_COUNT: u16 = 100;
+
+/// Counts to a billion: runs far longer than any test waits.
+const LONG_READ: &str =
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) SELECT count(*) FROM n";
+/// The same count, as an autocommit write.
+const LONG_WRITE: &str = "INSERT INTO t (id) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+     WHERE i < 1000000000) SELECT 1000000 + count(*) FROM n";
+
+#[track_caller]
+fn assert_canceled(err: &tokio_postgres::Error, why: &str, what: &str) {
+    assert_eq!(common::sqlstate(err).as_deref(), Some("57014"), "{what}: {}", common::render_error(err));
+    let message = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+    assert_eq!(message, format!("canceling statement due to {why}"), "{what}");
+}
+
+async fn count(client: &tokio_postgres::Client) -> i64 {
+    client.query_one("SELECT count(*) FROM t", &[]).await.expect("count").get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statement_timeout_cancels_reads_writes_and_transaction_statements() {
+    let server = common::Server::start().await;
+    let client = server.connect().await;
+    let other = server.connect().await;
+    client.batch_execute("CREATE TABLE t (id INT PRIMARY KEY)").await.unwrap();
+
+    println!("a long read times out; another session reads and writes meanwhile");
+    client.batch_execute("SET statement_timeout = '300ms'").await.unwrap();
+    let started = Instant::now();
+    let (long, (read, write)) = tokio::join!(client.query_one(LONG_READ, &[]), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (other.query_one("SELECT 41 + 1", &[]).await, other.execute("INSERT INTO t VALUES (1)", &[]).await)
+    });
+    assert_canceled(&long.unwrap_err(), "statement timeout", "long read");
+    assert!(started.elapsed() < Duration::from_secs(10), "the timeout fired late: {:?}", started.elapsed());
+    assert_eq!(read.unwrap().get::<_, i32>(0), 42);
+    assert_eq!(write.unwrap(), 1);
+
+    println!("a long autocommit write times out alone; a write batched beside it commits");
+    let (long, write) = tokio::join!(client.execute(LONG_WRITE, &[]), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        other.execute("INSERT INTO t VALUES (2)", &[]).await
+    });
+    assert_canceled(&long.unwrap_err(), "statement timeout", "long autocommit write");
+    assert_eq!(write.unwrap(), 1);
+    assert_eq!(count(&client).await, 2, "the timed-out write left nothing behind");
+
+    println!("SHOW and RESET: 0 turns the timeout off");
+    let shown: String = client.query_one("SHOW statement_timeout", &[]).await.unwrap().get(0);
+    assert_eq!(shown, "300ms");
+
+    println!("inside a transaction block a timed-out statement aborts the transaction");
+    client.batch_execute("BEGIN; INSERT INTO t VALUES (3)").await.unwrap();
+    assert_canceled(&client.query_one(LONG_READ, &[]).await.unwrap_err(), "statement timeout", "read on the writer");
+    common::assert_sqlstate(client.query_one("SELECT 1", &[]).await, "25P02", "after the timeout");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(count(&client).await, 2, "the transaction was rolled back");
+
+    println!("a timed-out write fails alone: ROLLBACK TO SAVEPOINT recovers the transaction");
+    client.batch_execute("BEGIN; INSERT INTO t VALUES (4); SAVEPOINT a").await.unwrap();
+    assert_canceled(&client.execute(LONG_WRITE, &[]).await.unwrap_err(), "statement timeout", "write in a txn");
+    common::assert_sqlstate(client.execute("INSERT INTO t VALUES (5)", &[]).await, "25P02", "aborted");
+    client.batch_execute("ROLLBACK TO SAVEPOINT a; INSERT INTO t VALUES (5); COMMIT").await.unwrap();
+    assert_eq!(count(&client).await, 4, "rows 4 and 5 committed");
+
+    println!("SET LOCAL applies to its transaction only");
+    client.batch_execute("SET statement_timeout = 0").await.unwrap();
+    client.batch_execute("BEGIN; SET LOCAL statement_timeout = '200ms'").await.unwrap();
+    assert_canceled(&client.query_one(LONG_READ, &[]).await.unwrap_err(), "statement timeout", "SET LOCAL");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    let shown: String = client.query_one("SHOW statement_timeout", &[]).await.unwrap().get(0);
+    assert_eq!(shown, "0");
+
+    println!("a cancel request gives the user-request message");
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(tokio_postgres::NoTls).await
+    });
+    assert_canceled(&client.execute(LONG_WRITE, &[]).await.unwrap_err(), "user request", "cancelled write");
+    canceller.await.unwrap().expect("cancel sent");
+    assert_eq!(count(&client).await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_in_transaction_session_timeout_ends_the_connection() {
+    let server = common::Server::start().await;
+    let (client, connection) = tokio_postgres::connect(&server.conn_string(), tokio_postgres::NoTls).await.unwrap();
+    let connection = tokio::spawn(connection);
+    client.batch_execute("SET idle_in_transaction_session_timeout = '300ms'").await.unwrap();
+    // Idle outside a transaction: nothing happens.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client.batch_execute("BEGIN").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(client.query_one("SELECT 1", &[]).await.is_err(), "the connection was closed");
+    let ended = tokio::time::timeout(Duration::from_secs(5), connection).await.expect("connection ended").unwrap();
+    let err = ended.expect_err("the server ended the connection with an error");
+    let db = err.as_db_error().unwrap_or_else(|| panic!("a FATAL error response, got {err}"));
+    assert_eq!(db.code().code(), "25P03");
+    assert_eq!(db.severity(), "FATAL");
+    assert_eq!(db.message(), "terminating connection due to idle-in-transaction timeout");
+}
+
+/// Cancels the statement `client` runs after `after`, through a cancel
+/// request to the node the client is connected to.
+fn cancel_after(client: &tokio_postgres::Client, after: Duration) -> tokio::task::JoinHandle<()> {
+    let token = client.cancel_token();
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        token.cancel_query(tokio_postgres::NoTls).await.expect("cancel request sent");
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_on_a_follower_reaches_statements_running_on_the_leader() {
+    let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_shoal"), 3, PORT_BASE);
+    config.port_count = PORT_COUNT;
+    let mut cluster = Cluster::start(config).await.expect("start a three-node cluster");
+    let leader = cluster.data_leader().await.expect("data leader");
+    let follower = (1..=3).find(|n| *n != leader).unwrap();
+    println!("leader {leader}, follower {follower}");
+    let on_leader = cluster.connect(leader).await.expect("connect the leader");
+    let client = cluster.connect(follower).await.expect("connect a follower");
+    on_leader.batch_execute("CREATE TABLE t (id INT PRIMARY KEY)").await.unwrap();
+    // An autocommit read catches the follower's catalog up with the DDL.
+    assert_eq!(count(&client).await, 0);
+
+    println!("a statement of a transaction whose writer is on the leader");
+    client.batch_execute("BEGIN; INSERT INTO t VALUES (1); SAVEPOINT a").await.unwrap();
+    let cancel = cancel_after(&client, Duration::from_millis(500));
+    let started = Instant::now();
+    let err = client.execute(LONG_WRITE, &[]).await.unwrap_err();
+    cancel.await.unwrap();
+    assert_canceled(&err, "user request", "remote transaction write");
+    assert!(started.elapsed() < Duration::from_secs(10), "cancelled late: {:?}", started.elapsed());
+    common::assert_sqlstate(client.query_one("SELECT 1", &[]).await, "25P02", "aborted");
+    client.batch_execute("ROLLBACK TO SAVEPOINT a; INSERT INTO t VALUES (2)").await.unwrap();
+    let cancel = cancel_after(&client, Duration::from_millis(500));
+    assert_canceled(&client.query_one(LONG_READ, &[]).await.unwrap_err(), "user request", "remote transaction read");
+    cancel.await.unwrap();
+    client.batch_execute("ROLLBACK TO SAVEPOINT a; COMMIT").await.unwrap();
+    assert_eq!(count(&client).await, 1, "row 1 committed, row 2 rolled back with the savepoint");
+    // The write slot is free again.
+    on_leader.execute("INSERT INTO t VALUES (3)", &[]).await.expect("write on the leader");
+
+    println!("an autocommit write forwarded to the leader");
+    let cancel = cancel_after(&client, Duration::from_millis(500));
+    let (long, write) = tokio::join!(client.execute(LONG_WRITE, &[]), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        on_leader.execute("INSERT INTO t VALUES (4)", &[]).await
+    });
+    cancel.await.unwrap();
+    assert_canceled(&long.unwrap_err(), "user request", "forwarded autocommit write");
+    assert_eq!(write.expect("the write batched beside it commits"), 1);
+
+    println!("statement_timeout on the follower stops a forwarded write too");
+    client.batch_execute("SET statement_timeout = '400ms'").await.unwrap();
+    assert_canceled(&client.execute(LONG_WRITE, &[]).await.unwrap_err(), "statement timeout", "forwarded write");
+    client.batch_execute("SET statement_timeout = 0").await.unwrap();
+    client.execute("INSERT INTO t VALUES (5)", &[]).await.expect("the session goes on");
+    assert_eq!(count(&client).await, 4);
+
+    let agreement = cluster.verify_replicas(follower, Duration::from_secs(30)).await.expect("replicas agree");
+    println!("{agreement}");
+}
