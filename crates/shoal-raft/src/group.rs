@@ -1018,14 +1018,15 @@ async fn run_batcher(group: std::sync::Weak<Group>, mut rx: mpsc::Receiver<Batch
     // Items that start the next batch, oldest first.
     let mut next: Vec<BatchItem> = Vec::new();
     loop {
+        if in_flight.is_empty() {
+            // Between pipelines the slot is given up (and queued for again),
+            // so interactive transactions waiting for it take their turn.
+            slot = None;
+        }
         if next.is_empty() {
             let depth = in_flight.len();
             let wake = match in_flight.front_mut() {
-                None => {
-                    // Let interactive transactions in between pipelines.
-                    slot = None;
-                    Wake::Item(rx.recv().await)
-                }
+                None => Wake::Item(rx.recv().await),
                 Some(front) if depth < PIPELINE_DEPTH => {
                     tokio::select! {
                         biased;
@@ -1063,7 +1064,7 @@ async fn run_batcher(group: std::sync::Weak<Group>, mut rx: mpsc::Receiver<Batch
                 Err(_) => break,
             }
         }
-        match run_batch(&group, items).await {
+        match run_batch(&group, items, in_flight.is_empty()).await {
             Started::Proposed(batch) => in_flight.push_back(batch),
             Started::Done => {}
             Started::NotNow(items) => match in_flight.pop_front() {
@@ -1136,10 +1137,12 @@ enum Started {
     NotNow(Vec<BatchItem>),
 }
 
-/// Executes `items` on the writer — in a new transaction, or as the second
-/// batch of the open one — each statement in its own savepoint, and submits
-/// what succeeded as one entry.
-async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) -> Started {
+/// Executes `items` on the writer — in a new transaction when nothing is in
+/// flight (`alone`), or as the second batch of the open one — each statement
+/// in its own savepoint, and submits what succeeded as one entry. A pipeline
+/// is at most that pair, so nothing is in flight between pipelines and the
+/// batcher gives the write slot up there.
+async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> Started {
     let shared = group.shared.clone();
     let proposal = group.next_proposal_id();
     let pipelined = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1147,6 +1150,11 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>) -> Started {
     let executed = tokio::task::spawn_blocking(move || {
         let mut replica = shared.lock();
         let second = replica.in_txn();
+        if !second && !alone {
+            // The previous pipeline's last entry committed, but its outcome
+            // is still to be delivered: start after it.
+            return Ok(Err(items));
+        }
         if second {
             match replica.begin_next(proposal) {
                 Ok(true) => joined.store(true, Ordering::Relaxed),

@@ -192,3 +192,60 @@ async fn a_cancelled_write_in_a_transaction_can_be_rolled_back_to_a_savepoint() 
     assert_eq!(rows, vec![vec![Value::Integer(1)], vec![Value::Integer(3)]]);
     group.shutdown().await;
 }
+
+/// Invariants of the pipelined batcher under a steady stream of autocommit
+/// writes from many clients: every acknowledged write is there exactly once,
+/// batches do pipeline, and an interactive transaction still gets the write
+/// slot between pipelines (it is not starved by the stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipelined_batches_keep_every_write_and_let_transactions_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = open_group(dir.path()).await;
+    let mut txn = group.begin(ExecContext::now(1)).await.unwrap();
+    txn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, writer INTEGER)".into(), vec![], true).await.unwrap();
+    txn.commit().await.unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for writer in 0..16i64 {
+        let (group, stop) = (group.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = writer * 1_000_000 + acknowledged;
+                let sql = "INSERT INTO t VALUES (?1, ?2)".to_string();
+                group
+                    .write_autocommit(
+                        ExecContext::now(id as u64),
+                        sql,
+                        vec![Value::Integer(id), Value::Integer(writer)],
+                    )
+                    .await
+                    .expect("an autocommit write");
+                acknowledged += 1;
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // An interactive transaction in the middle of the stream.
+    let started = std::time::Instant::now();
+    let mut txn = tokio::time::timeout(Duration::from_secs(10), group.begin(ExecContext::now(2)))
+        .await
+        .expect("a transaction gets the write slot while autocommit writes stream")
+        .unwrap();
+    txn.execute("INSERT INTO t VALUES (-1, -1)".into(), vec![], true).await.unwrap();
+    txn.commit().await.unwrap();
+    println!("transaction waited {:?} for the slot and committed", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 1; // the transaction's row
+    for writer in writers {
+        total += writer.await.unwrap();
+    }
+    assert_eq!(count(&group).await, total, "every acknowledged write is there, once");
+    let status = group.status();
+    println!("{} batches, {} pipelined", status.write_batches, status.pipelined_batches);
+    assert!(status.write_batches > 0 && status.pipelined_batches <= status.write_batches);
+    group.shutdown().await;
+}
