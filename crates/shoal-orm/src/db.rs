@@ -485,7 +485,7 @@ pub trait Executor: Send + Sync + sealed::Sealed {
     /// Runs a read and hands each row to `row` as the driver reads it
     /// (decoding straight into models where the backend can).
     #[doc(hidden)]
-    fn __fetch_each<'a>(&'a self, stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>>;
+    fn __fetch_each<'a>(&'a self, stmt: &'a mut Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>>;
     #[doc(hidden)]
     fn __exec(&self, stmt: Stmt) -> BoxFuture<'_, Result<Executed>>;
     #[doc(hidden)]
@@ -551,14 +551,14 @@ impl Executor for Db {
         Some(result)
     }
 
-    fn __fetch_each<'a>(&'a self, mut stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
+    fn __fetch_each<'a>(&'a self, stmt: &'a mut Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.admit(&mut stmt)?;
+            self.admit(stmt)?;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
             let start = self.core.clock();
             let mut conn = self.core.pool.acquire().await?;
-            let result = conn.query_each(&stmt, row).await;
-            self.core.observe(&stmt, start, &result);
+            let result = conn.query_each(stmt, row).await;
+            self.core.observe(stmt, start, &result);
             result
         })
     }

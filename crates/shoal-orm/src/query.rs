@@ -523,7 +523,8 @@ pub(crate) async fn fetch_decoded<T: Send>(
         done?;
         return Ok(out);
     }
-    ex.__fetch_each(stmt, &mut |v| {
+    let mut stmt = stmt;
+    ex.__fetch_each(&mut stmt, &mut |v| {
         out.push(decode(v)?);
         Ok(true)
     })

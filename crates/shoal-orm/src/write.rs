@@ -285,14 +285,13 @@ pub(crate) async fn find<M: Model>(
         done?;
         return Ok(found.ok_or(stmt.params));
     }
-    let key = stmt.params.clone();
     let mut found = None;
-    ex.__fetch_each(stmt, &mut |v| {
+    ex.__fetch_each(&mut stmt, &mut |v| {
         found = Some(M::decode(v)?);
         Ok(false)
     })
     .await?;
-    Ok(found.ok_or(key))
+    Ok(found.ok_or(stmt.params))
 }
 
 /// A model plus a snapshot of its values as last loaded or saved, so
