@@ -94,6 +94,7 @@ pub struct Stmt {
 }
 
 impl Stmt {
+    #[inline]
     pub fn read(sql: impl Into<Cow<'static, str>>, params: Vec<Value>) -> Stmt {
         Stmt {
             sql: sql.into(),
@@ -109,15 +110,18 @@ impl Stmt {
         }
     }
 
+    #[inline]
     pub fn write(sql: impl Into<Cow<'static, str>>, params: Vec<Value>) -> Stmt {
         Stmt { writes: true, ..Stmt::read(sql, params) }
     }
 
+    #[inline]
     pub(crate) fn on_table(mut self, table: &'static TableDef) -> Stmt {
         self.table = Some(table);
         self
     }
 
+    #[inline]
     pub(crate) fn routed(mut self, route: Option<Route>) -> Stmt {
         self.route = route;
         self
@@ -131,6 +135,7 @@ impl Stmt {
     }
 
     /// The result is decoded by position (see [`Stmt::named`]).
+    #[inline]
     pub(crate) fn positional(mut self) -> Stmt {
         self.named = false;
         self
@@ -524,7 +529,7 @@ impl Executor for Db {
             self.admit(&mut stmt)?;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
             let start = self.core.clock();
-            let mut conn = self.core.pool.acquire().await?;
+            let mut conn = self.core.pool.acquire_fast().await?;
             let result = match conn.query_now(&stmt) {
                 Some(r) => r,
                 None => conn.query(&stmt).await,
@@ -556,7 +561,7 @@ impl Executor for Db {
             self.admit(stmt)?;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
             let start = self.core.clock();
-            let mut conn = self.core.pool.acquire().await?;
+            let mut conn = self.core.pool.acquire_fast().await?;
             let result = conn.query_each(stmt, row).await;
             self.core.observe(stmt, start, &result);
             result
@@ -568,7 +573,7 @@ impl Executor for Db {
             self.admit(&mut stmt)?;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
             let start = self.core.clock();
-            let mut conn = self.core.pool.acquire().await?;
+            let mut conn = self.core.pool.acquire_fast().await?;
             let result = match conn.execute_now(&stmt) {
                 Some(r) => r,
                 None => conn.execute(&stmt).await,
