@@ -114,6 +114,8 @@ impl PgConn {
 
     /// The prepared statement for `sql`, from the caches when it has been
     /// prepared on this connection before.
+    // Borrowed ('static) or owned is the point: it picks the cache.
+    #[allow(clippy::ptr_arg)]
     async fn prepare(&mut self, sql: &Cow<'static, str>) -> Result<Statement> {
         let found = match sql {
             Cow::Borrowed(text) => self.shapes.get(&(text.as_ptr() as usize, text.len())),
@@ -127,6 +129,8 @@ impl PgConn {
         }
     }
 
+    // Borrowed ('static) or owned is the point: it picks the cache.
+    #[allow(clippy::ptr_arg)]
     async fn prepare_new(&mut self, sql: &Cow<'static, str>) -> Result<Statement> {
         let st = self.client.prepare(sql).await.map_err(map_error)?;
         match sql {

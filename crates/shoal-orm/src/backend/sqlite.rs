@@ -314,6 +314,8 @@ impl SqliteConn {
     /// Runs `f` on the prepared statement for `sql`: held by handle when the
     /// text is `'static` (a model's cached statement), from rusqlite's
     /// text-keyed cache otherwise.
+    // Borrowed ('static) or owned is the point: it picks the cache.
+    #[allow(clippy::ptr_arg)]
     fn with_statement<T>(
         &mut self,
         sql: &Cow<'static, str>,
