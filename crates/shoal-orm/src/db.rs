@@ -94,6 +94,7 @@ pub struct Stmt {
 }
 
 impl Stmt {
+    #[inline]
     pub fn read(sql: impl Into<Cow<'static, str>>, params: Vec<Value>) -> Stmt {
         Stmt {
             sql: sql.into(),
@@ -109,15 +110,18 @@ impl Stmt {
         }
     }
 
+    #[inline]
     pub fn write(sql: impl Into<Cow<'static, str>>, params: Vec<Value>) -> Stmt {
         Stmt { writes: true, ..Stmt::read(sql, params) }
     }
 
+    #[inline]
     pub(crate) fn on_table(mut self, table: &'static TableDef) -> Stmt {
         self.table = Some(table);
         self
     }
 
+    #[inline]
     pub(crate) fn routed(mut self, route: Option<Route>) -> Stmt {
         self.route = route;
         self
@@ -131,6 +135,7 @@ impl Stmt {
     }
 
     /// The result is decoded by position (see [`Stmt::named`]).
+    #[inline]
     pub(crate) fn positional(mut self) -> Stmt {
         self.named = false;
         self
@@ -485,7 +490,7 @@ pub trait Executor: Send + Sync + sealed::Sealed {
     /// Runs a read and hands each row to `row` as the driver reads it
     /// (decoding straight into models where the backend can).
     #[doc(hidden)]
-    fn __fetch_each<'a>(&'a self, stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>>;
+    fn __fetch_each<'a>(&'a self, stmt: &'a mut Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>>;
     #[doc(hidden)]
     fn __exec(&self, stmt: Stmt) -> BoxFuture<'_, Result<Executed>>;
     #[doc(hidden)]
@@ -524,7 +529,7 @@ impl Executor for Db {
             self.admit(&mut stmt)?;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
             let start = self.core.clock();
-            let mut conn = self.core.pool.acquire().await?;
+            let mut conn = self.core.pool.acquire_fast().await?;
             let result = match conn.query_now(&stmt) {
                 Some(r) => r,
                 None => conn.query(&stmt).await,
@@ -551,14 +556,14 @@ impl Executor for Db {
         Some(result)
     }
 
-    fn __fetch_each<'a>(&'a self, mut stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
+    fn __fetch_each<'a>(&'a self, stmt: &'a mut Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.admit(&mut stmt)?;
+            self.admit(stmt)?;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
             let start = self.core.clock();
-            let mut conn = self.core.pool.acquire().await?;
-            let result = conn.query_each(&stmt, row).await;
-            self.core.observe(&stmt, start, &result);
+            let mut conn = self.core.pool.acquire_fast().await?;
+            let result = conn.query_each(stmt, row).await;
+            self.core.observe(stmt, start, &result);
             result
         })
     }
@@ -568,7 +573,7 @@ impl Executor for Db {
             self.admit(&mut stmt)?;
             let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
             let start = self.core.clock();
-            let mut conn = self.core.pool.acquire().await?;
+            let mut conn = self.core.pool.acquire_fast().await?;
             let result = match conn.execute_now(&stmt) {
                 Some(r) => r,
                 None => conn.execute(&stmt).await,

@@ -226,6 +226,7 @@ impl<'a> Values<'a> {
 
     /// The next column decoded as `T` (`None` past the last column): from
     /// the driver's row directly when live, with no intermediate `Value`.
+    #[inline]
     pub(crate) fn next_as<T: SqlType>(&mut self) -> Option<Result<T>> {
         match &mut self.source {
             Source::Owned(iter) => iter.next().map(T::from_value),

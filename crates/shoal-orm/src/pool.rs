@@ -100,6 +100,17 @@ impl Pool {
 
     /// An idle connection if one is free right now (the synchronous path
     /// of in-process backends); never opens or waits.
+    /// [`Pool::acquire`] for a statement's hot path: an idle connection
+    /// is taken at once; only a wait (or a new connection) runs the full
+    /// acquire, boxed, so the caller's future does not carry its timer and
+    /// wait state on every statement.
+    pub(crate) async fn acquire_fast(self: &Arc<Self>) -> Result<PooledConn> {
+        match self.try_acquire() {
+            Some(conn) => Ok(conn),
+            None => Box::pin(self.acquire()).await,
+        }
+    }
+
     pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<PooledConn> {
         let conn = self.state.lock().ok()?.idle.pop()?;
         Some(self.lend(conn))

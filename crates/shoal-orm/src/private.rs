@@ -10,6 +10,7 @@ use crate::model::Model;
 use crate::value::{SqlType, Value};
 
 /// The next column value of a positional decode, as `T`.
+#[inline]
 pub fn decode_next<T: SqlType>(values: &mut Values<'_>, table: &str, column: &str) -> Result<T> {
     match values.next_as::<T>() {
         Some(Ok(v)) => Ok(v),

@@ -515,20 +515,27 @@ pub(crate) async fn fetch_decoded<T: Send>(
     decode: impl Fn(&mut Values<'_>) -> Result<T> + Send + Sync,
 ) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    let now = ex.__fetch_now(&stmt, &mut |v| {
+    fetch_each(ex, stmt, |v| {
         out.push(decode(v)?);
-        Ok(true)
-    });
-    if let Some(done) = now {
-        done?;
-        return Ok(out);
-    }
-    ex.__fetch_each(stmt, &mut |v| {
-        out.push(decode(v)?);
-        Ok(true)
+        Ok(())
     })
     .await?;
     Ok(out)
+}
+
+/// Runs `stmt` and hands every row to `row` as the driver reads it (see
+/// [`fetch_decoded`]), for callers that put rows somewhere other than a
+/// vector (the eager loader groups them by key as they arrive).
+pub(crate) async fn fetch_each(
+    ex: &(impl Executor + ?Sized),
+    mut stmt: Stmt,
+    mut row: impl FnMut(&mut Values<'_>) -> Result<()> + Send,
+) -> Result<()> {
+    let now = ex.__fetch_now(&stmt, &mut |v| row(v).map(|()| true));
+    if let Some(done) = now {
+        return done;
+    }
+    ex.__fetch_each(&mut stmt, &mut |v| row(v).map(|()| true)).await
 }
 
 /// Builds one output value from a row's values.

@@ -32,7 +32,7 @@ use crate::db::{Executor, Stmt};
 use crate::dialect::SqlWriter;
 use crate::error::Result;
 use crate::model::{Model, Values};
-use crate::query::fetch_decoded;
+use crate::query::{fetch_decoded, fetch_each};
 use crate::value::Value;
 
 /// The four kinds of relation.
@@ -272,28 +272,41 @@ async fn load<P: Model, C: Model + Clone>(
         };
         Ok((child, key))
     };
-    let decoded: Vec<Vec<(C, Value)>> = if ex.__concurrent() && stmts.len() > 1 {
-        futures::future::try_join_all(stmts.into_iter().map(|s| fetch_decoded(ex, s, decode))).await?
-    } else {
-        let mut out = Vec::with_capacity(stmts.len());
-        for s in stmts {
-            out.push(fetch_decoded(ex, s, decode).await?);
-        }
-        out
-    };
     let mut by_key: KeyMap<Value, Vec<C>> = KeyMap::with_capacity_and_hasher(keys.len(), Default::default());
-    if inner.is_empty() {
-        for (child, key) in decoded.into_iter().flatten() {
-            by_key.entry(key).or_default().push(child);
+    if inner.is_empty() && !(ex.__concurrent() && stmts.len() > 1) {
+        // One statement at a time: each child goes to its key's group as
+        // it is decoded, with no intermediate vector of (child, key) pairs.
+        for s in stmts {
+            fetch_each(ex, s, |v| {
+                let (child, key) = decode(v)?;
+                by_key.entry(key).or_default().push(child);
+                Ok(())
+            })
+            .await?;
         }
     } else {
-        // Nested levels load over all children at once, then they are grouped.
-        let (mut children, child_keys): (Vec<C>, Vec<Value>) = decoded.into_iter().flatten().unzip();
-        for nested in inner {
-            nested.load(&mut children, ex).await?;
-        }
-        for (child, key) in children.into_iter().zip(child_keys) {
-            by_key.entry(key).or_default().push(child);
+        let decoded: Vec<Vec<(C, Value)>> = if ex.__concurrent() && stmts.len() > 1 {
+            futures::future::try_join_all(stmts.into_iter().map(|s| fetch_decoded(ex, s, decode))).await?
+        } else {
+            let mut out = Vec::with_capacity(stmts.len());
+            for s in stmts {
+                out.push(fetch_decoded(ex, s, decode).await?);
+            }
+            out
+        };
+        if inner.is_empty() {
+            for (child, key) in decoded.into_iter().flatten() {
+                by_key.entry(key).or_default().push(child);
+            }
+        } else {
+            // Nested levels load over all children at once, then they are grouped.
+            let (mut children, child_keys): (Vec<C>, Vec<Value>) = decoded.into_iter().flatten().unzip();
+            for nested in inner {
+                nested.load(&mut children, ex).await?;
+            }
+            for (child, key) in children.into_iter().zip(child_keys) {
+                by_key.entry(key).or_default().push(child);
+            }
         }
     }
 

@@ -268,15 +268,15 @@ impl Executor for Tx {
         Some(r)
     }
 
-    fn __fetch_each<'a>(&'a self, mut stmt: Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
+    fn __fetch_each<'a>(&'a self, stmt: &'a mut Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.admit(&mut stmt)?;
+            self.admit(stmt)?;
             stmt.read_target = self.unit.read_target;
             let mut guard = self.shared.conn.lock().await;
             let conn = guard.as_mut().ok_or(Error::TransactionClosed)?;
             let start = self.shared.core.clock();
-            let r = conn.query_each(&stmt, row).await;
-            self.shared.core.observe(&stmt, start, &r);
+            let r = conn.query_each(stmt, row).await;
+            self.shared.core.observe(stmt, start, &r);
             self.note(&r);
             r
         })

@@ -243,7 +243,8 @@ macro_rules! int_type {
             }
             fn from_ref(value: ValueRef<'_>) -> Result<Self> {
                 match value {
-                    ValueRef::Int(i) => Self::from_value(Value::Int(i)),
+                    // The common case, without building (and dropping) a Value.
+                    ValueRef::Int(i) => <$t>::try_from(i).or_else(|_| Self::from_value(Value::Int(i))),
                     other => Self::from_value(other.to_value()),
                 }
             }

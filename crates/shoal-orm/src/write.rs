@@ -285,14 +285,13 @@ pub(crate) async fn find<M: Model>(
         done?;
         return Ok(found.ok_or(stmt.params));
     }
-    let key = stmt.params.clone();
     let mut found = None;
-    ex.__fetch_each(stmt, &mut |v| {
+    ex.__fetch_each(&mut stmt, &mut |v| {
         found = Some(M::decode(v)?);
         Ok(false)
     })
     .await?;
-    Ok(found.ok_or(key))
+    Ok(found.ok_or(stmt.params))
 }
 
 /// A model plus a snapshot of its values as last loaded or saved, so
@@ -446,6 +445,8 @@ impl<'r, M: Model> Insert<'r, M> {
         // Rows with and without a generated key need different column lists.
         let (generated, explicit): (Vec<&M>, Vec<&M>) = self.rows.iter().partition(|m| m.generated_key_unset());
         let mut stmts = Vec::new();
+        // Only NUMERIC(p, s) columns need conforming (most models have none).
+        let has_numeric = M::TABLE.columns.iter().any(|c| c.numeric.is_some());
         for (rows, skip_auto) in [(explicit, false), (generated, true)] {
             if rows.is_empty() {
                 continue;
@@ -473,7 +474,9 @@ impl<'r, M: Model> Insert<'r, M> {
                     // Straight into the statement's parameters: no vector per row.
                     let start = params.len();
                     m.push_values(&mut params);
-                    crate::numeric::conform_row(M::TABLE_NAME, M::TABLE.columns, &mut params[start..])?;
+                    if has_numeric {
+                        crate::numeric::conform_row(M::TABLE_NAME, M::TABLE.columns, &mut params[start..])?;
+                    }
                     if chunk.len() == 1 {
                         route = row_route::<M>(&params[start..]);
                     }

@@ -10,6 +10,7 @@
 //!
 //! TLS follows the URL's `sslmode` and `sslrootcert` (see `tls.rs`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt::Write as _;
@@ -74,11 +75,16 @@ impl Backend for PostgresBackend {
     }
 }
 
-/// One tokio-postgres session with its statement cache.
+/// One tokio-postgres session with its statement caches.
 pub(crate) struct PgConn {
     client: Client,
-    /// Keyed by SQL text with foldhash: the lookup hashes the whole text on
-    /// every statement, and SipHash costs several times more.
+    /// Statements whose text is `'static` (a model's cached statements,
+    /// rendered once per process), keyed by the text's address and length:
+    /// the text's identity is the statement's shape, so a lookup hashes two
+    /// words, not the SQL.
+    shapes: HashMap<(usize, usize), Statement, foldhash::fast::RandomState>,
+    /// Statements built per call, keyed by SQL text with foldhash (SipHash
+    /// costs several times more).
     cache: HashMap<String, Statement, foldhash::quality::RandomState>,
 }
 
@@ -103,19 +109,51 @@ impl PgConn {
                 client
             }
         };
-        Ok(PgConn { client, cache: HashMap::default() })
+        Ok(PgConn { client, shapes: HashMap::default(), cache: HashMap::default() })
     }
 
-    async fn prepare(&mut self, sql: &str) -> Result<Statement> {
-        if let Some(s) = self.cache.get(sql) {
-            return Ok(s.clone());
+    /// The prepared statement for `sql`, from the caches when it has been
+    /// prepared on this connection before.
+    // Borrowed ('static) or owned is the point: it picks the cache.
+    #[allow(clippy::ptr_arg)]
+    async fn prepare(&mut self, sql: &Cow<'static, str>) -> Result<Statement> {
+        let found = match sql {
+            Cow::Borrowed(text) => self.shapes.get(&(text.as_ptr() as usize, text.len())),
+            Cow::Owned(text) => self.cache.get(text.as_str()),
+        };
+        match found {
+            Some(st) => Ok(st.clone()),
+            // Boxed so that the rare miss (a round trip to prepare) does not
+            // make every statement's future as large as `Client::prepare`'s.
+            None => Box::pin(self.prepare_new(sql)).await,
         }
+    }
+
+    // Borrowed ('static) or owned is the point: it picks the cache.
+    #[allow(clippy::ptr_arg)]
+    async fn prepare_new(&mut self, sql: &Cow<'static, str>) -> Result<Statement> {
         let st = self.client.prepare(sql).await.map_err(map_error)?;
-        if self.cache.len() >= STATEMENT_CACHE {
-            self.cache.clear();
+        match sql {
+            Cow::Borrowed(text) => {
+                if self.shapes.len() >= STATEMENT_CACHE {
+                    self.shapes.clear();
+                }
+                self.shapes.insert((text.as_ptr() as usize, text.len()), st.clone());
+            }
+            Cow::Owned(text) => {
+                if self.cache.len() >= STATEMENT_CACHE {
+                    self.cache.clear();
+                }
+                self.cache.insert(text.clone(), st.clone());
+            }
         }
-        self.cache.insert(sql.to_string(), st.clone());
         Ok(st)
+    }
+
+    /// Forgets every prepared statement (after DDL, or a stale plan).
+    fn forget_statements(&mut self) {
+        self.shapes.clear();
+        self.cache.clear();
     }
 
     async fn query_once(&mut self, stmt: &Stmt) -> Result<QueryResult> {
@@ -140,7 +178,10 @@ impl PgConn {
     /// arrives (the common types without building a `Value`).
     async fn query_each_once(&mut self, stmt: &Stmt, each: &mut SendRowFn<'_>) -> Result<()> {
         let st = self.prepare(&stmt.sql).await?;
-        let rows = self.client.query_raw(&st, stmt.params.iter().map(PgParam)).await.map_err(map_error)?;
+        // Boxed on its own: `query_raw`'s future is about 1 KiB, and inline
+        // it would make this whole (boxed) future too large for the
+        // allocator's per-thread cache, costing more than a second small box.
+        let rows = Box::pin(self.client.query_raw(&st, stmt.params.iter().map(PgParam))).await.map_err(map_error)?;
         pin_mut!(rows);
         let mut wanted = true;
         while let Some(row) = rows.next().await {
@@ -164,7 +205,7 @@ impl PgConn {
         // A stale plan fails at Bind, before any row reached `each`.
         match self.query_each_once(stmt, each).await {
             Err(e) if Self::stale_plan(&e) => {
-                self.cache.clear();
+                self.forget_statements();
                 self.query_each_once(stmt, each).await
             }
             r => r,
@@ -186,7 +227,7 @@ impl PgConn {
     pub(crate) async fn query_stmt(&mut self, stmt: &Stmt) -> Result<QueryResult> {
         match self.query_once(stmt).await {
             Err(e) if Self::stale_plan(&e) => {
-                self.cache.clear();
+                self.forget_statements();
                 self.query_once(stmt).await
             }
             r => r,
@@ -196,7 +237,7 @@ impl PgConn {
     pub(crate) async fn execute_stmt(&mut self, stmt: &Stmt) -> Result<Executed> {
         match self.execute_once(stmt).await {
             Err(e) if Self::stale_plan(&e) => {
-                self.cache.clear();
+                self.forget_statements();
                 self.execute_once(stmt).await
             }
             r => r,
@@ -206,7 +247,7 @@ impl PgConn {
     pub(crate) async fn batch_sql(&mut self, sql: &str) -> Result<()> {
         let r = self.client.batch_execute(sql).await.map_err(map_error);
         if r.is_ok() && looks_like_ddl(sql) {
-            self.cache.clear();
+            self.forget_statements();
         }
         r
     }

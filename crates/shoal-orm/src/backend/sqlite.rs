@@ -17,7 +17,10 @@
 //! Files use WAL, so readers never wait for the writer; foreign keys are
 //! enforced on every connection.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +39,8 @@ use crate::value::Value;
 /// How long a connection waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Prepared statements kept per connection.
+/// Prepared statements kept per connection, in rusqlite's text-keyed cache
+/// (statements built for one call) and in the handle cache (`Prepared`).
 const STATEMENT_CACHE: usize = 256;
 
 pub struct SqliteBackend {
@@ -80,7 +84,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn connect(&self) -> Result<Box<dyn Connection>> {
-        Ok(Box::new(SqliteConn { conn: self.open()?, broken: false }))
+        Ok(Box::new(SqliteConn::new(self.open()?)))
     }
 
     fn max_connections(&self, requested: usize) -> usize {
@@ -100,10 +104,109 @@ impl Backend for SqliteBackend {
     }
 }
 
+/// A rusqlite connection at a fixed heap address that never moves or
+/// changes until this is dropped, so statements prepared on it may be kept
+/// beside it (see [`Prepared`]). Only shared references are ever made to it
+/// (rusqlite's API is all `&self`).
+struct PinnedConn(NonNull<rusqlite::Connection>);
+
+impl PinnedConn {
+    fn new(conn: rusqlite::Connection) -> PinnedConn {
+        PinnedConn(NonNull::from(Box::leak(Box::new(conn))))
+    }
+
+    fn get(&self) -> &rusqlite::Connection {
+        // SAFETY: the pointer came from a leaked Box and is freed only by
+        // `drop`, after which `self` is gone; no `&mut` is ever made.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The connection with an unbounded lifetime, for statements that
+    /// [`SqliteConn`] keeps and drops before it drops this.
+    ///
+    /// # Safety
+    /// What borrows the result must be dropped before `self`.
+    unsafe fn get_unbounded(&self) -> &'static rusqlite::Connection {
+        // SAFETY: as in `get`; the caller bounds the borrow's real lifetime.
+        unsafe { &*self.0.as_ptr() }
+    }
+}
+
+impl Drop for PinnedConn {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `Box::leak` in `new`, freed exactly once here.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+/// Statements prepared once per connection and held by handle, keyed by
+/// the identity of their `'static` text: a model's key lookups, inserts,
+/// updates and deletes are rendered once per process (`SqlCache`), so the
+/// text's address and length name the statement's shape and a lookup
+/// hashes two words instead of the SQL text (rusqlite's `prepare_cached`
+/// hashes the text twice and moves the statement out of and back into its
+/// LRU list on every call). Text built for one call still goes through
+/// rusqlite's cache.
+///
+/// When full, the cache is emptied (shapes are bounded by the models ×
+/// statement kinds, so this is rare); DDL run through `batch` empties it
+/// too, so statements over a changed schema are prepared afresh (SQLite
+/// would also re-prepare them itself on their next step).
+struct Prepared {
+    statements: HashMap<(usize, usize), rusqlite::Statement<'static>, foldhash::fast::RandomState>,
+    capacity: usize,
+}
+
+impl Prepared {
+    fn new(capacity: usize) -> Prepared {
+        Prepared { statements: HashMap::default(), capacity: capacity.max(1) }
+    }
+
+    fn key(sql: &'static str) -> (usize, usize) {
+        (sql.as_ptr() as usize, sql.len())
+    }
+
+    /// The statement for `sql`, prepared on `conn` the first time.
+    fn get(
+        &mut self,
+        conn: &'static rusqlite::Connection,
+        sql: &'static str,
+    ) -> rusqlite::Result<&mut rusqlite::Statement<'static>> {
+        let key = Prepared::key(sql);
+        if !self.statements.contains_key(&key) {
+            let st = conn.prepare(sql)?;
+            if self.statements.len() >= self.capacity {
+                self.statements.clear();
+            }
+            self.statements.insert(key, st);
+        }
+        Ok(self.statements.get_mut(&key).expect("inserted above"))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.statements.len()
+    }
+
+    fn clear(&mut self) {
+        self.statements.clear();
+    }
+}
+
 struct SqliteConn {
-    conn: rusqlite::Connection,
+    /// Statements on `conn`: declared first so they are dropped (finalized)
+    /// before it.
+    prepared: Prepared,
+    conn: PinnedConn,
     broken: bool,
 }
+
+// SAFETY: rusqlite::Connection is Send. The statements in `prepared` borrow
+// that one connection and nothing else, are reachable only through
+// `&mut SqliteConn`, and so always move between threads together with it —
+// the same reason rusqlite's own statement cache, which lives inside the
+// Connection, does not stop it being Send.
+unsafe impl Send for SqliteConn {}
 
 /// A [`Value`] as rusqlite binds it (borrowing text and bytes).
 struct Bound<'a>(&'a Value);
@@ -192,7 +295,7 @@ impl crate::model::LiveRow for LiveSqliteRow<'_> {
     }
 }
 
-fn bind_all(stmt: &mut rusqlite::CachedStatement<'_>, params: &[Value]) -> rusqlite::Result<()> {
+fn bind_all(stmt: &mut rusqlite::Statement<'_>, params: &[Value]) -> rusqlite::Result<()> {
     for (i, v) in params.iter().enumerate() {
         stmt.raw_bind_parameter(i + 1, Bound(v))?;
     }
@@ -204,12 +307,36 @@ fn column_names(stmt: &rusqlite::Statement<'_>) -> Arc<[String]> {
 }
 
 impl SqliteConn {
+    fn new(conn: rusqlite::Connection) -> SqliteConn {
+        SqliteConn { prepared: Prepared::new(STATEMENT_CACHE), conn: PinnedConn::new(conn), broken: false }
+    }
+
+    /// Runs `f` on the prepared statement for `sql`: held by handle when the
+    /// text is `'static` (a model's cached statement), from rusqlite's
+    /// text-keyed cache otherwise.
+    // Borrowed ('static) or owned is the point: it picks the cache.
+    #[allow(clippy::ptr_arg)]
+    fn with_statement<T>(
+        &mut self,
+        sql: &Cow<'static, str>,
+        f: impl FnOnce(&mut rusqlite::Statement<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        match sql {
+            Cow::Borrowed(text) => {
+                // SAFETY: the statement is kept in `self.prepared`, which is
+                // dropped before `self.conn`.
+                let conn = unsafe { self.conn.get_unbounded() };
+                f(self.prepared.get(conn, text)?)
+            }
+            Cow::Owned(text) => f(&mut *self.conn.get().prepare_cached(text)?),
+        }
+    }
+
     fn query_sync(&mut self, stmt: &Stmt) -> Result<QueryResult> {
-        let run = || -> rusqlite::Result<QueryResult> {
-            let mut st = self.conn.prepare_cached(&stmt.sql)?;
-            bind_all(&mut st, &stmt.params)?;
+        self.with_statement(&stmt.sql, |st| {
+            bind_all(st, &stmt.params)?;
             let n = st.column_count();
-            let columns = if stmt.named { column_names(&st) } else { super::no_columns() };
+            let columns = if stmt.named { column_names(st) } else { super::no_columns() };
             let mut result = QueryResult::new(columns, n);
             let mut raw = st.raw_query();
             while let Some(row) = raw.next()? {
@@ -222,33 +349,43 @@ impl SqliteConn {
                 }
             }
             Ok(result)
-        };
-        run().map_err(|e| map_error(e, Some(stmt)))
+        })
+        .map_err(|e| map_error(e, Some(stmt)))
     }
 
     fn query_each_sync(&mut self, stmt: &Stmt, each: &mut RowFn<'_>) -> Result<()> {
-        let mapped = |e| map_error(e, Some(stmt));
-        let mut st = self.conn.prepare_cached(&stmt.sql).map_err(mapped)?;
-        bind_all(&mut st, &stmt.params).map_err(mapped)?;
-        let width = st.column_count();
-        let mut raw = st.raw_query();
-        while let Some(row) = raw.next().map_err(mapped)? {
-            let mut live = LiveSqliteRow { row, next: 0, width };
-            if !each(&mut Values::live(&mut live))? || stmt.single_row {
-                break;
+        // The decoder's own error (not rusqlite's) stops the loop and is
+        // handed back as is.
+        let mut failed = None;
+        self.with_statement(&stmt.sql, |st| {
+            bind_all(st, &stmt.params)?;
+            let width = st.column_count();
+            let mut raw = st.raw_query();
+            while let Some(row) = raw.next()? {
+                let mut live = LiveSqliteRow { row, next: 0, width };
+                match each(&mut Values::live(&mut live)) {
+                    Ok(true) if !stmt.single_row => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .map_err(|e| map_error(e, Some(stmt)))?;
+        failed.map_or(Ok(()), Err)
     }
 
     fn execute_sync(&mut self, stmt: &Stmt) -> Result<Executed> {
-        let run = || -> rusqlite::Result<Executed> {
-            let mut st = self.conn.prepare_cached(&stmt.sql)?;
-            bind_all(&mut st, &stmt.params)?;
-            let rows_affected = st.raw_execute()? as u64;
-            Ok(Executed { rows_affected, last_insert_id: Some(self.conn.last_insert_rowid()) })
-        };
-        run().map_err(|e| map_error(e, Some(stmt)))
+        let rows_affected = self
+            .with_statement(&stmt.sql, |st| {
+                bind_all(st, &stmt.params)?;
+                st.raw_execute()
+            })
+            .map_err(|e| map_error(e, Some(stmt)))? as u64;
+        Ok(Executed { rows_affected, last_insert_id: Some(self.conn.get().last_insert_rowid()) })
     }
 }
 
@@ -263,13 +400,16 @@ impl Connection for SqliteConn {
     }
 
     async fn batch(&mut self, sql: &str) -> Result<()> {
-        self.conn.execute_batch(sql).map_err(|e| map_error(e, None))
+        if changes_schema(sql) {
+            self.prepared.clear();
+        }
+        self.conn.get().execute_batch(sql).map_err(|e| map_error(e, None))
     }
 
     fn stream<'a>(&'a mut self, stmt: &'a Stmt, sink: RowSink) -> StreamTask<'a> {
         StreamTask::Blocking(Box::new(move || {
             let run = || -> rusqlite::Result<()> {
-                let mut st = self.conn.prepare_cached(&stmt.sql)?;
+                let mut st = self.conn.get().prepare_cached(&stmt.sql)?;
                 bind_all(&mut st, &stmt.params)?;
                 let columns = column_names(&st);
                 let n = columns.len();
@@ -311,8 +451,21 @@ impl Connection for SqliteConn {
 
     fn reset_now(&mut self) -> bool {
         // Closing is not an option for `:memory:`: it would drop the database.
-        self.conn.is_autocommit() || self.conn.execute_batch("ROLLBACK").is_ok()
+        self.conn.get().is_autocommit() || self.conn.get().execute_batch("ROLLBACK").is_ok()
     }
+}
+
+/// Whether parameterless SQL may change the schema (transaction control
+/// and pragmas do not; anything else is assumed to).
+fn changes_schema(sql: &str) -> bool {
+    let body = sql.trim().trim_end_matches(';');
+    if body.contains(';') {
+        return true;
+    }
+    let word = body.split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("");
+    !["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA"]
+        .iter()
+        .any(|k| word.eq_ignore_ascii_case(k))
 }
 
 /// Translates a rusqlite error, naming constraints from the statement's
@@ -387,5 +540,127 @@ pub(crate) fn map_error(e: rusqlite::Error, stmt: Option<&Stmt>) -> Error {
                 Error::Database { sqlstate: sqlstate.into(), message }
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> SqliteConn {
+        let backend = SqliteBackend::from_url("sqlite::memory:", &Options::default()).unwrap();
+        SqliteConn::new(backend.open().unwrap())
+    }
+
+    fn ints(c: &mut SqliteConn, sql: &'static str, params: Vec<Value>) -> Vec<i64> {
+        let mut out = Vec::new();
+        c.query_each_sync(&Stmt::read(sql, params), &mut |v| {
+            out.push(v.next_as::<i64>().unwrap()?);
+            Ok(true)
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn static_statements_are_prepared_once_and_held() {
+        let mut c = conn();
+        c.conn.get().execute_batch("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1), (2), (3)").unwrap();
+        const Q: &str = "SELECT a FROM t WHERE a >= ? ORDER BY a";
+        assert_eq!(ints(&mut c, Q, vec![Value::Int(2)]), [2, 3]);
+        assert_eq!(ints(&mut c, Q, vec![Value::Int(1)]), [1, 2, 3]);
+        assert_eq!(c.prepared.len(), 1, "one shape, one statement");
+        // Text built per call goes through rusqlite's cache, not the handle cache.
+        let owned = Stmt::read(String::from("SELECT a FROM t"), vec![]);
+        c.query_sync(&owned).unwrap();
+        assert_eq!(c.prepared.len(), 1);
+        // Writes use the held statement too.
+        let ins = Stmt::write("INSERT INTO t VALUES (?)", vec![Value::Int(4)]);
+        assert_eq!(c.execute_sync(&ins).unwrap().rows_affected, 1);
+        assert_eq!(c.execute_sync(&ins).unwrap().rows_affected, 1);
+        assert_eq!(c.prepared.len(), 2);
+        assert_eq!(ints(&mut c, Q, vec![Value::Int(4)]), [4, 4]);
+    }
+
+    #[test]
+    fn a_full_cache_is_emptied_and_refilled() {
+        let mut c = conn();
+        c.prepared = Prepared::new(2);
+        const SHAPES: [&str; 3] = ["SELECT 1", "SELECT 2", "SELECT 3"];
+        for (i, sql) in SHAPES.iter().enumerate() {
+            assert_eq!(ints(&mut c, sql, vec![]), [i as i64 + 1]);
+            assert!(c.prepared.len() <= 2);
+        }
+        assert_eq!(c.prepared.len(), 1, "the third shape found the cache full and emptied it");
+        for (i, sql) in SHAPES.iter().enumerate() {
+            assert_eq!(ints(&mut c, sql, vec![]), [i as i64 + 1], "evicted shapes are prepared again");
+        }
+    }
+
+    #[test]
+    fn schema_changes_empty_the_cache_and_statements_see_the_new_schema() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut c = conn();
+        rt.block_on(c.batch("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (7)")).unwrap();
+        const Q: &str = "SELECT * FROM t";
+        assert_eq!(ints(&mut c, Q, vec![]), [7]);
+        // Transaction control keeps the statements.
+        rt.block_on(c.batch("BEGIN")).unwrap();
+        rt.block_on(c.batch("COMMIT")).unwrap();
+        assert_eq!(c.prepared.len(), 1);
+        // DDL (a migration's statements arrive this way) empties the cache.
+        rt.block_on(c.batch("DROP TABLE t; CREATE TABLE t (b TEXT, a INTEGER); INSERT INTO t VALUES ('x', 9)"))
+            .unwrap();
+        assert_eq!(c.prepared.len(), 0);
+        let mut seen = Vec::new();
+        c.query_each_sync(&Stmt::read(Q, vec![]), &mut |v| {
+            seen.push((v.next_as::<String>().unwrap()?, v.next_as::<i64>().unwrap()?));
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(seen, [("x".to_string(), 9)]);
+        // DDL that bypasses `batch` does not leave a held statement stale
+        // either: SQLite re-prepares it against the new schema on its next
+        // step (the ORM names its columns, so their number cannot change).
+        const NAMED: &str = "SELECT a FROM t ORDER BY a";
+        assert_eq!(ints(&mut c, NAMED, vec![]), [9]);
+        c.conn
+            .get()
+            .execute_batch(
+                "CREATE TABLE t2 (a INTEGER, b TEXT); INSERT INTO t2 SELECT a + 1, b FROM t; DROP TABLE t; \
+                 ALTER TABLE t2 RENAME TO t",
+            )
+            .unwrap();
+        assert_eq!(ints(&mut c, NAMED, vec![]), [10]);
+    }
+
+    #[test]
+    fn statements_live_and_die_with_their_connection() {
+        let dir = std::env::temp_dir().join(format!("shoal-orm-prepared-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("db.sqlite").display());
+        let backend = SqliteBackend::from_url(&url, &Options::default()).unwrap();
+        let mut a = SqliteConn::new(backend.open().unwrap());
+        a.conn.get().execute_batch("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1)").unwrap();
+        const Q: &str = "SELECT a FROM t";
+        assert_eq!(ints(&mut a, Q, vec![]), [1]);
+        // Another connection has its own statements, prepared on it.
+        let mut b = SqliteConn::new(backend.open().unwrap());
+        assert_eq!(b.prepared.len(), 0);
+        assert_eq!(ints(&mut b, Q, vec![]), [1]);
+        // A connection (and its held statements) moves to another thread…
+        let a = std::thread::spawn(move || {
+            assert_eq!(ints(&mut a, Q, vec![]), [1]);
+            a
+        })
+        .join()
+        .unwrap();
+        // …and dropping it finalizes them first: nothing is left open, so
+        // the other connection can take an exclusive lock and change the schema.
+        drop(a);
+        b.conn.get().execute_batch("PRAGMA locking_mode = EXCLUSIVE; DROP TABLE t").unwrap();
+        drop(b);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
