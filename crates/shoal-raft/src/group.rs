@@ -1145,8 +1145,6 @@ enum Started {
 async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> Started {
     let shared = group.shared.clone();
     let proposal = group.next_proposal_id();
-    let pipelined = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let joined = pipelined.clone();
     let executed = tokio::task::spawn_blocking(move || {
         let mut replica = shared.lock();
         let second = replica.in_txn();
@@ -1157,7 +1155,7 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> St
         }
         if second {
             match replica.begin_next(proposal) {
-                Ok(true) => joined.store(true, Ordering::Relaxed),
+                Ok(true) => {}
                 Ok(false) => return Ok(Err(items)),
                 Err(e) => return Err((items, e)),
             }
@@ -1231,11 +1229,11 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> St
                 }
             }
         }
-        Ok(Ok(done))
+        Ok(Ok((done, second)))
     })
     .await;
-    let done = match executed {
-        Ok(Ok(Ok(done))) => done,
+    let (done, pipelined) = match executed {
+        Ok(Ok(Ok(executed))) => executed,
         Ok(Ok(Err(items))) => return Started::NotNow(items),
         Ok(Err((items, err))) => {
             for item in items {
@@ -1276,7 +1274,7 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> St
         return Started::Done;
     }
     group.write_batches.fetch_add(1, Ordering::Relaxed);
-    if pipelined.load(Ordering::Relaxed) {
+    if pipelined {
         group.pipelined_batches.fetch_add(1, Ordering::Relaxed);
     }
     Started::Proposed(InFlight { outcome: group.submit(proposal, txns).await, replies })

@@ -82,8 +82,6 @@ pub struct Replica {
     /// Proposals whose effects the open transaction holds, in log order: at
     /// most two, the second inside the savepoint `__shoal_next`.
     pending: Vec<ProposalId>,
-    /// The savepoint `__shoal_next` is open (see the module docs).
-    next_open: bool,
     /// The open transaction holds the effects of an applied entry, to be
     /// committed with the next one (see the module docs).
     deferred: bool,
@@ -236,7 +234,6 @@ impl Replica {
             writer,
             in_txn: false,
             pending: Vec::new(),
-            next_open: false,
             deferred: false,
             applied,
             unpersisted: None,
@@ -394,11 +391,10 @@ impl Replica {
     /// `proposal` after the first one's (see the module docs). Only while
     /// exactly one proposal is pending and none has been applied.
     pub fn begin_next(&mut self, proposal: ProposalId) -> Result<bool> {
-        if !self.in_txn || self.pending.len() != 1 || self.deferred || self.next_open {
+        if !self.in_txn || self.pending.len() != 1 || self.deferred {
             return Ok(false);
         }
         self.control("SAVEPOINT __shoal_next")?;
-        self.next_open = true;
         self.pending.push(proposal);
         self.failed_draws.clear();
         Ok(true)
@@ -413,7 +409,7 @@ impl Replica {
         if !self.in_txn || !self.pending.contains(&proposal) {
             return Ok(false);
         }
-        if self.next_open && self.pending.last() == Some(&proposal) {
+        if self.next_open() && self.pending.last() == Some(&proposal) {
             self.pending.pop();
             self.roll_back_next()?;
             if self.pending.is_empty() && self.deferred {
@@ -426,8 +422,14 @@ impl Replica {
         Ok(false)
     }
 
+    /// Whether the savepoint `__shoal_next` is open: a second batch is
+    /// pending, or the first was applied and the second (the only one left
+    /// pending) is still open.
+    fn next_open(&self) -> bool {
+        self.pending.len() == 2 || self.deferred
+    }
+
     fn roll_back_next(&mut self) -> Result<()> {
-        self.next_open = false;
         self.control("ROLLBACK TO __shoal_next")?;
         self.control("RELEASE __shoal_next")
     }
@@ -456,7 +458,6 @@ impl Replica {
     /// when nothing was deferred).
     pub fn rollback(&mut self) -> Result<()> {
         self.pending.clear();
-        self.next_open = false;
         if std::mem::take(&mut self.deferred) {
             // Its applied state must not be written without its effects.
             self.unpersisted = None;
@@ -497,10 +498,9 @@ impl Replica {
             // effects); its session gets an error.
             tracing::warn!(pending = ?self.pending, "abandoning local transaction: a foreign entry committed first");
             if self.deferred {
+                // Deferred means the second batch is still open in its savepoint.
                 self.pending.clear();
-                if self.next_open {
-                    self.roll_back_next()?;
-                }
+                self.roll_back_next()?;
                 self.commit_deferred()?;
             } else {
                 self.rollback()?;
@@ -586,7 +586,6 @@ impl Replica {
     fn finish_commit(&mut self, applied: AppliedState) {
         self.in_txn = false;
         self.pending.clear();
-        self.next_open = false;
         self.deferred = false;
         self.applied = applied;
         self.unpersisted = None;
