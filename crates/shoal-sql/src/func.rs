@@ -296,19 +296,7 @@ impl Binder<'_> {
     fn scalar_inner(&mut self, name: &str, args: &[&Expr]) -> Result<Typed> {
         use DataType as T;
         let n = args.len();
-        let arity = |ok: bool| -> Result<()> {
-            if ok {
-                Ok(())
-            } else {
-                Err(Error::new(
-                    SqlState::UNDEFINED_FUNCTION,
-                    format!("function {name} with {n} arguments does not exist"),
-                )
-                .with_hint(
-                    "No function matches the given name and argument types. You might need to add explicit type casts.",
-                ))
-            }
-        };
+        let arity = |ok: bool| check_arity(name, n, ok);
         let texts = |b: &mut Self| -> Result<Vec<Typed>> { args.iter().map(|a| b.text_arg(a)).collect() };
         let nums = |b: &mut Self| -> Result<Vec<Typed>> { args.iter().map(|a| b.numeric_arg(a)).collect() };
         match name {
@@ -623,4 +611,14 @@ pub fn numeric_key(t: &Typed) -> String {
         DataType::Numeric(_) => crate::binder::numeric_collate(&t.sql),
         _ => t.sql.clone(),
     }
+}
+
+/// 42883 for `name` called with `n` arguments unless `ok` (PostgreSQL's
+/// message and hint).
+pub(crate) fn check_arity(name: &str, n: usize, ok: bool) -> Result<()> {
+    if ok {
+        return Ok(());
+    }
+    Err(Error::new(SqlState::UNDEFINED_FUNCTION, format!("function {name} with {n} arguments does not exist"))
+        .with_hint("No function matches the given name and argument types. You might need to add explicit type casts."))
 }

@@ -360,16 +360,7 @@ impl Binder<'_> {
     /// `nextval`, `currval`, `setval`, `lastval`, `pg_get_serial_sequence`;
     /// `Ok(None)` for any other name.
     pub fn sequence_function(&mut self, name: &str, args: &[&Expr]) -> Result<Option<Typed>> {
-        let arity = |ok: bool| -> Result<()> {
-            if ok {
-                Ok(())
-            } else {
-                Err(Error::new(
-                    SqlState::UNDEFINED_FUNCTION,
-                    format!("function {name} with {} arguments does not exist", args.len()),
-                ))
-            }
-        };
+        let arity = |ok: bool| crate::func::check_arity(name, args.len(), ok);
         let t = match name {
             "nextval" => {
                 arity(args.len() == 1)?;
