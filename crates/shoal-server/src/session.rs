@@ -415,6 +415,8 @@ impl ShoalSession {
         let in_failed_txn = self.txn.as_ref().is_some_and(|t| t.failed);
         let ends_failure =
             matches!(plan, Plan::Transaction(TxnControl::Rollback | TxnControl::RollbackTo(_) | TxnControl::Commit));
+        // Reads are always safe to run again; only a write's unknown outcome needs saying.
+        let writes = matches!(plan, Plan::Write { .. } | Plan::Ddl { .. } | Plan::Transaction(TxnControl::Commit));
         // An INSERT … VALUES keeps its rows and parameters to name the key of a unique violation.
         let probe = match &plan {
             Plan::Write { key_probe: Some(probe), .. } => Some((probe.clone(), params.clone())),
@@ -445,6 +447,12 @@ impl ShoalSession {
             if key_detail.is_some() {
                 e.detail = key_detail;
             }
+            // A write whose outcome is unknown: say whether it may simply be run again.
+            if let (true, Some(statement)) = (writes && e.code == SqlState::STATEMENT_COMPLETION_UNKNOWN, statement) {
+                if e.detail.is_none() {
+                    e.detail = Some(crate::idempotency::classify(statement, &self.catalog().catalog).detail());
+                }
+            }
             e
         })
     }
@@ -463,13 +471,6 @@ impl ShoalSession {
     /// Turns SQLite's wording of constraint errors into PostgreSQL's;
     /// `statement` tells which table a foreign-key failure is about.
     fn refine_error(&self, err: Error, statement: Option<&Stmt>) -> Error {
-        // A write whose outcome is unknown: say whether it may simply be run again.
-        if err.code == SqlState::STATEMENT_COMPLETION_UNKNOWN && err.detail.is_none() {
-            if let Some(statement) = statement {
-                let detail = crate::idempotency::classify(statement, &self.catalog().catalog).detail();
-                return err.with_detail(detail);
-            }
-        }
         // Class 23: SQLite's constraint messages (including the generated
         // length and type checks) become PostgreSQL's.
         if err.code.as_str().starts_with("23") {
