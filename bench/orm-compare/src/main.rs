@@ -128,6 +128,22 @@ fn inserts(round: usize) -> Vec<Insert> {
         .collect()
 }
 
+/// The raw driver's side of `bulk_insert_10k` on SQLite: round `round`'s
+/// rows in chunks of `BULK_CHUNK`, bound by reference, in one transaction.
+fn raw_bulk_sqlite(conn: &rusqlite::Connection, insert_sql: &str, round: usize) {
+    let rows = inserts(round);
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut st = conn.prepare_cached(insert_sql).unwrap();
+    for chunk in rows.chunks(BULK_CHUNK) {
+        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 4);
+        for r in chunk {
+            params.extend([&r.id as &dyn rusqlite::ToSql, &r.name, &r.age, &r.email]);
+        }
+        st.execute(params.as_slice()).unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+}
+
 /// Microseconds per call of `a` and of `b`: the calls run in alternating
 /// blocks (after a warm-up of each; which side goes first alternates too),
 /// and each side's figure is the median over its blocks of the block's mean.
@@ -299,17 +315,7 @@ async fn sqlite_pairs(db: &Db, conn: &rusqlite::Connection) {
         10,
         async |i| orm.bulk(i + 1).await,
         async |i| {
-            let rows = inserts(i + 1);
-            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-            let mut st = conn.prepare_cached(&insert_sql).unwrap();
-            for chunk in rows.chunks(BULK_CHUNK) {
-                let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 4);
-                for r in chunk {
-                    params.extend([&r.id as &dyn rusqlite::ToSql, &r.name, &r.age, &r.email]);
-                }
-                st.execute(params.as_slice()).unwrap();
-            }
-            conn.execute_batch("COMMIT").unwrap();
+            raw_bulk_sqlite(&conn, &insert_sql, i + 1);
         },
     )
     .await;
@@ -638,17 +644,7 @@ fn profile(rt: &tokio::runtime::Runtime, args: &[String]) {
                         }
                         ("bulk_insert_10k", true) => orm.bulk(i + 1).await,
                         ("bulk_insert_10k", false) => {
-                            let rows = inserts(i + 1);
-                            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-                            let mut st = conn.prepare_cached(&insert_sql).unwrap();
-                            for chunk in rows.chunks(BULK_CHUNK) {
-                                let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 4);
-                                for r in chunk {
-                                    params.extend([&r.id as &dyn rusqlite::ToSql, &r.name, &r.age, &r.email]);
-                                }
-                                st.execute(params.as_slice()).unwrap();
-                            }
-                            conn.execute_batch("COMMIT").unwrap();
+                            raw_bulk_sqlite(&conn, &insert_sql, i + 1);
                         }
                         (other, _) => panic!("no sqlite profile for {other} on this side"),
                     }
