@@ -315,7 +315,7 @@ async fn sqlite_pairs(db: &Db, conn: &rusqlite::Connection) {
         10,
         async |i| orm.bulk(i + 1).await,
         async |i| {
-            raw_bulk_sqlite(&conn, &insert_sql, i + 1);
+            raw_bulk_sqlite(conn, &insert_sql, i + 1);
         },
     )
     .await;
