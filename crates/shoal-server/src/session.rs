@@ -409,8 +409,16 @@ impl ShoalSession {
     }
 
     /// Runs one planned statement, keeping PostgreSQL's transaction rules.
-    async fn run(&mut self, statement: Option<&Stmt>, plan: Plan, params: Vec<Value>) -> Result<StatementResult> {
+    async fn run(
+        &mut self,
+        statement: Option<&Stmt>,
+        mut plan: Plan,
+        mut params: Vec<Value>,
+    ) -> Result<StatementResult> {
         let started = Instant::now();
+        if let Plan::Write { lifted, .. } = &mut plan {
+            params.append(lifted);
+        }
         let kind = statement_kind(&plan);
         let in_failed_txn = self.txn.as_ref().is_some_and(|t| t.failed);
         let ends_failure =

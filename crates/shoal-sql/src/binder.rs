@@ -6,7 +6,7 @@
 //! per query level, so correlated subqueries see their outer query), tables
 //! against the [`Catalog`] and the CTEs in view.
 
-use shoal_common::{DataType, Error, Result, SqlState};
+use shoal_common::{DataType, Error, Result, SqlState, Value};
 use sqlparser::ast::{self, Ident, ObjectName};
 
 use crate::catalog::Catalog;
@@ -15,6 +15,20 @@ use crate::plan::SystemReads;
 /// An upper bound on nesting (subqueries, expressions), so hostile input
 /// cannot overflow the stack.
 pub const MAX_DEPTH: usize = 64;
+
+/// At most this many constants of one statement are lifted into parameters
+/// (SQLite allows 32,766 per statement; a bulk INSERT of many rows gains
+/// nothing from the statement cache anyway).
+const MAX_LIFTED: usize = 64;
+
+/// Placeholders for parameters numbered after the client's: the binder
+/// writes `\u{1}L<k>\u{1}` for lifted constant `k` (see
+/// [`Binder::lift_constant`]) and `crate::sequence::SESSION_STATE_MARKER`
+/// for the session's sequence state; [`number_placeholders`] numbers them
+/// once the statement is bound and the client's parameter count is known.
+/// Control characters never appear in translated SQL outside string
+/// literals, which the numbering skips.
+const PLACEHOLDER: char = '\u{1}';
 
 /// What kind of fragment a [`Typed`] is; literals and parameters take their
 /// type from context, as PostgreSQL's `unknown` type does.
@@ -121,6 +135,8 @@ pub struct Binder<'a> {
     pub sequence_state: bool,
     /// The cells of an `INSERT … VALUES`, for [`crate::plan::KeyProbe`].
     pub value_rows: Option<Vec<Vec<String>>>,
+    /// Constants lifted out of the SQL text into parameters, in order.
+    pub lifted: Vec<Value>,
 }
 
 impl<'a> Binder<'a> {
@@ -136,6 +152,28 @@ impl<'a> Binder<'a> {
             sequence_writes: false,
             sequence_state: false,
             value_rows: None,
+            lifted: Vec::new(),
+        }
+    }
+
+    /// Lifts `sql`, the translation of one `INSERT … VALUES` cell, into a
+    /// bound parameter when it is a plain SQLite integer or string literal.
+    /// Inserts that differ only in their values then share one SQLite
+    /// statement text, and with it one prepared statement in the statement
+    /// cache of the leader and of every replica that replays the entry —
+    /// preparing a fresh text costs more than running the INSERT. The value
+    /// is bound exactly as the literal would have been read (column affinity
+    /// and CHECK constraints see the same value). Other cells stay as text.
+    pub fn lift_constant(&mut self, sql: String) -> String {
+        if self.lifted.len() >= MAX_LIFTED {
+            return sql;
+        }
+        match sqlite_constant(&sql) {
+            Some(value) => {
+                self.lifted.push(value);
+                format!("{PLACEHOLDER}L{}{PLACEHOLDER}", self.lifted.len() - 1)
+            }
+            None => sql,
         }
     }
 
@@ -481,4 +519,82 @@ pub fn unify(a: &DataType, b: &DataType) -> Option<DataType> {
 /// Error for two types with no common type.
 pub fn mismatch(context: &str, a: &DataType, b: &DataType) -> Error {
     Error::new(SqlState::DATATYPE_MISMATCH, format!("{context} types {a} and {b} cannot be matched"))
+}
+
+/// The value of a SQLite integer literal (`-12`) or string literal
+/// (`'it''s'`); `None` for anything else (an expression, a float, whose
+/// text SQLite might round differently from Rust, or an integer outside
+/// `i64`).
+fn sqlite_constant(sql: &str) -> Option<Value> {
+    if let Some(body) = sql.strip_prefix('\'').and_then(|rest| rest.strip_suffix('\'')) {
+        // One literal only if every quote inside it is doubled.
+        return (!body.replace("''", "").contains('\'')).then(|| Value::Text(body.replace("''", "'")));
+    }
+    let digits = sql.strip_prefix('-').unwrap_or(sql);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    sql.parse().ok().map(Value::Integer)
+}
+
+/// Numbers the placeholders of [`PLACEHOLDER`] in `sql`: lifted constant
+/// `k` becomes `?{client + k + 1}` and the session's sequence state
+/// `?{client + lifted + 1}`. String literals and quoted identifiers are
+/// left alone.
+pub(crate) fn number_placeholders(sql: &str, client: usize, lifted: usize) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quote_char: Option<char> = None;
+    let mut rest = sql;
+    while let Some(c) = rest.chars().next() {
+        if quote_char.is_none() && c == PLACEHOLDER {
+            if let Some(end) = rest[1..].find(PLACEHOLDER) {
+                let name = &rest[1..1 + end];
+                let index = if name == crate::sequence::SESSION_STATE_NAME {
+                    Some(client + lifted + 1)
+                } else {
+                    name.strip_prefix('L').and_then(|k| k.parse::<usize>().ok()).map(|k| client + k + 1)
+                };
+                if let Some(index) = index {
+                    out.push_str(&format!("?{index}"));
+                    rest = &rest[end + 2..];
+                    continue;
+                }
+            }
+        }
+        match (quote_char, c) {
+            (None, '\'' | '"') => quote_char = Some(c),
+            (Some(q), c) if c == q => quote_char = None,
+            _ => {}
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sequence::SESSION_STATE_MARKER;
+
+    #[test]
+    fn only_plain_integer_and_string_literals_are_constants() {
+        assert_eq!(sqlite_constant("42"), Some(Value::Integer(42)));
+        assert_eq!(sqlite_constant("-7"), Some(Value::Integer(-7)));
+        assert_eq!(sqlite_constant("'it''s'"), Some(Value::Text("it's".into())));
+        assert_eq!(sqlite_constant("''"), Some(Value::Text(String::new())));
+        for not in ["1.5", "1e3", "99999999999999999999", "-", "", "'a' || 'b'", "'a'||'b'", "NULL", "(1)", "X'00'"] {
+            assert_eq!(sqlite_constant(not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_numbered_outside_quotes_only() {
+        let m = SESSION_STATE_MARKER;
+        let sql =
+            format!("VALUES (?1, {p}L1{p}, {p}L0{p}, shoal_currval({m}, 5)), '{p}L0{p}', \"{m}\"", p = PLACEHOLDER);
+        let out = number_placeholders(&sql, 1, 2);
+        assert!(out.starts_with("VALUES (?1, ?3, ?2, shoal_currval(?4, 5)), '"), "{out}");
+        assert_eq!(out.matches(PLACEHOLDER).count(), 4, "{out}");
+    }
 }

@@ -106,6 +106,7 @@ impl Binder<'_> {
             columns,
             sequence_state: false,
             key_probe,
+            lifted: Vec::new(),
         })
     }
 
@@ -196,7 +197,8 @@ impl Binder<'_> {
                     return Err(identity_always(name, "cannot insert a non-DEFAULT value into column"));
                 }
                 let t = self.expr(e)?;
-                cells.push(self.assign(t, &col.data_type, name)?.sql);
+                let sql = self.assign(t, &col.data_type, name)?.sql;
+                cells.push(self.lift_constant(sql));
             }
             cells.extend(extra.iter().cloned());
             rows.push(format!("({})", cells.join(", ")));
@@ -366,6 +368,7 @@ impl Binder<'_> {
             columns,
             sequence_state: false,
             key_probe: None,
+            lifted: Vec::new(),
         })
     }
 
@@ -423,6 +426,7 @@ impl Binder<'_> {
             columns,
             sequence_state: false,
             key_probe: None,
+            lifted: Vec::new(),
         })
     }
 }

@@ -71,7 +71,7 @@ pub use plan::{AdminCall, KeyProbe, OutputColumn, Plan, SettingArg, SystemReads,
 pub use system::catalog_schema_sql;
 pub use system_views::{membership_view, system_views, verify_view, SystemView};
 
-use shoal_common::{DataType, Error, Result};
+use shoal_common::{DataType, Error, Result, Value};
 use sqlparser::ast::Statement;
 
 use crate::binder::Binder;
@@ -106,6 +106,7 @@ pub fn plan(stmt: &Stmt, catalog: &Catalog, param_types: &[Option<DataType>]) ->
                     columns,
                     sequence_state: false,
                     key_probe: None,
+                    lifted: Vec::new(),
                 }
             } else {
                 Plan::Query { sql, param_types: b.param_types(), columns, reads: b.reads, sequence_state: false }
@@ -116,24 +117,33 @@ pub fn plan(stmt: &Stmt, catalog: &Catalog, param_types: &[Option<DataType>]) ->
         Statement::Delete(d) => b.delete(d)?,
         other => return plan_other(&mut b, other),
     };
-    Ok(finish(plan, b.sequence_state))
+    Ok(finish(plan, b.sequence_state, std::mem::take(&mut b.lifted)))
 }
 
-/// Numbers the session-state parameter of a statement that reads `currval`/`lastval`.
-fn finish(plan: Plan, uses_state: bool) -> Plan {
-    if !uses_state {
+/// Numbers the parameters the binder placed after the client's: lifted
+/// constants, then the session's sequence state for `currval`/`lastval`.
+fn finish(plan: Plan, uses_state: bool, lifted: Vec<Value>) -> Plan {
+    if !uses_state && lifted.is_empty() {
         return plan;
     }
     match plan {
         Plan::Query { sql, param_types, columns, reads, .. } => {
-            let sql = sequence::finish_session_state(&sql, param_types.len() + 1);
-            Plan::Query { sql, param_types, columns, reads, sequence_state: true }
+            let sql = binder::number_placeholders(&sql, param_types.len(), 0);
+            Plan::Query { sql, param_types, columns, reads, sequence_state: uses_state }
         }
-        Plan::Write { kind, sql, param_types, columns, key_probe, .. } => {
-            let sql = sequence::finish_session_state(&sql, param_types.len() + 1);
-            // The probe's cells would need the state parameter too: drop it.
-            let _ = key_probe;
-            Plan::Write { kind, sql, param_types, columns, sequence_state: true, key_probe: None }
+        Plan::Write { kind, sql, param_types, columns, mut key_probe, .. } => {
+            let number = |sql: &str| binder::number_placeholders(sql, param_types.len(), lifted.len());
+            let sql = number(&sql);
+            if uses_state {
+                // The probe's cells would need the state parameter too: drop it.
+                key_probe = None;
+            }
+            if let Some(probe) = &mut key_probe {
+                for cell in probe.rows.iter_mut().flatten() {
+                    *cell = number(cell);
+                }
+            }
+            Plan::Write { kind, sql, param_types, columns, sequence_state: uses_state, key_probe, lifted }
         }
         other => other,
     }
@@ -160,6 +170,7 @@ fn declare_cursor(b: &mut Binder<'_>, stmts: &[sqlparser::ast::Declare]) -> Resu
     let query = finish(
         Plan::Query { sql, param_types: b.param_types(), columns, reads: b.reads, sequence_state: false },
         b.sequence_state,
+        Vec::new(),
     );
     Ok(Plan::DeclareCursor { name: binder::fold(name), query: Box::new(query), scroll: d.scroll })
 }
@@ -310,5 +321,35 @@ mod tests {
             let err = parse(sql).and_then(|s| plan(&s[0], &cat, &[])).unwrap_err();
             assert_eq!(err.code, shoal_common::SqlState::FEATURE_NOT_SUPPORTED, "{sql}: {err}");
         }
+    }
+
+    fn write_of(sql: &str, client: &[Option<DataType>]) -> (String, Vec<Value>, bool, Option<KeyProbe>) {
+        let stmt = &parse(sql).unwrap()[0];
+        match plan(stmt, &catalog(), client).unwrap() {
+            Plan::Write { sql, lifted, sequence_state, key_probe, .. } => (sql, lifted, sequence_state, key_probe),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn insert_constants_become_parameters_after_the_clients() {
+        let (first, lifted, _, probe) = write_of("INSERT INTO t (a, b) VALUES (1, 'x''y')", &[]);
+        let (second, _, _, _) = write_of("INSERT INTO t (a, b) VALUES (-20, 'z')", &[]);
+        assert_eq!(first, second, "one statement text for both");
+        assert_eq!(lifted, vec![Value::Integer(1), Value::Text("x'y".into())]);
+        assert!(first.contains("VALUES (?1, ?2, shoal_nextval("), "{first}");
+        assert_eq!(probe.unwrap().rows[0][..2], ["?1".to_string(), "?2".to_string()]);
+
+        // After the client's parameters; folded constants are lifted,
+        // expressions stay inline.
+        let (sql, lifted, _, _) = write_of("INSERT INTO t (a, b) VALUES ($1, 'v'), (2 + 3, upper('w'))", &[]);
+        assert!(sql.contains("VALUES (?1, ?2, ") && sql.contains("(?3, pg_upper('w'), "), "{sql}");
+        assert_eq!(lifted, vec![Value::Text("v".into()), Value::Integer(5)]);
+
+        // The session's sequence state comes after the lifted constants.
+        let (sql, lifted, state, probe) = write_of("INSERT INTO t (a, b) VALUES (currval('t_id_seq'), 'q')", &[]);
+        assert!(state && probe.is_none());
+        assert_eq!(lifted, vec![Value::Text("q".into())]);
+        assert!(sql.contains("shoal_currval(?2, ") && sql.contains("?1"), "{sql}");
     }
 }

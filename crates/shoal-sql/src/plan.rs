@@ -6,7 +6,7 @@
 //! its parameters and output columns.
 
 use serde::{Deserialize, Serialize};
-use shoal_common::DataType;
+use shoal_common::{DataType, Value};
 
 use crate::catalog::Catalog;
 
@@ -131,6 +131,11 @@ pub enum Plan {
         /// For `INSERT … VALUES`: the rows' values, to find the key of a
         /// unique violation (SQLite does not report it).
         key_probe: Option<KeyProbe>,
+        /// Constants of an `INSERT … VALUES` lifted out of `sql` into
+        /// parameters `?{n+1}`, … after the client's `n` (see
+        /// `Binder::lift_constant`): the executor binds them after the
+        /// client's values, before the sequence state.
+        lifted: Vec<Value>,
     },
     /// A schema change. The executor runs `statements` (SQLite DDL, no
     /// parameters) in the current transaction, then stores `catalog` as the

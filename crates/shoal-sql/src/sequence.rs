@@ -20,8 +20,8 @@
 //! an INSERT. `currval` and `lastval` read the *session's* state, which the
 //! executor appends as one extra text parameter `?k` after the client's
 //! parameters (the plan's `sequence_state` flag); the binder writes a marker
-//! where `?k` goes and [`finish_session_state`] numbers it once the client's
-//! parameter count is known.
+//! where `?k` goes and `binder::number_placeholders` numbers it once the
+//! client's parameter count is known.
 //!
 //! A SERIAL or identity column owns a sequence named like PostgreSQL's
 //! (`<table>_<column>_seq`). An INSERT that omits such a column (or writes
@@ -39,10 +39,11 @@ use crate::catalog::{Catalog, ColumnDef, SequenceDef};
 use crate::parser::{AlterSequence, AlterSequenceAction};
 use crate::plan::Plan;
 
-/// Where the session's sequence state parameter goes; replaced by
-/// [`finish_session_state`]. Control characters never appear in translated
-/// SQL outside string literals, which the replacement skips.
+/// Where the session's sequence state parameter goes; numbered by
+/// `binder::number_placeholders` once the client's parameter count is known.
 pub(crate) const SESSION_STATE_MARKER: &str = "\u{1}shoal_sequence_state\u{1}";
+/// [`SESSION_STATE_MARKER`] without its delimiters.
+pub(crate) const SESSION_STATE_NAME: &str = "shoal_sequence_state";
 
 /// The call that draws a column's next value.
 pub(crate) fn nextval_sql(oid: u32) -> String {
@@ -53,29 +54,6 @@ pub(crate) fn nextval_sql(oid: u32) -> String {
 /// INSERT must write it explicitly (see the module docs).
 pub(crate) fn draws_from_sequence(sqlite_default: Option<&str>) -> bool {
     sqlite_default.is_some_and(|d| d.contains("shoal_nextval("))
-}
-
-/// Replaces the state marker in `sql` with `?{index}`, leaving string
-/// literals and quoted identifiers alone.
-pub(crate) fn finish_session_state(sql: &str, index: usize) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut quote_char: Option<char> = None;
-    let mut rest = sql;
-    while let Some(c) = rest.chars().next() {
-        if quote_char.is_none() && rest.starts_with(SESSION_STATE_MARKER) {
-            out.push_str(&format!("?{index}"));
-            rest = &rest[SESSION_STATE_MARKER.len()..];
-            continue;
-        }
-        match (quote_char, c) {
-            (None, '\'' | '"') => quote_char = Some(c),
-            (Some(q), c) if c == q => quote_char = None,
-            _ => {}
-        }
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-    }
-    out
 }
 
 /// The bounds of a sequence's data type.
@@ -683,14 +661,6 @@ fn drop_default(col: &mut ColumnDef) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_state_marker_is_replaced_outside_quotes_only() {
-        let sql = format!("SELECT shoal_currval({m}, 5), '{m}', \"{m}\" WHERE ?1", m = SESSION_STATE_MARKER);
-        let out = finish_session_state(&sql, 2);
-        assert!(out.starts_with("SELECT shoal_currval(?2, 5), '"), "{out}");
-        assert_eq!(out.matches(SESSION_STATE_MARKER).count(), 2, "{out}");
-    }
 
     #[test]
     fn definitions_follow_postgresql_defaults_and_checks() {

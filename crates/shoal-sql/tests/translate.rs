@@ -89,10 +89,21 @@ impl Db {
         Ok(rows)
     }
 
-    fn run_plan(&mut self, plan: Plan, params: &[Value]) -> Result<Vec<Vec<String>>, Error> {
+    fn run_plan(&mut self, mut plan: Plan, params: &[Value]) -> Result<Vec<Vec<String>>, Error> {
+        let lifted = match &mut plan {
+            Plan::Write { lifted, .. } => std::mem::take(lifted),
+            _ => Vec::new(),
+        };
         match plan {
             Plan::Query { sql, columns, sequence_state, .. } | Plan::Write { sql, columns, sequence_state, .. } => {
                 let mut params = params.to_vec();
+                params.extend(lifted.into_iter().map(|v| match v {
+                    shoal_common::Value::Null => Value::Null,
+                    shoal_common::Value::Integer(i) => Value::Integer(i),
+                    shoal_common::Value::Real(r) => Value::Real(r),
+                    shoal_common::Value::Text(t) => Value::Text(t),
+                    shoal_common::Value::Blob(b) => Value::Blob(b),
+                }));
                 if sequence_state {
                     params.push(Value::Text(self.sequences.encode()));
                 }
