@@ -13,8 +13,8 @@
 //! * on a three-node cluster, a cancel request to a follower stops a
 //!   statement running on the leader (an interactive transaction's, and a
 //!   forwarded autocommit write) or waiting there for the write slot; a
-//!   cancel that fires at once, before the leader holds the statement, is
-//!   not lost; and afterwards every replica holds the same data
+//!   cancel that fires at once, or while the leader is stopped and then
+//!   deposed, is not lost; and afterwards every replica holds the same data
 //!   (`shoal.verify()`).
 //!
 //! Port range of the cluster test: 23000-23099.
@@ -281,6 +281,30 @@ async fn cancel_on_a_follower_reaches_statements_running_on_the_leader() {
     let write = tokio::time::timeout(Duration::from_secs(10), client.execute("INSERT INTO t VALUES (10)", &[]));
     assert_eq!(write.await.expect("the leader's slot was left free").unwrap(), 1);
     assert_eq!(count(&client).await, 6, "rows 6 and 10 committed, none of the cancelled ones");
+
+    // The write reaches the leader's socket while the leader is stopped; the
+    // followers elect a new leader; the timeout fires. Resumed, the old
+    // leader runs the write as a stale leader, or passes it on to the new
+    // one: a cancel sent to whichever node leads now could miss it, one
+    // sent where the write went finds it either way.
+    println!("a cancel follows its write to a leader that was paused and deposed meanwhile");
+    client.batch_execute("SET statement_timeout = '2s'").await.unwrap();
+    cluster.pause(leader).expect("pause the leader");
+    let started = Instant::now();
+    let (result, ()) =
+        tokio::join!(tokio::time::timeout(Duration::from_secs(30), client.execute(LONG_WRITE, &[])), async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            cluster.resume(leader).expect("resume the old leader");
+        });
+    let err = result.expect("the write was answered").unwrap_err();
+    assert_canceled(&err, "statement timeout", "write delivered to a paused leader");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "cancelled only at the call's timeout: {:?}",
+        started.elapsed()
+    );
+    client.batch_execute("SET statement_timeout = 0").await.unwrap();
+    assert_eq!(count(&client).await, 6);
 
     let agreement = cluster.verify_replicas(follower, Duration::from_secs(30)).await.expect("replicas agree");
     println!("{agreement}");

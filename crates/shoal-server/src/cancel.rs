@@ -19,9 +19,10 @@
 //! leader before the statement it names: a transaction's statements are
 //! numbered in order, so the leader remembers the highest number cancelled
 //! and a statement at or below it fails on arrival; an autocommit write or
-//! a BEGIN is named by a random id, so the origin sends the cancel again
-//! until the leader answers that it holds the statement, or the
-//! statement's call has ended (`cluster::forwarded_stopper`).
+//! a BEGIN is named by a random id, so the origin sends the cancel where
+//! it sent the statement, again until that node (or the leader it passed
+//! the statement to) answers that it holds it, or the statement's call has
+//! ended (`cluster::forwarded_stopper`).
 //!
 //! A cancel that arrives while nothing is registered (the statement is
 //! between phases, about to be sent) is kept until the statement ends, so

@@ -109,7 +109,9 @@ pub enum Call {
     },
     /// Cancel the forwarded statement `cancel_id` (an [`Call::Autocommit`]
     /// write not yet proposed, or a [`Call::Begin`] waiting for the write
-    /// slot). Answered with [`Reply::CancelReached`].
+    /// slot). Sent to the node the statement was sent to, which stops it if
+    /// it runs there and otherwise passes the cancel on to the leader, as
+    /// it passed the statement. Answered with [`Reply::CancelReached`].
     CancelForwarded {
         group: GroupId,
         cancel_id: u64,
@@ -406,6 +408,13 @@ impl NodeService {
 
     async fn handle_call(&self, call: Call) -> Result<Reply> {
         let node = self.node()?;
+        if let Call::CancelForwarded { cancel_id, .. } = call {
+            // The statement runs where it was delivered if that node took
+            // itself for the leader; only otherwise was it passed on.
+            if self.cancel_forwarded(cancel_id) {
+                return Ok(Reply::CancelReached(true));
+            }
+        }
         if let Some(group_id) = call.leader_of() {
             if !node.group(group_id)?.is_leader() {
                 // Not ours to answer: pass it on to the leader we know of.
@@ -667,28 +676,52 @@ pub(crate) async fn forward(node: &Node, group: GroupId, call: &Call) -> Result<
     forward_until(node, group, call, None).await
 }
 
-/// [`forward`] that gives up with 57014 when `cancel` fires while the call
-/// has certainly not been delivered yet (waiting for a leader, or after a
-/// connection that failed). Once sent, the caller waits for the answer:
-/// the statement may run there, and only its leader knows the outcome.
-async fn forward_until(node: &Node, group: GroupId, call: &Call, cancel: Option<&CancelState>) -> Result<Reply> {
+/// Where a forwarded statement was sent (`None` until it is), so that its
+/// cancel takes the same way.
+type SentTo = Arc<Mutex<Option<Destination>>>;
+
+#[derive(Clone, Debug)]
+enum Destination {
+    /// This node led the group and runs the statement itself.
+    Here,
+    /// The peer at this RPC address.
+    Peer(String),
+}
+
+/// [`forward`] for a session's statement, which gives up with 57014 when
+/// `cancel` fires while the call has certainly not been delivered yet
+/// (waiting for a leader, or after a connection that failed), and records
+/// in `sent_to` where it delivers it. Once sent, the caller waits for the
+/// answer: the statement may run there, and only that node knows the outcome.
+async fn forward_until(
+    node: &Node,
+    group: GroupId,
+    call: &Call,
+    stop: Option<(&CancelState, &SentTo)>,
+) -> Result<Reply> {
     let mut payload = None;
     let mut last_error = None;
     let deadline = Instant::now() + LEADER_WAIT;
+    let sent = |to: Destination| {
+        if let Some((_, sent_to)) = stop {
+            *sent_to.lock().unwrap_or_else(|p| p.into_inner()) = Some(to);
+        }
+    };
     loop {
         if last_error.is_some() {
             if Instant::now() >= deadline {
                 break;
             }
             tokio::time::sleep(LEADER_POLL).await;
-            if let Some(reason) = cancel.and_then(CancelState::reason) {
-                return Err(canceled(Some(reason)));
-            }
+        }
+        if let Some(reason) = stop.and_then(|(cancel, _)| cancel.reason()) {
+            return Err(canceled(Some(reason)));
         }
         let local = node.group(group)?;
         if local.is_leader() {
             let service =
                 node.service().ok_or_else(|| Error::environment(SqlState::CANNOT_CONNECT_NOW, "node is starting"))?;
+            sent(Destination::Here);
             return Box::pin(service.run_here(call.clone())).await;
         }
         let Some((leader, addr)) = local.leader() else {
@@ -704,6 +737,7 @@ async fn forward_until(node: &Node, group: GroupId, call: &Call, cancel: Option<
             Some(bytes) => bytes,
             None => payload.insert(encode(call)?),
         };
+        sent(Destination::Peer(addr.clone()));
         match node.transport.call_service(&addr, bytes.clone(), CALL_TIMEOUT).await {
             Ok(bytes) => return decode(&bytes),
             // Never delivered: safe to try again, perhaps at a new leader.
@@ -789,10 +823,10 @@ pub async fn write_autocommit_cancellable(
             return local.write_autocommit_cancellable(ctx, sql.clone(), params.clone(), flag).await;
         }
         let cancel_id: u64 = rand::random();
-        let in_flight = Arc::new(());
-        let _registered = cancel.register(forwarded_stopper(node, group, cancel_id, &in_flight))?;
+        let sent_to = SentTo::default();
+        let _registered = cancel.register(forwarded_stopper(node, group, cancel_id, &sent_to))?;
         let call = Call::Autocommit { group, ctx, sql: sql.clone(), params: params.clone(), cancel_id };
-        match forward_until(node, group, &call, Some(cancel)).await? {
+        match forward_until(node, group, &call, Some((cancel, &sent_to))).await? {
             Reply::Written(output, index) => Ok((output, index)),
             other => Err(unexpected(&other)),
         }
@@ -800,32 +834,48 @@ pub async fn write_autocommit_cancellable(
     .await
 }
 
-/// How soon a cancel for a forwarded statement is sent again when the
-/// leader does not hold the statement (yet).
+/// How soon a cancel for a forwarded statement is sent again when it did
+/// not find the statement (yet).
 const CANCEL_RESEND: Duration = Duration::from_millis(10);
+/// How long one cancel request may take.
+const CANCEL_CALL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The stopper of a statement forwarded to `group`'s leader under
 /// `cancel_id` (an autocommit write, or BEGIN's wait for the write slot).
 ///
-/// The cancel can overtake the statement: the transport runs each request
-/// in its own task, and either may be waiting for a leader or following
-/// one that moved. So a leader that does not hold the statement is asked
-/// again every [`CANCEL_RESEND`] until one answers that it does
-/// ([`Reply::CancelReached`]), or until the statement's call has ended
-/// (`in_flight`, held by the caller while the call is out, is dropped).
-/// Nothing is remembered on the leader, and the resending task lives no
-/// longer than the call it chases.
-fn forwarded_stopper(node: &Arc<Node>, group: GroupId, cancel_id: u64, in_flight: &Arc<()>) -> Stopper {
+/// The cancel goes the statement's way: to the node the statement was
+/// delivered to (`sent_to`), which stops it if it runs there or passes the
+/// cancel on to its leader. It can still overtake the statement (each
+/// request runs in its own task there, and a statement passed on makes one
+/// more hop), so one that did not find the statement is sent again every
+/// [`CANCEL_RESEND`] until it does ([`Reply::CancelReached`]), or until
+/// the statement's call has ended (the caller drops `sent_to`). Nothing is
+/// remembered on the leader, and the resending task lives no longer than
+/// the call it chases.
+fn forwarded_stopper(node: &Arc<Node>, group: GroupId, cancel_id: u64, sent_to: &SentTo) -> Stopper {
     let node = Arc::downgrade(node);
-    let in_flight = Arc::downgrade(in_flight);
+    let sent_to = Arc::downgrade(sent_to);
     Arc::new(move || {
-        let (node, in_flight) = (node.clone(), in_flight.clone());
+        let (node, sent_to) = (node.clone(), sent_to.clone());
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        runtime.spawn(resend_cancel(in_flight, move || {
-            let node = node.clone();
+        runtime.spawn(resend_cancel(sent_to.clone(), move || {
+            let (node, sent_to) = (node.clone(), sent_to.clone());
             async move {
                 let node = node.upgrade().ok_or_else(|| Error::environment(SqlState::ADMIN_SHUTDOWN, "shutdown"))?;
-                match forward(&node, group, &Call::CancelForwarded { group, cancel_id }).await? {
+                let destination = sent_to.upgrade().and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone());
+                let call = Call::CancelForwarded { group, cancel_id };
+                let reply = match destination {
+                    // Not sent yet: the sender sees the cancel before it sends.
+                    None => return Ok(false),
+                    Some(Destination::Here) => {
+                        let service = node.service().ok_or_else(|| Error::internal("no node service"))?;
+                        Box::pin(service.handle_call(call)).await?
+                    }
+                    Some(Destination::Peer(addr)) => {
+                        decode(&node.transport.call_service(&addr, encode(&call)?, CANCEL_CALL_TIMEOUT).await?)?
+                    }
+                };
+                match reply {
                     Reply::CancelReached(reached) => Ok(reached),
                     other => Err(unexpected(&other)),
                 }
@@ -836,7 +886,7 @@ fn forwarded_stopper(node: &Arc<Node>, group: GroupId, cancel_id: u64, in_flight
 
 /// Sends a cancel with `send` (true: the statement was reached) until it
 /// reaches its statement or the statement's call is over (`in_flight` gone).
-async fn resend_cancel<F, Fut>(in_flight: Weak<()>, send: F)
+async fn resend_cancel<T, F, Fut>(in_flight: Weak<T>, send: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<bool>>,
@@ -1008,8 +1058,8 @@ impl Writer {
             return Ok((Writer::Local(txn), local.applied_index()));
         }
         let cancel_id: u64 = rand::random();
-        let in_flight = Arc::new(());
-        let _registered = cancel.register(forwarded_stopper(node, group, cancel_id, &in_flight))?;
+        let sent_to = SentTo::default();
+        let _registered = cancel.register(forwarded_stopper(node, group, cancel_id, &sent_to))?;
         let deadline = Instant::now() + LEADER_WAIT;
         while Instant::now() < deadline {
             // Nothing was delivered yet: a cancel can still stop the call here.
@@ -1022,6 +1072,7 @@ impl Writer {
             };
             // Sent to the leader directly so later statements reach the same node.
             let payload = encode(&Call::Begin { group, ctx, cancel_id })?;
+            *sent_to.lock().unwrap_or_else(|p| p.into_inner()) = Some(Destination::Peer(addr.clone()));
             match node.transport.call_service(&addr, payload, CALL_TIMEOUT).await.and_then(|b| decode::<Reply>(&b)) {
                 Ok(Reply::Begun { txn, applied }) => {
                     let remote =
