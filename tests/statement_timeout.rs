@@ -12,10 +12,10 @@
 //! * an idle transaction is ended with FATAL 25P03;
 //! * on a three-node cluster, a cancel request to a follower stops a
 //!   statement running on the leader (an interactive transaction's, and a
-//!   forwarded autocommit write) or waiting there for the write slot; a
-//!   cancel that fires at once, or while the leader is stopped and then
-//!   deposed, is not lost; and afterwards every replica holds the same data
-//!   (`shoal.verify()`).
+//!   forwarded autocommit write) or waiting there for the write slot or for
+//!   a read index; a cancel that fires at once, or while the leader is
+//!   stopped and then deposed, is not lost; and afterwards every replica
+//!   holds the same data (`shoal.verify()`).
 //!
 //! Port range of the cluster test: 23000-23099.
 
@@ -287,22 +287,31 @@ async fn cancel_on_a_follower_reaches_statements_running_on_the_leader() {
     // leader runs the write as a stale leader, or passes it on to the new
     // one: a cancel sent to whichever node leads now could miss it, one
     // sent where the write went finds it either way.
-    println!("a cancel follows its write to a leader that was paused and deposed meanwhile");
+    // Meanwhile a read on the follower waits for the stopped leader's read
+    // index (a request that gets no answer for 10 s): its timeout abandons it.
+    println!("a cancel follows its write to a leader that was paused and deposed meanwhile;");
+    println!("a read waiting for that leader's read index gives up at its timeout");
+    let reader = cluster.connect(follower).await.expect("connect a follower");
+    reader.batch_execute("SET statement_timeout = '300ms'").await.unwrap();
     client.batch_execute("SET statement_timeout = '2s'").await.unwrap();
     cluster.pause(leader).expect("pause the leader");
     let started = Instant::now();
-    let (result, ()) =
-        tokio::join!(tokio::time::timeout(Duration::from_secs(30), client.execute(LONG_WRITE, &[])), async {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            cluster.resume(leader).expect("resume the old leader");
-        });
-    let err = result.expect("the write was answered").unwrap_err();
+    let write = tokio::time::timeout(Duration::from_secs(30), client.execute(LONG_WRITE, &[]));
+    let read = async {
+        let read = reader.query_one("SELECT count(*) FROM t", &[]).await;
+        (read, started.elapsed())
+    };
+    let resume = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        cluster.resume(leader).expect("resume the old leader");
+    };
+    let (written, (read, read_took), ()) = tokio::join!(write, read, resume);
+    assert_canceled(&read.unwrap_err(), "statement timeout", "read waiting for a read index");
+    assert!(read_took < Duration::from_secs(2), "the read timed out late: {read_took:?}");
+    let err = written.expect("the write was answered").unwrap_err();
     assert_canceled(&err, "statement timeout", "write delivered to a paused leader");
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "cancelled only at the call's timeout: {:?}",
-        started.elapsed()
-    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "cancelled only at the call's timeout: {took:?}");
     client.batch_execute("SET statement_timeout = 0").await.unwrap();
     assert_eq!(count(&client).await, 6);
 
