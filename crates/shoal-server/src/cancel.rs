@@ -420,7 +420,7 @@ mod tests {
             .expect("the timeout ended the wait")
             .unwrap_err();
         assert_eq!(err.message, "canceling statement due to statement timeout");
-        // A wait that ends first is not disturbed, and leaves no stopper behind.
+        // A wait that ends first is not disturbed; a cancel before the wait means no wait at all.
         state.start_statement(None);
         assert_eq!(state.interruptible(async { Ok(7) }).await.unwrap(), 7);
         state.cancel(CancelReason::User);
