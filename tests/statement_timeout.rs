@@ -6,11 +6,16 @@
 //!   autocommit write, a statement inside a transaction — and other sessions
 //!   go on unaffected; inside a transaction block the transaction is then
 //!   aborted (25P02) until ROLLBACK or ROLLBACK TO SAVEPOINT;
+//! * a statement waiting for the write slot, which another session's open
+//!   transaction holds, gives up at its timeout or on a cancel request, as
+//!   PostgreSQL's lock waits do, and leaves the slot free for the next writer;
 //! * an idle transaction is ended with FATAL 25P03;
 //! * on a three-node cluster, a cancel request to a follower stops a
 //!   statement running on the leader (an interactive transaction's, and a
-//!   forwarded autocommit write), and afterwards every replica holds the
-//!   same data (`shoal.verify()`).
+//!   forwarded autocommit write) or waiting there for the write slot or for
+//!   a read index; a cancel that fires at once, or while the leader is
+//!   stopped and then deposed, is not lost; and afterwards every replica
+//!   holds the same data (`shoal.verify()`).
 //!
 //! Port range of the cluster test: 23000-23099.
 
@@ -107,6 +112,55 @@ async fn statement_timeout_cancels_reads_writes_and_transaction_statements() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn waiting_for_the_write_slot_is_interrupted() {
+    let server = common::Server::start().await;
+    let holder = server.connect().await;
+    let client = server.connect().await;
+    holder.batch_execute("CREATE TABLE t (id INT PRIMARY KEY)").await.unwrap();
+
+    println!("one session's open transaction holds the write slot for the whole test");
+    holder.batch_execute("BEGIN; INSERT INTO t VALUES (1)").await.unwrap();
+    client.batch_execute("SET statement_timeout = '200ms'").await.unwrap();
+    for (what, sql) in [
+        ("autocommit write", "INSERT INTO t VALUES (2)"),
+        ("DDL (its implicit transaction)", "CREATE TABLE u (id INT PRIMARY KEY)"),
+    ] {
+        let started = Instant::now();
+        assert_canceled(&client.batch_execute(sql).await.unwrap_err(), "statement timeout", what);
+        assert!(started.elapsed() < Duration::from_secs(2), "{what}: timed out late: {:?}", started.elapsed());
+    }
+
+    println!("a transaction's first write waits for the slot, and times out too");
+    client.batch_execute("BEGIN").await.unwrap();
+    let started = Instant::now();
+    let err = client.execute("INSERT INTO t VALUES (3)", &[]).await.unwrap_err();
+    assert_canceled(&err, "statement timeout", "write in a transaction");
+    assert!(started.elapsed() < Duration::from_secs(2), "timed out late: {:?}", started.elapsed());
+    common::assert_sqlstate(client.query_one("SELECT 1", &[]).await, "25P02", "aborted");
+    client.batch_execute("ROLLBACK").await.unwrap();
+
+    println!("reads do not wait for the slot");
+    assert_eq!(count(&client).await, 0);
+
+    println!("a cancel request interrupts the wait as well");
+    client.batch_execute("SET statement_timeout = 0").await.unwrap();
+    let cancel = cancel_after(&client, Duration::from_millis(200));
+    let err = client.execute("INSERT INTO t VALUES (4)", &[]).await.unwrap_err();
+    cancel.await.unwrap();
+    assert_canceled(&err, "user request", "waiting write");
+
+    println!("the holder commits: the slot is free for the next writer, and no cancelled write committed");
+    holder.batch_execute("COMMIT").await.unwrap();
+    let write = tokio::time::timeout(Duration::from_secs(5), client.execute("INSERT INTO t VALUES (5)", &[]));
+    assert_eq!(write.await.expect("the slot was left free").unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ids: Vec<i32> =
+        client.query("SELECT id FROM t ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, vec![1, 5]);
+    common::assert_sqlstate(client.query_one("SELECT * FROM u", &[]).await, "42P01", "the DDL never ran");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn idle_in_transaction_session_timeout_ends_the_connection() {
     let server = common::Server::start().await;
     let (client, connection) = tokio_postgres::connect(&server.conn_string(), tokio_postgres::NoTls).await.unwrap();
@@ -183,6 +237,83 @@ async fn cancel_on_a_follower_reaches_statements_running_on_the_leader() {
     client.batch_execute("SET statement_timeout = 0").await.unwrap();
     client.execute("INSERT INTO t VALUES (5)", &[]).await.expect("the session goes on");
     assert_eq!(count(&client).await, 4);
+
+    // A timeout of a few milliseconds fires while the write is on its way
+    // to the leader or just arriving: the cancel often gets there first. A
+    // lost cancel would leave the write counting to a billion.
+    println!("a cancel that overtakes its forwarded write is not lost");
+    for attempt in 0..30 {
+        client.batch_execute(&format!("SET statement_timeout = '{}ms'", 1 + attempt % 3)).await.unwrap();
+        let write = tokio::time::timeout(Duration::from_secs(20), client.execute(LONG_WRITE, &[]));
+        let result = write.await.unwrap_or_else(|_| panic!("attempt {attempt}: the cancel was lost"));
+        assert_canceled(&result.unwrap_err(), "statement timeout", "forwarded write cancelled at once");
+    }
+    println!("nor one that overtakes a transaction's statement");
+    client.batch_execute("SET statement_timeout = 0").await.unwrap();
+    for attempt in 0..10 {
+        client.batch_execute(&format!("BEGIN; INSERT INTO t VALUES ({})", 100 + attempt)).await.unwrap();
+        client.batch_execute(&format!("SET LOCAL statement_timeout = '{}ms'", 1 + attempt % 3)).await.unwrap();
+        let write = tokio::time::timeout(Duration::from_secs(20), client.execute(LONG_WRITE, &[]));
+        let result = write.await.unwrap_or_else(|_| panic!("attempt {attempt}: the cancel was lost"));
+        assert_canceled(&result.unwrap_err(), "statement timeout", "remote transaction write cancelled at once");
+        client.batch_execute("ROLLBACK").await.unwrap();
+    }
+    assert_eq!(count(&client).await, 4);
+
+    println!("statements waiting on the leader for the write slot give up at their timeout");
+    on_leader.batch_execute("BEGIN; INSERT INTO t VALUES (6)").await.unwrap();
+    client.batch_execute("SET statement_timeout = '300ms'").await.unwrap();
+    let started = Instant::now();
+    let err = client.execute("INSERT INTO t VALUES (7)", &[]).await.unwrap_err();
+    assert_canceled(&err, "statement timeout", "forwarded write waiting for the slot");
+    client.batch_execute("BEGIN").await.unwrap();
+    let err = client.execute("INSERT INTO t VALUES (8)", &[]).await.unwrap_err();
+    assert_canceled(&err, "statement timeout", "forwarded BEGIN waiting for the slot");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "timed out late: {:?}", started.elapsed());
+    println!("and on a cancel request");
+    client.batch_execute("SET statement_timeout = 0").await.unwrap();
+    let cancel = cancel_after(&client, Duration::from_millis(300));
+    let err = client.execute("INSERT INTO t VALUES (9)", &[]).await.unwrap_err();
+    cancel.await.unwrap();
+    assert_canceled(&err, "user request", "forwarded write waiting for the slot");
+    on_leader.batch_execute("COMMIT").await.unwrap();
+    let write = tokio::time::timeout(Duration::from_secs(10), client.execute("INSERT INTO t VALUES (10)", &[]));
+    assert_eq!(write.await.expect("the leader's slot was left free").unwrap(), 1);
+    assert_eq!(count(&client).await, 6, "rows 6 and 10 committed, none of the cancelled ones");
+
+    // The write reaches the leader's socket while the leader is stopped; the
+    // followers elect a new leader; the timeout fires. Resumed, the old
+    // leader runs the write as a stale leader, or passes it on to the new
+    // one: a cancel sent to whichever node leads now could miss it, one
+    // sent where the write went finds it either way.
+    // Meanwhile a read on the follower waits for the stopped leader's read
+    // index (a request that gets no answer for 10 s): its timeout abandons it.
+    println!("a cancel follows its write to a leader that was paused and deposed meanwhile;");
+    println!("a read waiting for that leader's read index gives up at its timeout");
+    let reader = cluster.connect(follower).await.expect("connect a follower");
+    reader.batch_execute("SET statement_timeout = '300ms'").await.unwrap();
+    client.batch_execute("SET statement_timeout = '2s'").await.unwrap();
+    cluster.pause(leader).expect("pause the leader");
+    let started = Instant::now();
+    let write = tokio::time::timeout(Duration::from_secs(30), client.execute(LONG_WRITE, &[]));
+    let read = async {
+        let read = reader.query_one("SELECT count(*) FROM t", &[]).await;
+        (read, started.elapsed())
+    };
+    let resume = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        cluster.resume(leader).expect("resume the old leader");
+    };
+    let (written, (read, read_took), ()) = tokio::join!(write, read, resume);
+    assert_canceled(&read.unwrap_err(), "statement timeout", "read waiting for a read index");
+    assert!(read_took < Duration::from_secs(2), "the read timed out late: {read_took:?}");
+    let err = written.expect("the write was answered").unwrap_err();
+    assert_canceled(&err, "statement timeout", "write delivered to a paused leader");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "cancelled only at the call's timeout: {took:?}");
+    client.batch_execute("SET statement_timeout = 0").await.unwrap();
+    assert_eq!(count(&client).await, 6);
 
     let agreement = cluster.verify_replicas(follower, Duration::from_secs(30)).await.expect("replicas agree");
     println!("{agreement}");

@@ -26,7 +26,10 @@
 //!   whole round before theirs starts.
 //!   Each queued statement carries a cancel flag (`shoal_storage::cancel`): a
 //!   cancelled one fails alone with 57014, until the batcher marks it
-//!   finished just before the batch is proposed.
+//!   finished just before the batch is proposed. Its session does not wait
+//!   for the batcher to get there: a cancel answers at once, also while the
+//!   batcher waits for the slot, and so does one of a transaction waiting
+//!   for the slot ([`Group::begin_cancellable`]).
 //! * **Reads** run on pooled read-only connections after Raft's read-index
 //!   check, so they never block the writer and never see uncommitted data.
 //!   Reads waiting at the same time share one leadership round. There is no
@@ -585,6 +588,11 @@ impl Group {
     /// statement waits in the queue or runs; it then fails with 57014 and
     /// the rest of its batch goes on. Once the batch is proposed, a cancel
     /// changes nothing (see [`shoal_storage::cancel`]).
+    ///
+    /// A cancel that wins answers at once, even while the batcher waits for
+    /// the write slot (held by a transaction): the flag guarantees the item
+    /// will never be proposed, and the batcher drops it unrun (or undoes it,
+    /// if it is running) when it reaches it.
     pub async fn write_autocommit_cancellable(
         &self,
         ctx: ExecContext,
@@ -592,17 +600,42 @@ impl Group {
         params: Vec<Value>,
         cancel: StatementCancel,
     ) -> Result<(QueryOutput, u64)> {
+        if cancel.is_cancelled() {
+            return Err(canceled());
+        }
         let (reply, rx) = oneshot::channel();
-        self.batch_tx
-            .send(BatchItem { ctx, sql, params, cancel, reply })
-            .await
-            .map_err(|_| Error::environment(SqlState::ADMIN_SHUTDOWN, "group is shutting down"))?;
-        rx.await.map_err(|_| Error::environment(SqlState::STATEMENT_COMPLETION_UNKNOWN, "write batch was dropped"))?
+        let stop = cancel.clone();
+        let item = BatchItem { ctx, sql, params, cancel, reply };
+        tokio::select! {
+            biased;
+            sent = self.batch_tx.send(item) => {
+                sent.map_err(|_| Error::environment(SqlState::ADMIN_SHUTDOWN, "group is shutting down"))?
+            }
+            () = stop.cancelled() => return Err(canceled()),
+        }
+        tokio::select! {
+            biased;
+            answer = rx => answer
+                .map_err(|_| Error::environment(SqlState::STATEMENT_COMPLETION_UNKNOWN, "write batch was dropped"))?,
+            () = stop.cancelled() => Err(canceled()),
+        }
     }
 
     /// Starts an interactive write transaction: waits for the write slot.
     pub async fn begin(self: &Arc<Self>, ctx: ExecContext) -> Result<WriteTxn> {
-        let slot = self.write_slot.clone().lock_owned().await;
+        self.begin_cancellable(ctx, &StatementCancel::new()).await
+    }
+
+    /// [`Group::begin`] whose wait for the write slot `cancel` interrupts
+    /// (57014). Only the wait: once the slot is taken the transaction
+    /// starts, and dropping the lock future on cancel leaves no waiter
+    /// behind in the slot's queue.
+    pub async fn begin_cancellable(self: &Arc<Self>, ctx: ExecContext, cancel: &StatementCancel) -> Result<WriteTxn> {
+        let slot = tokio::select! {
+            biased;
+            slot = self.write_slot.clone().lock_owned() => slot,
+            () = cancel.cancelled() => return Err(canceled()),
+        };
         let shared = self.shared.clone();
         run_blocking(move || shared.lock().begin()).await?;
         Ok(WriteTxn {

@@ -161,6 +161,65 @@ async fn a_cancelled_batched_write_fails_alone() {
     group.shutdown().await;
 }
 
+/// Waiting for the write slot is interrupted by a cancel, as PostgreSQL
+/// interrupts a lock wait: a queued autocommit write and a transaction's
+/// BEGIN, both behind an open transaction, give up at once with 57014. They
+/// leave nothing behind: the cancelled write never runs, and the slot and
+/// the batcher's queue serve the next writers as soon as the holder ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_interrupts_waiting_for_the_write_slot() {
+    use shoal_common::SqlState;
+    use shoal_storage::StatementCancel;
+    let dir = tempfile::tempdir().unwrap();
+    let group = open_group(dir.path()).await;
+    let mut txn = group.begin(ExecContext::now(1)).await.unwrap();
+    txn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)".into(), vec![], true).await.unwrap();
+    txn.commit().await.unwrap();
+    let mut holder = group.begin(ExecContext::now(2)).await.unwrap();
+    holder.execute("INSERT INTO t VALUES (1)".into(), vec![], true).await.unwrap();
+
+    println!("a queued autocommit write gives up as soon as it is cancelled");
+    let cancel = StatementCancel::new();
+    let queued = tokio::spawn({
+        let (group, cancel) = (group.clone(), cancel.clone());
+        async move {
+            group
+                .write_autocommit_cancellable(ExecContext::now(3), "INSERT INTO t VALUES (2)".into(), vec![], cancel)
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!queued.is_finished(), "it waits for the slot");
+    assert!(cancel.cancel());
+    let err =
+        tokio::time::timeout(Duration::from_secs(1), queued).await.expect("answered at once").unwrap().unwrap_err();
+    assert_eq!(err.code, SqlState::QUERY_CANCELED, "{err}");
+
+    println!("so does BEGIN's wait for the slot");
+    let cancel = StatementCancel::new();
+    let waiting = tokio::spawn({
+        let (group, cancel) = (group.clone(), cancel.clone());
+        async move { group.begin_cancellable(ExecContext::now(4), &cancel).await.map(|_| ()) }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "it waits for the slot");
+    assert!(cancel.cancel());
+    let err =
+        tokio::time::timeout(Duration::from_secs(1), waiting).await.expect("answered at once").unwrap().unwrap_err();
+    assert_eq!(err.code, SqlState::QUERY_CANCELED, "{err}");
+
+    println!("the holder commits: the next writers get the slot, and the cancelled write never ran");
+    holder.commit().await.unwrap();
+    let write = group.write_autocommit(ExecContext::now(5), "INSERT INTO t VALUES (3)".into(), vec![]);
+    tokio::time::timeout(Duration::from_secs(5), write).await.expect("the batcher took the slot").unwrap();
+    let txn = tokio::time::timeout(Duration::from_secs(5), group.begin(ExecContext::now(6))).await;
+    txn.expect("the slot is free").unwrap().rollback().await.unwrap();
+    let rows =
+        group.read(|r| shoal_storage::run_read_only(&r.conn, "SELECT id FROM t ORDER BY id", &[])).await.unwrap().rows;
+    assert_eq!(rows, vec![vec![Value::Integer(1)], vec![Value::Integer(3)]]);
+    group.shutdown().await;
+}
+
 /// A cancelled write inside a transaction fails alone, as in PostgreSQL:
 /// the transaction's earlier writes survive SQLite's rollback of the whole
 /// transaction, so `ROLLBACK TO SAVEPOINT` recovers and COMMIT keeps them.

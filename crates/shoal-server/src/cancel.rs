@@ -8,19 +8,33 @@
 //! ```text
 //!  autocommit read, read in a transaction ─▶ interrupt its pooled read connection
 //!  write on this node's writer (batched or in a transaction) ─▶ set its StatementCancel
-//!  write forwarded to the leader ─▶ Call::CancelAutocommit / Call::Cancel to the leader,
+//!  wait for the write slot (queued write, BEGIN's first write) ─▶ set its StatementCancel,
+//!                                    which the wait races: it gives up at once
+//!  wait for a read index ─▶ abandon the wait (CancelState::interruptible)
+//!  statement forwarded to the leader ─▶ Call::CancelForwarded / Call::Cancel to the leader,
 //!                                    which sets the StatementCancel there
 //! ```
 //!
+//! **No cancel is lost on the way to the leader.** A cancel can reach the
+//! leader before the statement it names: a transaction's statements are
+//! numbered in order, so the leader remembers the highest number cancelled
+//! and a statement at or below it fails on arrival; an autocommit write or
+//! a BEGIN is named by a random id, so the origin sends the cancel where
+//! it sent the statement, again until that node (or the leader it passed
+//! the statement to) answers that it holds it, or the statement's call has
+//! ended (`cluster::forwarded_stopper`).
+//!
 //! A cancel that arrives while nothing is registered (the statement is
-//! between phases: waiting for a read index, about to be sent) is kept until
-//! the statement ends, so the next registration fails at once with 57014;
+//! between phases, about to be sent) is kept until the statement ends, so
+//! the next registration fails at once with 57014;
 //! [`CancelState::start_statement`] forgets it when a new statement begins.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_common::{Error, Result, SqlState};
+use shoal_storage::StatementCancel;
 
 /// Why a statement was cancelled; decides the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +131,23 @@ impl CancelState {
         }
         inner.stopper = Some(stop);
         Ok(Registration { state: self, statement: inner.statement })
+    }
+
+    /// Runs `wait` until it ends or the statement is cancelled; a cancel
+    /// abandons it and fails with 57014. Only for waits that are safe to
+    /// drop midway, i.e. have no effect of their own (a read index, a
+    /// replica catching up). `wait` must not register a stopper itself.
+    pub async fn interruptible<T>(&self, wait: impl Future<Output = Result<T>>) -> Result<T> {
+        let flag = StatementCancel::new();
+        let stop = flag.clone();
+        let _registered = self.register(Arc::new(move || {
+            stop.cancel();
+        }))?;
+        tokio::select! {
+            biased;
+            done = wait => done,
+            () = flag.cancelled() => Err(canceled(self.reason())),
+        }
     }
 }
 
@@ -377,6 +408,24 @@ mod tests {
         // A new statement forgets it.
         state.start_statement(None);
         assert!(state.register(Arc::new(|| {})).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_cancel_abandons_an_interruptible_wait() {
+        let state = Arc::new(CancelState::default());
+        state.start_statement(Some(Duration::from_millis(20)));
+        let forever = std::future::pending::<Result<()>>();
+        let err = tokio::time::timeout(Duration::from_secs(5), state.interruptible(forever))
+            .await
+            .expect("the timeout ended the wait")
+            .unwrap_err();
+        assert_eq!(err.message, "canceling statement due to statement timeout");
+        // A wait that ends first is not disturbed; a cancel before the wait means no wait at all.
+        state.start_statement(None);
+        assert_eq!(state.interruptible(async { Ok(7) }).await.unwrap(), 7);
+        state.cancel(CancelReason::User);
+        let err = state.interruptible(async { Ok(8) }).await.unwrap_err();
+        assert_eq!(err.message, "canceling statement due to user request", "already cancelled: never waits");
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@
 //! ```text
 //! session on a follower ──Autocommit / Begin·Execute·Commit──▶ leader's NodeService ──▶ Group (batcher / WriteTxn)
 //!                       ──ReadIndex──▶ leader: quorum check ──▶ index; wait until applied here, read locally
-//!                       ──Cancel / CancelAutocommit──▶ leader: stop that statement (see crate::cancel)
+//!                       ──Cancel / CancelForwarded──▶ leader: stop that statement (see crate::cancel)
 //! joiner ──Register──▶ meta leader: allocate node id      ──AddReplica(g)──▶ leader of g: learner → voter
 //! ```
 //!
@@ -35,7 +35,7 @@ use shoal_raft::transport::BoxFuture;
 use shoal_raft::{GroupId, NodeId, Service, WriteTxn, META_GROUP};
 use shoal_storage::{QueryOutput, StatementCancel};
 
-use crate::cancel::CancelState;
+use crate::cancel::{canceled, CancelState, Stopper};
 use crate::consistency::{ReadMode, ReadPoint};
 use crate::node::{Node, ALL_GROUPS, DATA_GROUP};
 
@@ -99,7 +99,7 @@ pub enum Call {
         group: GroupId,
     },
     /// One autocommit write; `cancel_id` (chosen by the origin) names it
-    /// for [`Call::CancelAutocommit`].
+    /// for [`Call::CancelForwarded`].
     Autocommit {
         group: GroupId,
         ctx: ExecContext,
@@ -107,15 +107,21 @@ pub enum Call {
         params: Vec<Value>,
         cancel_id: u64,
     },
-    /// Cancel the autocommit write `cancel_id` if it has not been proposed yet.
-    CancelAutocommit {
+    /// Cancel the forwarded statement `cancel_id` (an [`Call::Autocommit`]
+    /// write not yet proposed, or a [`Call::Begin`] waiting for the write
+    /// slot). Sent to the node the statement was sent to, which stops it if
+    /// it runs there and otherwise passes the cancel on to the leader, as
+    /// it passed the statement. Answered with [`Reply::CancelReached`].
+    CancelForwarded {
         group: GroupId,
         cancel_id: u64,
     },
-    /// Opens an interactive transaction on the leader.
+    /// Opens an interactive transaction on the leader; its wait for the
+    /// write slot can be cancelled under `cancel_id`.
     Begin {
         group: GroupId,
         ctx: ExecContext,
+        cancel_id: u64,
     },
     /// Runs statement number `statement` (counted by the origin) of `txn`.
     Execute {
@@ -168,7 +174,7 @@ impl Call {
             | Call::ReadIndex { group }
             | Call::ProposeChecksum { group }
             | Call::Autocommit { group, .. }
-            | Call::CancelAutocommit { group, .. }
+            | Call::CancelForwarded { group, .. }
             | Call::Begin { group, .. } => Some(*group),
             // Addressed to the node that holds the transaction.
             _ => None,
@@ -194,6 +200,10 @@ pub enum Reply {
     },
     Status(NodeStatus),
     Checksum(Option<String>),
+    /// The answer to [`Call::CancelForwarded`]: whether this node holds the
+    /// statement (and set its flag, unless it was already past cancelling).
+    /// `false`: not here (yet, or any more); the origin sends it again.
+    CancelReached(bool),
 }
 
 /// What a node reports about itself ([`Call::Status`]).
@@ -302,20 +312,33 @@ pub struct NodeService {
     node: Weak<Node>,
     remote_txns: Mutex<HashMap<u64, RemoteTxnSlot>>,
     next_txn: AtomicU64,
-    /// Autocommit writes from other nodes while they run here, by cancel id.
-    autocommit_cancels: Mutex<HashMap<u64, StatementCancel>>,
+    /// Statements from other nodes while they wait or run here (autocommit
+    /// writes, BEGIN's wait for the write slot), by cancel id.
+    forwarded: Mutex<HashMap<u64, StatementCancel>>,
 }
 
 struct RemoteTxnSlot {
     txn: Arc<tokio::sync::Mutex<Option<WriteTxn>>>,
-    /// The statement running in `txn` (its number and cancel flag), kept
-    /// outside the transaction's lock, which the statement holds.
-    running: RunningStatement,
+    /// The transaction's running and cancelled statements, kept outside the
+    /// transaction's lock, which the running statement holds.
+    statements: Arc<Mutex<Statements>>,
     last_used: Instant,
 }
 
-/// The number and cancel flag of the statement a remote transaction runs.
-type RunningStatement = Arc<Mutex<Option<(u64, StatementCancel)>>>;
+/// A remote transaction, locked by the call that uses it.
+type SharedTxn = Arc<tokio::sync::Mutex<Option<WriteTxn>>>;
+
+/// What a remote transaction's origin asked of its statements.
+#[derive(Default)]
+struct Statements {
+    /// The statement running now: its number and cancel flag.
+    running: Option<(u64, StatementCancel)>,
+    /// The highest statement number a [`Call::Cancel`] named. The origin
+    /// numbers statements in order, so a cancel that overtook its statement
+    /// still stops it when it arrives, and a late cancel never stops a
+    /// later statement.
+    cancelled: u64,
+}
 
 /// Removes a registered cancel flag when its call ends.
 struct Unregister<'a, K: std::hash::Hash + Eq + Copy, V> {
@@ -336,10 +359,31 @@ impl NodeService {
             node: Arc::downgrade(node),
             remote_txns: Mutex::new(HashMap::new()),
             next_txn: AtomicU64::new(1),
-            autocommit_cancels: Mutex::new(HashMap::new()),
+            forwarded: Mutex::new(HashMap::new()),
         });
         tokio::spawn(reap_remote_txns(Arc::downgrade(&service)));
         service
+    }
+
+    /// Registers a forwarded statement under its origin's `cancel_id` until
+    /// the guard drops (see [`Call::CancelForwarded`]).
+    fn register_forwarded(&self, cancel_id: u64) -> (StatementCancel, Unregister<'_, u64, StatementCancel>) {
+        let cancel = StatementCancel::new();
+        self.forwarded.lock().unwrap_or_else(|p| p.into_inner()).insert(cancel_id, cancel.clone());
+        (cancel, Unregister { map: &self.forwarded, key: cancel_id })
+    }
+
+    /// Cancels the forwarded statement `cancel_id`; false when it is not here.
+    fn cancel_forwarded(&self, cancel_id: u64) -> bool {
+        let cancel = self.forwarded.lock().unwrap_or_else(|p| p.into_inner()).get(&cancel_id).cloned();
+        match cancel {
+            Some(cancel) => {
+                // False when it was already proposed: it reports its real outcome.
+                cancel.cancel();
+                true
+            }
+            None => false,
+        }
     }
 
     fn node(&self) -> Result<Arc<Node>> {
@@ -350,8 +394,8 @@ impl NodeService {
         self.remote_txn_slot(id).map(|(txn, _)| txn)
     }
 
-    /// A remote transaction and its running-statement cell.
-    fn remote_txn_slot(&self, id: u64) -> Result<(Arc<tokio::sync::Mutex<Option<WriteTxn>>>, RunningStatement)> {
+    /// A remote transaction and its statements' cancel state.
+    fn remote_txn_slot(&self, id: u64) -> Result<(SharedTxn, Arc<Mutex<Statements>>)> {
         let mut txns = self.remote_txns.lock().unwrap_or_else(|p| p.into_inner());
         let slot = txns.get_mut(&id).ok_or_else(|| {
             Error::new(SqlState::SERIALIZATION_FAILURE, "the transaction was abandoned on the group's leader")
@@ -359,11 +403,18 @@ impl NodeService {
                 .with_hint("roll back and retry the transaction")
         })?;
         slot.last_used = Instant::now();
-        Ok((slot.txn.clone(), slot.running.clone()))
+        Ok((slot.txn.clone(), slot.statements.clone()))
     }
 
     async fn handle_call(&self, call: Call) -> Result<Reply> {
         let node = self.node()?;
+        if let Call::CancelForwarded { cancel_id, .. } = call {
+            // The statement runs where it was delivered if that node took
+            // itself for the leader; only otherwise was it passed on.
+            if self.cancel_forwarded(cancel_id) {
+                return Ok(Reply::CancelReached(true));
+            }
+        }
         if let Some(group_id) = call.leader_of() {
             if !node.group(group_id)?.is_leader() {
                 // Not ours to answer: pass it on to the leader we know of.
@@ -412,50 +463,52 @@ impl NodeService {
             }
             Call::ReadIndex { group } => Ok(Reply::Index(node.group(group)?.leader_read_index().await?)),
             Call::Autocommit { group, ctx, sql, params, cancel_id } => {
-                let cancel = StatementCancel::new();
-                self.autocommit_cancels.lock().unwrap_or_else(|p| p.into_inner()).insert(cancel_id, cancel.clone());
-                let _unregister = Unregister { map: &self.autocommit_cancels, key: cancel_id };
+                let (cancel, _unregister) = self.register_forwarded(cancel_id);
                 let (output, index) = node.group(group)?.write_autocommit_cancellable(ctx, sql, params, cancel).await?;
                 Ok(Reply::Written(output, index))
             }
-            Call::CancelAutocommit { cancel_id, .. } => {
-                let cancel = self.autocommit_cancels.lock().unwrap_or_else(|p| p.into_inner()).get(&cancel_id).cloned();
-                if let Some(cancel) = cancel {
-                    cancel.cancel();
-                }
-                Ok(Reply::Done)
-            }
-            Call::Begin { group, ctx } => {
+            Call::CancelForwarded { cancel_id, .. } => Ok(Reply::CancelReached(self.cancel_forwarded(cancel_id))),
+            Call::Begin { group, ctx, cancel_id } => {
                 let group = node.group(group)?;
-                let txn = group.begin(ctx).await?;
+                let (cancel, unregister) = self.register_forwarded(cancel_id);
+                let txn = group.begin_cancellable(ctx, &cancel).await?;
+                drop(unregister);
                 let applied = group.applied_index();
                 let id = self.next_txn.fetch_add(1, Ordering::Relaxed);
                 let slot = RemoteTxnSlot {
                     txn: Arc::new(tokio::sync::Mutex::new(Some(txn))),
-                    running: Arc::new(Mutex::new(None)),
+                    statements: Arc::default(),
                     last_used: Instant::now(),
                 };
                 self.remote_txns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, slot);
                 Ok(Reply::Begun { txn: id, applied })
             }
             Call::Execute { txn, statement, sql, params, record } => {
-                let (slot, running) = self.remote_txn_slot(txn)?;
+                let (slot, statements) = self.remote_txn_slot(txn)?;
                 let mut guard = slot.lock().await;
                 let writer = guard.as_mut().ok_or_else(|| Error::internal("remote transaction already finished"))?;
                 let cancel = StatementCancel::new();
-                *running.lock().unwrap_or_else(|p| p.into_inner()) = Some((statement, cancel.clone()));
+                {
+                    let mut statements = statements.lock().unwrap_or_else(|p| p.into_inner());
+                    if statement <= statements.cancelled {
+                        // Its cancel overtook it: it never runs.
+                        return Err(shoal_storage::cancel::canceled());
+                    }
+                    statements.running = Some((statement, cancel.clone()));
+                }
                 let result = writer.execute_cancellable(sql, params, record, Some(cancel)).await;
-                *running.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                statements.lock().unwrap_or_else(|p| p.into_inner()).running = None;
                 Ok(Reply::Output(result?))
             }
             Call::Cancel { txn, statement } => {
-                let running =
-                    self.remote_txns.lock().unwrap_or_else(|p| p.into_inner()).get(&txn).map(|s| s.running.clone());
-                let cancel = running.and_then(|r| r.lock().unwrap_or_else(|p| p.into_inner()).clone());
-                if let Some((running, cancel)) = cancel {
+                let statements =
+                    self.remote_txns.lock().unwrap_or_else(|p| p.into_inner()).get(&txn).map(|s| s.statements.clone());
+                if let Some(statements) = statements {
+                    let mut statements = statements.lock().unwrap_or_else(|p| p.into_inner());
+                    statements.cancelled = statements.cancelled.max(statement);
                     // Only the statement the origin meant: a late request
                     // must not stop the transaction's next statement.
-                    if running == statement {
+                    if let Some((_, cancel)) = statements.running.as_ref().filter(|(n, _)| *n == statement) {
                         cancel.cancel();
                     }
                 }
@@ -620,9 +673,40 @@ pub async fn register_self(node: &Node) -> Result<()> {
 /// otherwise at the leader this node knows of, following leadership changes
 /// while the call has certainly not been delivered.
 pub(crate) async fn forward(node: &Node, group: GroupId, call: &Call) -> Result<Reply> {
+    forward_until(node, group, call, None).await
+}
+
+/// Where a forwarded statement was sent (`None` until it is), so that its
+/// cancel takes the same way.
+type SentTo = Arc<Mutex<Option<Destination>>>;
+
+#[derive(Clone, Debug)]
+enum Destination {
+    /// This node led the group and runs the statement itself.
+    Here,
+    /// The peer at this RPC address.
+    Peer(String),
+}
+
+/// [`forward`] for a session's statement, which gives up with 57014 when
+/// `cancel` fires while the call has certainly not been delivered yet
+/// (waiting for a leader, or after a connection that failed), and records
+/// in `sent_to` where it delivers it. Once sent, the caller waits for the
+/// answer: the statement may run there, and only that node knows the outcome.
+async fn forward_until(
+    node: &Node,
+    group: GroupId,
+    call: &Call,
+    stop: Option<(&CancelState, &SentTo)>,
+) -> Result<Reply> {
     let mut payload = None;
     let mut last_error = None;
     let deadline = Instant::now() + LEADER_WAIT;
+    let sent = |to: Destination| {
+        if let Some((_, sent_to)) = stop {
+            *sent_to.lock().unwrap_or_else(|p| p.into_inner()) = Some(to);
+        }
+    };
     loop {
         if last_error.is_some() {
             if Instant::now() >= deadline {
@@ -630,10 +714,14 @@ pub(crate) async fn forward(node: &Node, group: GroupId, call: &Call) -> Result<
             }
             tokio::time::sleep(LEADER_POLL).await;
         }
+        if let Some(reason) = stop.and_then(|(cancel, _)| cancel.reason()) {
+            return Err(canceled(Some(reason)));
+        }
         let local = node.group(group)?;
         if local.is_leader() {
             let service =
                 node.service().ok_or_else(|| Error::environment(SqlState::CANNOT_CONNECT_NOW, "node is starting"))?;
+            sent(Destination::Here);
             return Box::pin(service.run_here(call.clone())).await;
         }
         let Some((leader, addr)) = local.leader() else {
@@ -649,6 +737,7 @@ pub(crate) async fn forward(node: &Node, group: GroupId, call: &Call) -> Result<
             Some(bytes) => bytes,
             None => payload.insert(encode(call)?),
         };
+        sent(Destination::Peer(addr.clone()));
         match node.transport.call_service(&addr, bytes.clone(), CALL_TIMEOUT).await {
             Ok(bytes) => return decode(&bytes),
             // Never delivered: safe to try again, perhaps at a new leader.
@@ -712,8 +801,9 @@ where
 }
 
 /// [`write_autocommit`] for a session, which `cancel` can stop: on this
-/// node through the statement's cancel flag, on a remote leader with a
-/// [`Call::CancelAutocommit`]. A write already proposed is not stopped.
+/// node through the statement's cancel flag, on a remote leader with
+/// [`Call::CancelForwarded`] (see `forwarded_stopper`). A write already
+/// proposed is not stopped.
 pub async fn write_autocommit_cancellable(
     node: &Arc<Node>,
     group: GroupId,
@@ -733,24 +823,83 @@ pub async fn write_autocommit_cancellable(
             return local.write_autocommit_cancellable(ctx, sql.clone(), params.clone(), flag).await;
         }
         let cancel_id: u64 = rand::random();
-        let origin = node.clone();
-        let _registered = cancel.register(Arc::new(move || {
-            let node = origin.clone();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    if let Err(e) = forward(&node, group, &Call::CancelAutocommit { group, cancel_id }).await {
-                        tracing::debug!(error = %e, "could not send a cancel to the group's leader");
-                    }
-                });
-            }
-        }))?;
+        let sent_to = SentTo::default();
+        let _registered = cancel.register(forwarded_stopper(node, group, cancel_id, &sent_to))?;
         let call = Call::Autocommit { group, ctx, sql: sql.clone(), params: params.clone(), cancel_id };
-        match forward(node, group, &call).await? {
+        match forward_until(node, group, &call, Some((cancel, &sent_to))).await? {
             Reply::Written(output, index) => Ok((output, index)),
             other => Err(unexpected(&other)),
         }
     })
     .await
+}
+
+/// How soon a cancel for a forwarded statement is sent again when it did
+/// not find the statement (yet).
+const CANCEL_RESEND: Duration = Duration::from_millis(10);
+/// How long one cancel request may take.
+const CANCEL_CALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The stopper of a statement forwarded to `group`'s leader under
+/// `cancel_id` (an autocommit write, or BEGIN's wait for the write slot).
+///
+/// The cancel goes the statement's way: to the node the statement was
+/// delivered to (`sent_to`), which stops it if it runs there or passes the
+/// cancel on to its leader. It can still overtake the statement (each
+/// request runs in its own task there, and a statement passed on makes one
+/// more hop), so one that did not find the statement is sent again every
+/// [`CANCEL_RESEND`] until it does ([`Reply::CancelReached`]), or until
+/// the statement's call has ended (the caller drops `sent_to`). Nothing is
+/// remembered on the leader, and the resending task lives no longer than
+/// the call it chases.
+fn forwarded_stopper(node: &Arc<Node>, group: GroupId, cancel_id: u64, sent_to: &SentTo) -> Stopper {
+    let node = Arc::downgrade(node);
+    let sent_to = Arc::downgrade(sent_to);
+    Arc::new(move || {
+        let (node, sent_to) = (node.clone(), sent_to.clone());
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(resend_cancel(sent_to.clone(), move || {
+            let (node, sent_to) = (node.clone(), sent_to.clone());
+            async move {
+                let node = node.upgrade().ok_or_else(|| Error::environment(SqlState::ADMIN_SHUTDOWN, "shutdown"))?;
+                let destination = sent_to.upgrade().and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone());
+                let call = Call::CancelForwarded { group, cancel_id };
+                let reply = match destination {
+                    // Not sent yet: the sender sees the cancel before it sends.
+                    None => return Ok(false),
+                    Some(Destination::Here) => {
+                        let service = node.service().ok_or_else(|| Error::internal("no node service"))?;
+                        Box::pin(service.handle_call(call)).await?
+                    }
+                    Some(Destination::Peer(addr)) => {
+                        decode(&node.transport.call_service(&addr, encode(&call)?, CANCEL_CALL_TIMEOUT).await?)?
+                    }
+                };
+                match reply {
+                    Reply::CancelReached(reached) => Ok(reached),
+                    other => Err(unexpected(&other)),
+                }
+            }
+        }));
+    })
+}
+
+/// Sends a cancel with `send` (true: the statement was reached) until it
+/// reaches its statement or the statement's call is over (`in_flight` gone).
+async fn resend_cancel<T, F, Fut>(in_flight: Weak<T>, send: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    while in_flight.strong_count() > 0 {
+        match send().await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) if e.code == SqlState::ADMIN_SHUTDOWN => return,
+            Err(e) => tracing::debug!(error = %e, "could not send a cancel to the group's leader"),
+        }
+        tokio::time::sleep(CANCEL_RESEND).await;
+    }
 }
 
 /// Makes this node's replica of `group` fresh enough for a read at `point`
@@ -888,21 +1037,42 @@ pub struct RemoteWriter {
 
 impl Writer {
     /// Opens a transaction on the leader of `group`; also returns the
-    /// leader's applied index when it took the write slot.
-    pub async fn begin(node: &Arc<Node>, group: GroupId, ctx: ExecContext) -> Result<(Writer, u64)> {
+    /// leader's applied index when it took the write slot. `cancel` stops
+    /// the wait for the write slot (57014), here or on the leader (see
+    /// `forwarded_stopper`); a transaction that got the slot is returned
+    /// even if cancelled meanwhile (its statement then fails at once).
+    pub async fn begin(
+        node: &Arc<Node>,
+        group: GroupId,
+        ctx: ExecContext,
+        cancel: &CancelState,
+    ) -> Result<(Writer, u64)> {
         let local = node.group(group)?;
         if local.is_leader() {
-            let txn = local.begin(ctx).await?;
+            let flag = StatementCancel::new();
+            let stop = flag.clone();
+            let _registered = cancel.register(Arc::new(move || {
+                stop.cancel();
+            }))?;
+            let txn = local.begin_cancellable(ctx, &flag).await?;
             return Ok((Writer::Local(txn), local.applied_index()));
         }
+        let cancel_id: u64 = rand::random();
+        let sent_to = SentTo::default();
+        let _registered = cancel.register(forwarded_stopper(node, group, cancel_id, &sent_to))?;
         let deadline = Instant::now() + LEADER_WAIT;
         while Instant::now() < deadline {
+            // Nothing was delivered yet: a cancel can still stop the call here.
+            if let Some(reason) = cancel.reason() {
+                return Err(canceled(Some(reason)));
+            }
             let Some((_, addr)) = local.leader() else {
                 tokio::time::sleep(LEADER_POLL).await;
                 continue;
             };
             // Sent to the leader directly so later statements reach the same node.
-            let payload = encode(&Call::Begin { group, ctx })?;
+            let payload = encode(&Call::Begin { group, ctx, cancel_id })?;
+            *sent_to.lock().unwrap_or_else(|p| p.into_inner()) = Some(Destination::Peer(addr.clone()));
             match node.transport.call_service(&addr, payload, CALL_TIMEOUT).await.and_then(|b| decode::<Reply>(&b)) {
                 Ok(Reply::Begun { txn, applied }) => {
                     let remote =
@@ -1040,5 +1210,66 @@ impl RemoteWriter {
             }
         })?;
         decode(&bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn service() -> Arc<NodeService> {
+        Arc::new(NodeService {
+            node: Weak::new(),
+            remote_txns: Mutex::new(HashMap::new()),
+            next_txn: AtomicU64::new(1),
+            forwarded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The cancel of a forwarded statement reaches the leader before the
+    /// statement does (the transport runs each request in its own task): it
+    /// is sent again until the statement is there, and then stops it.
+    #[tokio::test]
+    async fn a_cancel_that_overtakes_its_forwarded_statement_is_not_lost() {
+        let leader = service();
+        let in_flight = Arc::new(());
+        let sends = Arc::new(AtomicUsize::new(0));
+        let resend = tokio::spawn(resend_cancel(Arc::downgrade(&in_flight), {
+            let (leader, sends) = (leader.clone(), sends.clone());
+            move || {
+                sends.fetch_add(1, Ordering::SeqCst);
+                let reached = leader.cancel_forwarded(7);
+                async move { Ok(reached) }
+            }
+        }));
+        println!("the statement is not on the leader yet: the cancel finds nothing, and is sent again");
+        tokio::time::sleep(CANCEL_RESEND * 5).await;
+        assert!(sends.load(Ordering::SeqCst) >= 2, "sent again");
+        assert!(!resend.is_finished());
+
+        println!("the statement arrives: the next cancel stops it, and the resending ends");
+        let (flag, registered) = leader.register_forwarded(7);
+        tokio::time::timeout(Duration::from_secs(5), resend).await.expect("the resending ended").unwrap();
+        assert!(flag.is_cancelled(), "the statement was cancelled");
+        assert!(!flag.finish(), "so it can never be proposed");
+        drop(registered);
+        assert!(!leader.cancel_forwarded(7), "unregistered when its call ended");
+
+        println!("a statement already proposed is reached, but not cancelled");
+        let (flag, _registered) = leader.register_forwarded(8);
+        assert!(flag.finish());
+        assert!(leader.cancel_forwarded(8), "reached: the origin stops resending");
+        assert!(!flag.is_cancelled(), "it reports its real outcome");
+    }
+
+    #[tokio::test]
+    async fn the_resending_ends_with_the_statements_call() {
+        let in_flight = Arc::new(());
+        let resend = tokio::spawn(resend_cancel(Arc::downgrade(&in_flight), || async { Ok(false) }));
+        tokio::time::sleep(CANCEL_RESEND * 3).await;
+        assert!(!resend.is_finished(), "still sending while the call is out");
+        drop(in_flight);
+        tokio::time::timeout(Duration::from_secs(5), resend).await.expect("the resending ended").unwrap();
     }
 }

@@ -661,7 +661,7 @@ impl ShoalSession {
         let Some(txn) = self.txn.as_mut() else {
             // now() is the statement's start time, as for an autocommit write.
             let ctx = ExecContext::now(rand::random());
-            cluster::read_point(&node, DATA_GROUP, point).await?;
+            cancel.interruptible(cluster::read_point(&node, DATA_GROUP, point)).await?;
             return node
                 .data
                 .read(move |reader| {
@@ -675,7 +675,7 @@ impl ShoalSession {
             return writer.execute(sql, params, false, &cancel).await;
         }
         if txn.reader.is_none() {
-            cluster::read_point(&node, DATA_GROUP, point).await?;
+            cancel.interruptible(cluster::read_point(&node, DATA_GROUP, point)).await?;
             let reader = node.data.checkout_reader()?;
             let (reader, snapshot) = reader
                 .run(|reader| {
@@ -744,7 +744,7 @@ impl ShoalSession {
         let ctx = self.txn.as_ref().map(|t| t.ctx).unwrap_or_else(|| ExecContext::now(rand::random()));
         // current_setting() in this read sees the session's values.
         let settings: shoal_storage::session_settings::Settings = Arc::new(self.settings.clone());
-        cluster::read_point(&self.node, DATA_GROUP, point).await?;
+        cancel.interruptible(cluster::read_point(&self.node, DATA_GROUP, point)).await?;
         self.node
             .data
             .read(move |reader| {
@@ -777,7 +777,7 @@ impl ShoalSession {
             ));
         }
         if txn.writer.is_none() {
-            let (writer, applied_at_begin) = Writer::begin(&node, DATA_GROUP, txn.ctx).await?;
+            let (writer, applied_at_begin) = Writer::begin(&node, DATA_GROUP, txn.ctx, &self.cancel).await?;
             if let Some((reader, snapshot)) = txn.reader.take() {
                 let _ = reader.conn.execute_batch("ROLLBACK");
                 node.data.checkin_reader(reader);

@@ -20,6 +20,11 @@
 //! before a write is proposed to Raft, and from then on a cancel request
 //! changes nothing (PostgreSQL cannot cancel a commit in progress either).
 //!
+//! A statement that *waits* (for the write slot, in the batcher's queue)
+//! awaits [`StatementCancel::cancelled`] beside what it waits for, so it
+//! gives up as soon as the cancel wins; a statement that finished is never
+//! woken that way and reports its real outcome.
+//!
 //! **SQLite rolls back the whole transaction when it interrupts a write**
 //! (`sqlite3VdbeHalt`: an interrupted statement that is not read-only aborts
 //! the transaction, savepoints included). [`crate::Replica::transaction_lost`]
@@ -30,15 +35,23 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use shoal_common::{Error, SqlState};
+use tokio::sync::Notify;
 
 const RUNNING: u8 = 0;
 const CANCELLED: u8 = 1;
 const FINISHED: u8 = 2;
 
+#[derive(Debug, Default)]
+struct Flag {
+    state: AtomicU8,
+    /// Wakes [`StatementCancel::cancelled`] when the cancel wins.
+    cancelled: Notify,
+}
+
 /// One statement's cancel flag; clones share it. See the module docs.
 #[derive(Clone, Debug, Default)]
 pub struct StatementCancel {
-    state: Arc<AtomicU8>,
+    flag: Arc<Flag>,
 }
 
 impl StatementCancel {
@@ -49,22 +62,41 @@ impl StatementCancel {
     /// Asks the statement to stop. Returns false when it already finished
     /// (it will be committed; the request is ignored).
     pub fn cancel(&self) -> bool {
-        match self.state.compare_exchange(RUNNING, CANCELLED, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => true,
+        match self.flag.state.compare_exchange(RUNNING, CANCELLED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                self.flag.cancelled.notify_waiters();
+                true
+            }
             Err(state) => state == CANCELLED,
         }
     }
 
     /// True once [`StatementCancel::cancel`] won.
     pub fn is_cancelled(&self) -> bool {
-        self.state.load(Ordering::Acquire) == CANCELLED
+        self.flag.state.load(Ordering::Acquire) == CANCELLED
+    }
+
+    /// Resolves once [`StatementCancel::cancel`] has won (at once if it
+    /// already has); never, for a statement that finished. Meant to be
+    /// raced against a wait, which the caller then abandons.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.flag.cancelled.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so a cancel in between still wakes us.
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Marks the statement as past the point of cancelling. Returns false
     /// when a cancel came first: the caller must undo the statement and
     /// answer [`canceled`].
     pub fn finish(&self) -> bool {
-        match self.state.compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire) {
+        match self.flag.state.compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => true,
             Err(state) => state == FINISHED,
         }
@@ -96,5 +128,26 @@ mod tests {
         assert!(flag.finish());
         assert!(!shared.cancel(), "a finished statement goes on to commit");
         assert!(!shared.is_cancelled());
+    }
+
+    #[test]
+    fn a_waiter_wakes_on_cancel_and_never_after_finish() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+
+        let flag = StatementCancel::new();
+        let mut waiting = std::pin::pin!(flag.cancelled());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        assert!(flag.clone().cancel());
+        assert_eq!(waiting.as_mut().poll(&mut cx), Poll::Ready(()), "woken by the cancel");
+        assert_eq!(std::pin::pin!(flag.cancelled()).poll(&mut cx), Poll::Ready(()), "already cancelled");
+
+        let flag = StatementCancel::new();
+        let mut waiting = std::pin::pin!(flag.cancelled());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        assert!(flag.finish());
+        assert!(!flag.cancel());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending(), "a finished statement is never woken");
     }
 }
