@@ -22,10 +22,10 @@
 //! A certificate that does not verify never completes the handshake (the
 //! client's TLS library reports the alert, as libpq does against
 //! PostgreSQL). A missing certificate is let through the handshake only so
-//! the client gets a PostgreSQL error that says what to fix; nothing but
-//! that error is sent before [`check_client_cert`] passes. Password
-//! authentication then runs as configured. Plain connections are not asked
-//! for a certificate.
+//! the client gets a PostgreSQL error that says what to fix: no
+//! authentication exchange and no session starts before
+//! [`check_client_cert`] passes. Password authentication then runs as
+//! configured. Plain connections are not asked for a certificate.
 
 use std::io;
 use std::path::Path;

@@ -301,6 +301,7 @@ async fn shoal_with_client_ca_checks_client_certificates() {
     let message = connect_error(query(&url).await, &url);
     assert!(message.contains("28000") && message.contains("requires a valid client certificate"), "{message}");
     assert!(message.contains("sslcert"), "the hint says what to set: {message}");
+    eprintln!("  {message}");
 
     eprintln!("the ORM with another user's certificate: 08001 naming the CN and the file");
     let url = format!(
@@ -311,6 +312,7 @@ async fn shoal_with_client_ca_checks_client_certificates() {
     let message = connect_error(query(&url).await, &url);
     assert!(message.contains("28000") && message.contains("\"alice\""), "{message}");
     assert!(message.contains("alice.crt"), "{message}");
+    eprintln!("  {message}");
 
     eprintln!("the ORM with a certificate from another CA: 08001 naming the alert and the file");
     let url = format!(
@@ -320,6 +322,7 @@ async fn shoal_with_client_ca_checks_client_certificates() {
     );
     let message = connect_error(query(&url).await, &url);
     assert!(message.contains("UnknownCA") && message.contains("foreign.crt"), "{message}");
+    eprintln!("  {message}");
 
     eprintln!("plain connections are not asked for a certificate");
     let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=disable");
