@@ -74,6 +74,10 @@ struct ServerArgs {
     /// PEM private key for TLS.
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): TLS clients must present a certificate it signed,
+    /// whose subject CN is the user name they connect as (FATAL 28000 otherwise).
+    #[arg(long)]
+    tls_client_ca: Option<PathBuf>,
     /// Snapshot each Raft group and compact its log every this many entries
     /// (a node that falls further behind catches up from a snapshot).
     #[arg(long, default_value_t = shoal_server::config::DEFAULT_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(10..))]
@@ -119,6 +123,7 @@ fn server_config(args: &ServerArgs, matches: &clap::ArgMatches) -> anyhow::Resul
         password: args.password.clone(),
         tls_cert: args.tls_cert.clone(),
         tls_key: args.tls_key.clone(),
+        tls_client_ca: args.tls_client_ca.clone(),
         fsync: true,
         snapshot_every: args.snapshot_every,
         rpc_tls: match (&args.rpc_tls_cert, &args.rpc_tls_key, &args.rpc_tls_ca) {

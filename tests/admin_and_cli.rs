@@ -194,6 +194,47 @@ async fn config_file_settings_apply_and_flags_win() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("bogus"));
 }
 
+/// A client-TLS file that is missing or holds no certificate, or a client
+/// CA without a server certificate, stops `shoal server` at start with a
+/// message naming the problem (flag or config file alike).
+#[test]
+fn bad_client_tls_files_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+    let (cert_path, key_path) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let (empty, missing, config) =
+        (dir.path().join("empty.pem"), dir.path().join("missing.pem"), dir.path().join("shoal.toml"));
+    std::fs::write(&empty, "").unwrap();
+    std::fs::write(&config, format!("tls-client-ca = \"{}\"\n", empty.display())).unwrap();
+    let [pg, rpc, http] = common::free_ports();
+    let tls = ["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()];
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            [&tls[..], &["--tls-client-ca", missing.to_str().unwrap()]].concat(),
+            format!("cannot read TLS client CA {}", missing.display()),
+        ),
+        ([&tls[..], &["--config", config.to_str().unwrap()]].concat(), "no certificate found in TLS client CA".into()),
+        (vec!["--tls-client-ca", cert_path.to_str().unwrap()], "--tls-client-ca needs TLS".into()),
+    ];
+    for (args, needle) in cases {
+        let data = dir.path().join("data");
+        let output = Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .args(["server", "--data", data.to_str().unwrap()])
+            .args(["--pg", &format!("127.0.0.1:{pg}"), "--rpc", &format!("127.0.0.1:{rpc}")])
+            .args(["--http", &format!("127.0.0.1:{http}")])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} must not start: {stderr}");
+        assert!(stderr.contains(&needle), "{args:?}: expected {needle:?} in {stderr}");
+        assert!(!data.exists(), "{args:?}: refused before touching the data directory");
+    }
+}
+
 /// Settings in the startup packet's `options` (libpq's PGOPTIONS) apply as
 /// SET; a bad one refuses the connection with the setting's error.
 #[tokio::test]

@@ -214,13 +214,16 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     };
 
     // ---- typed column constants ----
-    let column_consts = columns.iter().map(|c| {
+    // A NUMERIC(p, s) column carries p and s, so `update_where(…).set(…)`
+    // rounds and checks its value as a model write does.
+    let column_consts = columns.iter().zip(&numeric_of).map(|(c, numeric)| {
         let const_name = format_ident!("{}", unraw(&c.ident).to_uppercase(), span = c.ident.span());
         let (ty, col) = (&c.ty, &c.column);
         let doc = format!("Column `{col}` of `{table}`.");
+        let numeric = numeric.map(|(p, s)| quote!(.__numeric(#p, #s)));
         quote! {
             #[doc = #doc]
-            pub const #const_name: ::shoal_orm::Column<#name, #ty> = ::shoal_orm::Column::__new(#table, #col);
+            pub const #const_name: ::shoal_orm::Column<#name, #ty> = ::shoal_orm::Column::__new(#table, #col)#numeric;
         }
     });
 

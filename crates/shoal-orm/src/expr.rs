@@ -117,6 +117,10 @@ impl Node {
 pub struct Column<M, T> {
     table: &'static str,
     name: &'static str,
+    /// `(precision, scale)` of a `NUMERIC(p, s)` column, so a value set
+    /// through the column (`update_where(…).set(…)`) is rounded and checked
+    /// as a model write is (`numeric.rs`).
+    numeric: Option<(u32, u32)>,
     _p: PhantomData<fn() -> (M, T)>,
 }
 
@@ -136,7 +140,18 @@ impl<M, T> std::fmt::Debug for Column<M, T> {
 impl<M, T> Column<M, T> {
     #[doc(hidden)]
     pub const fn __new(table: &'static str, name: &'static str) -> Column<M, T> {
-        Column { table, name, _p: PhantomData }
+        Column { table, name, numeric: None, _p: PhantomData }
+    }
+
+    /// The column is `NUMERIC(precision, scale)` (set by the derive).
+    #[doc(hidden)]
+    pub const fn __numeric(self, precision: u32, scale: u32) -> Column<M, T> {
+        Column { numeric: Some((precision, scale)), ..self }
+    }
+
+    /// `(precision, scale)` when the column is a `NUMERIC(p, s)`.
+    pub const fn numeric(&self) -> Option<(u32, u32)> {
+        self.numeric
     }
 
     /// The column's name in the database.

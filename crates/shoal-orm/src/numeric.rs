@@ -4,9 +4,9 @@
 //! column to `s` fractional digits (half away from zero) and refuse one
 //! with more than `p - s` integer digits (22003). SQLite declares the type
 //! but enforces neither, and reads `12.50` back as `12.5`. So the ORM does
-//! the rounding and the check itself when it writes a model, with the
-//! servers' rule (on them it changes nothing), and gives a decoded value
-//! the column's scale:
+//! the rounding and the check itself when it writes a model or sets a
+//! column with `update_where(…).set(…)`, with the servers' rule (on them it
+//! changes nothing), and gives a decoded value the column's scale:
 //!
 //! ```text
 //!   model field 1.005  ──round to s=2──▶ "1.01" ──▶ any backend ──▶ 1.01 (scale 2)
@@ -14,7 +14,8 @@
 //! ```
 //!
 //! The values are the text of `Value::Decimal`, so this works without the
-//! `decimal` feature's types.
+//! `decimal` feature's types. What the database computes (`increment`,
+//! expressions in raw SQL) is the database's to round: on SQLite, not at all.
 
 use crate::error::{Error, Result};
 use crate::schema::ColumnDef;
@@ -28,13 +29,23 @@ pub const MAX_PRECISION: u32 = 28;
 /// scale and refuses one that overflows the precision.
 pub(crate) fn conform_row(table: &str, columns: &[ColumnDef], row: &mut [Value]) -> Result<()> {
     for (c, v) in columns.iter().zip(row.iter_mut()) {
-        let (Some((precision, scale)), Value::Decimal(text)) = (c.numeric, &*v) else { continue };
-        let rounded = round(text, precision, scale).map_err(|message| Error::Database {
-            sqlstate: "22003".into(),
-            message: format!("numeric field overflow: {table}.{} is NUMERIC({precision}, {scale}); {message}", c.name),
-        })?;
-        *v = Value::Decimal(rounded);
+        if let Some((precision, scale)) = c.numeric {
+            conform(table, c.name, precision, scale, v)?;
+        }
     }
+    Ok(())
+}
+
+/// Rounds one value written to `table.column`, a `NUMERIC(precision,
+/// scale)`, to its scale, or refuses it (22003) when it overflows the
+/// precision. Anything but a decimal (NULL) is left alone.
+pub(crate) fn conform(table: &str, column: &str, precision: u32, scale: u32, value: &mut Value) -> Result<()> {
+    let Value::Decimal(text) = &*value else { return Ok(()) };
+    let rounded = round(text, precision, scale).map_err(|message| Error::Database {
+        sqlstate: "22003".into(),
+        message: format!("numeric field overflow: {table}.{column} is NUMERIC({precision}, {scale}); {message}"),
+    })?;
+    *value = Value::Decimal(rounded);
     Ok(())
 }
 

@@ -553,7 +553,8 @@ impl<'r, M: Model> Conflicting<'r, M> {
 
 #[derive(Clone, Debug)]
 enum Assignment {
-    Set(&'static str, Value),
+    /// `col = value`; the column's `NUMERIC(p, s)`, if it is one.
+    Set(&'static str, Value, Option<(u32, u32)>),
     Add(&'static str, Value),
 }
 
@@ -569,9 +570,10 @@ impl<M: Model> UpdateWhere<M> {
         UpdateWhere { filter, sets: Vec::new(), _p: PhantomData }
     }
 
-    /// `SET col = value`.
+    /// `SET col = value`. On a `NUMERIC(p, s)` column the value is rounded
+    /// and checked as a model write's is (22003 from `execute`).
     pub fn set<T: SqlType>(mut self, col: Column<M, T>, value: impl Bind<T>) -> Self {
-        self.sets.push(Assignment::Set(col.name(), value.into_value()));
+        self.sets.push(Assignment::Set(col.name(), value.into_value(), col.numeric()));
         self
     }
 
@@ -595,10 +597,14 @@ impl<M: Model> UpdateWhere<M> {
                 w.push(", ");
             }
             match a {
-                Assignment::Set(col, v) => {
+                Assignment::Set(col, v, numeric) => {
+                    let mut v = v.clone();
+                    if let Some((precision, scale)) = *numeric {
+                        crate::numeric::conform(M::TABLE_NAME, col, precision, scale, &mut v)?;
+                    }
                     w.ident(col);
                     w.push(" = ");
-                    w.bind(v.clone());
+                    w.bind(v);
                 }
                 Assignment::Add(col, v) => {
                     w.ident(col);

@@ -47,6 +47,7 @@ use crate::backend::{Backend, Column, ConnectParams, Notice, Prepared, Session, 
 use crate::cancel::{CancelGuard, CancelRegistry};
 use crate::codec::{self, Format};
 use crate::framing::{Framer, ReadError, Stream};
+use crate::tls::{self, ClientCert};
 use crate::WireConfig;
 
 /// A client that has not finished startup within this time is dropped, so
@@ -60,6 +61,8 @@ pub(crate) struct Shared<B> {
     backend: Arc<B>,
     config: Arc<WireConfig>,
     tls: Option<TlsAcceptor>,
+    /// TLS clients must present a certificate naming their user (`tls.rs`).
+    client_certs: bool,
     scram: Option<ScramAuth>,
     cancels: Arc<CancelRegistry>,
 }
@@ -67,8 +70,9 @@ pub(crate) struct Shared<B> {
 impl<B: Backend> Shared<B> {
     pub(crate) fn new(backend: Arc<B>, config: Arc<WireConfig>) -> std::io::Result<Shared<B>> {
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+        let client_certs = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
         let scram = config.password.as_deref().map(|p| auth::scram_auth(&config.user, p));
-        Ok(Shared { backend, config, tls, scram, cancels: Arc::new(CancelRegistry::new()) })
+        Ok(Shared { backend, config, tls, client_certs, scram, cancels: Arc::new(CancelRegistry::new()) })
     }
 }
 
@@ -143,6 +147,8 @@ async fn startup<B: Backend>(
 ) -> Option<(B::Session, ConnectParams)> {
     let max = shared.config.max_message_bytes;
     let mut secure = false;
+    // `Some` once TLS is up: what the client's certificate proved.
+    let mut client_cert = None;
     let mut startup_msg = None;
     for _ in 0..MAX_NEGOTIATION_MESSAGES {
         let msg = match framer.read().await {
@@ -166,7 +172,16 @@ async fn startup<B: Backend>(
                         let Stream::Plain(tcp) = std::mem::replace(&mut framer.stream, Stream::Detached) else {
                             return None;
                         };
-                        let tls = acceptor.accept(tcp).await.ok()?;
+                        let tls = match acceptor.accept(tcp).await {
+                            Ok(tls) => tls,
+                            Err(err) => {
+                                // A refused client certificate ends here; the
+                                // client got the TLS alert, the operator gets why.
+                                tracing::info!(%peer, %err, "TLS handshake failed");
+                                return None;
+                            }
+                        };
+                        client_cert = Some(ClientCert::of(tls.get_ref().1));
                         framer.stream = Stream::Tls(Box::new(tls));
                         framer.expect_startup_only();
                         secure = true;
@@ -213,6 +228,16 @@ async fn startup<B: Backend>(
             return None;
         }
     };
+    // The certificate is checked before any password is asked for, as
+    // PostgreSQL does; a plain connection has none to check.
+    if let (true, Some(cert)) = (shared.client_certs, &client_cert) {
+        if let Err(err) = tls::check_client_cert(cert, &params.user) {
+            tracing::info!(%peer, user = %params.user, reason = %err.message, "client certificate refused");
+            fatal(framer, &err);
+            let _ = framer.flush().await;
+            return None;
+        }
+    }
     if let Err(err) = authenticate(framer, shared, &params, secure).await {
         fatal(framer, &err);
         let _ = framer.flush().await;

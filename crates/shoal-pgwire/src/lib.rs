@@ -12,7 +12,8 @@
 //!                             │
 //!     SSLRequest ─▶ 'S' + rustls handshake (tls.rs)  │  'N' when no cert is configured
 //!     CancelRequest ─▶ CancelRegistry (cancel.rs) ─▶ the target session's Canceller
-//!     StartupMessage ─▶ auth.rs: SCRAM-SHA-256 (pgwire's ScramAuth) or loopback trust
+//!     StartupMessage ─▶ tls.rs: client certificate CN = user (when a client CA is configured)
+//!                    ─▶ auth.rs: SCRAM-SHA-256 (pgwire's ScramAuth) or loopback trust
 //!                    ─▶ Backend::connect ─▶ AuthenticationOk, ParameterStatus*, BackendKeyData, ReadyForQuery
 //!                             │
 //!     Query  ───────────────▶ Session::simple_query ─▶ RowDescription, DataRow*, CommandComplete … ReadyForQuery
@@ -73,6 +74,21 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// Private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// CA certificates (PEM) for client certificates. `Some`: every TLS
+    /// client is asked for a certificate, which must chain to one of these
+    /// and name the connecting user as its subject CN, or the connection
+    /// fails with FATAL `28000` (PostgreSQL's `clientcert=verify-full`; see
+    /// `tls.rs`). Plain connections are not asked for one.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Reads every file and builds the TLS configuration, so a server can
+    /// refuse to start on a missing or bad file ([`serve`] would fail the
+    /// same way, later). The error names the file.
+    pub fn check(&self) -> std::io::Result<()> {
+        tls::acceptor(self).map(|_| ())
+    }
 }
 
 /// How the wire front end behaves; one per listener.
@@ -83,7 +99,8 @@ pub struct WireConfig {
     /// `Some`: clients must authenticate as `user` with SCRAM-SHA-256.
     /// `None`: no authentication, and only loopback clients are accepted.
     pub password: Option<String>,
-    /// `Some`: SSLRequest is accepted and TLS negotiated with this certificate.
+    /// `Some`: SSLRequest is accepted and TLS negotiated with this
+    /// certificate (and client certificates checked, if it names a CA).
     pub tls: Option<TlsFiles>,
     /// Largest frontend message accepted; larger ones get `54000` and the
     /// connection is closed (reading the rest of a huge message is the attack).

@@ -777,7 +777,8 @@ async fn tls_handshake_with_a_generated_certificate() {
     let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-    let config = WireConfig { tls: Some(TlsFiles { cert: cert_path, key: key_path }), ..WireConfig::default() };
+    let config =
+        WireConfig { tls: Some(TlsFiles { cert: cert_path, key: key_path, client_ca: None }), ..WireConfig::default() };
     let server = start(config).await;
 
     let mut roots = RootCertStore::empty();
@@ -801,6 +802,208 @@ async fn tls_handshake_with_a_generated_certificate() {
     let msgs = read_until_ready(&mut tls).await;
     assert!(msgs.iter().any(|m| m.0 == b'D'));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Certificates for the client-certificate tests, in their own directory.
+///
+/// ```text
+///   client CA ──signs──▶ server cert "localhost", client certs CN=alice, CN=bob, no CN
+///   other CA  ──signs──▶ client cert CN=alice
+/// ```
+struct ClientPki {
+    dir: std::path::PathBuf,
+    server_ca: rcgen::Certificate,
+    files: TlsFiles,
+    alice: (rcgen::Certificate, rcgen::KeyPair),
+    bob: (rcgen::Certificate, rcgen::KeyPair),
+    nameless: (rcgen::Certificate, rcgen::KeyPair),
+    alice_other_ca: (rcgen::Certificate, rcgen::KeyPair),
+}
+
+fn test_ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    (params.self_signed(&key).unwrap(), key)
+}
+
+fn client_cert(cn: Option<&str>, ca: &(rcgen::Certificate, rcgen::KeyPair)) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(cn) = cn {
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    }
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    (params.signed_by(&key, &ca.0, &ca.1).unwrap(), key)
+}
+
+fn client_pki(name: &str) -> ClientPki {
+    let dir = std::env::temp_dir().join(format!("shoal-pgwire-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = test_ca("client-ca");
+    let other = test_ca("other-ca");
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca.0, &ca.1)
+        .unwrap();
+    let files =
+        TlsFiles { cert: dir.join("server.crt"), key: dir.join("server.key"), client_ca: Some(dir.join("ca.crt")) };
+    std::fs::write(&files.cert, server.pem()).unwrap();
+    std::fs::write(&files.key, server_key.serialize_pem()).unwrap();
+    std::fs::write(files.client_ca.as_ref().unwrap(), ca.0.pem()).unwrap();
+    ClientPki {
+        alice: client_cert(Some("alice"), &ca),
+        bob: client_cert(Some("bob"), &ca),
+        nameless: client_cert(None, &ca),
+        alice_other_ca: client_cert(Some("alice"), &other),
+        server_ca: ca.0,
+        dir,
+        files,
+    }
+}
+
+impl Drop for ClientPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// SSLRequest, then a TLS handshake presenting `cert` (or none), then the
+/// StartupMessage for `user`; the messages up to ReadyForQuery (or the
+/// error that ends the connection), or the I/O error that broke it.
+async fn tls_startup(
+    addr: SocketAddr,
+    pki: &ClientPki,
+    cert: Option<&(rcgen::Certificate, rcgen::KeyPair)>,
+    user: &str,
+) -> std::io::Result<Vec<(u8, Vec<u8>)>> {
+    use pgwire::tokio::tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use pgwire::tokio::tokio_rustls::rustls::{self, RootCertStore};
+    use pgwire::tokio::tokio_rustls::TlsConnector;
+
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.server_ca.der().clone()).unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let client_config = match cert {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap(),
+    };
+    let mut tcp = TcpStream::connect(addr).await?;
+    tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
+    assert_eq!(tcp.read_u8().await?, b'S');
+    let mut tls =
+        TlsConnector::from(Arc::new(client_config)).connect(ServerName::try_from("localhost").unwrap(), tcp).await?;
+    tls.write_all(&startup_packet(user)).await?;
+    // TLS 1.3 lets the client finish its handshake before the server has
+    // judged its certificate: a refusal arrives as an alert on this read.
+    let tag = tls.read_u8().await?;
+    let len = tls.read_i32().await?;
+    let mut body = vec![0; (len - 4) as usize];
+    tls.read_exact(&mut body).await?;
+    // An error ends the connection; an authentication request other than
+    // AuthenticationOk (0) waits for the client.
+    let done = tag == b'E' || (tag == b'R' && body[..4] != [0, 0, 0, 0]);
+    let mut msgs = vec![(tag, body)];
+    if !done {
+        msgs.extend(read_until_ready(&mut tls).await);
+    }
+    Ok(msgs)
+}
+
+fn error_message(body: &[u8]) -> String {
+    body.split(|b| *b == 0)
+        .filter(|f| matches!(f.first(), Some(b'M' | b'H')))
+        .map(|f| String::from_utf8_lossy(&f[1..]).into_owned())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+#[tokio::test]
+async fn client_certificates_must_chain_to_the_ca_and_name_the_user() {
+    let pki = client_pki("client-certs");
+    let server = start(WireConfig { tls: Some(pki.files.clone()), ..WireConfig::default() }).await;
+
+    eprintln!("a certificate the CA signed, whose CN is the user, gets a session");
+    let msgs = tls_startup(server.addr, &pki, Some(&pki.alice), "alice").await.unwrap();
+    assert_eq!(msgs.last().map(|m| m.0), Some(b'Z'), "{msgs:?}");
+
+    eprintln!("no certificate: FATAL 28000 that says what to present");
+    let msgs = tls_startup(server.addr, &pki, None, "alice").await.unwrap();
+    assert_eq!(msgs[0].0, b'E');
+    assert_eq!(error_code(&msgs[0].1), "28000");
+    let text = error_message(&msgs[0].1);
+    assert!(text.contains("connection requires a valid client certificate") && text.contains("\"alice\""), "{text}");
+
+    eprintln!("a certificate for another user: FATAL 28000 naming both");
+    let msgs = tls_startup(server.addr, &pki, Some(&pki.bob), "alice").await.unwrap();
+    assert_eq!((msgs[0].0, error_code(&msgs[0].1)), (b'E', "28000".to_string()));
+    let text = error_message(&msgs[0].1);
+    assert!(text.contains("for user \"alice\"") && text.contains("is \"bob\""), "{text}");
+
+    eprintln!("a certificate without a CN: FATAL 28000");
+    let msgs = tls_startup(server.addr, &pki, Some(&pki.nameless), "alice").await.unwrap();
+    assert_eq!((msgs[0].0, error_code(&msgs[0].1)), (b'E', "28000".to_string()));
+    assert!(error_message(&msgs[0].1).contains("no common name"), "{msgs:?}");
+
+    eprintln!("a certificate from another CA never completes the handshake: the client reads the alert");
+    let err = tls_startup(server.addr, &pki, Some(&pki.alice_other_ca), "alice").await.unwrap_err();
+    assert!(err.to_string().contains("UnknownCA"), "{err}");
+
+    eprintln!("plain connections are not asked for a certificate");
+    let client = connect(server.addr).await;
+    assert_eq!(client.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    drop(client);
+
+    eprintln!("only the accepted connections reached the database");
+    assert_eq!(server.stats.connects.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_client_certificate_does_not_replace_the_password() {
+    let pki = client_pki("client-cert-scram");
+    let config = WireConfig {
+        user: "alice".into(),
+        password: Some("s3cret".into()),
+        tls: Some(pki.files.clone()),
+        ..WireConfig::default()
+    };
+    let server = start(config).await;
+    let msgs = tls_startup(server.addr, &pki, Some(&pki.alice), "alice").await.unwrap();
+    // AuthenticationSASL (10): SCRAM still runs after the certificate passed.
+    assert_eq!(msgs[0].0, b'R', "{msgs:?}");
+    assert_eq!(msgs[0].1[..4], 10i32.to_be_bytes());
+    assert_eq!(server.stats.connects.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn bad_client_ca_files_are_named_at_start() {
+    let pki = client_pki("client-ca-files");
+    let with_ca = |ca: std::path::PathBuf| TlsFiles { client_ca: Some(ca), ..pki.files.clone() };
+    assert!(pki.files.check().is_ok());
+
+    let missing = pki.dir.join("missing.crt");
+    let err = with_ca(missing.clone()).check().unwrap_err().to_string();
+    assert!(err.contains("cannot read TLS client CA") && err.contains(&missing.display().to_string()), "{err}");
+
+    let empty = pki.dir.join("empty.crt");
+    std::fs::write(&empty, "").unwrap();
+    let err = with_ca(empty).check().unwrap_err().to_string();
+    assert!(err.contains("no certificate found in TLS client CA"), "{err}");
+
+    // A key where the CA should be: no certificate in it.
+    let err = with_ca(pki.files.key.clone()).check().unwrap_err().to_string();
+    assert!(err.contains("no certificate found in TLS client CA"), "{err}");
 }
 
 #[tokio::test]

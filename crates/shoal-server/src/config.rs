@@ -23,6 +23,9 @@ pub struct ServerConfig {
     pub password: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// CA (PEM) that TLS clients' certificates must chain to; a client's
+    /// certificate must also name its user as CN. Needs `tls_cert`.
+    pub tls_client_ca: Option<PathBuf>,
     /// fsync the Raft log before acknowledging writes. Only tests turn it off.
     pub fsync: bool,
     /// Snapshot each group (and compact its log) every this many entries.
@@ -43,6 +46,7 @@ impl Default for ServerConfig {
             password: None,
             tls_cert: None,
             tls_key: None,
+            tls_client_ca: None,
             fsync: true,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             rpc_tls: None,
@@ -63,6 +67,7 @@ pub struct ConfigFile {
     pub password: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
     pub snapshot_every: Option<u64>,
     pub rpc_tls_cert: Option<PathBuf>,
     pub rpc_tls_key: Option<PathBuf>,
@@ -123,6 +128,9 @@ impl ConfigFile {
         if config.tls_key.is_none() {
             config.tls_key = self.tls_key.clone();
         }
+        if config.tls_client_ca.is_none() {
+            config.tls_client_ca = self.tls_client_ca.clone();
+        }
         if let (Some(v), false) = (self.snapshot_every, explicit.snapshot_every) {
             config.snapshot_every = v;
         }
@@ -171,5 +179,17 @@ mod tests {
         let mut config = ServerConfig::default();
         whole.apply_to(&mut config, &ExplicitFlags::default());
         assert_eq!(config.rpc_tls.map(|t| t.ca), Some(PathBuf::from("ca.pem")));
+    }
+
+    #[test]
+    fn client_ca_comes_from_the_file_unless_given_as_a_flag() {
+        let file =
+            ConfigFile::parse("tls-cert = \"s.pem\"\ntls-key = \"s.key\"\ntls-client-ca = \"clients.pem\"").unwrap();
+        let mut config = ServerConfig::default();
+        file.apply_to(&mut config, &ExplicitFlags::default());
+        assert_eq!(config.tls_client_ca, Some(PathBuf::from("clients.pem")));
+        let mut config = ServerConfig { tls_client_ca: Some("flag.pem".into()), ..ServerConfig::default() };
+        file.apply_to(&mut config, &ExplicitFlags::default());
+        assert_eq!(config.tls_client_ca, Some(PathBuf::from("flag.pem")));
     }
 }

@@ -74,6 +74,7 @@ impl Backend for NodeBackend {
 
 /// Starts a node and serves clients until `shutdown` resolves.
 pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let tls = client_tls(&config)?;
     if config.password.is_none() {
         tracing::warn!("no password configured: only clients on this machine (loopback) can connect; set --password or SHOAL_PASSWORD");
     }
@@ -87,16 +88,6 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         .await
         .map_err(|e| Error::io(format!("cannot listen for peers on {}", config.rpc_addr), e))?;
     let node = Node::start(config.clone(), rpc_listener).await?;
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
-        (None, None) => None,
-        _ => {
-            return Err(Error::new(
-                SqlState::INVALID_PARAMETER_VALUE,
-                "--tls-cert and --tls-key must be given together",
-            ))
-        }
-    };
     let wire = Arc::new(WireConfig {
         user: config.user.clone(),
         password: config.password.clone(),
@@ -123,10 +114,12 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         let _ = stop.wait_for(|s| *s).await;
     });
     tokio::pin!(served);
+    let mut failed = None;
     tokio::select! {
         result = &mut served => {
             if let Err(e) = result {
                 tracing::error!(error = %e, "PostgreSQL listener failed");
+                failed = Some(Error::io("the PostgreSQL listener failed", e));
             }
         }
         () = shutdown => {}
@@ -135,5 +128,28 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     let _ = http.await;
     node.shutdown().await;
     tracing::info!("shoal node stopped");
-    Ok(())
+    failed.map_or(Ok(()), Err)
+}
+
+/// The TLS set-up for clients, its files read now so that a missing or bad
+/// one stops the server before it starts (the error names the file).
+fn client_tls(config: &ServerConfig) -> Result<Option<TlsFiles>> {
+    let bad = |message: String| Error::new(SqlState::INVALID_PARAMETER_VALUE, message);
+    let (cert, key) = match (&config.tls_cert, &config.tls_key, &config.tls_client_ca) {
+        (Some(cert), Some(key), _) => (cert.clone(), key.clone()),
+        (None, None, None) => return Ok(None),
+        (None, None, Some(_)) => {
+            return Err(bad("--tls-client-ca needs TLS: give --tls-cert and --tls-key too".into()));
+        }
+        _ => return Err(bad("--tls-cert and --tls-key must be given together".into())),
+    };
+    let files = TlsFiles { cert, key, client_ca: config.tls_client_ca.clone() };
+    files.check().map_err(|e| bad(format!("TLS for clients: {e}")))?;
+    if files.client_ca.is_some() {
+        tracing::info!(
+            "TLS clients must present a certificate signed by --tls-client-ca whose CN is their user name; \
+             plain connections are not asked for one"
+        );
+    }
+    Ok(Some(files))
 }

@@ -8,7 +8,8 @@
 //! as needed, and a value that does not fit is an error, never a silent
 //! truncation.
 //!
-//! TLS follows the URL's `sslmode` and `sslrootcert` (see `tls.rs`).
+//! TLS follows the URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`
+//! (see `tls.rs`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -59,7 +60,7 @@ impl Endpoint {
             .url
             .parse()
             .map_err(|e| Error::Config(format!("invalid PostgreSQL URL {}: {e}", super::redact(url))))?;
-        let tls = Tls::for_mode(split.mode, split.root_cert, &mut config)?;
+        let tls = Tls::new(split.tls, &mut config)?;
         Ok(Endpoint { config, tls })
     }
 }

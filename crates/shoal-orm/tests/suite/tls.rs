@@ -1,9 +1,12 @@
 //! TLS by `sslmode` against a Shoal server started with `--tls-cert` and
-//! `--tls-key`, one started without, and the machine's PostgreSQL.
+//! `--tls-key`, one started without, and the machine's PostgreSQL; client
+//! certificates (`sslcert`, `sslkey`) against one started with
+//! `--tls-client-ca` too.
 //!
 //! ```text
 //!   test CA ──signs──▶ server certificate for "localhost" (not for 127.0.0.1)
-//!   other CA           signs nothing this server uses
+//!           ──signs──▶ client certificates CN=shoal (the server's user), CN=alice
+//!   other CA ─signs──▶ client certificate CN=shoal
 //! ```
 //!
 //! `require` against a server without TLS must fail, so a `require` that
@@ -19,11 +22,15 @@ use shoal_orm::prelude::*;
 use crate::harness::{self, Kind, ShoalServer};
 
 struct Pki {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     ca: PathBuf,
     other_ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    ca_cert: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+    other_cert: rcgen::Certificate,
+    other_key: rcgen::KeyPair,
 }
 
 fn ca(dir: &Path, name: &str) -> (rcgen::Certificate, rcgen::KeyPair, PathBuf) {
@@ -40,7 +47,7 @@ fn ca(dir: &Path, name: &str) -> (rcgen::Certificate, rcgen::KeyPair, PathBuf) {
 fn pki() -> Pki {
     let dir = tempfile::Builder::new().prefix("shoal-orm-tls-").tempdir().unwrap();
     let (ca_cert, ca_key, ca_path) = ca(dir.path(), "test-ca");
-    let (_, _, other_ca) = ca(dir.path(), "other-ca");
+    let (other_cert, other_key, other_ca) = ca(dir.path(), "other-ca");
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
         .unwrap()
@@ -49,7 +56,41 @@ fn pki() -> Pki {
     let (cert_path, key_path) = (dir.path().join("server.pem"), dir.path().join("server.key"));
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    Pki { _dir: dir, ca: ca_path, other_ca, cert: cert_path, key: key_path }
+    Pki { dir, ca: ca_path, other_ca, cert: cert_path, key: key_path, ca_cert, ca_key, other_cert, other_key }
+}
+
+/// A client certificate and its key, as PEM files (the key 0600, as libpq
+/// and the ORM insist).
+struct ClientFiles {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Pki {
+    /// A client certificate whose subject CN is `cn`, signed by the test CA
+    /// or, with `other`, by the other CA.
+    fn client(&self, name: &str, cn: &str, other: bool) -> ClientFiles {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let (issuer, issuer_key) =
+            if other { (&self.other_cert, &self.other_key) } else { (&self.ca_cert, &self.ca_key) };
+        let cert = params.signed_by(&key, issuer, issuer_key).unwrap();
+        let files = ClientFiles {
+            cert: self.dir.path().join(format!("{name}.crt")),
+            key: self.dir.path().join(format!("{name}.key")),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        files
+    }
 }
 
 async fn start(args: &[OsString]) -> Option<ShoalServer> {
@@ -178,4 +219,136 @@ async fn postgres_tls_follows_sslmode() {
     let url = format!("{base}?sslmode=verify-full&sslrootcert={}", pki.ca.display());
     let message = connect_error(query(&url).await, &url);
     assert!(message.contains("sslmode=verify-full"), "{message}");
+}
+
+/// tokio-postgres over rustls, as an application without the ORM would
+/// connect (what `psql` does with `sslcert`/`sslkey`): the server's
+/// certificate checked against the test CA, `client` presented if given.
+async fn pg_connect(port: u16, pki: &Pki, client: Option<&ClientFiles>) -> Result<i32, tokio_postgres::Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(&pki.ca).unwrap()).unwrap();
+    let builder =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(c) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_file(&c.cert).unwrap()],
+                PrivateKeyDer::from_pem_file(&c.key).unwrap(),
+            )
+            .unwrap(),
+    };
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+    let conn = format!("host=localhost port={port} user=shoal dbname=shoal sslmode=require connect_timeout=10");
+    let (client, connection) = tokio_postgres::connect(&conn, tls).await?;
+    tokio::spawn(connection);
+    Ok(client.query_one("SELECT 41 + 1", &[]).await?.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shoal_with_client_ca_checks_client_certificates() {
+    let pki = pki();
+    let args = [
+        OsString::from("--tls-cert"),
+        pki.cert.clone().into(),
+        OsString::from("--tls-key"),
+        pki.key.clone().into(),
+        OsString::from("--tls-client-ca"),
+        pki.ca.clone().into(),
+    ];
+    let Some(server) = start(&args).await else { return };
+    let port = server.pg_port;
+    let right = pki.client("shoal", "shoal", false);
+    let other_user = pki.client("alice", "alice", false);
+    let foreign = pki.client("foreign", "shoal", true);
+    let ca = pki.ca.display();
+
+    eprintln!("tokio-postgres: a certificate from the CA whose CN is the user connects");
+    assert_eq!(pg_connect(port, &pki, Some(&right)).await.unwrap(), 42);
+
+    eprintln!("tokio-postgres: no certificate, or another user's, is FATAL 28000 from the server");
+    for (client, needle) in [(None, "requires a valid client certificate"), (Some(&other_user), "\"alice\"")] {
+        let err = pg_connect(port, &pki, client).await.unwrap_err();
+        let db = err.as_db_error().unwrap_or_else(|| panic!("a server error, got {err:?}"));
+        assert_eq!((db.code().code(), db.severity()), ("28000", "FATAL"), "{db}");
+        assert!(db.message().contains(needle), "{db}");
+    }
+
+    eprintln!("tokio-postgres: a certificate from another CA is refused in the TLS handshake");
+    let err = pg_connect(port, &pki, Some(&foreign)).await.unwrap_err();
+    assert!(err.as_db_error().is_none(), "{err:?}");
+    assert!(format!("{err:?}").contains("UnknownCA"), "{err:?}");
+
+    eprintln!("the ORM presents sslcert/sslkey, on shoal:// and postgres:// alike");
+    let files = format!("sslcert={}&sslkey={}", right.cert.display(), right.key.display());
+    for url in [
+        format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=require&{files}"),
+        format!("shoal://shoal@localhost:{port}/shoal?sslmode=verify-full&sslrootcert={ca}&{files}"),
+        format!("postgres://shoal@localhost:{port}/shoal?sslmode=verify-full&sslrootcert={ca}&{files}"),
+        format!("shoal://shoal@127.0.0.1:{port}/shoal?{files}"),
+    ] {
+        assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
+    }
+
+    eprintln!("the ORM without a certificate: 08001 carrying the server's 28000 and its hint");
+    let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=require");
+    let message = connect_error(query(&url).await, &url);
+    assert!(message.contains("28000") && message.contains("requires a valid client certificate"), "{message}");
+    assert!(message.contains("sslcert"), "the hint says what to set: {message}");
+    eprintln!("  {message}");
+
+    eprintln!("the ORM with another user's certificate: 08001 naming the CN and the file");
+    let url = format!(
+        "shoal://shoal@127.0.0.1:{port}/shoal?sslmode=require&sslcert={}&sslkey={}",
+        other_user.cert.display(),
+        other_user.key.display()
+    );
+    let message = connect_error(query(&url).await, &url);
+    assert!(message.contains("28000") && message.contains("\"alice\""), "{message}");
+    assert!(message.contains("alice.crt"), "{message}");
+    eprintln!("  {message}");
+
+    eprintln!("the ORM with a certificate from another CA: 08001 naming the alert and the file");
+    let url = format!(
+        "shoal://shoal@127.0.0.1:{port}/shoal?sslmode=require&sslcert={}&sslkey={}",
+        foreign.cert.display(),
+        foreign.key.display()
+    );
+    let message = connect_error(query(&url).await, &url);
+    assert!(message.contains("UnknownCA") && message.contains("foreign.crt"), "{message}");
+    eprintln!("  {message}");
+
+    eprintln!("plain connections are not asked for a certificate");
+    let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=disable");
+    assert_eq!(query(&url).await.unwrap(), 42);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_client_certificate_options_are_config_errors() {
+    let pki = pki();
+    let right = pki.client("app", "shoal", false);
+    let (cert, key) = (right.cert.display(), right.key.display());
+    let missing = pki.dir.path().join("missing.crt");
+    let missing = missing.display();
+    for (query, needle) in [
+        (format!("sslcert={cert}"), "has no private key"),
+        (format!("sslkey={key}"), "without a client certificate"),
+        (format!("sslcert={missing}&sslkey={key}"), "missing.crt"),
+        (format!("sslcert={cert}&sslkey={missing}"), "missing.crt"),
+        (format!("sslcert={key}&sslkey={key}"), "no PEM certificate"),
+    ] {
+        for scheme in ["shoal://shoal", "postgres://u"] {
+            let url = format!("{scheme}@127.0.0.1:1/db?sslmode=require&{query}");
+            let err = Db::connect(&url).await.err().unwrap_or_else(|| panic!("{url} connected"));
+            assert!(matches!(err, Error::Config(_)), "{url}: {err:?}");
+            assert_eq!(err.sqlstate(), "22023");
+            assert!(err.to_string().contains(needle), "{url}: {err}");
+        }
+    }
 }

@@ -205,4 +205,28 @@ pub async fn numeric_precision_and_scale(t: TestDb) {
         .unwrap_err();
     assert_eq!(err.sqlstate(), "22003", "{err}");
     assert_eq!(Price::query().count(db).await.unwrap(), 5);
+
+    eprintln!("update_where(…).set(…) rounds and checks its value as a model write does");
+    let n = Price::update_where(Price::ID.eq(5))
+        .set(Price::AMOUNT, dec("2.345"))
+        .set(Price::UNITS, Some(dec("-4.5")))
+        .execute(db)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // Compared in the database, so SQLite's stored value is what is checked,
+    // not the scale a model read gives it.
+    let stored = || Price::query().filter(Price::AMOUNT.eq(dec("2.35")) & Price::UNITS.eq(Some(dec("-5"))));
+    assert_eq!(stored().count(db).await.unwrap(), 1, "2.345 stored as 2.35 and -4.5 as -5");
+    let err = Price::update_where(Price::ID.eq(5))
+        .set(Price::UNITS, None)
+        .set(Price::AMOUNT, dec("99999999999.5"))
+        .execute(db)
+        .await
+        .unwrap_err();
+    assert_eq!(err.sqlstate(), "22003", "{err}");
+    assert!(err.to_string().contains("prices.amount is NUMERIC(12, 2)"), "{err}");
+    assert_eq!(stored().count(db).await.unwrap(), 1, "nothing was written");
+    Price::update_where(Price::ID.eq(5)).set(Price::UNITS, None).execute(db).await.unwrap();
+    assert_eq!(Price::get(db, 5).await.unwrap().units, None);
 }
