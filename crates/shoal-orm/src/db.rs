@@ -40,7 +40,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
-use crate::backend::{self, Connection, Executed, QueryResult, RowFn, RowSink, SendRowFn, StreamTask};
+use crate::backend::{self, BindParams, Connection, Executed, QueryResult, RowFn, RowSink, SendRowFn, StreamTask};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::model::Row;
@@ -289,22 +289,22 @@ impl Core {
     }
 
     pub(crate) fn observe<T>(&self, stmt: &Stmt, start: Option<Instant>, result: &Result<T>) {
+        self.observe_counted(stmt, stmt.params.len(), start, result);
+    }
+
+    /// [`Core::observe`] for a statement with `params` parameters bound
+    /// from elsewhere than `stmt.params` (see [`Executor::__exec_bound`]).
+    pub(crate) fn observe_counted<T>(&self, stmt: &Stmt, params: usize, start: Option<Instant>, result: &Result<T>) {
         let Some(start) = start else { return };
         let elapsed = start.elapsed();
         match result {
-            Ok(_) => tracing::debug!(sql = %stmt.sql, params = stmt.params.len(), ?elapsed, "statement"),
+            Ok(_) => tracing::debug!(sql = %stmt.sql, params, ?elapsed, "statement"),
             Err(e) => {
-                tracing::debug!(sql = %stmt.sql, params = stmt.params.len(), ?elapsed, error = %e, "statement failed")
+                tracing::debug!(sql = %stmt.sql, params, ?elapsed, error = %e, "statement failed")
             }
         }
         if let Some(hook) = &self.options.on_statement {
-            hook(&StatementEvent {
-                sql: &stmt.sql,
-                params: stmt.params.len(),
-                elapsed,
-                ok: result.is_ok(),
-                writes: stmt.writes,
-            });
+            hook(&StatementEvent { sql: &stmt.sql, params, elapsed, ok: result.is_ok(), writes: stmt.writes });
         }
     }
 
@@ -493,6 +493,10 @@ pub trait Executor: Send + Sync + sealed::Sealed {
     fn __fetch_each<'a>(&'a self, stmt: &'a mut Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>>;
     #[doc(hidden)]
     fn __exec(&self, stmt: Stmt) -> BoxFuture<'_, Result<Executed>>;
+    /// Runs a write whose parameters the connection binds from `params`
+    /// (a bulk insert's rows) rather than from `stmt.params`.
+    #[doc(hidden)]
+    fn __exec_bound<'a>(&'a self, stmt: Stmt, params: &'a dyn BindParams) -> BoxFuture<'a, Result<Executed>>;
     #[doc(hidden)]
     fn __stream(&self, stmt: Stmt) -> BoxStream<'static, Result<Row>>;
     /// Whether independent statements may run at once (a pool, not a
@@ -580,6 +584,15 @@ impl Executor for Db {
             };
             self.core.observe(&stmt, start, &result);
             result
+        })
+    }
+
+    fn __exec_bound<'a>(&'a self, mut stmt: Stmt, params: &'a dyn BindParams) -> BoxFuture<'a, Result<Executed>> {
+        Box::pin(async move {
+            self.admit(&mut stmt)?;
+            let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
+            let mut conn = self.core.pool.acquire_fast().await?;
+            run_exec_bound(&self.core, &mut *conn, stmt, params).await
         })
     }
 
@@ -695,6 +708,32 @@ pub(crate) async fn run_query(core: &Core, conn: &mut dyn Connection, stmt: &Stm
         None => conn.query(stmt).await,
     };
     core.observe(stmt, start, &result);
+    result
+}
+
+/// Runs a write whose parameters are in `params`: bound in place by an
+/// in-process connection, collected into `stmt.params` for the others.
+pub(crate) async fn run_exec_bound(
+    core: &Core,
+    conn: &mut dyn Connection,
+    mut stmt: Stmt,
+    params: &dyn BindParams,
+) -> Result<Executed> {
+    let start = core.clock();
+    let result = match conn.execute_bound_now(&stmt, params) {
+        Some(r) => r,
+        None => {
+            let mut values = Vec::with_capacity(params.count());
+            match params.bind(&mut values) {
+                Ok(()) => {
+                    stmt.params = values;
+                    conn.execute(&stmt).await
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    core.observe_counted(&stmt, params.count(), start, &result);
     result
 }
 

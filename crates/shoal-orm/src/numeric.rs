@@ -28,13 +28,19 @@ pub const MAX_PRECISION: u32 = 28;
 /// scale and refuses one that overflows the precision.
 pub(crate) fn conform_row(table: &str, columns: &[ColumnDef], row: &mut [Value]) -> Result<()> {
     for (c, v) in columns.iter().zip(row.iter_mut()) {
-        let (Some((precision, scale)), Value::Decimal(text)) = (c.numeric, &*v) else { continue };
-        let rounded = round(text, precision, scale).map_err(|message| Error::Database {
-            sqlstate: "22003".into(),
-            message: format!("numeric field overflow: {table}.{} is NUMERIC({precision}, {scale}); {message}", c.name),
-        })?;
-        *v = Value::Decimal(rounded);
+        conform(table, c, v)?;
     }
+    Ok(())
+}
+
+/// [`conform_row`] for one value of column `column`.
+pub(crate) fn conform(table: &str, column: &ColumnDef, value: &mut Value) -> Result<()> {
+    let (Some((precision, scale)), Value::Decimal(text)) = (column.numeric, &*value) else { return Ok(()) };
+    let rounded = round(text, precision, scale).map_err(|message| Error::Database {
+        sqlstate: "22003".into(),
+        message: format!("numeric field overflow: {table}.{} is NUMERIC({precision}, {scale}); {message}", column.name),
+    })?;
+    *value = Value::Decimal(rounded);
     Ok(())
 }
 
