@@ -421,13 +421,20 @@ impl SqliteConn {
         let mut failed = None;
         let rows_affected = self
             .with_statement(&stmt.sql, |st| {
-                match params.bind(&mut StatementBinder { st: &mut *st, bound: 0, sql: stmt }) {
+                let done = match params.bind(&mut StatementBinder { st: &mut *st, bound: 0, sql: stmt }) {
                     Ok(()) => st.raw_execute(),
                     Err(e) => {
                         failed = Some(e);
                         Ok(0)
                     }
-                }
+                };
+                // SQLite keeps a copy of each bound text until it is
+                // rebound or cleared. A bulk statement held by handle would
+                // keep thousands of them between calls, and with them the
+                // connection's lookaside memory, so that every later
+                // statement's small allocations would go to malloc.
+                st.clear_bindings();
+                done
             })
             .map_err(|e| map_error(e, Some(stmt)))? as u64;
         if let Some(e) = failed {
