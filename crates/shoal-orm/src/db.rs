@@ -521,6 +521,44 @@ impl Db {
         stmt.read_target = self.unit.read_target;
         Ok(())
     }
+
+    /// [`Executor::__fetch_each`] without the box: [`fetch_rows`] awaits it
+    /// inline.
+    async fn fetch_each(&self, stmt: &mut Stmt, row: &mut SendRowFn<'_>) -> Result<()> {
+        self.admit(stmt)?;
+        let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
+        let start = self.core.clock();
+        let mut conn = self.core.pool.acquire_fast().await?;
+        let result = conn.query_each_inline(stmt, row).await;
+        self.core.observe(stmt, start, &result);
+        result
+    }
+}
+
+/// Runs a read and hands each row to `row` as the driver reads it (false
+/// stops): synchronously when the backend is in-process and a connection
+/// is free ([`Executor::__fetch_now`]); on a [`Db`], inline in the caller's
+/// future, sparing the executor layer's boxed future (a key lookup on
+/// PostgreSQL is a few thousand instructions, and a box is a tenth of
+/// them); otherwise (a transaction) through [`Executor::__fetch_each`].
+pub(crate) async fn fetch_rows(ex: &(impl Executor + ?Sized), stmt: &mut Stmt, row: &mut SendRowFn<'_>) -> Result<()> {
+    if let Some(done) = ex.__fetch_now(stmt, row) {
+        return done;
+    }
+    fetch_rows_async(ex, stmt, row).await
+}
+
+/// [`fetch_rows`] past its synchronous attempt, for a caller that made it
+/// itself (a key lookup, so that SQLite's answer does not enter a future).
+pub(crate) async fn fetch_rows_async(
+    ex: &(impl Executor + ?Sized),
+    stmt: &mut Stmt,
+    row: &mut SendRowFn<'_>,
+) -> Result<()> {
+    match ex.__as_db() {
+        Some(db) => db.fetch_each(stmt, row).await,
+        None => ex.__fetch_each(stmt, row).await,
+    }
 }
 
 impl Executor for Db {
@@ -561,15 +599,7 @@ impl Executor for Db {
     }
 
     fn __fetch_each<'a>(&'a self, stmt: &'a mut Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            self.admit(stmt)?;
-            let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
-            let start = self.core.clock();
-            let mut conn = self.core.pool.acquire_fast().await?;
-            let result = conn.query_each(stmt, row).await;
-            self.core.observe(stmt, start, &result);
-            result
-        })
+        Box::pin(self.fetch_each(stmt, row))
     }
 
     fn __exec(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<Executed>> {

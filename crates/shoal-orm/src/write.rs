@@ -23,11 +23,11 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 use crate::backend::{BindParams, Binder};
-use crate::db::{Executor, Route, Stmt};
+use crate::db::{fetch_rows_async, Executor, Route, Stmt};
 use crate::dialect::{Dialect, SqlWriter};
 use crate::error::{Error, Result};
 use crate::expr::{Column, Cond, CondNode};
-use crate::model::{Model, SqlSlot};
+use crate::model::{Model, SqlSlot, Values};
 use crate::query::render_where;
 use crate::schema::{ColumnDef, Distribution};
 use crate::value::{Bind, SqlType, Summable, Value, ValueRef};
@@ -279,20 +279,15 @@ pub(crate) async fn find<M: Model>(
     let mut stmt = Stmt::read(sql, key).on_table(&M::TABLE).routed(route).positional();
     stmt.single_row = true;
     let mut found = None;
-    let now = ex.__fetch_now(&stmt, &mut |v| {
+    let mut keep = |v: &mut Values<'_>| {
         found = Some(M::decode(v)?);
         Ok(false)
-    });
-    if let Some(done) = now {
-        done?;
-        return Ok(found.ok_or(stmt.params));
+    };
+    // In-process SQLite answers at once, without entering a future.
+    match ex.__fetch_now(&stmt, &mut keep) {
+        Some(done) => done?,
+        None => fetch_rows_async(ex, &mut stmt, &mut keep).await?,
     }
-    let mut found = None;
-    ex.__fetch_each(&mut stmt, &mut |v| {
-        found = Some(M::decode(v)?);
-        Ok(false)
-    })
-    .await?;
     Ok(found.ok_or(stmt.params))
 }
 
