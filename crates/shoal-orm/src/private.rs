@@ -5,21 +5,14 @@ pub use crate::model::{RelationField, SqlCache, Values};
 pub use crate::relation::{RelationSpec, Through};
 pub use crate::value::{AutoKey, ToValue};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Model;
 use crate::value::{SqlType, Value};
 
 /// The next column value of a positional decode, as `T`.
 #[inline]
 pub fn decode_next<T: SqlType>(values: &mut Values<'_>, table: &str, column: &str) -> Result<T> {
-    match values.next_as::<T>() {
-        Some(Ok(v)) => Ok(v),
-        Some(Err(e)) => Err(e.in_column(table, column)),
-        None => Err(Error::Decode {
-            column: format!("{table}.{column}"),
-            message: "the row has fewer columns than the model".into(),
-        }),
-    }
+    values.next_as::<T>().map_err(|e| e.in_column(table, column))
 }
 
 /// One value as `T`.

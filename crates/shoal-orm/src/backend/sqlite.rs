@@ -614,7 +614,7 @@ mod tests {
     fn ints(c: &mut SqliteConn, sql: &'static str, params: Vec<Value>) -> Vec<i64> {
         let mut out = Vec::new();
         c.query_each_sync(&Stmt::read(sql, params), &mut |v| {
-            out.push(v.next_as::<i64>().unwrap()?);
+            out.push(v.next_as::<i64>()?);
             Ok(true)
         })
         .unwrap();
@@ -673,7 +673,7 @@ mod tests {
         assert_eq!(c.prepared.len(), 0);
         let mut seen = Vec::new();
         c.query_each_sync(&Stmt::read(Q, vec![]), &mut |v| {
-            seen.push((v.next_as::<String>().unwrap()?, v.next_as::<i64>().unwrap()?));
+            seen.push((v.next_as::<String>()?, v.next_as::<i64>()?));
             Ok(true)
         })
         .unwrap();
