@@ -75,3 +75,21 @@ pub const fn assert_numeric<T: NumericField>() {}
 pub fn decode_numeric<T: NumericField>(values: &mut Values<'_>, table: &str, column: &str, scale: u32) -> Result<T> {
     decode_next::<T>(values, table, column).map(|v| v.with_scale(scale))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_short_of_columns_names_the_missing_one() {
+        let mut values = Values::new(vec![Value::Int(7)]);
+        assert_eq!(decode_next::<i64>(&mut values, "users", "id").unwrap(), 7);
+        match decode_next::<String>(&mut values, "users", "name") {
+            Err(crate::Error::Decode { column, message }) => {
+                assert_eq!(column, "users.name");
+                assert!(message.contains("fewer columns"), "{message}");
+            }
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+    }
+}
