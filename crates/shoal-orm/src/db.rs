@@ -261,6 +261,7 @@ impl Unit {
         Unit { strict: options.strict.map(ShapeCounter::new), read_target }
     }
 
+    #[inline]
     pub(crate) fn check(&self, stmt: &Stmt) -> Result<()> {
         match &self.strict {
             Some(counter) if !stmt.batched => counter.record(&stmt.sql),
@@ -284,12 +285,16 @@ pub(crate) struct Core {
 impl Core {
     /// A start time when someone listens (a hook, or debug tracing); reading
     /// the clock twice per statement is measurable on in-process SQLite.
+    #[inline]
     pub(crate) fn clock(&self) -> Option<Instant> {
         (self.options.on_statement.is_some() || tracing::enabled!(tracing::Level::DEBUG)).then(Instant::now)
     }
 
+    #[inline]
     pub(crate) fn observe<T>(&self, stmt: &Stmt, start: Option<Instant>, result: &Result<T>) {
-        self.observe_counted(stmt, stmt.params.len(), start, result);
+        if start.is_some() {
+            self.observe_counted(stmt, stmt.params.len(), start, result);
+        }
     }
 
     /// [`Core::observe`] for a statement with `params` parameters bound
@@ -516,10 +521,27 @@ pub trait Executor: Send + Sync + sealed::Sealed {
 impl Db {
     /// Checks a statement against this unit of work (strict mode) and
     /// points it at the unit's read target.
+    #[inline]
     fn admit(&self, stmt: &mut Stmt) -> Result<()> {
         self.unit.check(stmt)?;
         stmt.read_target = self.unit.read_target;
         Ok(())
+    }
+
+    /// [`Executor::__fetch_now`] past its check that the read may run in
+    /// process.
+    fn fetch_now(&self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>> {
+        let mut conn = self.core.pool.try_acquire()?;
+        if !conn.is_blocking() {
+            return None;
+        }
+        if let Err(e) = self.unit.check(stmt) {
+            return Some(Err(e));
+        }
+        let start = self.core.clock();
+        let result = conn.query_each_now(stmt, row).unwrap_or_else(not_in_process);
+        self.core.observe(stmt, start, &result);
+        Some(result)
     }
 
     /// [`Executor::__fetch_each`] without the box: [`fetch_rows`] awaits it
@@ -581,21 +603,13 @@ impl Executor for Db {
         })
     }
 
+    // Inline: a remote backend's read asks and is told no on every statement.
+    #[inline]
     fn __fetch_now(&self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>> {
         if stmt.writes || !self.core.in_process {
             return None;
         }
-        let mut conn = self.core.pool.try_acquire()?;
-        if !conn.is_blocking() {
-            return None;
-        }
-        if let Err(e) = self.unit.check(stmt) {
-            return Some(Err(e));
-        }
-        let start = self.core.clock();
-        let result = conn.query_each_now(stmt, row).unwrap_or_else(not_in_process);
-        self.core.observe(stmt, start, &result);
-        Some(result)
+        self.fetch_now(stmt, row)
     }
 
     fn __fetch_each<'a>(&'a self, stmt: &'a mut Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
