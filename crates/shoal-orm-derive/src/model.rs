@@ -158,7 +158,10 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             quote!(::shoal_orm::SqlType::to_value(&self.#ident))
         })
         .collect();
-    let push_exprs = &value_exprs;
+    let bind_exprs = columns.iter().map(|c| {
+        let ident = &c.ident;
+        quote!(to.bind(::shoal_orm::SqlType::to_value_ref(&self.#ident))?;)
+    });
     let (key_ty, key_values) = if pk.len() == 1 {
         let ty = &pk[0].ty;
         (quote!(#ty), quote!(::std::vec![::shoal_orm::SqlType::to_value(&key)]))
@@ -254,8 +257,9 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             fn values(&self) -> ::std::vec::Vec<::shoal_orm::Value> {
                 ::std::vec![#(#value_exprs),*]
             }
-            fn push_values(&self, out: &mut ::std::vec::Vec<::shoal_orm::Value>) {
-                #(out.push(#push_exprs);)*
+            fn bind_values(&self, to: &mut dyn ::shoal_orm::backend::Binder) -> ::shoal_orm::Result<()> {
+                #(#bind_exprs)*
+                ::core::result::Result::Ok(())
             }
             fn key_values(key: Self::Key) -> ::std::vec::Vec<::shoal_orm::Value> {
                 #key_values

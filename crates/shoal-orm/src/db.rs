@@ -40,7 +40,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
-use crate::backend::{self, Connection, Executed, QueryResult, RowFn, RowSink, SendRowFn, StreamTask};
+use crate::backend::{self, BindParams, Connection, Executed, QueryResult, RowFn, RowSink, SendRowFn, StreamTask};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::model::Row;
@@ -261,6 +261,7 @@ impl Unit {
         Unit { strict: options.strict.map(ShapeCounter::new), read_target }
     }
 
+    #[inline]
     pub(crate) fn check(&self, stmt: &Stmt) -> Result<()> {
         match &self.strict {
             Some(counter) if !stmt.batched => counter.record(&stmt.sql),
@@ -284,27 +285,31 @@ pub(crate) struct Core {
 impl Core {
     /// A start time when someone listens (a hook, or debug tracing); reading
     /// the clock twice per statement is measurable on in-process SQLite.
+    #[inline]
     pub(crate) fn clock(&self) -> Option<Instant> {
         (self.options.on_statement.is_some() || tracing::enabled!(tracing::Level::DEBUG)).then(Instant::now)
     }
 
+    #[inline]
     pub(crate) fn observe<T>(&self, stmt: &Stmt, start: Option<Instant>, result: &Result<T>) {
+        if start.is_some() {
+            self.observe_counted(stmt, stmt.params.len(), start, result);
+        }
+    }
+
+    /// [`Core::observe`] for a statement with `params` parameters bound
+    /// from elsewhere than `stmt.params` (see [`Executor::__exec_bound`]).
+    pub(crate) fn observe_counted<T>(&self, stmt: &Stmt, params: usize, start: Option<Instant>, result: &Result<T>) {
         let Some(start) = start else { return };
         let elapsed = start.elapsed();
         match result {
-            Ok(_) => tracing::debug!(sql = %stmt.sql, params = stmt.params.len(), ?elapsed, "statement"),
+            Ok(_) => tracing::debug!(sql = %stmt.sql, params, ?elapsed, "statement"),
             Err(e) => {
-                tracing::debug!(sql = %stmt.sql, params = stmt.params.len(), ?elapsed, error = %e, "statement failed")
+                tracing::debug!(sql = %stmt.sql, params, ?elapsed, error = %e, "statement failed")
             }
         }
         if let Some(hook) = &self.options.on_statement {
-            hook(&StatementEvent {
-                sql: &stmt.sql,
-                params: stmt.params.len(),
-                elapsed,
-                ok: result.is_ok(),
-                writes: stmt.writes,
-            });
+            hook(&StatementEvent { sql: &stmt.sql, params, elapsed, ok: result.is_ok(), writes: stmt.writes });
         }
     }
 
@@ -493,6 +498,10 @@ pub trait Executor: Send + Sync + sealed::Sealed {
     fn __fetch_each<'a>(&'a self, stmt: &'a mut Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>>;
     #[doc(hidden)]
     fn __exec(&self, stmt: Stmt) -> BoxFuture<'_, Result<Executed>>;
+    /// Runs a write whose parameters the connection binds from `params`
+    /// (a bulk insert's rows) rather than from `stmt.params`.
+    #[doc(hidden)]
+    fn __exec_bound<'a>(&'a self, stmt: Stmt, params: &'a dyn BindParams) -> BoxFuture<'a, Result<Executed>>;
     #[doc(hidden)]
     fn __stream(&self, stmt: Stmt) -> BoxStream<'static, Result<Row>>;
     /// Whether independent statements may run at once (a pool, not a
@@ -512,10 +521,65 @@ pub trait Executor: Send + Sync + sealed::Sealed {
 impl Db {
     /// Checks a statement against this unit of work (strict mode) and
     /// points it at the unit's read target.
+    #[inline]
     fn admit(&self, stmt: &mut Stmt) -> Result<()> {
         self.unit.check(stmt)?;
         stmt.read_target = self.unit.read_target;
         Ok(())
+    }
+
+    /// [`Executor::__fetch_now`] past its check that the read may run in
+    /// process.
+    fn fetch_now(&self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>> {
+        let mut conn = self.core.pool.try_acquire()?;
+        if !conn.is_blocking() {
+            return None;
+        }
+        if let Err(e) = self.unit.check(stmt) {
+            return Some(Err(e));
+        }
+        let start = self.core.clock();
+        let result = conn.query_each_now(stmt, row).unwrap_or_else(not_in_process);
+        self.core.observe(stmt, start, &result);
+        Some(result)
+    }
+
+    /// [`Executor::__fetch_each`] without the box: [`fetch_rows`] awaits it
+    /// inline.
+    async fn fetch_each(&self, stmt: &mut Stmt, row: &mut SendRowFn<'_>) -> Result<()> {
+        self.admit(stmt)?;
+        let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
+        let start = self.core.clock();
+        let mut conn = self.core.pool.acquire_fast().await?;
+        let result = conn.query_each_inline(stmt, row).await;
+        self.core.observe(stmt, start, &result);
+        result
+    }
+}
+
+/// Runs a read and hands each row to `row` as the driver reads it (false
+/// stops): synchronously when the backend is in-process and a connection
+/// is free ([`Executor::__fetch_now`]); on a [`Db`], inline in the caller's
+/// future, sparing the executor layer's boxed future (a key lookup on
+/// PostgreSQL is a few thousand instructions, and a box is a tenth of
+/// them); otherwise (a transaction) through [`Executor::__fetch_each`].
+pub(crate) async fn fetch_rows(ex: &(impl Executor + ?Sized), stmt: &mut Stmt, row: &mut SendRowFn<'_>) -> Result<()> {
+    if let Some(done) = ex.__fetch_now(stmt, row) {
+        return done;
+    }
+    fetch_rows_async(ex, stmt, row).await
+}
+
+/// [`fetch_rows`] past its synchronous attempt, for a caller that made it
+/// itself (a key lookup, so that SQLite's answer does not enter a future).
+pub(crate) async fn fetch_rows_async(
+    ex: &(impl Executor + ?Sized),
+    stmt: &mut Stmt,
+    row: &mut SendRowFn<'_>,
+) -> Result<()> {
+    match ex.__as_db() {
+        Some(db) => db.fetch_each(stmt, row).await,
+        None => ex.__fetch_each(stmt, row).await,
     }
 }
 
@@ -539,33 +603,17 @@ impl Executor for Db {
         })
     }
 
+    // Inline: a remote backend's read asks and is told no on every statement.
+    #[inline]
     fn __fetch_now(&self, stmt: &Stmt, row: &mut RowFn<'_>) -> Option<Result<()>> {
         if stmt.writes || !self.core.in_process {
             return None;
         }
-        let mut conn = self.core.pool.try_acquire()?;
-        if !conn.is_blocking() {
-            return None;
-        }
-        if let Err(e) = self.unit.check(stmt) {
-            return Some(Err(e));
-        }
-        let start = self.core.clock();
-        let result = conn.query_each_now(stmt, row).unwrap_or_else(not_in_process);
-        self.core.observe(stmt, start, &result);
-        Some(result)
+        self.fetch_now(stmt, row)
     }
 
     fn __fetch_each<'a>(&'a self, stmt: &'a mut Stmt, row: &'a mut SendRowFn<'_>) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            self.admit(stmt)?;
-            let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
-            let start = self.core.clock();
-            let mut conn = self.core.pool.acquire_fast().await?;
-            let result = conn.query_each(stmt, row).await;
-            self.core.observe(stmt, start, &result);
-            result
-        })
+        Box::pin(self.fetch_each(stmt, row))
     }
 
     fn __exec(&self, mut stmt: Stmt) -> BoxFuture<'_, Result<Executed>> {
@@ -580,6 +628,15 @@ impl Executor for Db {
             };
             self.core.observe(&stmt, start, &result);
             result
+        })
+    }
+
+    fn __exec_bound<'a>(&'a self, mut stmt: Stmt, params: &'a dyn BindParams) -> BoxFuture<'a, Result<Executed>> {
+        Box::pin(async move {
+            self.admit(&mut stmt)?;
+            let _writer = if stmt.writes { self.core.writer_slot().await? } else { None };
+            let mut conn = self.core.pool.acquire_fast().await?;
+            run_exec_bound(&self.core, &mut *conn, stmt, params).await
         })
     }
 
@@ -695,6 +752,32 @@ pub(crate) async fn run_query(core: &Core, conn: &mut dyn Connection, stmt: &Stm
         None => conn.query(stmt).await,
     };
     core.observe(stmt, start, &result);
+    result
+}
+
+/// Runs a write whose parameters are in `params`: bound in place by an
+/// in-process connection, collected into `stmt.params` for the others.
+pub(crate) async fn run_exec_bound(
+    core: &Core,
+    conn: &mut dyn Connection,
+    mut stmt: Stmt,
+    params: &dyn BindParams,
+) -> Result<Executed> {
+    let start = core.clock();
+    let result = match conn.execute_bound_now(&stmt, params) {
+        Some(r) => r,
+        None => {
+            let mut values = Vec::with_capacity(params.count());
+            match params.bind(&mut values) {
+                Ok(()) => {
+                    stmt.params = values;
+                    conn.execute(&stmt).await
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    core.observe_counted(&stmt, params.count(), start, &result);
     result
 }
 

@@ -18,13 +18,14 @@
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
+use crate::backend::Binder;
 use crate::db::Executor;
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::expr::Cond;
 use crate::query::Select;
 use crate::schema::TableDef;
-use crate::value::{SqlType, Value};
+use crate::value::{SqlType, Value, ValueRef};
 use crate::write::{self, DeleteWhere, Insert, Tracked, UpdateWhere};
 
 /// A struct mapped to a table. Implement it with `#[derive(Model)]`.
@@ -41,10 +42,11 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
 
     /// Every column's value, in declaration order.
     fn values(&self) -> Vec<Value>;
-    /// Appends every column's value, in declaration order (bulk inserts
-    /// build one parameter list for many rows).
-    fn push_values(&self, out: &mut Vec<Value>) {
-        out.extend(self.values());
+    /// Hands every column's value, in declaration order, to `to`,
+    /// borrowing text and bytes from the fields (a bulk insert binds them
+    /// into its statement without copying them).
+    fn bind_values(&self, to: &mut dyn Binder) -> Result<()> {
+        self.values().into_iter().try_for_each(|v| to.bind(ValueRef::Owned(v)))
     }
     /// A key's values, in primary-key order.
     fn key_values(key: Self::Key) -> Vec<Value>;
@@ -162,10 +164,13 @@ pub enum SqlSlot {
     Update,
     Delete,
     Upsert,
+    /// A bulk insert's full chunk: as many rows as one statement takes,
+    /// keys given, no conflict clause (`write::Insert`).
+    InsertChunk,
 }
 
 impl SqlSlot {
-    const COUNT: usize = 6;
+    const COUNT: usize = 7;
 }
 
 impl SqlCache {
@@ -224,15 +229,28 @@ impl<'a> Values<'a> {
         }
     }
 
-    /// The next column decoded as `T` (`None` past the last column): from
+    /// The next column decoded as `T` (an error past the last column): from
     /// the driver's row directly when live, with no intermediate `Value`.
+    /// (A plain `Result`, not an `Option` of one: `T` is moved once less
+    /// per column, which shows on wide results.)
     #[inline]
-    pub(crate) fn next_as<T: SqlType>(&mut self) -> Option<Result<T>> {
+    pub(crate) fn next_as<T: SqlType>(&mut self) -> Result<T> {
         match &mut self.source {
-            Source::Owned(iter) => iter.next().map(T::from_value),
-            Source::Live(row) => row.next_ref().map(T::from_ref),
+            Source::Owned(iter) => match iter.next() {
+                Some(v) => T::from_value(v),
+                None => Err(past_last_column()),
+            },
+            Source::Live(row) => match row.next_ref() {
+                Some(v) => T::from_ref(v),
+                None => Err(past_last_column()),
+            },
         }
     }
+}
+
+#[cold]
+fn past_last_column() -> Error {
+    Error::Decode { column: String::new(), message: "the row has fewer columns than the model".into() }
 }
 
 /// A result row: values plus the column names they came with.

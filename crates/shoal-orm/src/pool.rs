@@ -33,6 +33,9 @@ struct State {
     idle: Vec<Box<dyn Connection>>,
     /// Connections open or being opened, idle ones included.
     open: usize,
+    /// Tasks in `acquire` that found nothing free and wait to be woken: a
+    /// return notifies only when there is one (most returns find none).
+    waiting: usize,
 }
 
 impl Pool {
@@ -40,7 +43,7 @@ impl Pool {
         let size = size.max(1);
         Arc::new(Pool {
             backend,
-            state: Mutex::new(State { idle: Vec::with_capacity(size), open: 0 }),
+            state: Mutex::new(State { idle: Vec::with_capacity(size), open: 0, waiting: 0 }),
             returned: Notify::new(),
             size,
             acquire_timeout,
@@ -51,7 +54,9 @@ impl Pool {
         self.size
     }
 
-    /// An idle connection, or the right to open one; `None` when all are out.
+    /// An idle connection, or the right to open one; `None` when all are
+    /// out, and the caller is then counted as waiting until it calls
+    /// [`Pool::stop_waiting`].
     fn take(&self) -> Option<Option<Box<dyn Connection>>> {
         let mut state = self.state.lock().ok()?;
         if let Some(c) = state.idle.pop() {
@@ -61,7 +66,14 @@ impl Pool {
             state.open += 1;
             return Some(None);
         }
+        state.waiting += 1;
         None
+    }
+
+    fn stop_waiting(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.waiting = state.waiting.saturating_sub(1);
+        }
     }
 
     /// A connection, waiting at most the acquire timeout for one to free up.
@@ -84,7 +96,11 @@ impl Pool {
                 None => {
                     // The clock is read only when there is something to wait for.
                     let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.acquire_timeout);
-                    if tokio::time::timeout_at(until, notified).await.is_err() {
+                    // A return between `take` and here leaves a permit in
+                    // `notified`, so the wake-up is not lost.
+                    let woken = tokio::time::timeout_at(until, notified).await;
+                    self.stop_waiting();
+                    if woken.is_err() {
                         return Err(Error::Connect {
                             message: format!(
                                 "no connection became free within {:?} (pool of {}); is a transaction or \
@@ -122,17 +138,29 @@ impl Pool {
 
     /// A connection closed for good: its slot is free for a new one.
     fn forget_one(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.open = state.open.saturating_sub(1);
+        let waiting = match self.state.lock() {
+            Ok(mut state) => {
+                state.open = state.open.saturating_sub(1);
+                state.waiting > 0
+            }
+            Err(_) => true,
+        };
+        if waiting {
+            self.returned.notify_one();
         }
-        self.returned.notify_one();
     }
 
     fn give_back(&self, conn: Box<dyn Connection>) {
-        if let Ok(mut state) = self.state.lock() {
-            state.idle.push(conn);
+        let waiting = match self.state.lock() {
+            Ok(mut state) => {
+                state.idle.push(conn);
+                state.waiting > 0
+            }
+            Err(_) => true,
+        };
+        if waiting {
+            self.returned.notify_one();
         }
-        self.returned.notify_one();
     }
 }
 

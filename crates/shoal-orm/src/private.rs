@@ -5,21 +5,14 @@ pub use crate::model::{RelationField, SqlCache, Values};
 pub use crate::relation::{RelationSpec, Through};
 pub use crate::value::{AutoKey, ToValue};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Model;
 use crate::value::{SqlType, Value};
 
 /// The next column value of a positional decode, as `T`.
 #[inline]
 pub fn decode_next<T: SqlType>(values: &mut Values<'_>, table: &str, column: &str) -> Result<T> {
-    match values.next_as::<T>() {
-        Some(Ok(v)) => Ok(v),
-        Some(Err(e)) => Err(e.in_column(table, column)),
-        None => Err(Error::Decode {
-            column: format!("{table}.{column}"),
-            message: "the row has fewer columns than the model".into(),
-        }),
-    }
+    values.next_as::<T>().map_err(|e| e.in_column(table, column))
 }
 
 /// One value as `T`.
@@ -81,4 +74,22 @@ pub const fn assert_numeric<T: NumericField>() {}
 /// [`decode_next`] for a `NUMERIC(p, scale)` column.
 pub fn decode_numeric<T: NumericField>(values: &mut Values<'_>, table: &str, column: &str, scale: u32) -> Result<T> {
     decode_next::<T>(values, table, column).map(|v| v.with_scale(scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_short_of_columns_names_the_missing_one() {
+        let mut values = Values::new(vec![Value::Int(7)]);
+        assert_eq!(decode_next::<i64>(&mut values, "users", "id").unwrap(), 7);
+        match decode_next::<String>(&mut values, "users", "name") {
+            Err(crate::Error::Decode { column, message }) => {
+                assert_eq!(column, "users.name");
+                assert!(message.contains("fewer columns"), "{message}");
+            }
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+    }
 }

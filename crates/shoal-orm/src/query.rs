@@ -531,11 +531,7 @@ pub(crate) async fn fetch_each(
     mut stmt: Stmt,
     mut row: impl FnMut(&mut Values<'_>) -> Result<()> + Send,
 ) -> Result<()> {
-    let now = ex.__fetch_now(&stmt, &mut |v| row(v).map(|()| true));
-    if let Some(done) = now {
-        return done;
-    }
-    ex.__fetch_each(&mut stmt, &mut |v| row(v).map(|()| true)).await
+    crate::db::fetch_rows(ex, &mut stmt, &mut |v| row(v).map(|()| true)).await
 }
 
 /// Builds one output value from a row's values.

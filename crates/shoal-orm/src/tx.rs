@@ -32,8 +32,10 @@ use futures::stream::BoxStream;
 use futures::FutureExt;
 use tokio::sync::OwnedMutexGuard;
 
-use crate::backend::{Executed, QueryResult, RowFn, SendRowFn};
-use crate::db::{not_in_process, run_exec, run_query, spawn_stream, ConnHolder, Core, Executor, Options, Stmt, Unit};
+use crate::backend::{BindParams, Executed, QueryResult, RowFn, SendRowFn};
+use crate::db::{
+    not_in_process, run_exec, run_exec_bound, run_query, spawn_stream, ConnHolder, Core, Executor, Options, Stmt, Unit,
+};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::model::Row;
@@ -288,6 +290,17 @@ impl Executor for Tx {
             let mut guard = self.shared.conn.lock().await;
             let conn = guard.as_mut().ok_or(Error::TransactionClosed)?;
             let r = run_exec(&self.shared.core, &mut **conn, &stmt).await;
+            self.note(&r);
+            r
+        })
+    }
+
+    fn __exec_bound<'a>(&'a self, mut stmt: Stmt, params: &'a dyn BindParams) -> BoxFuture<'a, Result<Executed>> {
+        Box::pin(async move {
+            self.admit(&mut stmt)?;
+            let mut guard = self.shared.conn.lock().await;
+            let conn = guard.as_mut().ok_or(Error::TransactionClosed)?;
+            let r = run_exec_bound(&self.shared.core, &mut **conn, stmt, params).await;
             self.note(&r);
             r
         })

@@ -119,8 +119,10 @@ impl fmt::Display for Value {
     }
 }
 
-/// A value borrowed from the driver's current row (an in-process backend's
-/// cursor), decoded into a field without an intermediate [`Value`].
+/// A value borrowed rather than owned, in either direction: read from the
+/// driver's current row (decoded into a field without an intermediate
+/// [`Value`]), or taken from a model's field to be bound (a bulk insert
+/// binds text and bytes without copying them; see [`crate::backend::Binder`]).
 #[derive(Clone, Debug)]
 pub enum ValueRef<'a> {
     Null,
@@ -204,6 +206,12 @@ pub trait SqlType: Sized + Send + Sync + 'static {
     fn from_ref(value: ValueRef<'_>) -> Result<Self> {
         Self::from_value(value.to_value())
     }
+    /// The value to bind, borrowed where the type allows (text, bytes),
+    /// so binding does not copy it.
+    #[doc(hidden)]
+    fn to_value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Owned(self.to_value())
+    }
 }
 
 fn decimal_to_f64(d: &str) -> Result<f64> {
@@ -247,6 +255,9 @@ macro_rules! int_type {
                     ValueRef::Int(i) => <$t>::try_from(i).or_else(|_| Self::from_value(Value::Int(i))),
                     other => Self::from_value(other.to_value()),
                 }
+            }
+            fn to_value_ref(&self) -> ValueRef<'_> {
+                ValueRef::Int(i64::from(*self))
             }
         }
     };
@@ -346,6 +357,9 @@ impl SqlType for String {
             other => Self::from_value(other.to_value()),
         }
     }
+    fn to_value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Text(self.as_bytes())
+    }
 }
 
 impl SqlType for Vec<u8> {
@@ -361,6 +375,9 @@ impl SqlType for Vec<u8> {
             Value::Text(s) => Ok(s.into_bytes()),
             other => Err(mismatch("Vec<u8>", &other)),
         }
+    }
+    fn to_value_ref(&self) -> ValueRef<'_> {
+        ValueRef::Blob(self)
     }
 }
 
@@ -385,6 +402,12 @@ impl<T: SqlType> SqlType for Option<T> {
         match value {
             ValueRef::Null => Ok(None),
             v => T::from_ref(v).map(Some),
+        }
+    }
+    fn to_value_ref(&self) -> ValueRef<'_> {
+        match self {
+            Some(v) => v.to_value_ref(),
+            None => ValueRef::Null,
         }
     }
 }

@@ -18,17 +18,19 @@
 //! constraint even on SQLite, and a [`Route`] when the row's shard key is
 //! known, so Shoal writes go to one shard.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
-use crate::db::{Executor, Route, Stmt};
+use crate::backend::{BindParams, Binder};
+use crate::db::{fetch_rows_async, Executor, Route, Stmt};
 use crate::dialect::{Dialect, SqlWriter};
 use crate::error::{Error, Result};
 use crate::expr::{Column, Cond, CondNode};
-use crate::model::{Model, SqlSlot};
+use crate::model::{Model, SqlSlot, Values};
 use crate::query::render_where;
-use crate::schema::Distribution;
-use crate::value::{Bind, SqlType, Summable, Value};
+use crate::schema::{ColumnDef, Distribution};
+use crate::value::{Bind, SqlType, Summable, Value, ValueRef};
 
 /// The route of a row: its shard key value.
 fn row_route<M: Model>(values: &[Value]) -> Option<Route> {
@@ -167,7 +169,7 @@ async fn update_columns<M: Model>(
     let mut params: Vec<Value> = columns.iter().map(|&i| values[i].clone()).collect();
     params.extend(key.iter().cloned());
     let render = || render_update::<M>(dialect, values, key, columns);
-    let sql: std::borrow::Cow<'static, str> = match slot {
+    let sql: Cow<'static, str> = match slot {
         Some(slot) => M::__sql_cache().get(slot, dialect, render).into(),
         None => render().into(),
     };
@@ -277,20 +279,15 @@ pub(crate) async fn find<M: Model>(
     let mut stmt = Stmt::read(sql, key).on_table(&M::TABLE).routed(route).positional();
     stmt.single_row = true;
     let mut found = None;
-    let now = ex.__fetch_now(&stmt, &mut |v| {
+    let mut keep = |v: &mut Values<'_>| {
         found = Some(M::decode(v)?);
         Ok(false)
-    });
-    if let Some(done) = now {
-        done?;
-        return Ok(found.ok_or(stmt.params));
+    };
+    // In-process SQLite answers at once, without entering a future.
+    match ex.__fetch_now(&stmt, &mut keep) {
+        Some(done) => done?,
+        None => fetch_rows_async(ex, &mut stmt, &mut keep).await?,
     }
-    let mut found = None;
-    ex.__fetch_each(&mut stmt, &mut |v| {
-        found = Some(M::decode(v)?);
-        Ok(false)
-    })
-    .await?;
     Ok(found.ok_or(stmt.params))
 }
 
@@ -444,58 +441,52 @@ impl<'r, M: Model> Insert<'r, M> {
         let dialect = ex.dialect();
         // Rows with and without a generated key need different column lists.
         let (generated, explicit): (Vec<&M>, Vec<&M>) = self.rows.iter().partition(|m| m.generated_key_unset());
-        let mut stmts = Vec::new();
-        // Only NUMERIC(p, s) columns need conforming (most models have none).
-        let has_numeric = M::TABLE.columns.iter().any(|c| c.numeric.is_some());
-        for (rows, skip_auto) in [(explicit, false), (generated, true)] {
+        let mut chunks = Vec::new();
+        for (rows, skip_auto) in [(&explicit, false), (&generated, true)] {
             if rows.is_empty() {
                 continue;
             }
             let columns: Vec<usize> =
                 (0..M::TABLE.columns.len()).filter(|&i| !(skip_auto && M::TABLE.columns[i].auto_increment)).collect();
             let per_stmt = (dialect.max_params() / columns.len().max(1)).clamp(1, MAX_ROWS_PER_INSERT);
-            // Every full chunk has the same text: render it once.
-            let mut full_text: Option<String> = None;
+            let skip = skip_auto.then(|| M::TABLE.columns.iter().position(|c| c.auto_increment)).flatten();
+            // Every full chunk has the same text: rendered once per call,
+            // or once per process for the plain form (so a connection can
+            // keep the statement prepared, as it does a model's own).
+            let mut full_text: Option<Cow<'static, str>> = None;
             for chunk in rows.chunks(per_stmt) {
-                let text = match &full_text {
-                    Some(t) if chunk.len() == per_stmt => t.clone(),
-                    _ => {
-                        let t = self.text(dialect, &columns, chunk.len());
-                        if chunk.len() == per_stmt {
-                            full_text = Some(t.clone());
+                let text = if chunk.len() == per_stmt {
+                    let full = full_text.get_or_insert_with(|| {
+                        let render = || self.text(dialect, &columns, per_stmt);
+                        match self.conflict {
+                            OnConflict::Fail if !skip_auto => {
+                                M::__sql_cache().get(SqlSlot::InsertChunk, dialect, render).into()
+                            }
+                            _ => render().into(),
                         }
-                        t
-                    }
+                    });
+                    full.clone()
+                } else {
+                    self.text(dialect, &columns, chunk.len()).into()
                 };
-                let mut params = Vec::with_capacity(chunk.len() * columns.len());
-                let mut route = None;
-                let auto = skip_auto.then(|| M::TABLE.columns.iter().position(|c| c.auto_increment)).flatten();
-                for m in chunk {
-                    // Straight into the statement's parameters: no vector per row.
-                    let start = params.len();
-                    m.push_values(&mut params);
-                    if has_numeric {
-                        crate::numeric::conform_row(M::TABLE_NAME, M::TABLE.columns, &mut params[start..])?;
-                    }
-                    if chunk.len() == 1 {
-                        route = row_route::<M>(&params[start..]);
-                    }
-                    if let Some(a) = auto {
-                        params.remove(start + a);
-                    }
-                }
-                let mut stmt = Stmt::write(text, params).on_table(&M::TABLE).routed(route);
+                // A single row pins its shard key, so Shoal can send it to one shard.
+                let route = match chunk {
+                    [one] => row_route::<M>(&written_values(*one)?),
+                    _ => None,
+                };
+                // The parameters stay in the rows until the connection binds them.
+                let mut stmt = Stmt::write(text, Vec::new()).on_table(&M::TABLE).routed(route);
                 // One bulk call is one operation, however many chunks it takes.
                 stmt.batched = true;
-                stmts.push(stmt);
+                chunks.push((stmt, RowParams { rows: chunk, skip, width: columns.len() }));
             }
         }
         match ex.__as_db() {
-            Some(db) if stmts.len() > 1 => {
+            Some(db) if chunks.len() > 1 => {
                 db.transaction(|tx| async move {
                     let mut n = 0;
-                    for s in stmts {
-                        n += tx.__exec(s).await?.rows_affected;
+                    for (stmt, params) in chunks {
+                        n += tx.__exec_bound(stmt, &params).await?.rows_affected;
                     }
                     Ok(n)
                 })
@@ -503,11 +494,76 @@ impl<'r, M: Model> Insert<'r, M> {
             }
             _ => {
                 let mut n = 0;
-                for s in stmts {
-                    n += ex.__exec(s).await?.rows_affected;
+                for (stmt, params) in chunks {
+                    n += ex.__exec_bound(stmt, &params).await?.rows_affected;
                 }
                 Ok(n)
             }
+        }
+    }
+}
+
+/// The parameters of one bulk INSERT statement: its rows' columns, bound
+/// from the borrowed models as the model writes them (see [`Written`]).
+struct RowParams<'r, M> {
+    rows: &'r [&'r M],
+    /// The generated key's column, left out of rows that let the database choose it.
+    skip: Option<usize>,
+    /// Parameters per row.
+    width: usize,
+}
+
+impl<M: Model> BindParams for RowParams<'_, M> {
+    fn count(&self) -> usize {
+        self.rows.len() * self.width
+    }
+
+    fn bind(&self, to: &mut dyn Binder) -> Result<()> {
+        // Only NUMERIC(p, s) columns and a left-out key need the columns
+        // looked at one by one (most models have neither).
+        let plain = self.skip.is_none() && M::TABLE.columns.iter().all(|c| c.numeric.is_none());
+        for m in self.rows {
+            if plain {
+                m.bind_values(to)?;
+            } else {
+                m.bind_values(&mut Written {
+                    to: &mut *to,
+                    columns: M::TABLE.columns,
+                    table: M::TABLE_NAME,
+                    next: 0,
+                    skip: self.skip,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One row's columns on their way to a [`Binder`], as a model write sends
+/// them: `NUMERIC(p, s)` values rounded (or refused, see `numeric.rs`) and
+/// the skipped generated key left out.
+struct Written<'b> {
+    to: &'b mut dyn Binder,
+    columns: &'static [ColumnDef],
+    table: &'static str,
+    /// The column the next value belongs to.
+    next: usize,
+    skip: Option<usize>,
+}
+
+impl Binder for Written<'_> {
+    fn bind(&mut self, value: ValueRef<'_>) -> Result<()> {
+        let i = self.next;
+        self.next += 1;
+        if self.skip == Some(i) {
+            return Ok(());
+        }
+        match (self.columns.get(i), value) {
+            (Some(&ColumnDef { name, numeric: Some((precision, scale)), .. }), ValueRef::Owned(mut v)) => {
+                crate::numeric::conform(self.table, name, precision, scale, &mut v)?;
+                self.to.bind(ValueRef::Owned(v))
+            }
+            (_, value) => self.to.bind(value),
         }
     }
 }

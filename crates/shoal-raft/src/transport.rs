@@ -60,8 +60,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::types::{GroupId, NodeId, Raft, TypeConfig};
 
-/// Bumped on any incompatible change to the messages below.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Bumped on any incompatible change to the messages below, including the
+/// node service's calls they carry (`shoal_server::cluster::Call`; version 3:
+/// cancellable `Begin`, `CancelForwarded`).
+pub const PROTOCOL_VERSION: u32 = 3;
 const MAGIC: [u8; 8] = *b"SHOALRPC";
 /// Largest frame either side accepts (snapshot chunks are far smaller).
 pub const MAX_FRAME_BYTES: u64 = 256 << 20;

@@ -14,6 +14,11 @@
 //! or write, the shard key values it pins, where reads may go). Each
 //! backend converts values and errors at this edge and nowhere else.
 //!
+//! A bulk insert's parameters may instead be bound by the connection
+//! straight from the borrowed models ([`BindParams`], [`Binder`]): SQLite
+//! binds their text in place; the other backends take them as owned
+//! values like any statement's.
+//!
 //! Streaming hands rows to a bounded channel ([`RowSink`]) from a task that
 //! owns the connection; a blocking backend (SQLite) says so and is run on a
 //! blocking thread, because its cursor cannot be held across an `.await`.
@@ -28,7 +33,7 @@ use crate::db::{Options, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::model::{Row, Values};
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 
 pub mod mysql;
 pub mod postgres;
@@ -116,6 +121,30 @@ pub type RowFn<'f> = dyn FnMut(&mut Values<'_>) -> Result<bool> + 'f;
 
 /// A row consumer that may cross an `.await` ([`Connection::query_each`]).
 pub type SendRowFn<'f> = dyn FnMut(&mut Values<'_>) -> Result<bool> + Send + 'f;
+
+/// Where a statement's parameters go, one after another, as borrowed
+/// values (see [`crate::Model::bind_values`]). A backend that can bind
+/// borrowed text implements it on its statement; a `Vec<Value>` collects
+/// owned values for the others.
+pub trait Binder {
+    fn bind(&mut self, value: ValueRef<'_>) -> Result<()>;
+}
+
+impl Binder for Vec<Value> {
+    fn bind(&mut self, value: ValueRef<'_>) -> Result<()> {
+        self.push(value.to_value());
+        Ok(())
+    }
+}
+
+/// A statement's parameters that stay where they are (a bulk insert's
+/// rows) until a connection binds them ([`Connection::execute_bound_now`]).
+pub trait BindParams: Sync {
+    /// How many parameters [`BindParams::bind`] hands over.
+    fn count(&self) -> usize;
+    /// Hands every parameter, in order, to `to`.
+    fn bind(&self, to: &mut dyn Binder) -> Result<()>;
+}
 
 /// What a statement that returns no rows did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -211,6 +240,21 @@ pub trait Connection: Send {
     fn execute_now(&mut self, _stmt: &Stmt) -> Option<Result<Executed>> {
         None
     }
+    /// Runs a write in-process with its parameters bound from `params`
+    /// where they lie (borrowed text is not copied); `stmt.params` is
+    /// empty. `None` when the backend is not in-process: the caller then
+    /// collects `params` into `stmt.params` and calls
+    /// [`Connection::execute`].
+    fn execute_bound_now(&mut self, _stmt: &Stmt, _params: &dyn BindParams) -> Option<Result<Executed>> {
+        None
+    }
+    /// The connection itself, for a backend whose reads the ORM awaits
+    /// inline ([`query_each_inline`](trait.Connection.html#method.query_each_inline));
+    /// `None` (the default) means "through `query_each`".
+    #[doc(hidden)]
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
     /// True when the connection is unusable and must not return to the pool.
     fn is_broken(&self) -> bool;
     /// Ends an abandoned transaction synchronously, if the backend can (it is
@@ -221,6 +265,20 @@ pub trait Connection: Send {
     /// Called after a transaction commits (Shoal reads its causal token here).
     async fn after_commit(&mut self) -> Result<()> {
         Ok(())
+    }
+}
+
+impl dyn Connection {
+    /// [`Connection::query_each`], with PostgreSQL's read awaited inline in
+    /// the caller's future: a key lookup's client work is a few thousand
+    /// instructions, and the trait's boxed future (allocate, copy, free) a
+    /// tenth of them. The other backends go through the box (SQLite reads
+    /// are synchronous anyway, see `query_each_now`).
+    pub(crate) async fn query_each_inline(&mut self, stmt: &Stmt, row: &mut SendRowFn<'_>) -> Result<()> {
+        if let Some(pg) = self.as_any_mut().and_then(|c| c.downcast_mut::<postgres::PgConn>()) {
+            return pg.query_each_stmt(stmt, row).await;
+        }
+        self.query_each(stmt, row).await
     }
 }
 

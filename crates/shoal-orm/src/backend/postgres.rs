@@ -175,14 +175,28 @@ impl PgConn {
         Ok(result)
     }
 
-    /// Like `query_once`, decoding each row from the driver's row as it
-    /// arrives (the common types without building a `Value`).
-    async fn query_each_once(&mut self, stmt: &Stmt, each: &mut SendRowFn<'_>) -> Result<()> {
-        let st = self.prepare(&stmt.sql).await?;
-        // Boxed on its own: `query_raw`'s future is about 1 KiB, and inline
-        // it would make this whole (boxed) future too large for the
-        // allocator's per-thread cache, costing more than a second small box.
-        let rows = Box::pin(self.client.query_raw(&st, stmt.params.iter().map(PgParam))).await.map_err(map_error)?;
+    /// Like `query_stmt`, decoding each row from the driver's row as it
+    /// arrives (the common types without building a `Value`). A stale plan
+    /// fails at Bind, before any row has reached `each`: the statement is
+    /// prepared afresh and sent once more. The retry is a loop inside this
+    /// one future rather than a wrapper awaiting it twice, since every
+    /// model read takes this path.
+    pub(crate) async fn query_each_stmt(&mut self, stmt: &Stmt, each: &mut SendRowFn<'_>) -> Result<()> {
+        let mut retried = false;
+        let rows = loop {
+            let st = self.prepare(&stmt.sql).await?;
+            // Boxed on its own: `query_raw`'s future is about 1 KiB, and
+            // inline it would make this whole (boxed) future too large for
+            // the allocator's per-thread cache, costing more than a second
+            // small box.
+            match Box::pin(self.client.query_raw(&st, stmt.params.iter().map(PgParam))).await.map_err(map_error) {
+                Err(e) if !retried && Self::stale_plan(&e) => {
+                    self.forget_statements();
+                    retried = true;
+                }
+                rows => break rows?,
+            }
+        };
         pin_mut!(rows);
         let mut wanted = true;
         while let Some(row) = rows.next().await {
@@ -200,17 +214,6 @@ impl PgConn {
             wanted = go?;
         }
         Ok(())
-    }
-
-    pub(crate) async fn query_each_stmt(&mut self, stmt: &Stmt, each: &mut SendRowFn<'_>) -> Result<()> {
-        // A stale plan fails at Bind, before any row reached `each`.
-        match self.query_each_once(stmt, each).await {
-            Err(e) if Self::stale_plan(&e) => {
-                self.forget_statements();
-                self.query_each_once(stmt, each).await
-            }
-            r => r,
-        }
     }
 
     async fn execute_once(&mut self, stmt: &Stmt) -> Result<Executed> {
@@ -304,6 +307,10 @@ impl Connection for PgConn {
             }
             Ok(())
         }))
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
 
     fn is_broken(&self) -> bool {

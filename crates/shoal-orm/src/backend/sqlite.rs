@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{ffi, ToSql};
 
-use super::{Backend, Connection, Executed, QueryResult, RowFn, RowSink, StreamTask};
+use super::{Backend, BindParams, Connection, Executed, QueryResult, RowFn, RowSink, StreamTask};
 use crate::civil;
 use crate::db::{Options, Stmt};
 use crate::dialect::Dialect;
@@ -295,6 +295,33 @@ impl crate::model::LiveRow for LiveSqliteRow<'_> {
     }
 }
 
+/// Binds borrowed values into a prepared statement, one position after
+/// another: text and blobs straight from where they lie (SQLite copies
+/// them as it binds, as it does for any text), other values as [`Bound`].
+struct StatementBinder<'s, 'c> {
+    st: &'s mut rusqlite::Statement<'c>,
+    /// The position bound last (SQLite counts from 1).
+    bound: usize,
+    sql: &'s Stmt,
+}
+
+impl super::Binder for StatementBinder<'_, '_> {
+    fn bind(&mut self, value: crate::value::ValueRef<'_>) -> Result<()> {
+        use crate::value::ValueRef as V;
+        self.bound += 1;
+        let at = self.bound;
+        match value {
+            V::Null => self.st.raw_bind_parameter(at, rusqlite::types::Null),
+            V::Int(i) => self.st.raw_bind_parameter(at, i),
+            V::Float(f) => self.st.raw_bind_parameter(at, f),
+            V::Text(t) => self.st.raw_bind_parameter(at, ToSqlOutput::Borrowed(ValueRef::Text(t))),
+            V::Blob(b) => self.st.raw_bind_parameter(at, ToSqlOutput::Borrowed(ValueRef::Blob(b))),
+            V::Owned(v) => self.st.raw_bind_parameter(at, Bound(&v)),
+        }
+        .map_err(|e| map_error(e, Some(self.sql)))
+    }
+}
+
 fn bind_all(stmt: &mut rusqlite::Statement<'_>, params: &[Value]) -> rusqlite::Result<()> {
     for (i, v) in params.iter().enumerate() {
         stmt.raw_bind_parameter(i + 1, Bound(v))?;
@@ -387,6 +414,34 @@ impl SqliteConn {
             .map_err(|e| map_error(e, Some(stmt)))? as u64;
         Ok(Executed { rows_affected, last_insert_id: Some(self.conn.get().last_insert_rowid()) })
     }
+
+    fn execute_bound_sync(&mut self, stmt: &Stmt, params: &dyn BindParams) -> Result<Executed> {
+        // A binding error (ours, already translated) skips the execution
+        // and is handed back as is.
+        let mut failed = None;
+        let rows_affected = self
+            .with_statement(&stmt.sql, |st| {
+                let done = match params.bind(&mut StatementBinder { st: &mut *st, bound: 0, sql: stmt }) {
+                    Ok(()) => st.raw_execute(),
+                    Err(e) => {
+                        failed = Some(e);
+                        Ok(0)
+                    }
+                };
+                // SQLite keeps a copy of each bound text until it is
+                // rebound or cleared. A bulk statement held by handle would
+                // keep thousands of them between calls, and with them the
+                // connection's lookaside memory, so that every later
+                // statement's small allocations would go to malloc.
+                st.clear_bindings();
+                done
+            })
+            .map_err(|e| map_error(e, Some(stmt)))? as u64;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(Executed { rows_affected, last_insert_id: Some(self.conn.get().last_insert_rowid()) })
+    }
 }
 
 #[async_trait]
@@ -443,6 +498,10 @@ impl Connection for SqliteConn {
 
     fn execute_now(&mut self, stmt: &Stmt) -> Option<Result<Executed>> {
         Some(self.execute_sync(stmt))
+    }
+
+    fn execute_bound_now(&mut self, stmt: &Stmt, params: &dyn BindParams) -> Option<Result<Executed>> {
+        Some(self.execute_bound_sync(stmt, params))
     }
 
     fn is_broken(&self) -> bool {
@@ -555,7 +614,7 @@ mod tests {
     fn ints(c: &mut SqliteConn, sql: &'static str, params: Vec<Value>) -> Vec<i64> {
         let mut out = Vec::new();
         c.query_each_sync(&Stmt::read(sql, params), &mut |v| {
-            out.push(v.next_as::<i64>().unwrap()?);
+            out.push(v.next_as::<i64>()?);
             Ok(true)
         })
         .unwrap();
@@ -614,7 +673,7 @@ mod tests {
         assert_eq!(c.prepared.len(), 0);
         let mut seen = Vec::new();
         c.query_each_sync(&Stmt::read(Q, vec![]), &mut |v| {
-            seen.push((v.next_as::<String>().unwrap()?, v.next_as::<i64>().unwrap()?));
+            seen.push((v.next_as::<String>()?, v.next_as::<i64>()?));
             Ok(true)
         })
         .unwrap();
