@@ -103,6 +103,24 @@ def _():
         assert conn.info.parameter_status("standard_conforming_strings") == "on"
 
 
+@check("ParameterStatus follows SET, RESET and each write's causal token")
+def _():
+    with connect(autocommit=True) as conn:
+        conn.execute("SET application_name = 'pg3-status'")
+        eq(conn.info.parameter_status("application_name"), "pg3-status", "after SET")
+        conn.execute("RESET application_name")
+        eq(conn.info.parameter_status("application_name"), "", "after RESET")
+        conn.execute("CREATE TABLE IF NOT EXISTS pg3_tokens (id INT PRIMARY KEY)")
+        tokens = []
+        for i in (1, 2):
+            conn.execute(f"INSERT INTO pg3_tokens VALUES ({i}) ON CONFLICT DO NOTHING")
+            token = conn.info.parameter_status("shoal.causal_token")
+            eq(token, conn.execute("SHOW shoal.causal_token").fetchone()[0], "token reported")
+            tokens.append(token)
+        assert tokens[0] != tokens[1], f"a second write reports a new token: {tokens}"
+        conn.execute("DROP TABLE pg3_tokens")
+
+
 @check("DDL in a transaction")
 def _():
     with connect() as conn:

@@ -151,8 +151,11 @@ pub trait Session: Send + 'static {
     fn transaction_status(&self) -> TransactionStatus;
 
     /// ParameterStatus messages to send at startup and whenever they change
-    /// (`server_version`, `client_encoding`, `DateStyle`, `TimeZone`, …).
-    fn parameter_status(&self) -> Vec<(String, String)>;
+    /// (`server_version`, `client_encoding`, `DateStyle`, `TimeZone`, …):
+    /// all of them when `since` is `None`, else at least those that changed
+    /// after [`Session::parameter_generation`] was `since` (the connection
+    /// drops values the client already has).
+    fn parameter_status(&self, since: Option<u64>) -> Vec<(String, String)>;
 
     /// A number that changes whenever [`Session::parameter_status`] may
     /// return something new; the connection asks for the parameters only

@@ -455,9 +455,12 @@ impl<S: Session> Connection<S> {
         if !all && self.reported_generation == Some(generation) {
             return;
         }
+        let since = if all { None } else { self.reported_generation };
         self.reported_generation = Some(generation);
-        let mut current = self.session.parameter_status();
-        current.push(("server_version".to_string(), self.server_version.clone()));
+        let mut current = self.session.parameter_status(since);
+        if since.is_none() {
+            current.push(("server_version".to_string(), self.server_version.clone()));
+        }
         let mut changed: Vec<(String, String)> = Vec::new();
         for (k, v) in current {
             if k == "server_version" && v != self.server_version {

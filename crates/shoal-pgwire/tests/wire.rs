@@ -249,7 +249,7 @@ impl Session for FakeSession {
         std::hash::Hasher::finish(&hasher)
     }
 
-    fn parameter_status(&self) -> Vec<(String, String)> {
+    fn parameter_status(&self, _since: Option<u64>) -> Vec<(String, String)> {
         vec![
             ("server_version".into(), "ignored".into()),
             ("application_name".into(), self.app_name.clone()),

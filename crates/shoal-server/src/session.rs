@@ -165,6 +165,8 @@ pub struct ShoalSession {
     settings: BTreeMap<String, String>,
     /// Bumped by every SET (see `Session::parameter_generation`).
     settings_generation: u64,
+    /// The generation at which each of `REPORTED_SETTINGS` last changed.
+    reported_changed: [u64; REPORTED_SETTINGS.len()],
     txn: Option<Txn>,
     /// `shoal.read_consistency` and `shoal.max_staleness`, parsed.
     read_mode: ReadMode,
@@ -326,6 +328,7 @@ impl ShoalSession {
             database,
             settings,
             settings_generation: 0,
+            reported_changed: [0; REPORTED_SETTINGS.len()],
             txn: None,
             read_mode: ReadMode::Linearizable,
             read_after: Vec::new(),
@@ -359,12 +362,23 @@ impl ShoalSession {
         ReadPoint { mode: self.read_mode, after: token_floor(&self.read_after, group).max(own) }
     }
 
+    /// Counts a change of setting `name` (of any when `None`), so the
+    /// connection reports the ones it sends as ParameterStatus.
+    fn settings_changed(&mut self, name: Option<&str>) {
+        self.settings_generation += 1;
+        for ((key, _), changed) in REPORTED_SETTINGS.iter().zip(&mut self.reported_changed) {
+            if name.is_none_or(|name| name == *key) {
+                *changed = self.settings_generation;
+            }
+        }
+    }
+
     /// Records a committed write's log index as the session's causal token.
     fn wrote(&mut self, index: u64) {
         if index > self.last_write {
             self.last_write = index;
             self.settings.insert("shoal.causal_token".into(), format_token(&[(DATA_GROUP, index)]));
-            self.settings_generation += 1;
+            self.settings_changed(Some("shoal.causal_token"));
         }
     }
 
@@ -991,7 +1005,8 @@ impl ShoalSession {
             return Ok(());
         }
         let previous = self.settings.get(&name).cloned();
-        self.settings_generation += 1;
+        // Rare, and RESET ALL or a derived setting may change several.
+        self.settings_changed(None);
         self.apply_setting(name.clone(), value)?;
         if local {
             if let Some(txn) = self.txn.as_mut() {
@@ -1012,7 +1027,7 @@ impl ShoalSession {
                 None => self.settings.remove(&name),
             };
         }
-        self.settings_generation += 1;
+        self.settings_changed(None);
         // The restored values were valid when they were set.
         if let Err(e) = self.derive_read_settings().and_then(|()| self.derive_timeouts()) {
             tracing::warn!(error = %e, "restoring settings after SET LOCAL");
@@ -1355,10 +1370,12 @@ impl Session for ShoalSession {
         self.settings_generation
     }
 
-    fn parameter_status(&self) -> Vec<(String, String)> {
+    fn parameter_status(&self, since: Option<u64>) -> Vec<(String, String)> {
         REPORTED_SETTINGS
             .iter()
-            .filter_map(|(key, reported)| self.settings.get(*key).map(|v| (reported.to_string(), v.clone())))
+            .zip(self.reported_changed)
+            .filter(|(_, changed)| since.is_none_or(|since| *changed > since))
+            .filter_map(|((key, reported), _)| self.settings.get(*key).map(|v| (reported.to_string(), v.clone())))
             .collect()
     }
 
