@@ -14,7 +14,10 @@
 //!   statement running on the leader (an interactive transaction's, and a
 //!   forwarded autocommit write) or waiting there for the write slot or for
 //!   a read index; a cancel that fires at once, or while the leader is
-//!   stopped and then deposed, is not lost; and afterwards every replica
+//!   stopped and then deposed, is not lost; without a timeout, a BEGIN
+//!   waits for the slot however long the transaction ahead of it lasts
+//!   (longer than one forwarded call), leaving no orphaned transaction
+//!   behind; and afterwards every replica
 //!   holds the same data (`shoal.verify()`).
 //!
 //! Port range of the cluster test: 23000-23099.
@@ -282,6 +285,32 @@ async fn cancel_on_a_follower_reaches_statements_running_on_the_leader() {
     assert_eq!(write.await.expect("the leader's slot was left free").unwrap(), 1);
     assert_eq!(count(&client).await, 6, "rows 6 and 10 committed, none of the cancelled ones");
 
+    // Without a timeout a BEGIN on a follower waits for the leader's write
+    // slot as long as the transaction ahead of it lasts — here longer than
+    // one forwarded call may take — and the slot is not left to a
+    // transaction begun for a caller that gave up.
+    println!("a BEGIN from a follower outwaits a transaction longer than one forwarded call");
+    on_leader.batch_execute("BEGIN; INSERT INTO t VALUES (11)").await.unwrap();
+    let waiter = cluster.connect(follower).await.expect("connect a follower");
+    let started = Instant::now();
+    let waiting =
+        tokio::spawn(
+            async move { waiter.batch_execute("BEGIN; INSERT INTO t VALUES (12); COMMIT").await.map(|()| waiter) },
+        );
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(!waiting.is_finished(), "the follower's transaction ran while the slot was held");
+    on_leader.batch_execute("COMMIT").await.unwrap();
+    let waiter = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting transaction got the slot")
+        .unwrap()
+        .expect("and committed");
+    println!("waited {:?}", started.elapsed());
+    drop(waiter);
+    let write = tokio::time::timeout(Duration::from_secs(5), on_leader.execute("INSERT INTO t VALUES (13)", &[]));
+    assert_eq!(write.await.expect("no orphaned transaction holds the slot").unwrap(), 1);
+    assert_eq!(count(&client).await, 9);
+
     // The write reaches the leader's socket while the leader is stopped; the
     // followers elect a new leader; the timeout fires. Resumed, the old
     // leader runs the write as a stale leader, or passes it on to the new
@@ -313,7 +342,7 @@ async fn cancel_on_a_follower_reaches_statements_running_on_the_leader() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(8), "cancelled only at the call's timeout: {took:?}");
     client.batch_execute("SET statement_timeout = 0").await.unwrap();
-    assert_eq!(count(&client).await, 6);
+    assert_eq!(count(&client).await, 9);
 
     let agreement = cluster.verify_replicas(follower, Duration::from_secs(30)).await.expect("replicas agree");
     println!("{agreement}");

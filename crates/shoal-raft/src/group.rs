@@ -636,6 +636,31 @@ impl Group {
             slot = self.write_slot.clone().lock_owned() => slot,
             () = cancel.cancelled() => return Err(canceled()),
         };
+        self.start_txn(slot, ctx).await
+    }
+
+    /// [`Group::begin_cancellable`] that waits for the write slot at most
+    /// `wait`: `Ok(None)` when it did not get it by then (and no longer
+    /// waits for it). A leader serving another node's BEGIN uses it to
+    /// answer before that node's call times out: a transaction begun for a
+    /// caller that gave up would hold the slot until the idle cleanup.
+    pub async fn try_begin_within(
+        self: &Arc<Self>,
+        ctx: ExecContext,
+        cancel: &StatementCancel,
+        wait: Duration,
+    ) -> Result<Option<WriteTxn>> {
+        let slot = tokio::select! {
+            biased;
+            slot = self.write_slot.clone().lock_owned() => slot,
+            () = cancel.cancelled() => return Err(canceled()),
+            () = tokio::time::sleep(wait) => return Ok(None),
+        };
+        self.start_txn(slot, ctx).await.map(Some)
+    }
+
+    /// Opens the SQLite transaction of an interactive transaction holding `slot`.
+    async fn start_txn(self: &Arc<Self>, slot: OwnedMutexGuard<()>, ctx: ExecContext) -> Result<WriteTxn> {
         let shared = self.shared.clone();
         run_blocking(move || shared.lock().begin()).await?;
         Ok(WriteTxn {

@@ -41,6 +41,13 @@ use crate::node::{Node, ALL_GROUPS, DATA_GROUP};
 
 /// How long a forwarded request may take (a commit includes an fsync on a quorum).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a leader lets another node's BEGIN wait for the write slot
+/// before answering [`Reply::SlotBusy`]: well inside [`CALL_TIMEOUT`], so
+/// the answer arrives and no transaction is begun for a caller that gave
+/// up. The caller asks again, so a BEGIN waits as long as the transaction
+/// ahead of it lasts, as a lock wait does in PostgreSQL (or until its
+/// statement_timeout or a cancel).
+const SLOT_WAIT: Duration = Duration::from_secs(4);
 /// How long a request may wait for its group to have a reachable leader.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// Pause between looks for a leader: short, so a write lands soon after an
@@ -204,6 +211,10 @@ pub enum Reply {
     /// statement (and set its flag, unless it was already past cancelling).
     /// `false`: not here (yet, or any more); the origin sends it again.
     CancelReached(bool),
+    /// The answer to a [`Call::Begin`] that waited [`SLOT_WAIT`] for the
+    /// write slot without getting it (another transaction holds it): no
+    /// transaction was begun; the origin asks again.
+    SlotBusy,
 }
 
 /// What a node reports about itself ([`Call::Status`]).
@@ -471,7 +482,9 @@ impl NodeService {
             Call::Begin { group, ctx, cancel_id } => {
                 let group = node.group(group)?;
                 let (cancel, unregister) = self.register_forwarded(cancel_id);
-                let txn = group.begin_cancellable(ctx, &cancel).await?;
+                let Some(txn) = group.try_begin_within(ctx, &cancel, SLOT_WAIT).await? else {
+                    return Ok(Reply::SlotBusy);
+                };
                 drop(unregister);
                 let applied = group.applied_index();
                 let id = self.next_txn.fetch_add(1, Ordering::Relaxed);
@@ -1060,7 +1073,7 @@ impl Writer {
         let cancel_id: u64 = rand::random();
         let sent_to = SentTo::default();
         let _registered = cancel.register(forwarded_stopper(node, group, cancel_id, &sent_to))?;
-        let deadline = Instant::now() + LEADER_WAIT;
+        let mut deadline = Instant::now() + LEADER_WAIT;
         while Instant::now() < deadline {
             // Nothing was delivered yet: a cancel can still stop the call here.
             if let Some(reason) = cancel.reason() {
@@ -1079,6 +1092,8 @@ impl Writer {
                         RemoteWriter { node: node.clone(), group, addr, txn, has_writes: false, statements: 0 };
                     return Ok((Writer::Remote(remote), applied));
                 }
+                // Still queued behind another transaction: wait on, however long it lasts.
+                Ok(Reply::SlotBusy) => deadline = Instant::now() + LEADER_WAIT,
                 Ok(other) => return Err(unexpected(&other)),
                 Err(e) if e.code == SqlState::CONNECTION_FAILURE => {
                     tokio::time::sleep(Duration::from_millis(100)).await
