@@ -14,8 +14,8 @@
 //!   statement running on the leader (an interactive transaction's, and a
 //!   forwarded autocommit write) or waiting there for the write slot or for
 //!   a read index; a cancel that fires at once, or while the leader is
-//!   stopped and then deposed, is not lost; without a timeout, a BEGIN
-//!   waits for the slot however long the transaction ahead of it lasts
+//!   stopped and then deposed, is not lost; without a timeout, a BEGIN or
+//!   a write waits for the slot however long the transaction ahead of it lasts
 //!   (longer than one forwarded call), leaving no orphaned transaction
 //!   behind; and afterwards every replica
 //!   holds the same data (`shoal.verify()`).
@@ -289,27 +289,29 @@ async fn cancel_on_a_follower_reaches_statements_running_on_the_leader() {
     // slot as long as the transaction ahead of it lasts — here longer than
     // one forwarded call may take — and the slot is not left to a
     // transaction begun for a caller that gave up.
-    println!("a BEGIN from a follower outwaits a transaction longer than one forwarded call");
+    println!("a BEGIN and a write from a follower outwait a transaction longer than one forwarded call");
     on_leader.batch_execute("BEGIN; INSERT INTO t VALUES (11)").await.unwrap();
-    let waiter = cluster.connect(follower).await.expect("connect a follower");
     let started = Instant::now();
-    let waiting =
-        tokio::spawn(
-            async move { waiter.batch_execute("BEGIN; INSERT INTO t VALUES (12); COMMIT").await.map(|()| waiter) },
-        );
+    let mut waiting = Vec::new();
+    for sql in ["BEGIN; INSERT INTO t VALUES (12); COMMIT", "INSERT INTO t VALUES (14)"] {
+        let waiter = cluster.connect(follower).await.expect("connect a follower");
+        waiting.push(tokio::spawn(async move { waiter.batch_execute(sql).await.map(|()| waiter) }));
+    }
     tokio::time::sleep(Duration::from_secs(11)).await;
-    assert!(!waiting.is_finished(), "the follower's transaction ran while the slot was held");
+    assert!(waiting.iter().all(|w| !w.is_finished()), "a follower's write ran while the slot was held");
     on_leader.batch_execute("COMMIT").await.unwrap();
-    let waiter = tokio::time::timeout(Duration::from_secs(10), waiting)
-        .await
-        .expect("the waiting transaction got the slot")
-        .unwrap()
-        .expect("and committed");
+    for waiter in waiting {
+        let waiter = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("the waiting write got the slot")
+            .unwrap()
+            .expect("and committed");
+        drop(waiter);
+    }
     println!("waited {:?}", started.elapsed());
-    drop(waiter);
     let write = tokio::time::timeout(Duration::from_secs(5), on_leader.execute("INSERT INTO t VALUES (13)", &[]));
     assert_eq!(write.await.expect("no orphaned transaction holds the slot").unwrap(), 1);
-    assert_eq!(count(&client).await, 9);
+    assert_eq!(count(&client).await, 10, "rows 11-14 committed, each once");
 
     // The write reaches the leader's socket while the leader is stopped; the
     // followers elect a new leader; the timeout fires. Resumed, the old
@@ -342,7 +344,7 @@ async fn cancel_on_a_follower_reaches_statements_running_on_the_leader() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(8), "cancelled only at the call's timeout: {took:?}");
     client.batch_execute("SET statement_timeout = 0").await.unwrap();
-    assert_eq!(count(&client).await, 9);
+    assert_eq!(count(&client).await, 10);
 
     let agreement = cluster.verify_replicas(follower, Duration::from_secs(30)).await.expect("replicas agree");
     println!("{agreement}");

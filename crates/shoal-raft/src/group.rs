@@ -1226,8 +1226,8 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> St
         let mut done = Vec::with_capacity(items.len());
         for item in items {
             let outcome = (|| -> Result<ItemResult> {
-                if item.cancel.is_cancelled() {
-                    // Cancelled while it queued: never run.
+                if !item.cancel.start() {
+                    // Cancelled (or withdrawn) while it queued: never run.
                     return Ok(Err((canceled(), Vec::new())));
                 }
                 replica.control("SAVEPOINT __shoal_stmt")?;

@@ -41,12 +41,12 @@ use crate::node::{Node, ALL_GROUPS, DATA_GROUP};
 
 /// How long a forwarded request may take (a commit includes an fsync on a quorum).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a leader lets another node's BEGIN wait for the write slot
-/// before answering [`Reply::SlotBusy`]: well inside [`CALL_TIMEOUT`], so
-/// the answer arrives and no transaction is begun for a caller that gave
-/// up. The caller asks again, so a BEGIN waits as long as the transaction
-/// ahead of it lasts, as a lock wait does in PostgreSQL (or until its
-/// statement_timeout or a cancel).
+/// How long a leader lets another node's BEGIN or autocommit write wait
+/// for the write slot before answering [`Reply::SlotBusy`]: well inside
+/// [`CALL_TIMEOUT`], so the answer arrives, and no transaction is begun
+/// and no write run for a caller that gave up. The caller asks again, so
+/// it waits as long as the transaction ahead of it lasts, as a lock wait
+/// does in PostgreSQL (or until its statement_timeout or a cancel).
 const SLOT_WAIT: Duration = Duration::from_secs(4);
 /// How long a request may wait for its group to have a reachable leader.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
@@ -211,9 +211,10 @@ pub enum Reply {
     /// statement (and set its flag, unless it was already past cancelling).
     /// `false`: not here (yet, or any more); the origin sends it again.
     CancelReached(bool),
-    /// The answer to a [`Call::Begin`] that waited [`SLOT_WAIT`] for the
-    /// write slot without getting it (another transaction holds it): no
-    /// transaction was begun; the origin asks again.
+    /// The answer to a [`Call::Begin`] or [`Call::Autocommit`] that waited
+    /// [`SLOT_WAIT`] for the write slot without getting it (another
+    /// transaction holds it): no transaction was begun, the write never
+    /// runs; the origin asks again.
     SlotBusy,
 }
 
@@ -475,7 +476,21 @@ impl NodeService {
             Call::ReadIndex { group } => Ok(Reply::Index(node.group(group)?.leader_read_index().await?)),
             Call::Autocommit { group, ctx, sql, params, cancel_id } => {
                 let (cancel, _unregister) = self.register_forwarded(cancel_id);
-                let (output, index) = node.group(group)?.write_autocommit_cancellable(ctx, sql, params, cancel).await?;
+                let write = node.group(group)?.write_autocommit_cancellable(ctx, sql, params, cancel.clone());
+                let mut write = std::pin::pin!(write);
+                let (output, index) = tokio::select! {
+                    written = &mut write => written?,
+                    () = tokio::time::sleep(SLOT_WAIT) => {
+                        // Still queued (behind a transaction holding the
+                        // slot): withdrawn, it never runs, and the origin
+                        // sends it again rather than time out on a write
+                        // whose outcome it could not tell.
+                        if cancel.withdraw() {
+                            return Ok(Reply::SlotBusy);
+                        }
+                        write.await?
+                    }
+                };
                 Ok(Reply::Written(output, index))
             }
             Call::CancelForwarded { cancel_id, .. } => Ok(Reply::CancelReached(self.cancel_forwarded(cancel_id))),
@@ -783,9 +798,12 @@ pub async fn write_autocommit(
             return local.write_autocommit(ctx, sql.clone(), params.clone()).await;
         }
         let call = Call::Autocommit { group, ctx, sql: sql.clone(), params: params.clone(), cancel_id: rand::random() };
-        match forward(node, group, &call).await? {
-            Reply::Written(output, index) => Ok((output, index)),
-            other => Err(unexpected(&other)),
+        loop {
+            match forward(node, group, &call).await? {
+                Reply::Written(output, index) => return Ok((output, index)),
+                Reply::SlotBusy => continue,
+                other => return Err(unexpected(&other)),
+            }
         }
     })
     .await
@@ -839,9 +857,13 @@ pub async fn write_autocommit_cancellable(
         let sent_to = SentTo::default();
         let _registered = cancel.register(forwarded_stopper(node, group, cancel_id, &sent_to))?;
         let call = Call::Autocommit { group, ctx, sql: sql.clone(), params: params.clone(), cancel_id };
-        match forward_until(node, group, &call, Some((cancel, &sent_to))).await? {
-            Reply::Written(output, index) => Ok((output, index)),
-            other => Err(unexpected(&other)),
+        loop {
+            match forward_until(node, group, &call, Some((cancel, &sent_to))).await? {
+                Reply::Written(output, index) => return Ok((output, index)),
+                // Withdrawn unrun after waiting behind a transaction: send it again.
+                Reply::SlotBusy => continue,
+                other => return Err(unexpected(&other)),
+            }
         }
     })
     .await

@@ -10,9 +10,14 @@
 //! [`crate::budget::CHECK_EVERY_OPS`] SQLite steps.
 //!
 //! ```text
-//!            cancel()                 finish()
-//!  Running ───────────▶ Cancelled    Running ─────────▶ Finished
-//!     (a cancel after finish() is refused: the statement goes on to commit)
+//!           start()            finish()
+//!  Queued ─────────▶ Running ──────────▶ Finished
+//!     │                 │
+//!     │ cancel(),       │ cancel()
+//!     │ withdraw()      ▼
+//!     └──────────▶ Cancelled
+//!     (a cancel after finish() is refused: the statement goes on to commit;
+//!      withdraw() succeeds only before start())
 //! ```
 //!
 //! The flag is a small state machine so that "cancelled" and "will be
@@ -37,9 +42,12 @@ use std::sync::Arc;
 use shoal_common::{Error, SqlState};
 use tokio::sync::Notify;
 
-const RUNNING: u8 = 0;
+/// Not started: the batcher has not taken it from its queue (or, for a
+/// statement that is not queued, nothing has marked it started).
+const QUEUED: u8 = 0;
 const CANCELLED: u8 = 1;
 const FINISHED: u8 = 2;
+const RUNNING: u8 = 3;
 
 #[derive(Debug, Default)]
 struct Flag {
@@ -62,12 +70,37 @@ impl StatementCancel {
     /// Asks the statement to stop. Returns false when it already finished
     /// (it will be committed; the request is ignored).
     pub fn cancel(&self) -> bool {
-        match self.flag.state.compare_exchange(RUNNING, CANCELLED, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                self.flag.cancelled.notify_waiters();
-                true
+        self.cancel_from(&[QUEUED, RUNNING])
+    }
+
+    /// Cancels the statement only if it has not started ([`StatementCancel::start`]):
+    /// true when it will certainly never run. A leader gives up a forwarded
+    /// write that waited too long in the batcher's queue this way, so its
+    /// origin can send it again; one that runs is left to finish.
+    pub fn withdraw(&self) -> bool {
+        self.cancel_from(&[QUEUED])
+    }
+
+    fn cancel_from(&self, states: &[u8]) -> bool {
+        for &from in states {
+            match self.flag.state.compare_exchange(from, CANCELLED, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    self.flag.cancelled.notify_waiters();
+                    return true;
+                }
+                Err(CANCELLED) => return true,
+                Err(_) => {}
             }
-            Err(state) => state == CANCELLED,
+        }
+        false
+    }
+
+    /// Marks a queued statement as started. False when a cancel came first:
+    /// it must not run.
+    pub fn start(&self) -> bool {
+        match self.flag.state.compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => true,
+            Err(state) => state != CANCELLED,
         }
     }
 
@@ -96,10 +129,14 @@ impl StatementCancel {
     /// when a cancel came first: the caller must undo the statement and
     /// answer [`canceled`].
     pub fn finish(&self) -> bool {
-        match self.flag.state.compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => true,
-            Err(state) => state == FINISHED,
+        for from in [RUNNING, QUEUED] {
+            match self.flag.state.compare_exchange(from, FINISHED, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) | Err(FINISHED) => return true,
+                Err(CANCELLED) => return false,
+                Err(_) => {}
+            }
         }
+        false
     }
 }
 
@@ -128,6 +165,25 @@ mod tests {
         assert!(flag.finish());
         assert!(!shared.cancel(), "a finished statement goes on to commit");
         assert!(!shared.is_cancelled());
+    }
+
+    #[test]
+    fn only_a_statement_that_has_not_started_can_be_withdrawn() {
+        let flag = StatementCancel::new();
+        assert!(flag.withdraw(), "queued: withdrawn");
+        assert!(!flag.start(), "a withdrawn statement never starts");
+        assert!(flag.is_cancelled());
+
+        let flag = StatementCancel::new();
+        assert!(flag.start());
+        assert!(!flag.withdraw(), "running: left to finish");
+        assert!(!flag.is_cancelled());
+        assert!(flag.cancel(), "a cancel still stops it");
+        assert!(!flag.finish());
+
+        let flag = StatementCancel::new();
+        assert!(flag.start() && flag.finish());
+        assert!(!flag.withdraw() && !flag.cancel());
     }
 
     #[test]
