@@ -162,13 +162,21 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         let ident = &c.ident;
         quote!(to.bind(::shoal_orm::SqlType::to_value_ref(&self.#ident))?;)
     });
-    let (key_ty, key_values) = if pk.len() == 1 {
+    let (key_ty, key_values, push_key) = if pk.len() == 1 {
         let ty = &pk[0].ty;
-        (quote!(#ty), quote!(::std::vec![::shoal_orm::SqlType::to_value(&key)]))
+        (
+            quote!(#ty),
+            quote!(::std::vec![::shoal_orm::SqlType::to_value(&key)]),
+            quote!(to.push(::shoal_orm::SqlType::to_value(&key));),
+        )
     } else {
         let tys = pk.iter().map(|c| &c.ty);
-        let idx = (0..pk.len()).map(syn::Index::from);
-        (quote!((#(#tys),*)), quote!(::std::vec![#(::shoal_orm::SqlType::to_value(&key.#idx)),*]))
+        let idx: Vec<syn::Index> = (0..pk.len()).map(syn::Index::from).collect();
+        (
+            quote!((#(#tys),*)),
+            quote!(::std::vec![#(::shoal_orm::SqlType::to_value(&key.#idx)),*]),
+            quote!(#(to.push(::shoal_orm::SqlType::to_value(&key.#idx));)*),
+        )
     };
     let pk_idents: Vec<&Ident> = pk.iter().map(|c| &c.ident).collect();
     let first_pk = pk_idents[0];
@@ -263,6 +271,9 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             }
             fn key_values(key: Self::Key) -> ::std::vec::Vec<::shoal_orm::Value> {
                 #key_values
+            }
+            fn __push_key_values(key: Self::Key, to: &mut ::std::vec::Vec<::shoal_orm::Value>) {
+                #push_key
             }
             fn primary_key_values(&self) -> ::std::vec::Vec<::shoal_orm::Value> {
                 ::std::vec![#(::shoal_orm::SqlType::to_value(&self.#pk_idents)),*]

@@ -50,6 +50,12 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
     }
     /// A key's values, in primary-key order.
     fn key_values(key: Self::Key) -> Vec<Value>;
+    /// [`Model::key_values`] pushed onto `to` (generated: a key lookup
+    /// fills a reused vector instead of allocating one).
+    #[doc(hidden)]
+    fn __push_key_values(key: Self::Key, to: &mut Vec<Value>) {
+        to.extend(Self::key_values(key));
+    }
     /// This row's primary-key values.
     fn primary_key_values(&self) -> Vec<Value>;
     /// The first primary-key column's value (relations require a
@@ -76,17 +82,21 @@ pub trait Model: Sized + Send + Sync + Unpin + 'static {
     }
 
     /// The row with this primary key, or `None`.
+    // Inline (as `get`): returned by value, the lookup's future (about
+    // 1.3 KiB) would be copied into the caller's.
+    #[inline]
     fn find(
         ex: &(impl Executor + ?Sized),
         key: impl Into<Self::Key>,
     ) -> impl Future<Output = Result<Option<Self>>> + Send {
-        let key = Self::key_values(key.into());
+        let key = write::key_params::<Self>(key.into());
         async move { Ok(write::find::<Self>(key, ex).await?.ok()) }
     }
 
     /// The row with this primary key; [`Error::NotFound`] when there is none.
+    #[inline]
     fn get(ex: &(impl Executor + ?Sized), key: impl Into<Self::Key>) -> impl Future<Output = Result<Self>> + Send {
-        let key = Self::key_values(key.into());
+        let key = write::key_params::<Self>(key.into());
         async move {
             match write::find::<Self>(key, ex).await? {
                 Ok(row) => Ok(row),

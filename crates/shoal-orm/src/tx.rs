@@ -277,7 +277,7 @@ impl Executor for Tx {
             let mut guard = self.shared.conn.lock().await;
             let conn = guard.as_mut().ok_or(Error::TransactionClosed)?;
             let start = self.shared.core.clock();
-            let r = conn.query_each(stmt, row).await;
+            let r = conn.query_each_inline(stmt, row).await;
             self.shared.core.observe(stmt, start, &r);
             self.note(&r);
             r

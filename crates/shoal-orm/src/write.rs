@@ -19,6 +19,7 @@
 //! known, so Shoal writes go to one shard.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
@@ -247,8 +248,30 @@ pub(crate) async fn delete<M: Model>(model: &M, ex: &(impl Executor + ?Sized)) -
     Ok(done.rows_affected > 0)
 }
 
+thread_local! {
+    /// The parameter vector of this thread's last key lookup that found
+    /// its row, emptied and kept for the next one: a lookup is a few
+    /// thousand instructions on PostgreSQL, and allocating and freeing
+    /// the key's vector a few percent of them.
+    static SPARE_KEY_PARAMS: Cell<Vec<Value>> = const { Cell::new(Vec::new()) };
+}
+
+/// Keys longer than this give their vector back to the allocator.
+const SPARE_KEY_PARAMS_MAX: usize = 8;
+
+/// A key's values as a lookup's parameters, in this thread's spare vector
+/// when it has one (see [`find`], which gives it back).
+#[inline]
+pub(crate) fn key_params<M: Model>(key: M::Key) -> Vec<Value> {
+    let mut params = SPARE_KEY_PARAMS.with(Cell::take);
+    M::__push_key_values(key, &mut params);
+    params
+}
+
 /// Fetches one row by primary key: the row, or the key back for a
-/// "not found" message (so the hot path never copies it).
+/// "not found" message (so the hot path never copies it). `key` comes
+/// from [`key_params`]; a found row's lookup leaves it as the thread's
+/// spare.
 pub(crate) async fn find<M: Model>(
     key: Vec<Value>,
     ex: &(impl Executor + ?Sized),
@@ -288,7 +311,17 @@ pub(crate) async fn find<M: Model>(
         Some(done) => done?,
         None => fetch_rows_async(ex, &mut stmt, &mut keep).await?,
     }
-    Ok(found.ok_or(stmt.params))
+    match found {
+        Some(row) => {
+            let mut params = stmt.params;
+            if params.capacity() <= SPARE_KEY_PARAMS_MAX {
+                params.clear();
+                SPARE_KEY_PARAMS.with(|spare| spare.set(params));
+            }
+            Ok(Ok(row))
+        }
+        None => Ok(Err(stmt.params)),
+    }
 }
 
 /// A model plus a snapshot of its values as last loaded or saved, so

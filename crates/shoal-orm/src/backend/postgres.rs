@@ -185,11 +185,12 @@ impl PgConn {
         let mut retried = false;
         let rows = loop {
             let st = self.prepare(&stmt.sql).await?;
-            // Boxed on its own: `query_raw`'s future is about 1 KiB, and
-            // inline it would make this whole (boxed) future too large for
-            // the allocator's per-thread cache, costing more than a second
-            // small box.
-            match Box::pin(self.client.query_raw(&st, stmt.params.iter().map(PgParam))).await.map_err(map_error) {
+            // Awaited inline: `query_raw`'s future is about 1 KiB, but no
+            // box holds this one on a `Db` (`query_each_inline` awaits it in
+            // the caller's future), so boxing it separately only cost an
+            // allocation and a 1 KiB copy per statement. A transaction's
+            // read is boxed once, by `Tx::__fetch_each`, with this inside.
+            match self.client.query_raw(&st, stmt.params.iter().map(PgParam)).await.map_err(map_error) {
                 Err(e) if !retried && Self::stale_plan(&e) => {
                     self.forget_statements();
                     retried = true;

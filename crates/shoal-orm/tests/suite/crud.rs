@@ -19,6 +19,10 @@ pub async fn crud_roundtrip(t: TestDb) {
     let missing = User::get(db, alice.id + 1000).await.unwrap_err();
     assert!(matches!(missing, Error::NotFound { .. }), "{missing}");
     assert_eq!(missing.sqlstate(), "P0002");
+    // A found lookup leaves its parameter vector for the next one on the
+    // thread; the next must bind its own key alone.
+    let Error::NotFound { what, .. } = &missing else { unreachable!() };
+    assert_eq!(what, &format!("primary key [Int({})]", alice.id + 1000));
 
     eprintln!("update writes every column; save upserts on the primary key");
     alice.age = 31;
@@ -73,6 +77,9 @@ pub async fn composite_keys_and_types(t: TestDb) {
         .unwrap();
     Membership { org: "zeta".into(), user_id: 7, role: "dev".into(), rank: None, score: 2.0 }.insert(db).await.unwrap();
     assert_eq!(Membership::get(db, ("acme".to_string(), 7)).await.unwrap(), m);
+    let missing = Membership::get(db, ("acme".to_string(), 9)).await.unwrap_err();
+    let Error::NotFound { what, .. } = &missing else { panic!("{missing}") };
+    assert_eq!(what, r#"primary key [Text("acme"), Int(9)]"#, "only this lookup's key is bound");
     m.role = "owner".into();
     m.rank = None;
     m.save(db).await.unwrap();
