@@ -212,7 +212,7 @@ pub enum Reply {
     /// `false`: not here (yet, or any more); the origin sends it again.
     CancelReached(bool),
     /// The answer to a [`Call::Begin`] or [`Call::Autocommit`] that waited
-    /// [`SLOT_WAIT`] for the write slot without getting it (another
+    /// `SLOT_WAIT` (4 s) for the write slot without getting it (another
     /// transaction holds it): no transaction was begun, the write never
     /// runs; the origin asks again.
     SlotBusy,
