@@ -440,8 +440,8 @@ impl ShoalSession {
         // Reads are always safe to run again; only a write's unknown outcome needs saying.
         let writes = matches!(plan, Plan::Write { .. } | Plan::Ddl { .. } | Plan::Transaction(TxnControl::Commit));
         // An INSERT … VALUES keeps its rows and parameters to name the key of a unique violation.
-        let probe = match &plan {
-            Plan::Write { key_probe: Some(probe), .. } => Some((probe.clone(), params.clone())),
+        let probe = match &mut plan {
+            Plan::Write { key_probe, .. } => key_probe.take().map(|probe| (probe, params.clone())),
             _ => None,
         };
         self.cancel.start_statement(self.statement_timeout);
