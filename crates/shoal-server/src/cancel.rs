@@ -133,16 +133,24 @@ impl CancelState {
         Ok(Registration { state: self, statement: inner.statement })
     }
 
+    /// A fresh statement flag (`shoal_storage::cancel`) that a cancel of
+    /// this statement sets, registered until the guard drops: for a phase
+    /// that runs on this node.
+    pub fn register_flag(&self) -> Result<(StatementCancel, Registration<'_>)> {
+        let flag = StatementCancel::new();
+        let stop = flag.clone();
+        let registered = self.register(Arc::new(move || {
+            stop.cancel();
+        }))?;
+        Ok((flag, registered))
+    }
+
     /// Runs `wait` until it ends or the statement is cancelled; a cancel
     /// abandons it and fails with 57014. Only for waits that are safe to
     /// drop midway, i.e. have no effect of their own (a read index, a
     /// replica catching up). `wait` must not register a stopper itself.
     pub async fn interruptible<T>(&self, wait: impl Future<Output = Result<T>>) -> Result<T> {
-        let flag = StatementCancel::new();
-        let stop = flag.clone();
-        let _registered = self.register(Arc::new(move || {
-            stop.cancel();
-        }))?;
+        let (flag, _registered) = self.register_flag()?;
         tokio::select! {
             biased;
             done = wait => done,

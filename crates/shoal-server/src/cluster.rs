@@ -846,11 +846,7 @@ pub async fn write_autocommit_cancellable(
     let local = node.group(group)?;
     retry_not_committed(|| async {
         if local.is_leader() {
-            let flag = StatementCancel::new();
-            let stop = flag.clone();
-            let _registered = cancel.register(Arc::new(move || {
-                stop.cancel();
-            }))?;
+            let (flag, _registered) = cancel.register_flag()?;
             return local.write_autocommit_cancellable(ctx, sql.clone(), params.clone(), flag).await;
         }
         let cancel_id: u64 = rand::random();
@@ -1084,11 +1080,7 @@ impl Writer {
     ) -> Result<(Writer, u64)> {
         let local = node.group(group)?;
         if local.is_leader() {
-            let flag = StatementCancel::new();
-            let stop = flag.clone();
-            let _registered = cancel.register(Arc::new(move || {
-                stop.cancel();
-            }))?;
+            let (flag, _registered) = cancel.register_flag()?;
             let txn = local.begin_cancellable(ctx, &flag).await?;
             return Ok((Writer::Local(txn), local.applied_index()));
         }
@@ -1138,11 +1130,7 @@ impl Writer {
     ) -> Result<QueryOutput> {
         match self {
             Writer::Local(txn) => {
-                let flag = StatementCancel::new();
-                let stop = flag.clone();
-                let _registered = cancel.register(Arc::new(move || {
-                    stop.cancel();
-                }))?;
+                let (flag, _registered) = cancel.register_flag()?;
                 txn.execute_cancellable(sql, params, record, Some(flag)).await
             }
             Writer::Remote(remote) => {
