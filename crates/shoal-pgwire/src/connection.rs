@@ -856,7 +856,6 @@ impl<S: Session> Connection<S> {
     }
 }
 
-/// Resolves once shutdown has been signalled (never, if the signal is gone).
 /// Resolves once `limit` has passed; never without a limit.
 async fn idle_expired(limit: Option<Duration>) {
     match limit {
@@ -865,6 +864,7 @@ async fn idle_expired(limit: Option<Duration>) {
     }
 }
 
+/// Resolves once shutdown has been signalled (never, if the signal is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     while !*stop.borrow_and_update() {
         if stop.changed().await.is_err() {
