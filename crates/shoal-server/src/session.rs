@@ -34,8 +34,8 @@ use shoal_raft::{GroupId, Reader};
 use shoal_sql::Stmt;
 use shoal_sql::{AdminCall, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
 use shoal_storage::determinism::StatementScope;
+use shoal_storage::QueryOutput;
 use shoal_storage::SessionSequences;
-use shoal_storage::{InterruptHandle, QueryOutput};
 use sqlparser::ast::Statement;
 
 use crate::cancel::{parse_ms_setting, CancelReason, CancelState};
@@ -50,10 +50,11 @@ use crate::node::{CatalogState, Node, DATA_GROUP};
 /// draws need no particular seed, only the transaction's timestamp.
 const READ_STATEMENT: u32 = u32::MAX;
 
-/// A stopper that interrupts a read connection.
-fn interrupt(handle: &Arc<InterruptHandle>) -> crate::cancel::Stopper {
-    let handle = handle.clone();
-    Arc::new(move || handle.interrupt())
+/// Runs a read on `reader`, which a cancel of the statement interrupts.
+fn run_read(reader: &Reader, cancel: &CancelState, sql: &str, params: &[Value]) -> Result<QueryOutput> {
+    let handle = reader.interrupt.clone();
+    let _registered = cancel.register(Arc::new(move || handle.interrupt()))?;
+    shoal_storage::run_read_only(&reader.conn, sql, params)
 }
 
 /// An open transaction block.
@@ -680,8 +681,7 @@ impl ShoalSession {
                 .data
                 .read(move |reader| {
                     let _scope = StatementScope::enter(&ctx, 0);
-                    let _registered = cancel.register(interrupt(&reader.interrupt))?;
-                    shoal_storage::run_read_only(&reader.conn, &sql, &params)
+                    run_read(reader, &cancel, &sql, &params)
                 })
                 .await;
         };
@@ -722,8 +722,7 @@ impl ShoalSession {
             .run(move |reader| {
                 // now() is the transaction's start time on every statement.
                 let _scope = StatementScope::enter(&ctx, READ_STATEMENT);
-                let _registered = cancel.register(interrupt(&reader.interrupt))?;
-                shoal_storage::run_read_only(&reader.conn, &sql, &params)
+                run_read(reader, &cancel, &sql, &params)
             })
             .await;
         let reader = reader.ok_or_else(|| Error::internal("transaction snapshot lost"))?;
@@ -771,8 +770,7 @@ impl ShoalSession {
                 if let Some(result) = &admin {
                     catalog_views::fill_admin(&reader.conn, result)?;
                 }
-                let _registered = cancel.register(interrupt(&reader.interrupt))?;
-                shoal_storage::run_read_only(&reader.conn, &sql, &params)
+                run_read(reader, &cancel, &sql, &params)
             })
             .await
     }
