@@ -51,6 +51,12 @@
 //! starts the next one. Entries are consecutive across segments, so a
 //! segment's last index is the next segment's first index minus one.
 //!
+//! The active segment is *preallocated*: the writer extends it with zeros a
+//! megabyte (`preallocate_bytes`) at a time and writes records over them,
+//! so the fsync of a group commit has no new file length to make durable
+//! (see `writer::Writer::write_buf` for why and what it saves). Zeros after
+//! the last record are free space, not a torn tail; sealing cuts them off.
+//!
 //! ## In memory
 //!
 //! `index::LogIndex` maps each present log index to `(segment, offset, len)`
@@ -86,9 +92,11 @@
 //!
 //! Segments wholly below `last_purged` are deleted unread. The rest are
 //! scanned record by record, checking the CRC, decoding each entry and
-//! checking that indexes are consecutive. In the **last** segment, the first
-//! record that is incomplete or fails its CRC starts a torn tail: everything
-//! from there is cut off (`tracing::warn!` says how much). A torn write can
+//! checking that indexes are consecutive. A segment's records end where only
+//! zeros follow (preallocated space). In the **last** segment, the first
+//! record that is incomplete or fails its CRC, with anything but zeros
+//! after it, starts a torn tail: everything from there is cut off
+//! (`tracing::warn!` says how much). A torn write can
 //! only be in the last segment, because a segment is fsynced before the next
 //! one is created. The same damage in an earlier segment, a payload that
 //! passes its CRC but does not decode, an index gap, or a durable committed
@@ -103,8 +111,8 @@
 //!
 //! ## Out of scope
 //!
-//! Compression and encryption of segments (the archiver's job), preallocation
-//! of segment files, and reading segments with `mmap`.
+//! Compression and encryption of segments (the archiver's job), and reading
+//! segments with `mmap`.
 
 mod index;
 mod meta;
@@ -156,6 +164,10 @@ pub struct LogOptions {
     /// Capacity of the writer's queue, in commands (one per `append` call);
     /// a full queue makes `append` wait, which is the backpressure.
     pub queue_capacity: usize,
+    /// The active segment is extended with zeros this many bytes at a time,
+    /// ahead of its records, so that the fsync after each group commit
+    /// writes data only, not a new file length (0: grow with each write).
+    pub preallocate_bytes: u64,
 }
 
 impl Default for LogOptions {
@@ -166,6 +178,7 @@ impl Default for LogOptions {
             max_group_bytes: 4 << 20,
             cache_size_bytes: 16 << 20,
             queue_capacity: 1024,
+            preallocate_bytes: 1 << 20,
         }
     }
 }

@@ -167,7 +167,7 @@ where
             index.push_recovered(entry, slot)
         })?;
 
-        let mut size_bytes = bytes.len() as u64;
+        let size_bytes = outcome.valid_bytes;
         if let Some(reason) = outcome.torn {
             if !is_last {
                 return Err(corrupted(format!("sealed log segment {} is damaged: {reason}", path.display())));
@@ -176,10 +176,9 @@ where
                 segment = %path.display(),
                 reason = %reason,
                 kept_records = outcome.records,
-                dropped_bytes = size_bytes - outcome.valid_bytes,
+                dropped_bytes = bytes.len() as u64 - outcome.valid_bytes,
                 "truncating the torn tail of the Raft log (an unfinished write before a crash)"
             );
-            size_bytes = outcome.valid_bytes;
             if outcome.records > 0 {
                 let file = OpenOptions::new()
                     .write(true)
@@ -242,6 +241,10 @@ where
     C: RaftTypeConfig,
     C::Entry: DeserializeOwned,
 {
+    if bytes.iter().all(|b| *b == 0) {
+        // Created and preallocated, but not even its header reached the disk.
+        return Ok(ScanOutcome { records: 0, valid_bytes: 0, torn: Some("the segment holds only zeros".into()) });
+    }
     match check_segment_header(bytes) {
         Ok(()) => {}
         Err(HeaderError::Truncated) => {
@@ -254,6 +257,10 @@ where
     let mut records = 0;
     let mut torn = None;
     while offset < bytes.len() {
+        if bytes[offset..].iter().all(|b| *b == 0) {
+            // Preallocated space after the last record (see the module docs of `log_store`).
+            break;
+        }
         let (payload, len) = match unframe(&bytes[offset..]) {
             Ok(record) => record,
             Err(err) => {

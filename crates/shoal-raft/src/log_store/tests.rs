@@ -4,6 +4,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{Cursor, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use openraft::storage::RaftLogStorage;
@@ -31,8 +32,10 @@ fn entries(term: u64, indexes: std::ops::Range<u64>) -> Vec<TestEntry> {
 }
 
 /// fsync off: these tests check format and logic, not the disk's promises.
+/// No preallocation, so file lengths are the records' (the tests of
+/// preallocated segments set it themselves).
 fn options() -> LogOptions {
-    LogOptions { fsync: false, ..LogOptions::default() }
+    LogOptions { fsync: false, preallocate_bytes: 0, ..LogOptions::default() }
 }
 
 /// About five entries per segment, so a few dozen entries span many segments.
@@ -484,4 +487,92 @@ async fn sealed_segments_are_only_the_committed_ones() {
 
     store.save_committed(Some(log_id(1, 29))).await.unwrap();
     assert_eq!(store.sealed_segments().len(), files.len() - 1, "the active segment is never sealed");
+}
+
+/// Small segments, preallocated 64 bytes at a time (records here are ~60).
+fn preallocated() -> LogOptions {
+    LogOptions { preallocate_bytes: 64, ..small_segments() }
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().len()
+}
+
+#[tokio::test]
+async fn preallocated_zeros_are_free_space_not_a_torn_tail() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(dir.path(), LogOptions { preallocate_bytes: 4096, ..options() });
+    append(&mut store, entries(1, 0..3)).await;
+    let segment = segment_files(dir.path()).pop().unwrap();
+    let records = store.stats().size_bytes;
+    assert_eq!(file_len(&segment), 4096, "the segment is extended a chunk ahead of its records");
+    assert!(records < 4096);
+    drop(store);
+
+    tracing::info!("--- reopened, the zeros stay (no cut) and appends go right after the records");
+    let mut store = open(dir.path(), LogOptions { preallocate_bytes: 4096, ..options() });
+    assert_eq!(file_len(&segment), 4096);
+    assert_eq!(store.stats().size_bytes, records);
+    append(&mut store, entries(1, 3..6)).await;
+    drop(store);
+    let mut store = open(dir.path(), options());
+    assert_eq!(indexes(&read_all(&mut store).await), (0..6).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn sealed_segments_lose_their_preallocated_zeros() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(dir.path(), preallocated());
+    for batch in 0..10 {
+        append(&mut store, entries(1, batch * 3..batch * 3 + 3)).await;
+    }
+    store.save_committed(Some(log_id(1, 29))).await.unwrap();
+    let sealed = store.sealed_segments();
+    assert!(sealed.len() >= 3, "small segments should roll: {sealed:?}");
+    assert!(sealed.iter().all(|s| file_len(&s.path) == s.size_bytes), "{sealed:?}");
+    let active = segment_files(dir.path()).pop().unwrap();
+    assert!(file_len(&active) >= store.stats().size_bytes - sealed.iter().map(|s| s.size_bytes).sum::<u64>());
+    let before = read_all(&mut store).await;
+    drop(store);
+    let mut store = open(dir.path(), preallocated());
+    assert_eq!(read_all(&mut store).await, before);
+}
+
+#[tokio::test]
+async fn a_torn_record_over_preallocated_zeros_is_cut() {
+    let dir = TempDir::new().unwrap();
+    {
+        let mut store = open(dir.path(), LogOptions { preallocate_bytes: 4096, ..options() });
+        append(&mut store, entries(1, 0..4)).await;
+    }
+    let segment = segment_files(dir.path()).pop().unwrap();
+    // Where the next record would have gone: half of a record's bytes, then zeros.
+    let records = {
+        let store = open(dir.path(), options());
+        store.stats().size_bytes
+    };
+    let mut torn = Vec::new();
+    record::frame(b"half of a record that never finished", &mut torn).unwrap();
+    torn.truncate(torn.len() / 2);
+    OpenOptions::new().write(true).open(&segment).unwrap().write_all_at(&torn, records).unwrap();
+
+    let mut store = open(dir.path(), options());
+    assert_eq!(indexes(&read_all(&mut store).await), [0, 1, 2, 3]);
+    assert_eq!(file_len(&segment), records, "the torn record and the zeros after it are cut off");
+    append(&mut store, vec![entry(1, 4)]).await;
+}
+
+#[tokio::test]
+async fn a_segment_of_zeros_left_by_a_crash_is_removed() {
+    let dir = TempDir::new().unwrap();
+    {
+        let mut store = open(dir.path(), options());
+        append(&mut store, entries(1, 0..3)).await;
+    }
+    // Created and extended, but its header never reached the disk.
+    fs::write(dir.path().join(record::segment_file_name(3)), [0u8; 4096]).unwrap();
+    let mut store = open(dir.path(), options());
+    assert_eq!(indexes(&read_all(&mut store).await), [0, 1, 2]);
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    append(&mut store, vec![entry(1, 3)]).await;
 }
