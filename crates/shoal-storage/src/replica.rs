@@ -387,11 +387,16 @@ impl Replica {
         self.in_txn
     }
 
+    /// Whether [`Replica::begin_next`] would start a second batch now.
+    pub fn can_begin_next(&self) -> bool {
+        self.in_txn && self.pending.len() == 1 && !self.deferred
+    }
+
     /// Starts a second batch inside the open transaction, to be committed by
     /// `proposal` after the first one's (see the module docs). Only while
     /// exactly one proposal is pending and none has been applied.
     pub fn begin_next(&mut self, proposal: ProposalId) -> Result<bool> {
-        if !self.in_txn || self.pending.len() != 1 || self.deferred {
+        if !self.can_begin_next() {
             return Ok(false);
         }
         self.control("SAVEPOINT __shoal_next")?;
