@@ -535,6 +535,16 @@ impl Replica {
 
     fn replay_txns(&mut self, command: &Command) -> Result<()> {
         for txn in &command.txns {
+            // One ordinary statement needs no savepoint of its own: SQLite
+            // undoes a failed statement's changes by itself (the translator
+            // never emits an `OR FAIL` conflict clause, the one exception),
+            // and most entries are batches of single autocommit statements.
+            if let [stmt] = txn.stmts.as_slice() {
+                if !is_savepoint_statement(&stmt.sql) {
+                    self.replay_statement(&txn.ctx, stmt)?;
+                    continue;
+                }
+            }
             self.control("SAVEPOINT __shoal_txn")?;
             for stmt in &txn.stmts {
                 self.replay_statement(&txn.ctx, stmt)?;

@@ -157,6 +157,49 @@ fn failed_statements_replay_as_failures_and_divergence_is_caught() {
     assert_eq!(r.applied().index, 2);
 }
 
+/// A batch entry: single-statement transactions, one of which failed on the
+/// leader after inserting rows. Replay runs those without a savepoint of
+/// their own, so this checks SQLite's statement rollback leaves nothing of
+/// the failed one behind.
+#[test]
+fn a_statement_that_failed_midway_in_a_batch_replays_without_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ExecContext::default();
+    let single = |sql: &str, failed: bool| TxnRecord {
+        ctx,
+        stmts: vec![RecordedStmt { failed, ..stmt(0, sql, vec![]) }],
+        ..Default::default()
+    };
+    let log = vec![
+        Command {
+            proposal: None,
+            txns: vec![single("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)", false)],
+            checksum: false,
+        },
+        Command {
+            proposal: None,
+            txns: vec![
+                single("INSERT INTO t (v) VALUES ('b')", false),
+                // Three rows go in before 'b' collides: the statement fails as a whole.
+                single("INSERT INTO t (v) SELECT 'x' || value FROM generate_series(1, 3) UNION ALL SELECT 'b'", true),
+                single("INSERT INTO t (v) VALUES ('c')", false),
+            ],
+            checksum: false,
+        },
+    ];
+    let replica = replay_into(dir.path(), "r.db", &log);
+    assert_eq!(replica.applied().index, 2);
+    let conn = rusqlite::Connection::open(dir.path().join("r.db")).unwrap();
+    let values: Vec<String> = conn
+        .prepare("SELECT v FROM t ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(values, ["b", "c"]);
+}
+
 #[test]
 fn snapshot_round_trip() {
     let dir = tempfile::tempdir().unwrap();
