@@ -13,6 +13,10 @@
 //! succeeds proves the session was encrypted; `verify-full` must refuse the
 //! wrong CA and a host the certificate does not name, while `verify-ca`
 //! accepts the latter.
+//!
+//! libpq's `PGSSL*` environment variables are tested in a child process
+//! (`pgssl_variables_configure_tls`), so they never reach this process's
+//! other tests.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -351,4 +355,83 @@ async fn bad_client_certificate_options_are_config_errors() {
             assert!(err.to_string().contains(needle), "{url}: {err}");
         }
     }
+}
+
+/// Variables that tell [`pgssl_variables_child`] where the server is and
+/// which certificate is another user's; set only by the parent test.
+const CHILD_PORT: &str = "SHOAL_ORM_TEST_PGSSL_PORT";
+const CHILD_ALICE: &str = "SHOAL_ORM_TEST_PGSSL_ALICE";
+
+/// libpq's `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY` through
+/// `Db::connect`. The variables are process-wide, and the other tests of
+/// this binary connect at the same time, so they are set only in a child
+/// process: this binary again, running [`pgssl_variables_child`] alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgssl_variables_configure_tls() {
+    let pki = pki();
+    let args = [
+        OsString::from("--tls-cert"),
+        pki.cert.clone().into(),
+        OsString::from("--tls-key"),
+        pki.key.clone().into(),
+        OsString::from("--tls-client-ca"),
+        pki.ca.clone().into(),
+    ];
+    let Some(server) = start(&args).await else { return };
+    let right = pki.client("shoal", "shoal", false);
+    let alice = pki.client("alice", "alice", false);
+    let home = pki.dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args(["tls::pgssl_variables_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("PGSSLMODE", "verify-full")
+        .env("PGSSLROOTCERT", &pki.ca)
+        .env("PGSSLCERT", &right.cert)
+        .env("PGSSLKEY", &right.key)
+        // No ~/.postgresql files of the machine's user can take part.
+        .env("HOME", &home)
+        .env(CHILD_PORT, server.pg_port.to_string())
+        .env(CHILD_ALICE, &alice.cert);
+    let output = tokio::task::spawn_blocking(move || child.output().unwrap()).await.unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the child failed:\n{log}");
+    assert!(log.contains("1 passed"), "the child test did not run:\n{log}");
+}
+
+/// The child of [`pgssl_variables_configure_tls`]; without its variables
+/// (run on its own with `--ignored`) it does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run in a child process by pgssl_variables_configure_tls"]
+async fn pgssl_variables_child() {
+    let (Some(port), Some(alice)) = (std::env::var_os(CHILD_PORT), std::env::var_os(CHILD_ALICE)) else {
+        eprintln!("not started by pgssl_variables_configure_tls; nothing to do");
+        return;
+    };
+    let port = port.to_str().unwrap();
+    let alice = PathBuf::from(alice);
+
+    eprintln!("a URL without TLS options takes all four: verify-full against the CA, our certificate presented");
+    let url = format!("shoal://shoal@localhost:{port}/shoal");
+    assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
+    let url = format!("postgres://shoal@localhost:{port}/shoal");
+    assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
+
+    eprintln!("PGSSLMODE=verify-full still checks the host name, and the message says where the mode came from");
+    let url = format!("shoal://shoal@127.0.0.1:{port}/shoal");
+    let message = connect_error(query(&url).await, &url);
+    assert!(message.contains("PGSSLMODE=verify-full") && message.contains("not valid for name"), "{message}");
+
+    eprintln!("the URL wins: sslcert/sslkey in it replace PGSSLCERT/PGSSLKEY (here another user's certificate)");
+    let url = format!(
+        "shoal://shoal@localhost:{port}/shoal?sslcert={}&sslkey={}",
+        alice.display(),
+        alice.with_extension("key").display()
+    );
+    let message = connect_error(query(&url).await, &url);
+    assert!(message.contains("28000") && message.contains("\"alice\"") && message.contains("alice.crt"), "{message}");
+
+    eprintln!("the URL wins: sslmode=disable replaces PGSSLMODE, and plain connections need no certificate");
+    let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=disable");
+    assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
 }
