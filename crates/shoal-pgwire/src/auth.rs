@@ -162,20 +162,25 @@ impl Policy {
                 tls::check_client_cert(cert, user)?;
                 self.password_or_loopback(peer)
             }
-            (AuthMethod::Cert | AuthMethod::CertOrPassword, cert) => {
-                tls::check_client_cert(cert, user)?;
-                if user != self.user {
-                    // The CA signed a certificate for a user this server
-                    // does not have; SCRAM refuses such a name the same way.
-                    return Err(Error::new(
-                        SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
-                        format!("certificate authentication failed for user \"{user}\": no such user"),
-                    )
-                    .with_hint("This server has one user (its --user option): connect as that user, with a certificate whose CN names it."));
-                }
-                Ok(Login::Done)
-            }
+            (AuthMethod::Cert | AuthMethod::CertOrPassword, cert) => self.certificate_login(cert, user),
         }
+    }
+
+    /// The certificate as the login: its CN must be the user, and the user
+    /// the server's one user (SCRAM refuses other names too).
+    fn certificate_login(&self, cert: &ClientCert, user: &str) -> Result<Login, Error> {
+        tls::check_client_cert(cert, user)?;
+        if user != self.user {
+            return Err(Error::new(
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                format!("certificate authentication failed for user \"{user}\": no such user"),
+            )
+            .with_hint(
+                "This server has one user (its --user option): connect as that user, with a certificate whose CN \
+                 names it.",
+            ));
+        }
+        Ok(Login::Done)
     }
 
     /// The `password` method's rule: SCRAM when a password is set, else
@@ -190,7 +195,7 @@ impl Policy {
 }
 
 /// The `28000` refusal of a plain connection by a server that requires TLS.
-pub fn tls_required_refused(addr: IpAddr) -> Error {
+fn tls_required_refused(addr: IpAddr) -> Error {
     Error::new(
         SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
         format!("connection from {addr} refused: this server requires TLS, and the connection is not encrypted"),
