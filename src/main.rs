@@ -74,10 +74,22 @@ struct ServerArgs {
     /// PEM private key for TLS.
     #[arg(long)]
     tls_key: Option<PathBuf>,
-    /// PEM CA certificate(s): TLS clients must present a certificate it signed,
-    /// whose subject CN is the user name they connect as (FATAL 28000 otherwise).
+    /// PEM CA certificate(s) for client certificates: a certificate must be signed
+    /// by it and name the user it connects as (subject CN), or FATAL 28000. With
+    /// --auth password every TLS client must present one, and the password still
+    /// applies; see --auth for logging in by certificate.
     #[arg(long)]
     tls_client_ca: Option<PathBuf>,
+    /// Refuse plain (non-TLS) connections from every client, loopback included
+    /// (FATAL 28000); cancel requests still work. Needs --tls-cert and --tls-key.
+    #[arg(long)]
+    tls_required: bool,
+    /// How clients log in: `password` (SCRAM with --password; without one,
+    /// loopback clients only), `cert` (a certificate signed by --tls-client-ca
+    /// whose CN is the user, and nothing else), or `cert-or-password` (such a
+    /// certificate, else the password). [default: password]
+    #[arg(long, value_name = "METHOD")]
+    auth: Option<shoal_server::config::AuthMethod>,
     /// Snapshot each Raft group and compact its log every this many entries
     /// (a node that falls further behind catches up from a snapshot).
     #[arg(long, default_value_t = shoal_server::config::DEFAULT_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(10..))]
@@ -124,6 +136,8 @@ fn server_config(args: &ServerArgs, matches: &clap::ArgMatches) -> anyhow::Resul
         tls_cert: args.tls_cert.clone(),
         tls_key: args.tls_key.clone(),
         tls_client_ca: args.tls_client_ca.clone(),
+        tls_required: args.tls_required,
+        auth: args.auth.unwrap_or_default(),
         fsync: true,
         snapshot_every: args.snapshot_every,
         rpc_tls: match (&args.rpc_tls_cert, &args.rpc_tls_key, &args.rpc_tls_ca) {
@@ -142,6 +156,7 @@ fn server_config(args: &ServerArgs, matches: &clap::ArgMatches) -> anyhow::Resul
             rpc: explicit("rpc"),
             http: explicit("http"),
             user: explicit("user"),
+            auth: explicit("auth"),
             snapshot_every: explicit("snapshot_every"),
         };
         file.apply_to(&mut config, &flags);

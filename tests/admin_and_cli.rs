@@ -209,7 +209,6 @@ fn bad_client_tls_files_stop_the_server() {
         (dir.path().join("empty.pem"), dir.path().join("missing.pem"), dir.path().join("shoal.toml"));
     std::fs::write(&empty, "").unwrap();
     std::fs::write(&config, format!("tls-client-ca = \"{}\"\n", empty.display())).unwrap();
-    let [pg, rpc, http] = common::free_ports();
     let tls = ["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()];
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
@@ -220,18 +219,68 @@ fn bad_client_tls_files_stop_the_server() {
         (vec!["--tls-client-ca", cert_path.to_str().unwrap()], "--tls-client-ca needs TLS".into()),
     ];
     for (args, needle) in cases {
-        let data = dir.path().join("data");
-        let output = Command::new(env!("CARGO_BIN_EXE_shoal"))
-            .args(["server", "--data", data.to_str().unwrap()])
-            .args(["--pg", &format!("127.0.0.1:{pg}"), "--rpc", &format!("127.0.0.1:{rpc}")])
-            .args(["--http", &format!("127.0.0.1:{http}")])
-            .args(&args)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{args:?} must not start: {stderr}");
-        assert!(stderr.contains(&needle), "{args:?}: expected {needle:?} in {stderr}");
-        assert!(!data.exists(), "{args:?}: refused before touching the data directory");
+        refused_at_start(dir.path(), &args, &needle);
+    }
+}
+
+/// Runs `shoal server` with `args` (and its own ports and data directory
+/// under `dir`) and checks that it refuses to start, saying `needle`,
+/// before touching the data directory.
+fn refused_at_start(dir: &std::path::Path, args: &[&str], needle: &str) {
+    let [pg, rpc, http] = common::free_ports();
+    let data = dir.join("data");
+    let output = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(["server", "--data", data.to_str().unwrap()])
+        .args(["--pg", &format!("127.0.0.1:{pg}"), "--rpc", &format!("127.0.0.1:{rpc}")])
+        .args(["--http", &format!("127.0.0.1:{http}")])
+        .args(args)
+        .env_remove("SHOAL_PASSWORD")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{args:?} must not start: {stderr}");
+    assert!(stderr.contains(needle), "{args:?}: expected {needle:?} in {stderr}");
+    assert!(!data.exists(), "{args:?}: refused before touching the data directory");
+}
+
+/// `--tls-required` and `--auth cert`/`cert-or-password` without what they
+/// need, or with what they would ignore, stop `shoal server` at start with
+/// a message naming the options to fix (flag or config file alike).
+#[test]
+fn tls_required_and_cert_auth_need_their_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&key).unwrap();
+    let cert =
+        rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &ca, &key).unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    std::fs::write(path("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(path("server.crt"), cert.pem()).unwrap();
+    std::fs::write(path("server.key"), key.serialize_pem()).unwrap();
+    std::fs::write(path("required.toml"), "tls-required = true\n").unwrap();
+    std::fs::write(path("bad-auth.toml"), "auth = \"trust\"\n").unwrap();
+    std::fs::write(path("cert-auth.toml"), "auth = \"cert\"\n").unwrap();
+    let (cert, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
+    let (required, bad_auth, cert_auth) = (path("required.toml"), path("bad-auth.toml"), path("cert-auth.toml"));
+    let tls = ["--tls-cert", &cert, "--tls-key", &key];
+    let with_ca = [&tls[..], &["--tls-client-ca", &ca]].concat();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--tls-required"], "--tls-required needs TLS: give --tls-cert and --tls-key"),
+        (vec!["--config", &required], "--tls-required needs TLS"),
+        (
+            [&tls[..], &["--auth", "cert"]].concat(),
+            "--auth cert logs clients in by certificate, so it needs --tls-client-ca",
+        ),
+        ([&tls[..], &["--config", &cert_auth]].concat(), "needs --tls-client-ca"),
+        ([&with_ca[..], &["--auth", "cert", "--password", "x"]].concat(), "--auth cert never asks for a password"),
+        ([&with_ca[..], &["--auth", "cert-or-password"]].concat(), "--auth cert-or-password needs --password"),
+        (vec!["--auth", "trust"], "invalid authentication method \"trust\""),
+        (vec!["--config", &bad_auth], "invalid authentication method \"trust\""),
+    ];
+    for (args, needle) in cases {
+        refused_at_start(dir.path(), &args, needle);
     }
 }
 

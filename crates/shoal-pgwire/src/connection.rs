@@ -3,9 +3,9 @@
 //! The connection is a small state machine driven by frontend messages:
 //!
 //! ```text
-//!  Negotiating ──SSLRequest──▶ ('S' + TLS | 'N') ──StartupMessage──▶ Authenticating ──▶ Ready
-//!       └──CancelRequest──▶ cancel the target, close                                      │
-//!  Ready: Query → results → ReadyForQuery                                                 │
+//!  Negotiating ──SSLRequest──▶ ('S' + TLS | 'N') ──StartupMessage──▶ Policy::login ──▶ (SCRAM) ──▶ Ready
+//!       └──CancelRequest (plain or inside TLS)──▶ cancel the target, close                           │
+//!  Ready: Query → results → ReadyForQuery                                                            │
 //!         Parse/Bind/Describe/Execute/Close → … ; an error → skip to Sync ; Sync → ReadyForQuery
 //!  EOF, Terminate, a fatal error or shutdown → Session::close() exactly once, then the socket closes
 //! ```
@@ -42,12 +42,12 @@ use shoal_common::{DataType, Error, SqlState, Value};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::auth;
+use crate::auth::{self, Login, Policy};
 use crate::backend::{Backend, Column, ConnectParams, Notice, Prepared, Session, StatementResult, TransactionStatus};
 use crate::cancel::{CancelGuard, CancelRegistry};
 use crate::codec::{self, Format};
 use crate::framing::{Framer, ReadError, Stream};
-use crate::tls::{self, ClientCert};
+use crate::tls::ClientCert;
 use crate::WireConfig;
 
 /// A client that has not finished startup within this time is dropped, so
@@ -61,18 +61,25 @@ pub(crate) struct Shared<B> {
     backend: Arc<B>,
     config: Arc<WireConfig>,
     tls: Option<TlsAcceptor>,
-    /// TLS clients must present a certificate naming their user (`tls.rs`).
-    client_certs: bool,
+    /// Who may log in, and how (`auth.rs`).
+    policy: Policy,
     scram: Option<ScramAuth>,
     cancels: Arc<CancelRegistry>,
 }
 
 impl<B: Backend> Shared<B> {
     pub(crate) fn new(backend: Arc<B>, config: Arc<WireConfig>) -> std::io::Result<Shared<B>> {
+        config.check().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message))?;
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
-        let client_certs = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        let policy = Policy {
+            method: config.auth,
+            user: config.user.clone(),
+            tls_required: config.tls_required,
+            client_certs: config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+            password: config.password.is_some(),
+        };
         let scram = config.password.as_deref().map(|p| auth::scram_auth(&config.user, p));
-        Ok(Shared { backend, config, tls, client_certs, scram, cancels: Arc::new(CancelRegistry::new()) })
+        Ok(Shared { backend, config, tls, policy, scram, cancels: Arc::new(CancelRegistry::new()) })
     }
 }
 
@@ -228,20 +235,24 @@ async fn startup<B: Backend>(
             return None;
         }
     };
-    // The certificate is checked before any password is asked for, as
-    // PostgreSQL does; a plain connection has none to check.
-    if let (true, Some(cert)) = (shared.client_certs, &client_cert) {
-        if let Err(err) = tls::check_client_cert(cert, &params.user) {
-            tracing::info!(%peer, user = %params.user, reason = %err.message, "client certificate refused");
+    // TLS and the certificate are judged before any password is asked for,
+    // as PostgreSQL does. A cancel request never gets here: it is served
+    // above, before the StartupMessage, plain or not.
+    let login = match shared.policy.login(client_cert.as_ref(), &params.user, peer.ip()) {
+        Ok(login) => login,
+        Err(err) => {
+            tracing::info!(%peer, user = %params.user, reason = %err.message, "connection refused");
             fatal(framer, &err);
             let _ = framer.flush().await;
             return None;
         }
-    }
-    if let Err(err) = authenticate(framer, shared, &params, secure).await {
-        fatal(framer, &err);
-        let _ = framer.flush().await;
-        return None;
+    };
+    if login == Login::Scram {
+        if let Err(err) = scram(framer, shared, &params, secure).await {
+            fatal(framer, &err);
+            let _ = framer.flush().await;
+            return None;
+        }
     }
     match shared.backend.connect(params.clone()).await {
         Ok(session) => Some((session, params)),
@@ -291,19 +302,16 @@ fn check_startup(framer: &mut Framer, s: &Startup, peer: SocketAddr) -> Result<C
     })
 }
 
-/// Runs SCRAM-SHA-256 when a password is configured, or applies the
-/// loopback-only trust rule when not.
-async fn authenticate<B: Backend>(
+/// Runs the SCRAM-SHA-256 exchange for the configured password.
+async fn scram<B: Backend>(
     framer: &mut Framer,
     shared: &Shared<B>,
     params: &ConnectParams,
     secure: bool,
 ) -> Result<(), Error> {
+    // `Policy::login` asks for SCRAM only when a password is configured.
     let Some(scram) = &shared.scram else {
-        if auth::is_loopback(params.client_addr.ip()) {
-            return Ok(());
-        }
-        return Err(auth::remote_trust_refused(params.client_addr.ip()));
+        return Err(Error::internal("SCRAM authentication without a configured password"));
     };
     let failed = || auth::password_failed(&params.user);
     let mut client = DefaultClient::<()>::new(params.client_addr, secure);

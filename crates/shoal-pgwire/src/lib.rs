@@ -12,8 +12,10 @@
 //!                             │
 //!     SSLRequest ─▶ 'S' + rustls handshake (tls.rs)  │  'N' when no cert is configured
 //!     CancelRequest ─▶ CancelRegistry (cancel.rs) ─▶ the target session's Canceller
-//!     StartupMessage ─▶ tls.rs: client certificate CN = user (when a client CA is configured)
-//!                    ─▶ auth.rs: SCRAM-SHA-256 (pgwire's ScramAuth) or loopback trust
+//!     StartupMessage ─▶ auth.rs: Policy::login — plain refused if TLS is required; client
+//!                       certificate CN = user (tls.rs, when a client CA is configured);
+//!                       then logged in by that certificate (--auth cert…), or
+//!                       SCRAM-SHA-256 (pgwire's ScramAuth), or loopback trust
 //!                    ─▶ Backend::connect ─▶ AuthenticationOk, ParameterStatus*, BackendKeyData, ReadyForQuery
 //!                             │
 //!     Query  ───────────────▶ Session::simple_query ─▶ RowDescription, DataRow*, CommandComplete … ReadyForQuery
@@ -38,7 +40,8 @@
 //! Roles of the types: [`WireConfig`] is what an operator configures;
 //! [`serve`] is the accept loop; [`backend`] holds the contract with the
 //! database ([`Backend`], [`Session`], [`Prepared`], [`StatementResult`]);
-//! [`codec`] converts values; [`auth::is_loopback`] is the trust rule.
+//! [`codec`] converts values; [`auth`] holds the login rules
+//! ([`AuthMethod`], the loopback trust rule).
 //!
 //! Out of scope, deliberately: COPY (CopyData messages are ignored), GSSAPI
 //! encryption (refused), protocol 3.2 features (clients are negotiated down to
@@ -59,6 +62,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth::AuthMethod;
 pub use backend::{
     Backend, Canceller, Column, ConnectParams, Notice, Prepared, Session, StatementResult, TransactionStatus,
 };
@@ -78,7 +82,9 @@ pub struct TlsFiles {
     /// client is asked for a certificate, which must chain to one of these
     /// and name the connecting user as its subject CN, or the connection
     /// fails with FATAL `28000` (PostgreSQL's `clientcert=verify-full`; see
-    /// `tls.rs`). Plain connections are not asked for one.
+    /// `tls.rs`). A client that presents none is refused too, unless
+    /// [`WireConfig::auth`] is `CertOrPassword`, which asks it for the
+    /// password instead. Plain connections are not asked for one.
     pub client_ca: Option<PathBuf>,
 }
 
@@ -102,6 +108,14 @@ pub struct WireConfig {
     /// `Some`: SSLRequest is accepted and TLS negotiated with this
     /// certificate (and client certificates checked, if it names a CA).
     pub tls: Option<TlsFiles>,
+    /// Refuse plain connections (FATAL `28000`), loopback included, as a
+    /// `pg_hba.conf` with only `hostssl` lines does. Cancel requests are
+    /// still accepted on plain connections (`auth.rs`). Needs `tls`.
+    pub tls_required: bool,
+    /// How clients log in (`auth.rs` has the table). The certificate
+    /// methods need a client CA; `CertOrPassword` needs `password` and
+    /// `Cert` refuses one (it would never be asked for).
+    pub auth: AuthMethod,
     /// Largest frontend message accepted; larger ones get `54000` and the
     /// connection is closed (reading the rest of a huge message is the attack).
     pub max_message_bytes: usize,
@@ -116,8 +130,41 @@ impl Default for WireConfig {
             user: "shoal".into(),
             password: None,
             tls: None,
+            tls_required: false,
+            auth: AuthMethod::Password,
             max_message_bytes: 64 * 1024 * 1024,
             server_version: format!("16.4 (Shoal {})", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl WireConfig {
+    /// Checks that the settings fit together; the error (22023) names the
+    /// server options to fix. [`serve`] refuses a configuration this
+    /// refuses, so a server can check it before starting anything.
+    pub fn check(&self) -> Result<(), shoal_common::Error> {
+        let bad =
+            |message: &str| Err(shoal_common::Error::new(shoal_common::SqlState::INVALID_PARAMETER_VALUE, message));
+        let client_ca = self.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        if self.tls_required && self.tls.is_none() {
+            return bad("--tls-required needs TLS: give --tls-cert and --tls-key too");
+        }
+        match self.auth {
+            AuthMethod::Password => Ok(()),
+            AuthMethod::Cert | AuthMethod::CertOrPassword if !client_ca => bad(&format!(
+                "--auth {} logs clients in by certificate, so it needs --tls-client-ca (the CA that signs them), \
+                 with --tls-cert and --tls-key",
+                self.auth
+            )),
+            AuthMethod::Cert if self.password.is_some() => {
+                bad("--auth cert never asks for a password, so --password (or SHOAL_PASSWORD) would be ignored: drop \
+                 it, or use --auth cert-or-password to let clients without a certificate use the password")
+            }
+            AuthMethod::CertOrPassword if self.password.is_none() => {
+                bad("--auth cert-or-password needs --password (or SHOAL_PASSWORD) for clients without a certificate; \
+                 use --auth cert to accept certificates only")
+            }
+            AuthMethod::Cert | AuthMethod::CertOrPassword => Ok(()),
         }
     }
 }
@@ -132,7 +179,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// On shutdown, idle connections are told `57P01 terminating connection due to
 /// administrator command` and closed; a statement in flight is allowed to
 /// finish first. `serve` waits up to a few seconds for that before returning.
-/// Fails immediately if the TLS files cannot be loaded.
+/// Fails immediately if the TLS files cannot be loaded or the settings do
+/// not fit together ([`WireConfig::check`]).
 pub async fn serve<B: Backend>(
     listener: TcpListener,
     backend: Arc<B>,

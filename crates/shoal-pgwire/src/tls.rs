@@ -25,7 +25,9 @@
 //! the client gets a PostgreSQL error that says what to fix: no
 //! authentication exchange and no session starts before
 //! [`check_client_cert`] passes. Password authentication then runs as
-//! configured. Plain connections are not asked for a certificate.
+//! configured, unless the certificate is the login (`--auth cert` or
+//! `cert-or-password`, see `auth.rs`). Plain connections are not asked for
+//! a certificate.
 
 use std::io;
 use std::path::Path;
@@ -116,15 +118,22 @@ impl ClientCert {
     }
 }
 
+/// The FATAL 28000 for a TLS client that presented no certificate to a
+/// server that wants one.
+pub(crate) fn certificate_missing(user: &str) -> Error {
+    Error::new(SqlState::INVALID_AUTHORIZATION_SPECIFICATION, "connection requires a valid client certificate")
+        .with_hint(format!(
+            "This server checks client certificates on TLS connections: connect with a certificate signed by \
+             its client CA whose common name (CN) is \"{user}\" (libpq and shoal-orm: sslcert and sslkey)."
+        ))
+}
+
 /// `clientcert=verify-full`: a TLS client must have presented a verified
 /// certificate whose CN is the user it connects as. Errors are FATAL 28000.
 pub(crate) fn check_client_cert(cert: &ClientCert, user: &str) -> Result<(), Error> {
     let failed = |message: String| Error::new(SqlState::INVALID_AUTHORIZATION_SPECIFICATION, message);
     match cert {
-        ClientCert::Absent => Err(failed("connection requires a valid client certificate".into()).with_hint(format!(
-            "This server checks client certificates on TLS connections: connect with a certificate signed by \
-             its client CA whose common name (CN) is \"{user}\" (libpq and shoal-orm: sslcert and sslkey)."
-        ))),
+        ClientCert::Absent => Err(certificate_missing(user)),
         ClientCert::Verified { common_name: Some(cn) } if cn == user => Ok(()),
         ClientCert::Verified { common_name: Some(cn) } => Err(failed(format!(
             "certificate authentication failed for user \"{user}\": the client certificate's common name (CN) is \

@@ -4,7 +4,8 @@
 //! their text), so these tests exercise only the protocol: tokio-postgres for
 //! the simple and extended protocols, typed binds, binary results, portals,
 //! cancel, errors and SCRAM; raw TCP for transaction status bytes, garbage,
-//! oversized messages and TLS.
+//! oversized messages, TLS, client certificates and the login rules
+//! (`--tls-required`, `--auth cert`, `cert-or-password`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use shoal_common::{DataType, Error, Result, SqlState, Value};
 use shoal_pgwire::{
-    serve, Backend, Canceller, Column, ConnectParams, Notice, Prepared, Session, StatementResult, TlsFiles,
+    serve, AuthMethod, Backend, Canceller, Column, ConnectParams, Notice, Prepared, Session, StatementResult, TlsFiles,
     TransactionStatus, WireConfig,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -871,6 +872,8 @@ impl Drop for ClientPki {
     }
 }
 
+type ClientTls = pgwire::tokio::tokio_rustls::client::TlsStream<TcpStream>;
+
 /// SSLRequest, then a TLS handshake presenting `cert` (or none), then the
 /// StartupMessage for `user`; the messages up to ReadyForQuery (or the
 /// error that ends the connection), or the I/O error that broke it.
@@ -880,6 +883,40 @@ async fn tls_startup(
     cert: Option<&(rcgen::Certificate, rcgen::KeyPair)>,
     user: &str,
 ) -> std::io::Result<Vec<(u8, Vec<u8>)>> {
+    tls_session(addr, pki, cert, user).await.map(|(_, msgs)| msgs)
+}
+
+/// [`tls_startup`], keeping the connection.
+async fn tls_session(
+    addr: SocketAddr,
+    pki: &ClientPki,
+    cert: Option<&(rcgen::Certificate, rcgen::KeyPair)>,
+    user: &str,
+) -> std::io::Result<(ClientTls, Vec<(u8, Vec<u8>)>)> {
+    let mut tls = tls_connect(addr, pki, cert).await?;
+    tls.write_all(&startup_packet(user)).await?;
+    // TLS 1.3 lets the client finish its handshake before the server has
+    // judged its certificate: a refusal arrives as an alert on this read.
+    let tag = tls.read_u8().await?;
+    let len = tls.read_i32().await?;
+    let mut body = vec![0; (len - 4) as usize];
+    tls.read_exact(&mut body).await?;
+    // An error ends the connection; an authentication request other than
+    // AuthenticationOk (0) waits for the client.
+    let done = tag == b'E' || (tag == b'R' && body[..4] != [0, 0, 0, 0]);
+    let mut msgs = vec![(tag, body)];
+    if !done {
+        msgs.extend(read_until_ready(&mut tls).await);
+    }
+    Ok((tls, msgs))
+}
+
+/// SSLRequest and a TLS handshake presenting `cert` (or none).
+async fn tls_connect(
+    addr: SocketAddr,
+    pki: &ClientPki,
+    cert: Option<&(rcgen::Certificate, rcgen::KeyPair)>,
+) -> std::io::Result<ClientTls> {
     use pgwire::tokio::tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
     use pgwire::tokio::tokio_rustls::rustls::{self, RootCertStore};
     use pgwire::tokio::tokio_rustls::TlsConnector;
@@ -902,23 +939,7 @@ async fn tls_startup(
     let mut tcp = TcpStream::connect(addr).await?;
     tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
     assert_eq!(tcp.read_u8().await?, b'S');
-    let mut tls =
-        TlsConnector::from(Arc::new(client_config)).connect(ServerName::try_from("localhost").unwrap(), tcp).await?;
-    tls.write_all(&startup_packet(user)).await?;
-    // TLS 1.3 lets the client finish its handshake before the server has
-    // judged its certificate: a refusal arrives as an alert on this read.
-    let tag = tls.read_u8().await?;
-    let len = tls.read_i32().await?;
-    let mut body = vec![0; (len - 4) as usize];
-    tls.read_exact(&mut body).await?;
-    // An error ends the connection; an authentication request other than
-    // AuthenticationOk (0) waits for the client.
-    let done = tag == b'E' || (tag == b'R' && body[..4] != [0, 0, 0, 0]);
-    let mut msgs = vec![(tag, body)];
-    if !done {
-        msgs.extend(read_until_ready(&mut tls).await);
-    }
-    Ok(msgs)
+    TlsConnector::from(Arc::new(client_config)).connect(ServerName::try_from("localhost").unwrap(), tcp).await
 }
 
 fn error_message(body: &[u8]) -> String {
@@ -984,6 +1005,203 @@ async fn a_client_certificate_does_not_replace_the_password() {
     assert_eq!(msgs[0].0, b'R', "{msgs:?}");
     assert_eq!(msgs[0].1[..4], 10i32.to_be_bytes());
     assert_eq!(server.stats.connects.load(Ordering::SeqCst), 0);
+}
+
+/// The first message's SQLSTATE and text, for a refused connection.
+fn refusal(msgs: &[(u8, Vec<u8>)]) -> (String, String) {
+    assert_eq!(msgs.first().map(|m| m.0), Some(b'E'), "expected an error, got {msgs:?}");
+    (error_code(&msgs[0].1), error_message(&msgs[0].1))
+}
+
+/// The first message is AuthenticationOk (0) or AuthenticationSASL (10).
+fn auth_request(msgs: &[(u8, Vec<u8>)]) -> i32 {
+    assert_eq!(msgs.first().map(|m| m.0), Some(b'R'), "expected an authentication message, got {msgs:?}");
+    i32::from_be_bytes(msgs[0].1[..4].try_into().unwrap())
+}
+
+/// pid and secret key from a session's BackendKeyData.
+fn backend_key(msgs: &[(u8, Vec<u8>)]) -> (i32, i32) {
+    let key = &msgs.iter().find(|m| m.0 == b'K').expect("BackendKeyData").1;
+    (i32::from_be_bytes(key[..4].try_into().unwrap()), i32::from_be_bytes(key[4..8].try_into().unwrap()))
+}
+
+fn cancel_packet(pid: i32, key: i32) -> Vec<u8> {
+    [16i32, 80877102, pid, key].iter().flat_map(|v| v.to_be_bytes()).collect()
+}
+
+/// Starts `SELECT pg_sleep(10)` on `session`, lets `cancel` cancel it, and
+/// returns the statement's SQLSTATE.
+async fn cancelled_by(session: &mut ClientTls, cancel: impl std::future::Future<Output = ()>) -> String {
+    session.write_all(&query("SELECT pg_sleep(10)")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cancel.await;
+    let msgs = tokio::time::timeout(Duration::from_secs(5), read_until_ready(session)).await.expect("cancelled");
+    msgs.iter().find(|m| m.0 == b'E').map(|m| error_code(&m.1)).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn tls_required_refuses_plain_connections_but_not_cancel_requests() {
+    let pki = client_pki("tls-required");
+    let files = TlsFiles { client_ca: None, ..pki.files.clone() };
+    let server = start(WireConfig { tls: Some(files), tls_required: true, ..WireConfig::default() }).await;
+
+    eprintln!("tokio-postgres without TLS, from loopback: FATAL 28000 that says TLS is required");
+    let err = tokio_postgres::connect(&conn_string(server.addr, ""), NoTls).await.err().unwrap();
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!((db.code().code(), db.severity()), ("28000", "FATAL"), "{db}");
+    assert!(db.message().contains("this server requires TLS"), "{db}");
+    assert!(db.hint().unwrap_or_default().contains("sslmode=require"), "{db}");
+
+    eprintln!("a plain StartupMessage after a refused GSSENCRequest is refused too");
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]).await.unwrap();
+    assert_eq!(s.read_u8().await.unwrap(), b'N');
+    s.write_all(&startup_packet("alice")).await.unwrap();
+    let msgs = read_until_ready(&mut s).await;
+    assert_eq!(refusal(&msgs).0, "28000");
+
+    eprintln!("TLS gets a session");
+    let (mut session, msgs) = tls_session(server.addr, &pki, None, "alice").await.unwrap();
+    assert_eq!(msgs.last().map(|m| m.0), Some(b'Z'), "{msgs:?}");
+    let (pid, key) = backend_key(&msgs);
+
+    eprintln!("a cancel request on a plain connection (libpq before 17, pgjdbc) still cancels");
+    let plain_cancel = async {
+        let mut c = TcpStream::connect(server.addr).await.unwrap();
+        c.write_all(&cancel_packet(pid, key)).await.unwrap();
+        assert_eq!(c.read_u8().await.ok(), None, "the server answers a cancel request by closing");
+    };
+    assert_eq!(cancelled_by(&mut session, plain_cancel).await, "57014");
+
+    eprintln!("so does one inside TLS (tokio-postgres, libpq 17)");
+    let tls_cancel = async {
+        let mut c = tls_connect(server.addr, &pki, None).await.unwrap();
+        c.write_all(&cancel_packet(pid, key)).await.unwrap();
+        c.flush().await.unwrap();
+        let _ = c.read_u8().await;
+    };
+    assert_eq!(cancelled_by(&mut session, tls_cancel).await, "57014");
+
+    eprintln!("only the TLS session reached the database");
+    assert_eq!(server.stats.connects.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn cert_auth_logs_in_by_certificate_alone() {
+    let pki = client_pki("cert-auth");
+    let server = start(WireConfig {
+        user: "alice".into(),
+        tls: Some(pki.files.clone()),
+        auth: AuthMethod::Cert,
+        ..WireConfig::default()
+    })
+    .await;
+
+    eprintln!("alice's certificate: AuthenticationOk at once, no password asked");
+    let msgs = tls_startup(server.addr, &pki, Some(&pki.alice), "alice").await.unwrap();
+    assert_eq!(auth_request(&msgs), 0);
+    assert_eq!(msgs.last().map(|m| m.0), Some(b'Z'), "{msgs:?}");
+
+    eprintln!("TLS without a certificate: FATAL 28000 naming what to present");
+    let (code, text) = refusal(&tls_startup(server.addr, &pki, None, "alice").await.unwrap());
+    assert_eq!(code, "28000");
+    assert!(text.contains("requires a valid client certificate") && text.contains("\"alice\""), "{text}");
+
+    eprintln!("bob's certificate for alice, or a certificate without a CN: FATAL 28000");
+    let (code, text) = refusal(&tls_startup(server.addr, &pki, Some(&pki.bob), "alice").await.unwrap());
+    assert!(code == "28000" && text.contains("is \"bob\""), "{code} {text}");
+    let (code, text) = refusal(&tls_startup(server.addr, &pki, Some(&pki.nameless), "alice").await.unwrap());
+    assert!(code == "28000" && text.contains("no common name"), "{code} {text}");
+
+    eprintln!("bob's own certificate as bob: FATAL 28000, the server's one user is alice");
+    let (code, text) = refusal(&tls_startup(server.addr, &pki, Some(&pki.bob), "bob").await.unwrap());
+    assert!(code == "28000" && text.contains("for user \"bob\": no such user"), "{code} {text}");
+
+    eprintln!("a certificate from another CA: the handshake fails");
+    let err = tls_startup(server.addr, &pki, Some(&pki.alice_other_ca), "alice").await.unwrap_err();
+    assert!(err.to_string().contains("UnknownCA"), "{err}");
+
+    eprintln!("plain, even from loopback: FATAL 28000 that says a certificate needs TLS");
+    let err = tokio_postgres::connect(&conn_string(server.addr, ""), NoTls).await.err().unwrap();
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!((db.code().code(), db.severity()), ("28000", "FATAL"), "{db}");
+    assert!(db.message().contains("which needs TLS"), "{db}");
+    assert!(db.hint().unwrap_or_default().contains("sslcert"), "{db}");
+
+    assert_eq!(server.stats.connects.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn cert_or_password_skips_scram_only_for_a_certificate() {
+    let pki = client_pki("cert-or-password");
+    let server = start(WireConfig {
+        user: "alice".into(),
+        password: Some("s3cret".into()),
+        tls: Some(pki.files.clone()),
+        auth: AuthMethod::CertOrPassword,
+        ..WireConfig::default()
+    })
+    .await;
+
+    eprintln!("alice's certificate: AuthenticationOk, SCRAM skipped");
+    let msgs = tls_startup(server.addr, &pki, Some(&pki.alice), "alice").await.unwrap();
+    assert_eq!(auth_request(&msgs), 0);
+    assert_eq!(msgs.last().map(|m| m.0), Some(b'Z'), "{msgs:?}");
+
+    eprintln!("TLS without a certificate: AuthenticationSASL, the password is asked for");
+    assert_eq!(auth_request(&tls_startup(server.addr, &pki, None, "alice").await.unwrap()), 10);
+
+    eprintln!("a certificate for another user is refused, not a reason to fall back to the password");
+    let (code, text) = refusal(&tls_startup(server.addr, &pki, Some(&pki.bob), "alice").await.unwrap());
+    assert!(code == "28000" && text.contains("is \"bob\""), "{code} {text}");
+
+    eprintln!("plain connections use the password");
+    let (client, conn) = tokio_postgres::connect(&conn_string(server.addr, "password=s3cret"), NoTls).await.unwrap();
+    tokio::spawn(conn);
+    assert_eq!(client.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    let err = tokio_postgres::connect(&conn_string(server.addr, "password=wrong"), NoTls).await.err().unwrap();
+    assert_eq!(err.as_db_error().map(|db| db.code().code()), Some("28P01"), "{err:?}");
+
+    assert_eq!(server.stats.connects.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn settings_that_do_not_fit_are_refused_before_serving() {
+    let pki = client_pki("wire-check");
+    let tls = Some(pki.files.clone());
+    let no_ca = Some(TlsFiles { client_ca: None, ..pki.files.clone() });
+    let password = Some("s3cret".to_string());
+    for (config, needle) in [
+        (WireConfig { tls_required: true, ..WireConfig::default() }, "--tls-required needs TLS"),
+        (WireConfig { auth: AuthMethod::Cert, ..WireConfig::default() }, "needs --tls-client-ca"),
+        (WireConfig { auth: AuthMethod::Cert, tls: no_ca.clone(), ..WireConfig::default() }, "needs --tls-client-ca"),
+        (
+            WireConfig {
+                auth: AuthMethod::CertOrPassword,
+                tls: no_ca,
+                password: password.clone(),
+                ..WireConfig::default()
+            },
+            "needs --tls-client-ca",
+        ),
+        (
+            WireConfig { auth: AuthMethod::Cert, tls: tls.clone(), password, ..WireConfig::default() },
+            "never asks for a password",
+        ),
+        (
+            WireConfig { auth: AuthMethod::CertOrPassword, tls: tls.clone(), ..WireConfig::default() },
+            "needs --password",
+        ),
+    ] {
+        let err = config.check().unwrap_err();
+        assert_eq!(err.code, SqlState::INVALID_PARAMETER_VALUE);
+        assert!(err.message.contains(needle), "{config:?}: {}", err.message);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let served = serve(listener, Arc::new(FakeBackend { stats: Arc::default() }), Arc::new(config), async {});
+        let err = served.await.unwrap_err();
+        assert!(err.to_string().contains(needle), "serve refuses it too: {err}");
+    }
+    assert!(WireConfig { auth: AuthMethod::Cert, tls, ..WireConfig::default() }.check().is_ok());
 }
 
 #[test]

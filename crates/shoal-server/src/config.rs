@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use shoal_common::{Error, Result, SqlState};
 
+pub use shoal_pgwire::AuthMethod;
 pub use shoal_raft::NodeTlsFiles;
 
 /// How often groups snapshot by default (entries between snapshots).
@@ -24,8 +25,15 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// CA (PEM) that TLS clients' certificates must chain to; a client's
-    /// certificate must also name its user as CN. Needs `tls_cert`.
+    /// certificate must also name its user as CN. Needs `tls_cert`; the
+    /// certificate methods of `auth` need it.
     pub tls_client_ca: Option<PathBuf>,
+    /// Refuse plain connections from every client, loopback included
+    /// (cancel requests excepted). Needs `tls_cert`.
+    pub tls_required: bool,
+    /// How clients log in: password (SCRAM, or loopback trust without one),
+    /// or a client certificate (`shoal_pgwire::auth` has the table).
+    pub auth: AuthMethod,
     /// fsync the Raft log before acknowledging writes. Only tests turn it off.
     pub fsync: bool,
     /// Snapshot each group (and compact its log) every this many entries.
@@ -47,6 +55,8 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            tls_required: false,
+            auth: AuthMethod::Password,
             fsync: true,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             rpc_tls: None,
@@ -68,6 +78,9 @@ pub struct ConfigFile {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
+    pub tls_required: Option<bool>,
+    #[serde(default, deserialize_with = "auth_method")]
+    pub auth: Option<AuthMethod>,
     pub snapshot_every: Option<u64>,
     pub rpc_tls_cert: Option<PathBuf>,
     pub rpc_tls_key: Option<PathBuf>,
@@ -131,6 +144,11 @@ impl ConfigFile {
         if config.tls_client_ca.is_none() {
             config.tls_client_ca = self.tls_client_ca.clone();
         }
+        // A bool flag cannot say "not given"; the file can only turn it on.
+        config.tls_required |= self.tls_required.unwrap_or(false);
+        if let (Some(v), false) = (self.auth, explicit.auth) {
+            config.auth = v;
+        }
         if let (Some(v), false) = (self.snapshot_every, explicit.snapshot_every) {
             config.snapshot_every = v;
         }
@@ -151,7 +169,14 @@ pub struct ExplicitFlags {
     pub rpc: bool,
     pub http: bool,
     pub user: bool,
+    pub auth: bool,
     pub snapshot_every: bool,
+}
+
+/// `auth = "cert"`: the method's name, refused with the list of names.
+fn auth_method<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<AuthMethod>, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    name.parse().map(Some).map_err(|e: Error| serde::de::Error::custom(e.message))
 }
 
 #[cfg(test)]
@@ -179,6 +204,23 @@ mod tests {
         let mut config = ServerConfig::default();
         whole.apply_to(&mut config, &ExplicitFlags::default());
         assert_eq!(config.rpc_tls.map(|t| t.ca), Some(PathBuf::from("ca.pem")));
+    }
+
+    #[test]
+    fn tls_required_and_auth_come_from_the_file() {
+        let file = ConfigFile::parse("tls-required = true\nauth = \"cert-or-password\"").unwrap();
+        let mut config = ServerConfig::default();
+        file.apply_to(&mut config, &ExplicitFlags::default());
+        assert!(config.tls_required);
+        assert_eq!(config.auth, AuthMethod::CertOrPassword);
+        eprintln!("--auth on the command line wins over the file");
+        let mut config = ServerConfig { auth: AuthMethod::Cert, ..ServerConfig::default() };
+        file.apply_to(&mut config, &ExplicitFlags { auth: true, ..Default::default() });
+        assert_eq!(config.auth, AuthMethod::Cert);
+        eprintln!("a bad method is refused with the list of good ones");
+        let err = ConfigFile::parse("auth = \"trust\"").unwrap_err();
+        assert!(err.message.contains("\"trust\"") && err.message.contains("cert-or-password"), "{}", err.message);
+        assert!(ConfigFile::parse("tls-required = \"yes\"").is_err());
     }
 
     #[test]

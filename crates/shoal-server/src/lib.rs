@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use shoal_common::{Error, Result, SqlState};
-use shoal_pgwire::{Backend, ConnectParams, TlsFiles, WireConfig};
+use shoal_pgwire::{AuthMethod, Backend, ConnectParams, TlsFiles, WireConfig};
 
 pub use config::{ConfigFile, ServerConfig};
 pub use node::Node;
@@ -74,8 +74,8 @@ impl Backend for NodeBackend {
 
 /// Starts a node and serves clients until `shutdown` resolves.
 pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-    let tls = client_tls(&config)?;
-    if config.password.is_none() {
+    let wire = Arc::new(wire_config(&config)?);
+    if config.password.is_none() && config.auth == AuthMethod::Password {
         tracing::warn!("no password configured: only clients on this machine (loopback) can connect; set --password or SHOAL_PASSWORD");
     }
     let pg_listener = tokio::net::TcpListener::bind(config.pg_addr)
@@ -88,13 +88,6 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
         .await
         .map_err(|e| Error::io(format!("cannot listen for peers on {}", config.rpc_addr), e))?;
     let node = Node::start(config.clone(), rpc_listener).await?;
-    let wire = Arc::new(WireConfig {
-        user: config.user.clone(),
-        password: config.password.clone(),
-        tls,
-        max_message_bytes: 64 << 20,
-        server_version: SERVER_VERSION.to_string(),
-    });
     tracing::info!(pg = %config.pg_addr, http = %config.http_addr, data = %config.data_dir.display(), "shoal node ready");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http = {
@@ -131,6 +124,41 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send
     failed.map_or(Ok(()), Err)
 }
 
+/// The wire front end's settings, checked now so that a bad combination
+/// or file stops the server before it binds or touches anything.
+fn wire_config(config: &ServerConfig) -> Result<WireConfig> {
+    let wire = WireConfig {
+        user: config.user.clone(),
+        password: config.password.clone(),
+        tls: client_tls(config)?,
+        tls_required: config.tls_required,
+        auth: config.auth,
+        max_message_bytes: 64 << 20,
+        server_version: SERVER_VERSION.to_string(),
+    };
+    wire.check()?;
+    let client_ca = wire.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    match (wire.auth, client_ca) {
+        (AuthMethod::Password, false) => {}
+        (AuthMethod::Password, true) => tracing::info!(
+            "TLS clients must present a certificate signed by --tls-client-ca whose CN is their user name, \
+             then authenticate as usual; plain connections are not asked for one"
+        ),
+        (AuthMethod::Cert, _) => tracing::info!(
+            "--auth cert: clients log in with a certificate signed by --tls-client-ca whose CN is their user \
+             name, and in no other way"
+        ),
+        (AuthMethod::CertOrPassword, _) => tracing::info!(
+            "--auth cert-or-password: a certificate signed by --tls-client-ca whose CN is the user logs in \
+             without a password; clients without one authenticate with the password"
+        ),
+    }
+    if wire.tls_required {
+        tracing::info!("--tls-required: plain connections are refused, loopback included (cancel requests excepted)");
+    }
+    Ok(wire)
+}
+
 /// The TLS set-up for clients, its files read now so that a missing or bad
 /// one stops the server before it starts (the error names the file).
 fn client_tls(config: &ServerConfig) -> Result<Option<TlsFiles>> {
@@ -145,11 +173,5 @@ fn client_tls(config: &ServerConfig) -> Result<Option<TlsFiles>> {
     };
     let files = TlsFiles { cert, key, client_ca: config.tls_client_ca.clone() };
     files.check().map_err(|e| bad(format!("TLS for clients: {e}")))?;
-    if files.client_ca.is_some() {
-        tracing::info!(
-            "TLS clients must present a certificate signed by --tls-client-ca whose CN is their user name; \
-             plain connections are not asked for one"
-        );
-    }
     Ok(Some(files))
 }

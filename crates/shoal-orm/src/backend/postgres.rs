@@ -53,9 +53,10 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses a `postgres://` URL (or a `shoal://` one rewritten to it).
+    /// Parses a `postgres://` URL (or a `shoal://` one rewritten to it);
+    /// TLS options it does not set come from libpq's `PGSSL*` variables.
     pub(crate) fn from_url(url: &str) -> Result<Endpoint> {
-        let split = tls::split_url(url)?;
+        let split = tls::split_url(url, &|name| std::env::var_os(name))?;
         let mut config: Config = split
             .url
             .parse()

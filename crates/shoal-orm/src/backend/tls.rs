@@ -34,6 +34,24 @@
 //!   —                  — (or default)     no client certificate
 //! ```
 //!
+//! Each option the URL does not set comes from libpq's environment
+//! variable for it, when that is set; the URL wins, option by option:
+//!
+//! ```text
+//!   URL parameter   else the variable   else
+//!   ─────────────   ─────────────────   ──────────────────────────────────
+//!   sslmode         PGSSLMODE           prefer
+//!   sslrootcert     PGSSLROOTCERT       ~/.postgresql/root.crt (verify-*)
+//!   sslcert         PGSSLCERT           ~/.postgresql/postgresql.crt
+//!   sslkey          PGSSLKEY            ~/.postgresql/postgresql.key
+//! ```
+//!
+//! A variable is checked as its parameter is (an empty or unknown value,
+//! a missing file: `Error::Config`, 22023), and errors name the variable,
+//! so `PGSSLCERT /etc/app.crt: No such file` says where the path came
+//! from. The environment reaches `split_url` as a lookup function, so
+//! tests give their own instead of changing the process's.
+//!
 //! tokio-postgres knows only disable/prefer/require and refuses options it
 //! does not know, so `split_url` takes these four options out of the URL
 //! before tokio-postgres parses the rest, and `Tls::new` builds the rustls
@@ -41,6 +59,7 @@
 //! missing one fails there). Channel binding (SCRAM-SHA-256-PLUS) comes
 //! with tokio-postgres-rustls.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -101,36 +120,71 @@ impl FromStr for SslMode {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<SslMode> {
-        Ok(match s {
+        SslMode::parse(s, "sslmode")
+    }
+}
+
+impl SslMode {
+    /// Parses `value` as set by `name` (`sslmode` or `PGSSLMODE`), naming
+    /// it in the error.
+    fn parse(value: &str, name: &str) -> Result<SslMode> {
+        Ok(match value {
             "disable" => SslMode::Disable,
             "prefer" => SslMode::Prefer,
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
             "allow" => {
-                return Err(Error::Config(
-                    "sslmode=allow is not supported (use disable, prefer, require, verify-ca or verify-full)".into(),
-                ))
+                return Err(Error::Config(format!(
+                    "{name}=allow is not supported (use disable, prefer, require, verify-ca or verify-full)"
+                )))
             }
             other => {
                 return Err(Error::Config(format!(
-                    "invalid sslmode \"{other}\" (expected disable, prefer, require, verify-ca or verify-full)"
+                    "invalid {name} \"{other}\" (expected disable, prefer, require, verify-ca or verify-full)"
                 )))
             }
         })
     }
 }
 
-/// The TLS options of a URL, as given (files are read by [`Tls::new`]).
+/// A file named by a URL parameter or by libpq's environment variable for
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FileSetting {
+    pub path: PathBuf,
+    /// What named it, for messages: the parameter (`sslcert`) or the
+    /// variable (`PGSSLCERT`).
+    pub name: &'static str,
+}
+
+impl FileSetting {
+    fn new(name: &'static str, path: impl Into<PathBuf>) -> FileSetting {
+        FileSetting { path: path.into(), name }
+    }
+}
+
+impl fmt::Display for FileSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.name, self.path.display())
+    }
+}
+
+/// The TLS options of a URL and the environment (files are read by
+/// [`Tls::new`]).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct TlsOptions {
     pub mode: SslMode,
+    /// The mode came from `PGSSLMODE` (for messages).
+    pub mode_from_env: bool,
     /// `sslrootcert`: CA certificates to check the server against.
-    pub root_cert: Option<PathBuf>,
+    pub root_cert: Option<FileSetting>,
     /// `sslcert`: the client certificate chain, leaf first.
-    pub client_cert: Option<PathBuf>,
+    pub client_cert: Option<FileSetting>,
     /// `sslkey`: the client certificate's private key.
-    pub client_key: Option<PathBuf>,
+    pub client_key: Option<FileSetting>,
+    /// `$HOME`, where libpq's default files live (`~/.postgresql/…`).
+    pub home: Option<PathBuf>,
 }
 
 /// The TLS options of a URL, and the URL without them.
@@ -142,14 +196,37 @@ pub(crate) struct SplitUrl {
     pub tls: TlsOptions,
 }
 
-/// Takes the TLS options out of a `postgres://` URL's query.
-pub(crate) fn split_url(url: &str) -> Result<SplitUrl> {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, query),
-        None => return Ok(SplitUrl { url: url.to_string(), tls: TlsOptions::default() }),
-    };
-    let mut mode = None;
-    let mut tls = TlsOptions::default();
+/// The environment as [`split_url`] reads it: a variable's value, if set.
+/// The process environment is `&|name| std::env::var_os(name)`; tests pass
+/// their own, so they never touch (and race on) the process's.
+pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+/// The TLS options as the URL gives them, before the environment fills in.
+#[derive(Default)]
+struct UrlTls {
+    mode: Option<SslMode>,
+    root_cert: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+}
+
+/// What a CA file option must not be: `system` (no system store is read).
+fn check_root_cert(path: &Path, name: &str) -> Result<()> {
+    if path == Path::new("system") {
+        return Err(Error::Config(format!(
+            "{name}=system is not supported: shoal-orm reads no system certificate store; \
+             give the path of a PEM file of CA certificates"
+        )));
+    }
+    Ok(())
+}
+
+/// Takes the TLS options out of a `postgres://` URL's query and fills the
+/// ones it does not set from libpq's environment variables (`PGSSLMODE`,
+/// `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`): the URL wins, as in libpq.
+pub(crate) fn split_url(url: &str, env: Env<'_>) -> Result<SplitUrl> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut given = UrlTls::default();
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -170,29 +247,61 @@ pub(crate) fn split_url(url: &str) -> Result<SplitUrl> {
         };
         match key {
             "sslmode" => {
-                if mode.replace(decode(value)?.parse::<SslMode>()?).is_some() {
+                if given.mode.replace(decode(value)?.parse::<SslMode>()?).is_some() {
                     return Err(Error::Config("sslmode is given twice in the URL".into()));
                 }
             }
             "sslrootcert" => {
                 let path = decode(value)?;
-                if path == "system" {
-                    return Err(Error::Config(
-                        "sslrootcert=system is not supported: shoal-orm reads no system certificate store; \
-                         give the path of a PEM file of CA certificates"
-                            .into(),
-                    ));
-                }
-                once(&mut tls.root_cert, path, "a PEM file of CA certificates")?;
+                check_root_cert(Path::new(&path), "sslrootcert")?;
+                once(&mut given.root_cert, path, ROOT_CERT_FILE)?;
             }
-            "sslcert" => once(&mut tls.client_cert, decode(value)?, "a PEM file with the client certificate")?,
-            "sslkey" => once(&mut tls.client_key, decode(value)?, "a PEM file with the client certificate's key")?,
+            "sslcert" => once(&mut given.client_cert, decode(value)?, CERT_FILE)?,
+            "sslkey" => once(&mut given.client_key, decode(value)?, KEY_FILE)?,
             _ => kept.push(pair),
         }
     }
-    tls.mode = mode.unwrap_or_default();
     let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
-    Ok(SplitUrl { url, tls })
+    Ok(SplitUrl { url, tls: with_env(given, env)? })
+}
+
+const ROOT_CERT_FILE: &str = "a PEM file of CA certificates";
+const CERT_FILE: &str = "a PEM file with the client certificate";
+const KEY_FILE: &str = "a PEM file with the client certificate's key";
+
+/// Fills what the URL left unset from the environment, validating each
+/// variable as its URL parameter is validated and naming it in errors.
+fn with_env(given: UrlTls, env: Env<'_>) -> Result<TlsOptions> {
+    let (mode, mode_from_env) = match (given.mode, env("PGSSLMODE")) {
+        (Some(mode), _) => (mode, false),
+        (None, None) => (SslMode::default(), false),
+        (None, Some(value)) => {
+            let value = value.into_string().map_err(|_| Error::Config("PGSSLMODE is not UTF-8".into()))?;
+            (SslMode::parse(&value, "PGSSLMODE")?, true)
+        }
+    };
+    let file = |url: Option<PathBuf>, param: &'static str, var: &'static str, what: &str| match url {
+        Some(path) => Ok(Some(FileSetting::new(param, path))),
+        None => match env(var) {
+            None => Ok(None),
+            Some(value) if value.is_empty() => {
+                Err(Error::Config(format!("{var} is set but empty (give the path of {what}, or unset it)")))
+            }
+            Some(value) => Ok(Some(FileSetting { path: value.into(), name: var })),
+        },
+    };
+    let root_cert = file(given.root_cert, "sslrootcert", "PGSSLROOTCERT", ROOT_CERT_FILE)?;
+    if let Some(root) = &root_cert {
+        check_root_cert(&root.path, root.name)?;
+    }
+    Ok(TlsOptions {
+        mode,
+        mode_from_env,
+        root_cert,
+        client_cert: file(given.client_cert, "sslcert", "PGSSLCERT", CERT_FILE)?,
+        client_key: file(given.client_key, "sslkey", "PGSSLKEY", KEY_FILE)?,
+        home: env("HOME").map(PathBuf::from),
+    })
 }
 
 /// How a connection is secured: what tokio-postgres negotiates and, unless
@@ -200,6 +309,8 @@ pub(crate) fn split_url(url: &str) -> Result<SplitUrl> {
 #[derive(Clone)]
 pub(crate) struct Tls {
     pub mode: SslMode,
+    /// The mode came from `PGSSLMODE`, for error messages.
+    mode_from_env: bool,
     /// `None` for `sslmode=disable`.
     pub connector: Option<MakeRustlsConnect>,
     /// The CA file in use, for error messages.
@@ -211,29 +322,33 @@ pub(crate) struct Tls {
 impl Tls {
     /// Builds the TLS set-up the options ask for, reading their files now.
     pub(crate) fn new(options: TlsOptions, config: &mut tokio_postgres::Config) -> Result<Tls> {
-        let TlsOptions { mode, root_cert, client_cert, client_key } = options;
+        let TlsOptions { mode, mode_from_env, root_cert, client_cert, client_key, home } = options;
         config.ssl_mode(mode.negotiation());
         if mode == SslMode::Disable {
-            return Ok(Tls { mode, connector: None, root_cert: None, client_cert: None });
+            return Ok(Tls { mode, mode_from_env, connector: None, root_cert: None, client_cert: None });
         }
         let root_cert = match (mode, root_cert) {
-            (_, Some(path)) => Some(path),
-            (SslMode::VerifyCa | SslMode::VerifyFull, None) => Some(default_root_cert().ok_or_else(|| {
-                Error::Config(format!(
-                    "sslmode={mode} needs the CA certificate to check the server against: \
-                     add sslrootcert=<PEM file> to the URL (or install ~/.postgresql/root.crt)"
-                ))
-            })?),
+            (_, Some(setting)) => Some(setting),
+            (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
+                let path = default_file(home.as_deref(), "root.crt").ok_or_else(|| {
+                    Error::Config(format!(
+                        "{} needs the CA certificate to check the server against: add sslrootcert=<PEM file> \
+                         to the URL or set PGSSLROOTCERT (or install ~/.postgresql/root.crt)",
+                        mode_setting(mode, mode_from_env)
+                    ))
+                })?;
+                Some(FileSetting::new("sslrootcert", path))
+            }
             (_, None) => None,
         };
         let provider = Arc::new(ring::default_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match &root_cert {
             None => Arc::new(AnyCertificate(provider.clone())),
-            Some(path) => {
-                let roots = read_roots(path)?;
+            Some(setting) => {
+                let roots = read_roots(setting)?;
                 let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
-                    .map_err(|e| Error::Config(format!("sslrootcert {}: {e}", path.display())))?;
+                    .map_err(|e| Error::Config(format!("{setting}: {e}")))?;
                 if mode == SslMode::VerifyFull {
                     webpki
                 } else {
@@ -247,21 +362,22 @@ impl Tls {
             .map_err(|e| Error::Config(format!("TLS set-up: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
-        let home = std::env::var_os("HOME").map(PathBuf::from);
         let (client, client_cert) = match ClientIdentity::load(client_cert, client_key, home.as_deref())? {
             None => (builder.with_no_client_auth(), None),
             Some(id) => {
                 let client = builder.with_client_auth_cert(id.chain, id.key).map_err(|e| {
-                    Error::Config(format!(
-                        "sslcert {} and sslkey {} cannot be used together: {e}",
-                        id.cert_path.display(),
-                        id.key_path.display()
-                    ))
+                    Error::Config(format!("{} and {} cannot be used together: {e}", id.cert, id.key_file))
                 })?;
-                (client, Some(id.cert_path))
+                (client, Some(id.cert.path))
             }
         };
-        Ok(Tls { mode, connector: Some(MakeRustlsConnect::new(client)), root_cert, client_cert })
+        Ok(Tls {
+            mode,
+            mode_from_env,
+            connector: Some(MakeRustlsConnect::new(client)),
+            root_cert: root_cert.map(|s| s.path),
+            client_cert,
+        })
     }
 
     /// Explains a failed connection: the server's error with its SQLSTATE,
@@ -313,92 +429,99 @@ impl Tls {
             (None, true) => "; the server may require a client certificate (sslcert and sslkey)".to_string(),
             (_, false) => String::new(),
         };
-        format!("TLS with sslmode={}{checked}: {message}{presented}", self.mode)
+        format!("TLS with {}{checked}: {message}{presented}", mode_setting(self.mode, self.mode_from_env))
     }
 }
 
-/// A client certificate chain and its key, read from `sslcert`/`sslkey` or
-/// libpq's default files.
+/// `sslmode=…` or `PGSSLMODE=…`, as the user set it.
+fn mode_setting(mode: SslMode, from_env: bool) -> String {
+    format!("{}={mode}", if from_env { "PGSSLMODE" } else { "sslmode" })
+}
+
+/// A client certificate chain and its key, read from `sslcert`/`sslkey`
+/// (or `PGSSLCERT`/`PGSSLKEY`) or libpq's default files.
 struct ClientIdentity {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-    cert_path: PathBuf,
-    key_path: PathBuf,
+    cert: FileSetting,
+    key_file: FileSetting,
 }
 
 impl ClientIdentity {
     /// Applies libpq's rules (module docs); `home` locates the defaults.
-    fn load(cert: Option<PathBuf>, key: Option<PathBuf>, home: Option<&Path>) -> Result<Option<ClientIdentity>> {
-        let default = |name: &str| home.map(|h| h.join(".postgresql").join(name)).filter(|p| p.is_file());
-        let (cert_path, key_path) = match (cert, key) {
+    fn load(
+        cert: Option<FileSetting>,
+        key: Option<FileSetting>,
+        home: Option<&Path>,
+    ) -> Result<Option<ClientIdentity>> {
+        let default = |name: &'static str, file: &str| default_file(home, file).map(|p| FileSetting::new(name, p));
+        let (cert, key_file) = match (cert, key) {
             (Some(cert), key) => {
-                let key = key.or_else(|| default("postgresql.key")).ok_or_else(|| {
+                let key = key.or_else(|| default("sslkey", "postgresql.key")).ok_or_else(|| {
                     Error::Config(format!(
-                        "sslcert {} has no private key: add sslkey=<PEM file> to the URL \
-                         (or install ~/.postgresql/postgresql.key)",
-                        cert.display()
+                        "{cert} has no private key: add sslkey=<PEM file> to the URL or set PGSSLKEY \
+                         (or install ~/.postgresql/postgresql.key)"
                     ))
                 })?;
                 (cert, key)
             }
-            (None, Some(key)) => match default("postgresql.crt") {
+            (None, Some(key)) => match default("sslcert", "postgresql.crt") {
                 Some(cert) => (cert, key),
                 None => {
                     return Err(Error::Config(format!(
-                        "sslkey {} is given without a client certificate: add sslcert=<PEM file> to the URL",
-                        key.display()
+                        "{key} is given without a client certificate: add sslcert=<PEM file> to the URL \
+                         or set PGSSLCERT"
                     )))
                 }
             },
-            (None, None) => match default("postgresql.crt") {
+            (None, None) => match default("sslcert", "postgresql.crt") {
                 None => return Ok(None),
                 Some(cert) => {
-                    let key = default("postgresql.key").ok_or_else(|| {
+                    let key = default("sslkey", "postgresql.key").ok_or_else(|| {
                         Error::Config(format!(
                             "the client certificate {} has no private key: install ~/.postgresql/postgresql.key \
-                             or add sslkey=<PEM file> to the URL",
-                            cert.display()
+                             or add sslkey=<PEM file> to the URL (or set PGSSLKEY)",
+                            cert.path.display()
                         ))
                     })?;
                     (cert, key)
                 }
             },
         };
-        let bad_cert = |e: &dyn fmt::Display| Error::Config(format!("sslcert {}: {e}", cert_path.display()));
-        let chain = CertificateDer::pem_file_iter(&cert_path)
+        let bad_cert = |e: &dyn fmt::Display| Error::Config(format!("{cert}: {e}"));
+        let chain = CertificateDer::pem_file_iter(&cert.path)
             .map_err(|e| bad_cert(&e))?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| bad_cert(&e))?;
         if chain.is_empty() {
             return Err(bad_cert(&"no PEM certificate in the file"));
         }
-        check_key_permissions(&key_path)?;
-        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| {
+        check_key_permissions(&key_file)?;
+        let key = PrivateKeyDer::from_pem_file(&key_file.path).map_err(|e| {
             let reason = match e {
                 rustls::pki_types::pem::Error::NoItemsFound => {
                     "no PEM private key (PKCS#8, PKCS#1 or SEC1) in the file".to_string()
                 }
                 other => other.to_string(),
             };
-            Error::Config(format!("sslkey {}: {reason}", key_path.display()))
+            Error::Config(format!("{key_file}: {reason}"))
         })?;
-        Ok(Some(ClientIdentity { chain, key, cert_path, key_path }))
+        Ok(Some(ClientIdentity { chain, key, cert, key_file }))
     }
 }
 
 /// libpq refuses a private key that others may read; so does the ORM (on
 /// Unix): at most 0600, or 0640 for a file owned by root.
-fn check_key_permissions(path: &Path) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::Config(format!("sslkey {}: {e}", path.display())))?;
+fn check_key_permissions(key: &FileSetting) -> Result<()> {
+    let meta = std::fs::metadata(&key.path).map_err(|e| Error::Config(format!("{key}: {e}")))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         let too_open = if meta.uid() == 0 { meta.mode() & 0o037 != 0 } else { meta.mode() & 0o077 != 0 };
         if too_open {
             return Err(Error::Config(format!(
-                "sslkey {} has group or world access (mode {:o}); it must be u=rw (0600) or less, \
+                "{key} has group or world access (mode {:o}); it must be u=rw (0600) or less, \
                  or u=rw,g=r (0640) or less if owned by root (chmod 0600 it)",
-                path.display(),
                 meta.mode() & 0o777
             )));
         }
@@ -408,16 +531,15 @@ fn check_key_permissions(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// libpq's default CA file, if it exists.
-fn default_root_cert() -> Option<PathBuf> {
-    let path = PathBuf::from(std::env::var_os("HOME")?).join(".postgresql/root.crt");
-    path.is_file().then_some(path)
+/// One of libpq's default files, `~/.postgresql/<name>`, if it exists.
+fn default_file(home: Option<&Path>, name: &str) -> Option<PathBuf> {
+    home.map(|h| h.join(".postgresql").join(name)).filter(|p| p.is_file())
 }
 
-fn read_roots(path: &Path) -> Result<RootCertStore> {
-    let bad = |e: &dyn fmt::Display| Error::Config(format!("sslrootcert {}: {e}", path.display()));
+fn read_roots(setting: &FileSetting) -> Result<RootCertStore> {
+    let bad = |e: &dyn fmt::Display| Error::Config(format!("{setting}: {e}"));
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+    for cert in CertificateDer::pem_file_iter(&setting.path).map_err(|e| bad(&e))? {
         roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
     }
     if roots.is_empty() {
@@ -516,21 +638,36 @@ impl ServerCertVerifier for AnyCertificate {
 mod tests {
     use super::*;
 
+    /// An empty environment.
+    fn no_env(_: &str) -> Option<OsString> {
+        None
+    }
+
+    /// An environment holding exactly `vars`.
+    fn env_of<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| OsString::from(v))
+    }
+
+    fn url_file(name: &'static str, path: &str) -> Option<FileSetting> {
+        Some(FileSetting::new(name, path))
+    }
+
     #[test]
     fn tls_options_leave_the_url() {
         let s = split_url(
             "postgres://u@h/db?options=-csearch_path%3Dx&sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem\
              &sslcert=%2Ftmp%2Fme.crt&sslkey=%2Ftmp%2Fme.key",
+            &no_env,
         )
         .unwrap();
         assert_eq!(s.url, "postgres://u@h/db?options=-csearch_path%3Dx");
         assert_eq!(s.tls.mode, SslMode::VerifyFull);
-        assert_eq!(s.tls.root_cert, Some(PathBuf::from("/tmp/ca.pem")));
-        assert_eq!(s.tls.client_cert, Some(PathBuf::from("/tmp/me.crt")));
-        assert_eq!(s.tls.client_key, Some(PathBuf::from("/tmp/me.key")));
-        let s = split_url("postgres://u@h/db?sslmode=disable").unwrap();
+        assert_eq!(s.tls.root_cert, url_file("sslrootcert", "/tmp/ca.pem"));
+        assert_eq!(s.tls.client_cert, url_file("sslcert", "/tmp/me.crt"));
+        assert_eq!(s.tls.client_key, url_file("sslkey", "/tmp/me.key"));
+        let s = split_url("postgres://u@h/db?sslmode=disable", &no_env).unwrap();
         assert_eq!((s.url.as_str(), s.tls.mode), ("postgres://u@h/db", SslMode::Disable));
-        assert_eq!(split_url("postgres://u@h/db").unwrap().tls, TlsOptions::default());
+        assert_eq!(split_url("postgres://u@h/db", &no_env).unwrap().tls, TlsOptions::default());
     }
 
     #[test]
@@ -546,15 +683,104 @@ mod tests {
             ("postgres://h/db?sslcert=", "sslcert is empty"),
             ("postgres://h/db?sslkey=a&sslkey=b", "sslkey is given twice"),
         ] {
-            let err = split_url(url).unwrap_err();
+            let err = split_url(url, &no_env).unwrap_err();
             assert!(matches!(err, Error::Config(_)), "{url}: {err:?}");
             assert_eq!(err.sqlstate(), "22023");
             assert!(err.to_string().contains(needle), "{url}: {err}");
         }
     }
 
+    #[test]
+    fn the_environment_fills_what_the_url_leaves_unset() {
+        let vars = [
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", "/env/ca.pem"),
+            ("PGSSLCERT", "/env/me.crt"),
+            ("PGSSLKEY", "/env/me.key"),
+            ("HOME", "/home/app"),
+        ];
+        let env = env_of(&vars);
+
+        eprintln!("a URL without TLS options takes all four variables, and HOME for the defaults");
+        let s = split_url("postgres://u@h/db?application_name=x", &env).unwrap();
+        assert_eq!(s.url, "postgres://u@h/db?application_name=x");
+        assert_eq!((s.tls.mode, s.tls.mode_from_env), (SslMode::VerifyFull, true));
+        assert_eq!(s.tls.root_cert, Some(FileSetting { path: "/env/ca.pem".into(), name: "PGSSLROOTCERT" }));
+        assert_eq!(s.tls.client_cert, Some(FileSetting { path: "/env/me.crt".into(), name: "PGSSLCERT" }));
+        assert_eq!(s.tls.client_key, Some(FileSetting { path: "/env/me.key".into(), name: "PGSSLKEY" }));
+        assert_eq!(s.tls.home, Some(PathBuf::from("/home/app")));
+
+        eprintln!("the URL wins, option by option, as in libpq");
+        let s = split_url("postgres://u@h/db?sslmode=disable&sslcert=/url/me.crt", &env).unwrap();
+        assert_eq!((s.tls.mode, s.tls.mode_from_env), (SslMode::Disable, false));
+        assert_eq!(s.tls.client_cert, url_file("sslcert", "/url/me.crt"));
+        assert_eq!(s.tls.client_key, Some(FileSetting { path: "/env/me.key".into(), name: "PGSSLKEY" }));
+        assert_eq!(s.tls.root_cert, Some(FileSetting { path: "/env/ca.pem".into(), name: "PGSSLROOTCERT" }));
+    }
+
+    #[test]
+    fn bad_environment_variables_are_config_errors_naming_them() {
+        for (var, value, needle) in [
+            ("PGSSLMODE", "verify_full", "invalid PGSSLMODE \"verify_full\""),
+            ("PGSSLMODE", "", "invalid PGSSLMODE \"\""),
+            ("PGSSLMODE", "allow", "PGSSLMODE=allow is not supported"),
+            ("PGSSLROOTCERT", "system", "PGSSLROOTCERT=system is not supported"),
+            ("PGSSLROOTCERT", "", "PGSSLROOTCERT is set but empty"),
+            ("PGSSLCERT", "", "PGSSLCERT is set but empty"),
+            ("PGSSLKEY", "", "PGSSLKEY is set but empty"),
+        ] {
+            let vars = [(var, value)];
+            let err = split_url("postgres://u@h/db", &env_of(&vars)).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{var}={value}: {err:?}");
+            assert_eq!(err.sqlstate(), "22023");
+            assert!(err.to_string().contains(needle), "{var}={value}: {err}");
+        }
+
+        eprintln!("a bad variable the URL overrides is never looked at");
+        let vars = [("PGSSLMODE", "bogus"), ("PGSSLCERT", "")];
+        let s = split_url("postgres://u@h/db?sslmode=require&sslcert=/url/me.crt", &env_of(&vars)).unwrap();
+        assert_eq!(s.tls.mode, SslMode::Require);
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt;
+            let invalid = |name: &str| (name == "PGSSLMODE").then(|| OsString::from_vec(vec![0xff]));
+            let err = split_url("postgres://u@h/db", &invalid).unwrap_err();
+            assert!(err.to_string().contains("PGSSLMODE is not UTF-8"), "{err}");
+        }
+    }
+
+    #[test]
+    fn files_from_the_environment_are_named_by_their_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = identity_files(dir.path(), "app");
+        let missing = dir.path().join("missing.pem");
+        let (cert, key, missing) = (cert.to_str().unwrap(), key.to_str().unwrap(), missing.to_str().unwrap());
+        let home = dir.path().join("home");
+        let home = home.to_str().unwrap();
+        for (vars, needle) in [
+            (vec![("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", missing)], format!("PGSSLROOTCERT {missing}")),
+            (vec![("PGSSLMODE", "verify-ca"), ("HOME", home)], "PGSSLMODE=verify-ca needs the CA".to_string()),
+            (vec![("PGSSLCERT", missing), ("PGSSLKEY", key)], format!("PGSSLCERT {missing}")),
+            (vec![("PGSSLCERT", cert), ("PGSSLKEY", missing)], format!("PGSSLKEY {missing}")),
+            (vec![("PGSSLCERT", cert), ("HOME", home)], format!("PGSSLCERT {cert} has no private key")),
+            (vec![("PGSSLKEY", key), ("HOME", home)], format!("PGSSLKEY {key} is given without a client")),
+        ] {
+            let split = split_url("postgres://u@h/db", &env_of(&vars)).unwrap();
+            let err = Tls::new(split.tls, &mut tokio_postgres::Config::new()).err().unwrap();
+            assert!(matches!(err, Error::Config(_)), "{vars:?}: {err:?}");
+            assert!(err.to_string().contains(&needle), "{vars:?}: {err}");
+        }
+
+        eprintln!("good files from the environment build a TLS set-up that presents the certificate");
+        let vars = [("PGSSLMODE", "require"), ("PGSSLCERT", cert), ("PGSSLKEY", key), ("HOME", home)];
+        let split = split_url("postgres://u@h/db", &env_of(&vars)).unwrap();
+        let tls = Tls::new(split.tls, &mut tokio_postgres::Config::new()).unwrap();
+        assert_eq!((tls.mode, tls.client_cert), (SslMode::Require, Some(PathBuf::from(cert))));
+    }
+
     fn options(mode: SslMode, root_cert: Option<PathBuf>) -> TlsOptions {
-        TlsOptions { mode, root_cert, ..TlsOptions::default() }
+        TlsOptions { mode, root_cert: root_cert.map(|p| FileSetting::new("sslrootcert", p)), ..TlsOptions::default() }
     }
 
     #[test]
@@ -592,7 +818,9 @@ mod tests {
     }
 
     fn load(cert: Option<&Path>, key: Option<&Path>, home: &Path) -> Result<Option<ClientIdentity>> {
-        ClientIdentity::load(cert.map(Path::to_path_buf), key.map(Path::to_path_buf), Some(home))
+        let cert = cert.map(|p| FileSetting::new("sslcert", p));
+        let key = key.map(|p| FileSetting::new("sslkey", p));
+        ClientIdentity::load(cert, key, Some(home))
     }
 
     #[test]
@@ -606,7 +834,7 @@ mod tests {
 
         eprintln!("given files are read; the key may be PKCS#8 (rcgen), checked against the certificate");
         let id = load(Some(&cert), Some(&key), home.path()).unwrap().unwrap();
-        assert_eq!((id.chain.len(), id.cert_path, id.key_path), (1, cert.clone(), key.clone()));
+        assert_eq!((id.chain.len(), id.cert.path, id.key_file.path), (1, cert.clone(), key.clone()));
 
         eprintln!("~/.postgresql/postgresql.crt and .key are used when present");
         let defaults = home.path().join(".postgresql");
@@ -617,10 +845,10 @@ mod tests {
         std::fs::copy(&key, defaults.join("postgresql.key")).unwrap();
         set_mode(&defaults.join("postgresql.key"), 0o600);
         let id = load(None, None, home.path()).unwrap().unwrap();
-        assert_eq!(id.cert_path, defaults.join("postgresql.crt"));
+        assert_eq!(id.cert.path, defaults.join("postgresql.crt"));
         eprintln!("an explicit sslcert takes the default key, as libpq does");
         let id = load(Some(&cert), None, home.path()).unwrap().unwrap();
-        assert_eq!((id.cert_path, id.key_path), (cert.clone(), defaults.join("postgresql.key")));
+        assert_eq!((id.cert.path, id.key_file.path), (cert.clone(), defaults.join("postgresql.key")));
     }
 
     #[test]
@@ -655,7 +883,11 @@ mod tests {
 
         eprintln!("a key that is not the certificate's is refused when the TLS set-up is built");
         let mut config = tokio_postgres::Config::new();
-        let mismatched = TlsOptions { client_cert: Some(cert), client_key: Some(other_key), ..TlsOptions::default() };
+        let mismatched = TlsOptions {
+            client_cert: Some(FileSetting::new("sslcert", cert)),
+            client_key: Some(FileSetting::new("sslkey", other_key)),
+            ..TlsOptions::default()
+        };
         let err = Tls::new(mismatched, &mut config).err().unwrap();
         assert!(matches!(err, Error::Config(_)), "{err:?}");
         assert!(err.to_string().contains("cannot be used together"), "{err}");

@@ -295,18 +295,26 @@ impl ShoalServer {
             .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
         let mut server = ShoalServer { pg_port: pg, child, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
+        let password = args.windows(2).find(|w| w[0] == "--password").map(|w| w[1].to_string_lossy().into_owned());
+        let password = password.map(|p| format!(" password={p}")).unwrap_or_default();
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(format!("shoal server exited at start ({status}): {}", server.log()));
             }
-            let conn = format!("host=127.0.0.1 port={pg} user=shoal dbname=shoal connect_timeout=2");
-            if let Ok((client, connection)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                if client.simple_query("SELECT 1").await.is_ok() {
-                    return Ok(server);
+            let conn = format!("host=127.0.0.1 port={pg} user=shoal dbname=shoal connect_timeout=2{password}");
+            match tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
+                Ok((client, connection)) => {
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    if client.simple_query("SELECT 1").await.is_ok() {
+                        return Ok(server);
+                    }
                 }
+                // A server that refuses plain logins (--tls-required, --auth
+                // cert) answers only after its node has started: it is up.
+                Err(e) if e.as_db_error().is_some_and(|db| db.code().code() == "28000") => return Ok(server),
+                Err(_) => {}
             }
             if Instant::now() > deadline {
                 return Err(format!("shoal server not ready after 30 s: {}", server.log()));

@@ -13,6 +13,15 @@
 //! succeeds proves the session was encrypted; `verify-full` must refuse the
 //! wrong CA and a host the certificate does not name, while `verify-ca`
 //! accepts the latter.
+//!
+//! `--tls-required` must refuse plain connections (loopback too) but not
+//! plain cancel requests; `--auth cert` must log a certificate in without a
+//! password and refuse everything else; `--auth cert-or-password` must
+//! fall back to the password only when no certificate is presented.
+//!
+//! libpq's `PGSSL*` environment variables are tested in a child process
+//! (`pgssl_variables_configure_tls`), so they never reach this process's
+//! other tests.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -225,6 +234,18 @@ async fn postgres_tls_follows_sslmode() {
 /// connect (what `psql` does with `sslcert`/`sslkey`): the server's
 /// certificate checked against the test CA, `client` presented if given.
 async fn pg_connect(port: u16, pki: &Pki, client: Option<&ClientFiles>) -> Result<i32, tokio_postgres::Error> {
+    let (client, _) = pg_client(port, pki, client, "sslmode=require").await?;
+    Ok(client.query_one("SELECT 41 + 1", &[]).await?.get(0))
+}
+
+/// [`pg_connect`]'s session, with `options` (`sslmode=…`, `password=…`)
+/// in its connection string, and the TLS connector (for cancel requests).
+async fn pg_client(
+    port: u16,
+    pki: &Pki,
+    client: Option<&ClientFiles>,
+    options: &str,
+) -> Result<(tokio_postgres::Client, tokio_postgres_rustls::MakeRustlsConnect), tokio_postgres::Error> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -245,10 +266,18 @@ async fn pg_connect(port: u16, pki: &Pki, client: Option<&ClientFiles>) -> Resul
             .unwrap(),
     };
     let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
-    let conn = format!("host=localhost port={port} user=shoal dbname=shoal sslmode=require connect_timeout=10");
-    let (client, connection) = tokio_postgres::connect(&conn, tls).await?;
+    let conn = format!("host=localhost port={port} user=shoal dbname=shoal connect_timeout=10 {options}");
+    let (client, connection) = tokio_postgres::connect(&conn, tls.clone()).await?;
     tokio::spawn(connection);
-    Ok(client.query_one("SELECT 41 + 1", &[]).await?.get(0))
+    Ok((client, tls))
+}
+
+/// The server's FATAL refusal of a tokio-postgres connection.
+fn refused(result: Result<i32, tokio_postgres::Error>) -> tokio_postgres::error::DbError {
+    let err = result.expect_err("the server must refuse the connection");
+    let db = err.as_db_error().unwrap_or_else(|| panic!("a server error, got {err:?}")).clone();
+    assert_eq!((db.code().code(), db.severity()), ("28000", "FATAL"), "{db}");
+    db
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,9 +303,7 @@ async fn shoal_with_client_ca_checks_client_certificates() {
 
     eprintln!("tokio-postgres: no certificate, or another user's, is FATAL 28000 from the server");
     for (client, needle) in [(None, "requires a valid client certificate"), (Some(&other_user), "\"alice\"")] {
-        let err = pg_connect(port, &pki, client).await.unwrap_err();
-        let db = err.as_db_error().unwrap_or_else(|| panic!("a server error, got {err:?}"));
-        assert_eq!((db.code().code(), db.severity()), ("28000", "FATAL"), "{db}");
+        let db = refused(pg_connect(port, &pki, client).await);
         assert!(db.message().contains(needle), "{db}");
     }
 
@@ -351,4 +378,239 @@ async fn bad_client_certificate_options_are_config_errors() {
             assert!(err.to_string().contains(needle), "{url}: {err}");
         }
     }
+}
+
+/// Variables that tell [`pgssl_variables_child`] where the server is and
+/// which certificate is another user's; set only by the parent test.
+const CHILD_PORT: &str = "SHOAL_ORM_TEST_PGSSL_PORT";
+const CHILD_ALICE: &str = "SHOAL_ORM_TEST_PGSSL_ALICE";
+
+/// libpq's `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY` through
+/// `Db::connect`. The variables are process-wide, and the other tests of
+/// this binary connect at the same time, so they are set only in a child
+/// process: this binary again, running [`pgssl_variables_child`] alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgssl_variables_configure_tls() {
+    let pki = pki();
+    let args = [
+        OsString::from("--tls-cert"),
+        pki.cert.clone().into(),
+        OsString::from("--tls-key"),
+        pki.key.clone().into(),
+        OsString::from("--tls-client-ca"),
+        pki.ca.clone().into(),
+    ];
+    let Some(server) = start(&args).await else { return };
+    let right = pki.client("shoal", "shoal", false);
+    let alice = pki.client("alice", "alice", false);
+    let home = pki.dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args(["tls::pgssl_variables_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("PGSSLMODE", "verify-full")
+        .env("PGSSLROOTCERT", &pki.ca)
+        .env("PGSSLCERT", &right.cert)
+        .env("PGSSLKEY", &right.key)
+        // No ~/.postgresql files of the machine's user can take part.
+        .env("HOME", &home)
+        .env(CHILD_PORT, server.pg_port.to_string())
+        .env(CHILD_ALICE, &alice.cert);
+    let output = tokio::task::spawn_blocking(move || child.output().unwrap()).await.unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the child failed:\n{log}");
+    assert!(log.contains("1 passed"), "the child test did not run:\n{log}");
+}
+
+/// The child of [`pgssl_variables_configure_tls`]; without its variables
+/// (run on its own with `--ignored`) it does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run in a child process by pgssl_variables_configure_tls"]
+async fn pgssl_variables_child() {
+    let (Some(port), Some(alice)) = (std::env::var_os(CHILD_PORT), std::env::var_os(CHILD_ALICE)) else {
+        eprintln!("not started by pgssl_variables_configure_tls; nothing to do");
+        return;
+    };
+    let port = port.to_str().unwrap();
+    let alice = PathBuf::from(alice);
+
+    eprintln!("a URL without TLS options takes all four: verify-full against the CA, our certificate presented");
+    let url = format!("shoal://shoal@localhost:{port}/shoal");
+    assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
+    let url = format!("postgres://shoal@localhost:{port}/shoal");
+    assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
+
+    eprintln!("PGSSLMODE=verify-full still checks the host name, and the message says where the mode came from");
+    let url = format!("shoal://shoal@127.0.0.1:{port}/shoal");
+    let message = connect_error(query(&url).await, &url);
+    assert!(message.contains("PGSSLMODE=verify-full") && message.contains("not valid for name"), "{message}");
+
+    eprintln!("the URL wins: sslcert/sslkey in it replace PGSSLCERT/PGSSLKEY (here another user's certificate)");
+    let url = format!(
+        "shoal://shoal@localhost:{port}/shoal?sslcert={}&sslkey={}",
+        alice.display(),
+        alice.with_extension("key").display()
+    );
+    let message = connect_error(query(&url).await, &url);
+    assert!(message.contains("28000") && message.contains("\"alice\"") && message.contains("alice.crt"), "{message}");
+
+    eprintln!("the URL wins: sslmode=disable replaces PGSSLMODE, and plain connections need no certificate");
+    let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=disable");
+    assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
+}
+
+/// A query that runs far longer than a test waits before cancelling it.
+const LONG_QUERY: &str =
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) SELECT count(*) FROM n";
+
+/// Runs [`LONG_QUERY`] on `client` and cancels it with `cancel`; the
+/// statement's SQLSTATE.
+async fn cancelled_by<F>(
+    client: &tokio_postgres::Client,
+    cancel: impl FnOnce(tokio_postgres::CancelToken) -> F,
+) -> String
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    let cancel = cancel(client.cancel_token());
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        cancel.await
+    });
+    let err = client.query_one(LONG_QUERY, &[]).await.expect_err("the long query must be cancelled");
+    canceller.await.unwrap().expect("cancel request sent");
+    err.as_db_error().map(|db| db.code().code().to_string()).unwrap_or_else(|| format!("{err:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shoal_with_tls_required_refuses_plain_connections() {
+    let pki = pki();
+    let args = [
+        OsString::from("--tls-cert"),
+        pki.cert.clone().into(),
+        OsString::from("--tls-key"),
+        pki.key.clone().into(),
+        OsString::from("--tls-required"),
+    ];
+    let Some(server) = start(&args).await else { return };
+    let port = server.pg_port;
+
+    eprintln!("the ORM with TLS connects: prefer (the default) and require");
+    for mode in ["", "?sslmode=require"] {
+        let url = format!("shoal://shoal@127.0.0.1:{port}/shoal{mode}");
+        assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
+    }
+
+    eprintln!("the ORM with sslmode=disable: 08001 carrying the server's 28000 and what to set");
+    let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=disable");
+    let message = connect_error(query(&url).await, &url);
+    assert!(message.contains("28000") && message.contains("this server requires TLS"), "{message}");
+    assert!(message.contains("sslmode=require"), "the hint says what to set: {message}");
+    eprintln!("  {message}");
+
+    eprintln!("tokio-postgres without TLS, from loopback: FATAL 28000");
+    let conn = format!("host=127.0.0.1 port={port} user=shoal dbname=shoal");
+    let plain = async {
+        let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client.query_one("SELECT 1", &[]).await?.get(0))
+    };
+    assert!(refused(plain.await).message().contains("requires TLS"));
+
+    eprintln!("cancel requests still work: on a plain connection of their own, and inside TLS");
+    let (client, tls) = pg_client(port, &pki, None, "sslmode=prefer").await.unwrap();
+    // With sslmode=prefer and no TLS connector, tokio-postgres sends the
+    // cancel request in the clear, as libpq before 17 and pgjdbc do.
+    let code = cancelled_by(&client, |token| async move { token.cancel_query(tokio_postgres::NoTls).await }).await;
+    assert_eq!(code, "57014", "plain cancel request");
+    let code = cancelled_by(&client, |token| async move { token.cancel_query(tls).await }).await;
+    assert_eq!(code, "57014", "cancel request inside TLS");
+    assert_eq!(client.query_one("SELECT 41 + 1", &[]).await.unwrap().get::<_, i32>(0), 42);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shoal_cert_or_password_skips_the_password_for_a_certificate() {
+    let pki = pki();
+    let args = [
+        OsString::from("--tls-cert"),
+        pki.cert.clone().into(),
+        OsString::from("--tls-key"),
+        pki.key.clone().into(),
+        OsString::from("--tls-client-ca"),
+        pki.ca.clone().into(),
+        OsString::from("--auth"),
+        OsString::from("cert-or-password"),
+        OsString::from("--password"),
+        OsString::from("s3cret"),
+    ];
+    let Some(server) = start(&args).await else { return };
+    let port = server.pg_port;
+    let right = pki.client("shoal", "shoal", false);
+    let other_user = pki.client("alice", "alice", false);
+    let files = format!("sslcert={}&sslkey={}", right.cert.display(), right.key.display());
+
+    eprintln!("tokio-postgres and the ORM with the user's certificate: no password needed");
+    let (client, _) = pg_client(port, &pki, Some(&right), "sslmode=require").await.unwrap();
+    assert_eq!(client.query_one("SELECT 41 + 1", &[]).await.unwrap().get::<_, i32>(0), 42);
+    let url =
+        format!("shoal://shoal@localhost:{port}/shoal?sslmode=verify-full&sslrootcert={}&{files}", pki.ca.display());
+    assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
+
+    eprintln!("without a certificate the password is needed, over TLS or not");
+    let (client, _) = pg_client(port, &pki, None, "sslmode=require password=s3cret").await.unwrap();
+    assert_eq!(client.query_one("SELECT 41 + 1", &[]).await.unwrap().get::<_, i32>(0), 42);
+    for mode in ["require", "disable"] {
+        let url = format!("shoal://shoal:s3cret@127.0.0.1:{port}/shoal?sslmode={mode}");
+        assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
+        let url = format!("shoal://shoal:wrong@127.0.0.1:{port}/shoal?sslmode={mode}");
+        let message = connect_error(query(&url).await, &url);
+        assert!(message.contains("28P01"), "{message}");
+    }
+
+    eprintln!("another user's certificate is refused, even with the right password");
+    let db = refused(pg_client(port, &pki, Some(&other_user), "sslmode=require password=s3cret").await.map(|_| 0));
+    assert!(db.message().contains("\"alice\""), "{db}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shoal_cert_auth_accepts_nothing_but_a_certificate() {
+    let pki = pki();
+    let args = [
+        OsString::from("--tls-cert"),
+        pki.cert.clone().into(),
+        OsString::from("--tls-key"),
+        pki.key.clone().into(),
+        OsString::from("--tls-client-ca"),
+        pki.ca.clone().into(),
+        OsString::from("--auth"),
+        OsString::from("cert"),
+    ];
+    let Some(server) = start(&args).await else { return };
+    let port = server.pg_port;
+    let right = pki.client("shoal", "shoal", false);
+    let other_user = pki.client("alice", "alice", false);
+    let ca = pki.ca.display();
+
+    eprintln!("the user's certificate logs in, from tokio-postgres and the ORM");
+    assert_eq!(pg_connect(port, &pki, Some(&right)).await.unwrap(), 42);
+    let files = format!("sslcert={}&sslkey={}", right.cert.display(), right.key.display());
+    let url = format!("shoal://shoal@localhost:{port}/shoal?sslmode=verify-full&sslrootcert={ca}&{files}");
+    assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
+
+    eprintln!("TLS without a certificate: 28000 with a hint naming sslcert");
+    let db = refused(pg_connect(port, &pki, None).await);
+    assert!(db.message().contains("requires a valid client certificate"), "{db}");
+    let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=require");
+    let message = connect_error(query(&url).await, &url);
+    assert!(message.contains("28000") && message.contains("sslcert"), "{message}");
+
+    eprintln!("another user's certificate: 28000 naming its CN");
+    let db = refused(pg_connect(port, &pki, Some(&other_user)).await);
+    assert!(db.message().contains("\"alice\""), "{db}");
+
+    eprintln!("plain, even from loopback: 28000 saying a certificate needs TLS");
+    let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=disable");
+    let message = connect_error(query(&url).await, &url);
+    assert!(message.contains("28000") && message.contains("which needs TLS"), "{message}");
+    eprintln!("  {message}");
 }
