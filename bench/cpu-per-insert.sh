@@ -7,8 +7,9 @@
 # Starts three `shoal server` processes on ports 29101-29303 in a temporary
 # directory, warms up for 3 s, then runs pgbench's single-row INSERT script
 # for SECONDS with CLIENTS clients against the leader (node 1) and prints
-# TPS and, per node, (utime + stime from /proc/<pid>/stat) ÷ inserts. Needs
-# pgbench and psql (postgresql-client, postgresql-contrib). With
+# TPS and, per node, (utime + stime from /proc/<pid>/stat) ÷ inserts and the
+# mean fdatasync time of its Raft logs (from /metrics). Needs pgbench, psql
+# (postgresql-client, postgresql-contrib) and curl. With
 # PERF_SECONDS=n it also records the leader with
 # `perf record -F 499 --call-graph dwarf` for n seconds into leader.perf.data
 # in the current directory (the source of the profile shares quoted there).
@@ -40,7 +41,10 @@ printf '%s\n' '\set k random(1, 1000000)' "INSERT INTO bench_ins (k, v) VALUES (
 pgbench -n -f "$dir/insert.sql" -c "$clients" -j 4 -T 3 "$conn" >/dev/null 2>&1
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# fsync count and total µs of a node's Raft logs, from its /metrics.
+fsyncs() { curl -s "http://127.0.0.1:29${1}03/metrics" | awk '/^shoal_log_fsyncs\{/ {n += $2} /^shoal_log_fsync_micros\{/ {m += $2} END {print n + 0, m + 0}'; }
 before=(); for p in "${pids[@]}"; do before+=("$(ticks "$p")"); done
+fsyncs_before=(); for n in 1 2 3; do fsyncs_before+=("$(fsyncs $n)"); done
 if [ -n "${PERF_SECONDS:-}" ]; then
   (sleep 1; perf record -F 499 --call-graph dwarf,16384 -p "${pids[0]}" -o leader.perf.data -- sleep "$PERF_SECONDS" >/dev/null 2>&1) &
 fi
@@ -50,5 +54,7 @@ echo "$out" | grep '^tps'
 hz=$(getconf CLK_TCK)
 for i in 0 1 2; do
   used=$(( $(ticks "${pids[$i]}") - before[i] ))
-  echo "node $((i + 1)): $(( used * 1000000 / hz / inserts )) µs CPU per insert"
+  read -r n0 m0 <<<"${fsyncs_before[$i]}"
+  read -r n1 m1 <<<"$(fsyncs $((i + 1)))"
+  echo "node $((i + 1)): $(( used * 1000000 / hz / inserts )) µs CPU per insert, $(( (m1 - m0) / (n1 - n0 + 1) )) µs per log fsync"
 done

@@ -308,10 +308,10 @@ where
     /// Why zeros: an fdatasync that must also make a new file length durable
     /// commits the file system's journal, which every process on the disk
     /// shares; overwriting blocks already written needs no journal commit.
-    /// Measured on this project's 2-core test machine with three processes
-    /// appending 300-byte records and syncing each: p50 fdatasync 233–293 µs
-    /// growing the file, 200–208 µs over zeros (PostgreSQL zero-fills its WAL
-    /// segments for the same reason).
+    /// With three processes appending 300-byte records and syncing each
+    /// (`bench/fdatasync.py`, docs/benchmarks.md): p50 fdatasync 255–280 µs
+    /// growing the file, 208–211 µs over zeros. PostgreSQL zero-fills its
+    /// WAL segments for the same reason.
     fn write_buf(&mut self) -> Result<(), Error> {
         if self.buf.is_empty() {
             return Ok(());
