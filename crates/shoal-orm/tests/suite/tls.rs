@@ -53,6 +53,20 @@ fn ca(dir: &Path, name: &str) -> (rcgen::Certificate, rcgen::KeyPair, PathBuf) {
     (cert, key, path)
 }
 
+impl Pki {
+    /// `shoal server` flags for TLS with this PKI's server certificate, the
+    /// client CA when `client_ca`, then `extra`.
+    fn server_args(&self, client_ca: bool, extra: &[&str]) -> Vec<OsString> {
+        let mut args: Vec<OsString> =
+            vec!["--tls-cert".into(), self.cert.clone().into(), "--tls-key".into(), self.key.clone().into()];
+        if client_ca {
+            args.extend(["--tls-client-ca".into(), self.ca.clone().into()]);
+        }
+        args.extend(extra.iter().map(OsString::from));
+        args
+    }
+}
+
 fn pki() -> Pki {
     let dir = tempfile::Builder::new().prefix("shoal-orm-tls-").tempdir().unwrap();
     let (ca_cert, ca_key, ca_path) = ca(dir.path(), "test-ca");
@@ -131,8 +145,7 @@ fn connect_error(result: shoal_orm::Result<i64>, url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shoal_with_tls_honours_sslmode() {
     let pki = pki();
-    let args =
-        [OsString::from("--tls-cert"), pki.cert.clone().into(), OsString::from("--tls-key"), pki.key.clone().into()];
+    let args = pki.server_args(false, &[]);
     let Some(server) = start(&args).await else { return };
     let port = server.pg_port;
     let ca = pki.ca.display();
@@ -283,14 +296,7 @@ fn refused(result: Result<i32, tokio_postgres::Error>) -> tokio_postgres::error:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shoal_with_client_ca_checks_client_certificates() {
     let pki = pki();
-    let args = [
-        OsString::from("--tls-cert"),
-        pki.cert.clone().into(),
-        OsString::from("--tls-key"),
-        pki.key.clone().into(),
-        OsString::from("--tls-client-ca"),
-        pki.ca.clone().into(),
-    ];
+    let args = pki.server_args(true, &[]);
     let Some(server) = start(&args).await else { return };
     let port = server.pg_port;
     let right = pki.client("shoal", "shoal", false);
@@ -392,14 +398,7 @@ const CHILD_ALICE: &str = "SHOAL_ORM_TEST_PGSSL_ALICE";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgssl_variables_configure_tls() {
     let pki = pki();
-    let args = [
-        OsString::from("--tls-cert"),
-        pki.cert.clone().into(),
-        OsString::from("--tls-key"),
-        pki.key.clone().into(),
-        OsString::from("--tls-client-ca"),
-        pki.ca.clone().into(),
-    ];
+    let args = pki.server_args(true, &[]);
     let Some(server) = start(&args).await else { return };
     let right = pki.client("shoal", "shoal", false);
     let alice = pki.client("alice", "alice", false);
@@ -485,13 +484,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shoal_with_tls_required_refuses_plain_connections() {
     let pki = pki();
-    let args = [
-        OsString::from("--tls-cert"),
-        pki.cert.clone().into(),
-        OsString::from("--tls-key"),
-        pki.key.clone().into(),
-        OsString::from("--tls-required"),
-    ];
+    let args = pki.server_args(false, &["--tls-required"]);
     let Some(server) = start(&args).await else { return };
     let port = server.pg_port;
 
@@ -531,18 +524,7 @@ async fn shoal_with_tls_required_refuses_plain_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shoal_cert_or_password_skips_the_password_for_a_certificate() {
     let pki = pki();
-    let args = [
-        OsString::from("--tls-cert"),
-        pki.cert.clone().into(),
-        OsString::from("--tls-key"),
-        pki.key.clone().into(),
-        OsString::from("--tls-client-ca"),
-        pki.ca.clone().into(),
-        OsString::from("--auth"),
-        OsString::from("cert-or-password"),
-        OsString::from("--password"),
-        OsString::from("s3cret"),
-    ];
+    let args = pki.server_args(true, &["--auth", "cert-or-password", "--password", "s3cret"]);
     let Some(server) = start(&args).await else { return };
     let port = server.pg_port;
     let right = pki.client("shoal", "shoal", false);
@@ -575,16 +557,7 @@ async fn shoal_cert_or_password_skips_the_password_for_a_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shoal_cert_auth_accepts_nothing_but_a_certificate() {
     let pki = pki();
-    let args = [
-        OsString::from("--tls-cert"),
-        pki.cert.clone().into(),
-        OsString::from("--tls-key"),
-        pki.key.clone().into(),
-        OsString::from("--tls-client-ca"),
-        pki.ca.clone().into(),
-        OsString::from("--auth"),
-        OsString::from("cert"),
-    ];
+    let args = pki.server_args(true, &["--auth", "cert"]);
     let Some(server) = start(&args).await else { return };
     let port = server.pg_port;
     let right = pki.client("shoal", "shoal", false);
