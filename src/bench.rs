@@ -8,6 +8,12 @@
 //! * `insert` — one durable single-row `INSERT` per transaction
 //!   (PostgreSQL runs with `synchronous_commit = on`).
 //!
+//! `--postgres` is a libpq connection string, TLS options (`sslmode`,
+//! `sslrootcert`, `sslcert`, `sslkey`) included; they, or the `PGSSL*`
+//! variables, mean the same to the connection that prepares the tables
+//! (`shoal-pgtls`) as to pgbench. The Shoal node is this process's own and
+//! plain, so it needs none.
+//!
 //! TPS is pgbench's (excluding connection time); p50/p99 latencies come from
 //! pgbench's per-transaction log (`--log`). The output is a Markdown table for
 //! `docs/benchmarks.md`.
@@ -33,7 +39,8 @@ pub struct BenchArgs {
     /// Workloads: point-select, insert.
     #[arg(long, default_value = "point-select,insert", value_delimiter = ',')]
     workloads: Vec<String>,
-    /// PostgreSQL to compare with (libpq connection string); "none" to skip.
+    /// PostgreSQL to compare with (libpq connection string, TLS options
+    /// such as sslmode=require included); "none" to skip.
     #[arg(long, default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test")]
     postgres: String,
     /// Port for the Shoal node under test.
@@ -60,8 +67,14 @@ pub(crate) fn script(workload: &str, rows: u32) -> anyhow::Result<String> {
     })
 }
 
+/// Connects as pgbench will with the same `conninfo`: its `sslmode`,
+/// `sslrootcert`, `sslcert` and `sslkey`, else the `PGSSL*` variables
+/// pgbench inherits, mean what they mean to libpq (`shoal-pgtls`).
 pub(crate) async fn connect(conninfo: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
+    let split = shoal_pgtls::split_conninfo(conninfo, &shoal_pgtls::process_env)?;
+    let mut config: tokio_postgres::Config = split.conninfo.parse()?;
+    let tls = shoal_pgtls::Tls::new(split.tls, &mut config)?;
+    let (client, connection) = tls.connect(&config).await.map_err(|e| anyhow::anyhow!(tls.describe_failure(&e)))?;
     tokio::spawn(connection);
     Ok(client)
 }
@@ -202,4 +215,37 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(());
     server.await?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `client`'s session is encrypted, as PostgreSQL sees it.
+    async fn encrypted(client: &tokio_postgres::Client) -> bool {
+        client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0)
+    }
+
+    /// `--postgres`'s sslmode reaches the connection that prepares the
+    /// tables, as it reaches pgbench (the machine's PostgreSQL has ssl = on,
+    /// Debian's default); a mode libpq does not know is refused.
+    #[tokio::test]
+    async fn the_postgres_connection_string_chooses_tls() {
+        let base = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5";
+        let plain = match connect(&format!("{base} sslmode=disable")).await {
+            Ok(client) => client,
+            Err(e) if std::env::var("SHOAL_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1") => {
+                panic!("PostgreSQL required (SHOAL_REQUIRE_EXTERNAL=1) but unreachable: {e}")
+            }
+            Err(e) => {
+                println!("skipping: no PostgreSQL on 127.0.0.1:5432: {e}");
+                return;
+            }
+        };
+        assert!(!encrypted(&plain).await);
+        let tls = connect(&format!("{base} sslmode=require")).await.expect("PostgreSQL with ssl = on");
+        assert!(encrypted(&tls).await);
+        let err = connect(&format!("{base} sslmode=verify")).await.expect_err("an unknown sslmode");
+        assert!(err.to_string().contains("invalid sslmode \"verify\""), "{err}");
+    }
 }

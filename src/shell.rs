@@ -2,9 +2,14 @@
 
 use std::path::PathBuf;
 
+use shoal_pgtls::{Spelling, SslMode, Tls, TlsSettings};
 use tokio_postgres::SimpleQueryMessage;
 
-/// Where and as whom to connect (shared by `shoal sql` and `shoal cluster`).
+/// Where and as whom to connect, and how securely (shared by `shoal sql`
+/// and `shoal cluster`). The TLS flags are libpq's options, read by
+/// `shoal-pgtls` as the ORM reads them from a URL: each one not given comes
+/// from its `PGSSL*` variable, and the default `--sslmode prefer` uses TLS
+/// when the server offers it, as psql does.
 #[derive(clap::Args, Debug)]
 pub struct ConnArgs {
     /// Server host.
@@ -22,20 +27,50 @@ pub struct ConnArgs {
     /// Password (or SHOAL_PASSWORD).
     #[arg(long, env = "SHOAL_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// TLS, as libpq's sslmode: disable, prefer (TLS when the server offers
+    /// it), require, verify-ca (the certificate chains to --sslrootcert) or
+    /// verify-full (…and names --host). [default: PGSSLMODE, else prefer]
+    #[arg(long, value_name = "MODE")]
+    sslmode: Option<SslMode>,
+    /// PEM file of CA certificates to check the server's certificate
+    /// against. [default: PGSSLROOTCERT, else ~/.postgresql/root.crt for verify-*]
+    #[arg(long, value_name = "FILE")]
+    sslrootcert: Option<PathBuf>,
+    /// PEM file with a client certificate, for servers that ask for one
+    /// (--tls-client-ca); its CN must be the user. [default: PGSSLCERT,
+    /// else ~/.postgresql/postgresql.crt if it exists]
+    #[arg(long, value_name = "FILE")]
+    sslcert: Option<PathBuf>,
+    /// PEM file with the client certificate's private key (mode 0600).
+    /// [default: PGSSLKEY, else ~/.postgresql/postgresql.key if it exists]
+    #[arg(long, value_name = "FILE")]
+    sslkey: Option<PathBuf>,
 }
 
 impl ConnArgs {
-    /// Connects, driving the connection on a background task.
+    /// Connects, driving the connection on a background task. A refusal
+    /// carries the server's SQLSTATE and message, and which flag to change.
     pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
         let mut config = tokio_postgres::Config::new();
         config.host(&self.host).port(self.port).user(&self.user).dbname(&self.dbname);
         if let Some(password) = &self.password {
             config.password(password);
         }
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to {}:{}: {}", self.host, self.port, describe(&e)))?;
+        let given = TlsSettings {
+            sslmode: self.sslmode,
+            sslrootcert: self.sslrootcert.clone(),
+            sslcert: self.sslcert.clone(),
+            sslkey: self.sslkey.clone(),
+        };
+        let options = given.resolve(Spelling::Flags, &shoal_pgtls::process_env)?;
+        let tls = Tls::new(options, &mut config)?;
+        let (client, connection) = tls.connect(&config).await.map_err(|e| {
+            let mut message = format!("cannot connect to {}: {}", self.address(), tls.describe_failure(&e));
+            if let Some(hint) = e.as_db_error().and_then(|db| flag_hint(&tls, db)) {
+                message = format!("{message}\nhint: {hint}");
+            }
+            anyhow::anyhow!(message)
+        })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 eprintln!("connection error: {e}");
@@ -48,6 +83,37 @@ impl ConnArgs {
     pub fn address(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+}
+
+/// Which flag to change after the server refused the login (`28000`):
+/// TLS for a server that requires it, a client certificate for one that
+/// logs in by certificate. The server's own hint speaks libpq's option
+/// names; this one speaks this command line's.
+fn flag_hint(tls: &Tls, db: &tokio_postgres::error::DbError) -> Option<String> {
+    if db.code() != &tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+        return None;
+    }
+    // Shoal says "requires TLS" or "needs TLS", PostgreSQL's pg_hba.conf
+    // refusal "no encryption"; Shoal's certificate refusals say "client
+    // certificate".
+    let message = db.message();
+    let wants_certificate = message.contains("client certificate");
+    let certificate = "--sslcert <PEM file> --sslkey <PEM file>";
+    if tls.mode() == SslMode::Disable && (message.contains("TLS") || message.contains("encryption")) {
+        let with = if wants_certificate { format!(" and a client certificate ({certificate})") } else { String::new() };
+        return Some(format!(
+            "the server accepts only TLS connections, and {} turns TLS off: use --sslmode require{with} \
+             (or prefer, the default; verify-full with --sslrootcert also checks the server's certificate)",
+            tls.mode_setting()
+        ));
+    }
+    if wants_certificate && tls.client_cert().is_none() {
+        return Some(format!(
+            "give a client certificate signed by the server's client CA whose CN is the user: {certificate} \
+             (or PGSSLCERT and PGSSLKEY)"
+        ));
+    }
+    None
 }
 
 #[derive(clap::Args, Debug)]

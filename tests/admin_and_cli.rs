@@ -5,13 +5,18 @@
 //! `/metrics` is Prometheus text with query counters by kind, Raft indexes,
 //! fsync figures and connection gauges; every subcommand answers `--help`;
 //! `shoal sql -c` runs a statement against a server and reports errors with
-//! their SQLSTATE.
+//! their SQLSTATE; `shoal sql` and `shoal cluster` speak TLS as libpq does
+//! (`--sslmode`, `--sslrootcert`, `--sslcert`, `--sslkey`, else `PGSSL*`),
+//! so a server that requires TLS or logs in by certificate lets them in,
+//! and one that refuses them says why and which flag to change.
 
 mod common;
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// A plain HTTP/1.0 GET (no client library needed for two endpoints).
 fn http_get(port: u16, path: &str) -> (String, String) {
@@ -302,4 +307,210 @@ async fn startup_options_set_session_settings() {
     assert_eq!(err.code().map(|c| c.code()), Some("22023"), "{err}");
     let err = server.try_connect(&with("-D /tmp")).await.expect_err("not a -c option");
     assert_eq!(err.code().map(|c| c.code()), Some("08P01"), "{err}");
+}
+
+/// A test CA, a server certificate for "localhost" it signed, and a client
+/// certificate it signed for CN=shoal (the server's user), as PEM files;
+/// the client key is 0600, as libpq and `shoal sql` insist. `home` is an
+/// empty home directory for the CLI, so no `~/.postgresql` of the machine
+/// takes part.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    home: PathBuf,
+}
+
+fn pki() -> Pki {
+    let dir = tempfile::Builder::new().prefix("shoal-cli-tls-").tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "test-ca");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca, &ca_key)
+        .unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    client.distinguished_name = rcgen::DistinguishedName::new();
+    client.distinguished_name.push(rcgen::DnType::CommonName, common::USER);
+    client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client.signed_by(&client_key, &ca, &ca_key).unwrap();
+    for (name, pem) in [
+        ("ca.pem", ca.pem()),
+        ("server.crt", server.pem()),
+        ("server.key", server_key.serialize_pem()),
+        ("shoal.crt", client.pem()),
+        ("shoal.key", client_key.serialize_pem()),
+    ] {
+        std::fs::write(path(name), pem).unwrap();
+    }
+    set_mode(&path("shoal.key"), 0o600);
+    std::fs::create_dir(path("home")).unwrap();
+    Pki {
+        ca: path("ca.pem"),
+        server_cert: path("server.crt"),
+        server_key: path("server.key"),
+        client_cert: path("shoal.crt"),
+        client_key: path("shoal.key"),
+        home: path("home"),
+        dir,
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+impl Pki {
+    /// `--tls-cert … --tls-key …` and `more`, for `shoal server`.
+    fn server_args(&self, more: &[&str]) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "--tls-cert".into(),
+            self.server_cert.clone().into(),
+            "--tls-key".into(),
+            self.server_key.clone().into(),
+        ];
+        args.extend(more.iter().map(OsString::from));
+        args
+    }
+
+    /// `shoal <args>` with only the `PGSSL*` variables in `env` (none of
+    /// this machine's), no SHOAL_PASSWORD, and the empty home directory.
+    fn run(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shoal"));
+        command.args(args).env("HOME", &self.home).env_remove("SHOAL_PASSWORD");
+        for var in ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"] {
+            command.env_remove(var);
+        }
+        for (var, value) in env {
+            command.env(var, value);
+        }
+        command.output().expect("run shoal")
+    }
+}
+
+/// The command succeeded and printed `SELECT 1 AS one`'s table.
+#[track_caller]
+fn printed_one(output: &Output, what: &str) {
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{what}: failed: {stderr}");
+    assert!(stdout.contains("one") && stdout.contains("(1 row)"), "{what}: {stdout}");
+}
+
+/// The command failed; its stderr.
+#[track_caller]
+fn refused(output: &Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success(), "{what}: must fail, printed {}", String::from_utf8_lossy(&output.stdout));
+    eprintln!("  {what}: {}", stderr.trim_end().replace('\n', "\n  "));
+    stderr
+}
+
+/// `shoal sql --port <port> -c 'SELECT 1 AS one' <more>`.
+fn sql_one<'a>(port: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    [&["sql", "--port", port, "-c", "SELECT 1 AS one"][..], more].concat()
+}
+
+/// Against `--tls-required`: every TLS mode connects (so the session was
+/// encrypted: the server refuses any other), `disable` — by flag or by
+/// `PGSSLMODE` — gets the server's FATAL 28000 and a hint naming what to
+/// change, and the flag wins over the variable, as in libpq.
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_shell_speaks_tls_to_a_server_that_requires_it() {
+    let pki = pki();
+    let server = common::Server::start_with_args(&pki.server_args(&["--tls-required"]), "sslmode=require").await;
+    let port = server.pg_port.to_string();
+    let ca = pki.ca.to_str().unwrap();
+
+    eprintln!("--sslmode require, and prefer (the default): TLS, so the server lets them in");
+    printed_one(&pki.run(&sql_one(&port, &["--sslmode", "require"]), &[]), "--sslmode require");
+    printed_one(&pki.run(&sql_one(&port, &[]), &[]), "no --sslmode");
+
+    eprintln!("--sslmode verify-full checks the certificate against --sslrootcert and the host name");
+    printed_one(
+        &pki.run(&sql_one(&port, &["--host", "localhost", "--sslmode", "verify-full", "--sslrootcert", ca]), &[]),
+        "verify-full",
+    );
+    let stderr =
+        refused(&pki.run(&sql_one(&port, &["--sslmode", "verify-full", "--sslrootcert", ca]), &[]), "wrong host");
+    assert!(stderr.contains("--sslmode=verify-full") && stderr.contains("not valid for name"), "{stderr}");
+
+    eprintln!("--sslmode disable: the server's SQLSTATE and message, and a hint naming the flag");
+    let stderr = refused(&pki.run(&sql_one(&port, &["--sslmode", "disable"]), &[]), "--sslmode disable");
+    assert!(stderr.contains("28000") && stderr.contains("this server requires TLS"), "{stderr}");
+    assert!(stderr.contains("--sslmode=disable turns TLS off: use --sslmode require"), "{stderr}");
+
+    eprintln!("PGSSLMODE: require connects, disable is refused with a hint naming the variable");
+    let env_mode = |mode: &'static str| [("PGSSLMODE", Path::new(mode))];
+    printed_one(&pki.run(&sql_one(&port, &[]), &env_mode("require")), "PGSSLMODE=require");
+    let stderr = refused(&pki.run(&sql_one(&port, &[]), &env_mode("disable")), "PGSSLMODE=disable");
+    assert!(stderr.contains("28000") && stderr.contains("PGSSLMODE=disable turns TLS off"), "{stderr}");
+
+    eprintln!("the flag wins over PGSSLMODE");
+    printed_one(&pki.run(&sql_one(&port, &["--sslmode", "require"]), &env_mode("disable")), "--sslmode over PGSSLMODE");
+
+    eprintln!("a mode libpq does not know is refused before connecting, naming where it came from");
+    let stderr = refused(&pki.run(&sql_one(&port, &["--sslmode", "verify"]), &[]), "--sslmode verify");
+    assert!(stderr.contains("--sslmode") && stderr.contains("invalid sslmode \"verify\""), "{stderr}");
+    let stderr = refused(&pki.run(&sql_one(&port, &[]), &env_mode("verify")), "PGSSLMODE=verify");
+    assert!(stderr.contains("invalid PGSSLMODE \"verify\""), "{stderr}");
+
+    eprintln!("shoal cluster takes the same flags");
+    let status = pki.run(&["cluster", "status", "--port", &port, "--sslmode", "require"], &[]);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("is_live"));
+    let stderr = refused(&pki.run(&["cluster", "verify", "--port", &port, "--sslmode", "disable"], &[]), "cluster");
+    assert!(stderr.contains("28000") && stderr.contains("--sslmode require"), "{stderr}");
+}
+
+/// Against `--auth cert`: a certificate the CA signed for CN=shoal, by
+/// flags or by `PGSSLCERT`/`PGSSLKEY`, logs in with no password; without
+/// one the server's 28000 comes with a hint naming the flags; a key others
+/// may read is refused before connecting.
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_shell_logs_in_by_client_certificate() {
+    let pki = pki();
+    let (cert, key) = (pki.client_cert.to_str().unwrap(), pki.client_key.to_str().unwrap());
+    let args = pki.server_args(&["--tls-client-ca", pki.ca.to_str().unwrap(), "--auth", "cert"]);
+    let server = common::Server::start_with_args(&args, &format!("sslmode=require sslcert={cert} sslkey={key}")).await;
+    let port = server.pg_port.to_string();
+
+    eprintln!("--sslcert and --sslkey (CN=shoal): logged in without a password, with require or the default");
+    printed_one(&pki.run(&sql_one(&port, &["--sslmode", "require", "--sslcert", cert, "--sslkey", key]), &[]), "flags");
+    printed_one(&pki.run(&sql_one(&port, &["--sslcert", cert, "--sslkey", key]), &[]), "flags, default sslmode");
+
+    eprintln!("PGSSLCERT and PGSSLKEY do the same");
+    let files = [("PGSSLCERT", pki.client_cert.as_path()), ("PGSSLKEY", pki.client_key.as_path())];
+    printed_one(&pki.run(&sql_one(&port, &[]), &files), "PGSSLCERT/PGSSLKEY");
+
+    eprintln!("no certificate: the server's 28000 and a hint naming --sslcert and --sslkey");
+    let stderr = refused(&pki.run(&sql_one(&port, &["--sslmode", "require"]), &[]), "no certificate");
+    assert!(stderr.contains("28000") && stderr.contains("requires a valid client certificate"), "{stderr}");
+    assert!(stderr.contains("--sslcert <PEM file> --sslkey <PEM file>"), "{stderr}");
+
+    eprintln!("plain: the certificate login needs TLS, and the hint says how to turn it on");
+    let stderr = refused(&pki.run(&sql_one(&port, &["--sslmode", "disable"]), &[]), "plain");
+    assert!(
+        stderr.contains("28000") && stderr.contains("use --sslmode require and a client certificate (--sslcert"),
+        "{stderr}"
+    );
+
+    eprintln!("a key file others may read is refused before connecting, naming the flag");
+    let open_key = pki.dir.path().join("open.key");
+    std::fs::copy(&pki.client_key, &open_key).unwrap();
+    set_mode(&open_key, 0o644);
+    let stderr = refused(
+        &pki.run(&sql_one(&port, &["--sslcert", cert, "--sslkey", open_key.to_str().unwrap()]), &[]),
+        "open key",
+    );
+    assert!(stderr.contains("--sslkey") && stderr.contains("group or world access"), "{stderr}");
 }

@@ -15,6 +15,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset of the harness
 
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::net::TcpListener;
@@ -39,6 +40,11 @@ pub struct Server {
     pub rpc_port: u16,
     pub http_port: u16,
     password: Option<String>,
+    /// More `shoal server` flags (`--tls-cert …`), for every start.
+    server_args: Vec<OsString>,
+    /// libpq TLS options the test's own connections add to
+    /// [`Server::conn_string`] (`sslmode=require sslcert=…`); empty: plain.
+    client_tls: String,
     data_dir: PathBuf,
     log_path: PathBuf,
     child: Option<Child>,
@@ -58,7 +64,19 @@ impl Server {
         Server::start_with(Some(password.to_string())).await
     }
 
+    /// Starts a fresh node with more `shoal server` flags (`--tls-cert …
+    /// --tls-required`), whose sessions — the readiness probe's and
+    /// [`Server::connect`]'s — add the libpq TLS options `client_tls`
+    /// (`sslmode=require sslcert=… sslkey=…`) to their connection string.
+    pub async fn start_with_args(server_args: &[OsString], client_tls: &str) -> Server {
+        Server::start_configured(None, server_args.to_vec(), client_tls.to_string()).await
+    }
+
     async fn start_with(password: Option<String>) -> Server {
+        Server::start_configured(password, Vec::new(), String::new()).await
+    }
+
+    async fn start_configured(password: Option<String>, server_args: Vec<OsString>, client_tls: String) -> Server {
         let dir = tempfile::Builder::new().prefix("shoal-test-").tempdir().expect("create temp dir");
         let [pg_port, rpc_port, http_port] = free_ports();
         let mut server = Server {
@@ -66,6 +84,8 @@ impl Server {
             rpc_port,
             http_port,
             password,
+            server_args,
+            client_tls,
             data_dir: dir.path().join("data"),
             log_path: dir.path().join("server.log"),
             child: None,
@@ -80,11 +100,15 @@ impl Server {
         &self.data_dir
     }
 
-    /// `host=… port=… user=shoal dbname=shoal [password=…]`.
+    /// `host=… port=… user=shoal dbname=shoal [password=…] [TLS options]`.
     pub fn conn_string(&self) -> String {
         let mut s = format!("host=127.0.0.1 port={} user={USER} dbname=shoal connect_timeout=10", self.pg_port);
         if let Some(pw) = &self.password {
             s.push_str(&format!(" password={pw}"));
+        }
+        if !self.client_tls.is_empty() {
+            s.push(' ');
+            s.push_str(&self.client_tls);
         }
         s
     }
@@ -99,7 +123,11 @@ impl Server {
 
     /// Connects with an explicit connection string (for authentication tests).
     pub async fn try_connect(&self, conn_string: &str) -> Result<Client, tokio_postgres::Error> {
-        connect_to(conn_string).await
+        if self.client_tls.is_empty() {
+            connect_to(conn_string).await
+        } else {
+            connect_tls(conn_string).await
+        }
     }
 
     /// SIGKILLs the node (`Child::kill` sends SIGKILL on unix) and reaps it.
@@ -148,6 +176,7 @@ impl Server {
             .arg(format!("127.0.0.1:{}", self.rpc_port))
             .arg("--http")
             .arg(format!("127.0.0.1:{}", self.http_port))
+            .args(&self.server_args)
             .env_remove("SHOAL_PASSWORD")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -169,7 +198,7 @@ impl Server {
                     panic!("shoal server exited during startup ({status}); log:\n{}", self.log_tail());
                 }
             }
-            let last_error = match connect_to(&self.conn_string()).await {
+            let last_error = match self.try_connect(&self.conn_string()).await {
                 Ok(client) => match client.simple_query("SELECT 1").await {
                     Ok(_) => return,
                     Err(e) => e.to_string(),
@@ -206,6 +235,22 @@ pub async fn connect_to(conn_string: &str) -> Result<Client, tokio_postgres::Err
     let (client, connection) = tokio_postgres::connect(conn_string, NoTls).await?;
     tokio::spawn(async move {
         // Errors surface through the client's next call; nothing to do here.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Connects with the libpq TLS options in `conn_string` (`sslmode`,
+/// `sslrootcert`, `sslcert`, `sslkey`, read by `shoal-pgtls`; the
+/// environment is not consulted, so `PGSSL*` of the machine cannot take
+/// part) and drives the connection on a background task. Panics on a bad
+/// option: that is the test's mistake.
+pub async fn connect_tls(conn_string: &str) -> Result<Client, tokio_postgres::Error> {
+    let split = shoal_pgtls::split_conninfo(conn_string, &|_| None).expect("TLS options of a test");
+    let mut config: tokio_postgres::Config = split.conninfo.parse()?;
+    let tls = shoal_pgtls::Tls::new(split.tls, &mut config).expect("TLS files of a test");
+    let (client, connection) = tls.connect(&config).await?;
+    tokio::spawn(async move {
         let _ = connection.await;
     });
     Ok(client)

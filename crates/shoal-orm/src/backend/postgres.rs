@@ -9,7 +9,7 @@
 //! truncation.
 //!
 //! TLS follows the URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`
-//! (see `tls.rs`).
+//! (see `tls.rs`: the rules and code are `shoal-pgtls`'s).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -20,10 +20,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
 use futures::{pin_mut, StreamExt, TryStreamExt};
+use shoal_pgtls::Tls;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
-use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres::{Client, Config, Statement};
 
-use super::tls::{self, Tls};
+use super::tls;
 use super::{Backend, Connection, Executed, QueryResult, RowSink, SendRowFn, StreamTask};
 use crate::civil;
 use crate::db::{Options, Stmt};
@@ -56,12 +57,12 @@ impl Endpoint {
     /// Parses a `postgres://` URL (or a `shoal://` one rewritten to it);
     /// TLS options it does not set come from libpq's `PGSSL*` variables.
     pub(crate) fn from_url(url: &str) -> Result<Endpoint> {
-        let split = tls::split_url(url, &|name| std::env::var_os(name))?;
+        let split = shoal_pgtls::split_conninfo(url, &shoal_pgtls::process_env).map_err(tls::config_error)?;
         let mut config: Config = split
-            .url
+            .conninfo
             .parse()
             .map_err(|e| Error::Config(format!("invalid PostgreSQL URL {}: {e}", super::redact(url))))?;
-        let tls = Tls::new(split.tls, &mut config)?;
+        let tls = Tls::new(split.tls, &mut config).map_err(tls::config_error)?;
         Ok(Endpoint { config, tls })
     }
 }
@@ -95,22 +96,10 @@ impl PgConn {
         let failed = |e: tokio_postgres::Error| Error::Connect { message: endpoint.tls.describe_failure(&e) };
         // The connection task ends with an error only when the socket does;
         // the client sees it on its next call.
-        let client = match &endpoint.tls.connector {
-            None => {
-                let (client, connection) = endpoint.config.connect(NoTls).await.map_err(failed)?;
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                client
-            }
-            Some(tls) => {
-                let (client, connection) = endpoint.config.connect(tls.clone()).await.map_err(failed)?;
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                client
-            }
-        };
+        let (client, connection) = endpoint.tls.connect(&endpoint.config).await.map_err(failed)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
         Ok(PgConn { client, shapes: HashMap::default(), cache: HashMap::default() })
     }
 

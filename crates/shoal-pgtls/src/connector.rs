@@ -1,0 +1,304 @@
+//! [`Tls`]: the rustls set-up the options ask for, the connect call that
+//! uses it, and the explanation of a failed connection.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rustls::client::danger::ServerCertVerifier;
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::ring;
+use rustls::ClientConfig;
+use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::error::ConfigError;
+use crate::identity::{default_file, ClientIdentity};
+use crate::mode::SslMode;
+use crate::options::{FileSetting, Param, Spelling, TlsOptions};
+use crate::verify::{read_roots, AnyCertificate, ChainOnly};
+
+/// A session's connection task, plain or TLS alike: the caller spawns it
+/// (`tokio::spawn`), and it ends when the session's socket closes, with an
+/// error only when the socket failed (the client sees that on its next
+/// call).
+pub type Connection = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
+
+/// How connections are secured: what tokio-postgres negotiates and,
+/// unless TLS is off, the rustls connector it uses. Built once (reading
+/// every file), then used for any number of connections.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// use shoal_pgtls::{process_env, split_conninfo, Tls};
+///
+/// let split = split_conninfo("host=db1 user=app dbname=shoal sslmode=verify-full sslrootcert=ca.pem", &process_env)?;
+/// let mut config: tokio_postgres::Config = split.conninfo.parse()?;
+/// let tls = Tls::new(split.tls, &mut config)?;
+/// let (client, connection) = tls.connect(&config).await.map_err(|e| tls.describe_failure(&e))?;
+/// tokio::spawn(connection);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Tls {
+    mode: SslMode,
+    /// The mode came from `PGSSLMODE`, for messages.
+    mode_from_env: bool,
+    /// How the user writes the options, for messages.
+    spelling: Spelling,
+    /// `None` for `sslmode=disable`.
+    connector: Option<MakeRustlsConnect>,
+    /// The CA file in use, for messages.
+    root_cert: Option<PathBuf>,
+    /// The client certificate file presented, for messages.
+    client_cert: Option<PathBuf>,
+}
+
+impl Tls {
+    /// Builds the TLS set-up the options ask for, reading their files now,
+    /// and tells `config` whether to negotiate TLS.
+    pub fn new(options: TlsOptions, config: &mut Config) -> Result<Tls, ConfigError> {
+        let TlsOptions { mode, mode_from_env, spelling, root_cert, client_cert, client_key, home } = options;
+        config.ssl_mode(mode.negotiation());
+        if mode == SslMode::Disable {
+            return Ok(Tls { mode, mode_from_env, spelling, connector: None, root_cert: None, client_cert: None });
+        }
+        let root_cert = match (mode, root_cert) {
+            (_, Some(setting)) => Some(setting),
+            (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
+                let path = default_file(home.as_deref(), "root.crt").ok_or_else(|| {
+                    ConfigError::new(format!(
+                        "{} needs the CA certificate to check the server against: {} or set PGSSLROOTCERT \
+                         (or install ~/.postgresql/root.crt)",
+                        spelling.mode_setting(mode, mode_from_env),
+                        spelling.add(Param::RootCert)
+                    ))
+                })?;
+                Some(FileSetting::new(spelling.name(Param::RootCert), path))
+            }
+            (_, None) => None,
+        };
+        let provider = Arc::new(ring::default_provider());
+        let verifier: Arc<dyn ServerCertVerifier> = match &root_cert {
+            None => Arc::new(AnyCertificate(provider.clone())),
+            Some(setting) => {
+                let roots = read_roots(setting)?;
+                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| ConfigError::new(format!("{setting}: {e}")))?;
+                if mode == SslMode::VerifyFull {
+                    webpki
+                } else {
+                    // prefer and require with a CA file check the chain, as libpq does.
+                    Arc::new(ChainOnly(webpki))
+                }
+            }
+        };
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConfigError::new(format!("TLS set-up: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let identity = ClientIdentity::load(client_cert, client_key, home.as_deref(), spelling)?;
+        let (client, client_cert) = match identity {
+            None => (builder.with_no_client_auth(), None),
+            Some(id) => {
+                let client = builder.with_client_auth_cert(id.chain, id.key).map_err(|e| {
+                    ConfigError::new(format!("{} and {} cannot be used together: {e}", id.cert, id.key_file))
+                })?;
+                (client, Some(id.cert.path))
+            }
+        };
+        Ok(Tls {
+            mode,
+            mode_from_env,
+            spelling,
+            connector: Some(MakeRustlsConnect::new(client)),
+            root_cert: root_cert.map(|s| s.path),
+            client_cert,
+        })
+    }
+
+    /// The `sslmode` in force.
+    pub fn mode(&self) -> SslMode {
+        self.mode
+    }
+
+    /// The mode as the user set it, for messages: `sslmode=require`,
+    /// `--sslmode=require` or `PGSSLMODE=require`.
+    pub fn mode_setting(&self) -> String {
+        self.spelling.mode_setting(self.mode, self.mode_from_env)
+    }
+
+    /// The client certificate file presented to servers that ask for one.
+    pub fn client_cert(&self) -> Option<&Path> {
+        self.client_cert.as_deref()
+    }
+
+    /// Opens a session as `config` says, plain or over TLS as this set-up
+    /// says. The [`Connection`] must be spawned; on failure,
+    /// [`Tls::describe_failure`] explains the error.
+    pub async fn connect(&self, config: &Config) -> Result<(Client, Connection), tokio_postgres::Error> {
+        match &self.connector {
+            None => {
+                let (client, connection) = config.connect(NoTls).await?;
+                Ok((client, Box::pin(connection)))
+            }
+            Some(tls) => {
+                let (client, connection) = config.connect(tls.clone()).await?;
+                Ok((client, Box::pin(connection)))
+            }
+        }
+    }
+
+    /// Explains a failed connection: the server's error with its SQLSTATE,
+    /// or the TLS failure in terms of the TLS options, as the user set them.
+    pub fn describe_failure(&self, e: &tokio_postgres::Error) -> String {
+        // tokio-postgres prints only the error's kind ("db error", "error
+        // performing TLS handshake"); the server's message and rustls'
+        // reason are in the error's sources.
+        if let Some(db) = e.as_db_error() {
+            let mut message = format!("the server refused the connection: {} {}", db.code().code(), db.message());
+            if let Some(hint) = db.hint() {
+                message = format!("{message} (hint: {hint})");
+            }
+            if let (Some(cert), "28000") = (&self.client_cert, db.code().code()) {
+                message = format!("{message} [client certificate: {}]", cert.display());
+            }
+            return message;
+        }
+        let mut message = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !message.contains(&text) {
+                message = format!("{message}: {text}");
+            }
+            cause = c.source();
+        }
+        let Some(_) = &self.connector else { return message };
+        // With TLS 1.3 a server that refuses the client's certificate says
+        // so with an alert after the client's half of the handshake, so it
+        // surfaces as a failed read rather than a failed handshake.
+        let alert = message.contains("alert");
+        if !message.contains("TLS") && !alert {
+            return message;
+        }
+        let checked = match (&self.root_cert, self.mode) {
+            (None, _) => String::new(),
+            (Some(path), SslMode::VerifyFull) => {
+                format!(" (the server's certificate must chain to {} and name the host)", path.display())
+            }
+            (Some(path), _) => format!(" (the server's certificate must chain to {})", path.display()),
+        };
+        let presented = match (&self.client_cert, alert) {
+            (Some(path), true) => format!(
+                "; the server may have refused the client certificate {} (it must be signed by a CA the server \
+                 trusts, and be current)",
+                path.display()
+            ),
+            (None, true) => format!(
+                "; the server may require a client certificate ({} and {})",
+                self.spelling.name(Param::Cert),
+                self.spelling.name(Param::Key)
+            ),
+            (_, false) => String::new(),
+        };
+        format!("TLS with {}{checked}: {message}{presented}", self.mode_setting())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::tests::env_of;
+    use crate::options::TlsSettings;
+    use crate::split_conninfo;
+    use crate::testutil::identity_files;
+
+    #[test]
+    fn files_from_the_environment_are_named_by_their_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = identity_files(dir.path(), "app");
+        let missing = dir.path().join("missing.pem");
+        let (cert, key, missing) = (cert.to_str().unwrap(), key.to_str().unwrap(), missing.to_str().unwrap());
+        let home = dir.path().join("home");
+        let home = home.to_str().unwrap();
+        for (vars, needle) in [
+            (vec![("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", missing)], format!("PGSSLROOTCERT {missing}")),
+            (vec![("PGSSLMODE", "verify-ca"), ("HOME", home)], "PGSSLMODE=verify-ca needs the CA".to_string()),
+            (vec![("PGSSLCERT", missing), ("PGSSLKEY", key)], format!("PGSSLCERT {missing}")),
+            (vec![("PGSSLCERT", cert), ("PGSSLKEY", missing)], format!("PGSSLKEY {missing}")),
+            (vec![("PGSSLCERT", cert), ("HOME", home)], format!("PGSSLCERT {cert} has no private key")),
+            (vec![("PGSSLKEY", key), ("HOME", home)], format!("PGSSLKEY {key} is given without a client")),
+        ] {
+            let split = split_conninfo("postgres://u@h/db", &env_of(&vars)).unwrap();
+            let err = Tls::new(split.tls, &mut Config::new()).err().unwrap();
+            assert!(err.message().contains(&needle), "{vars:?}: {err}");
+        }
+
+        eprintln!("good files from the environment build a TLS set-up that presents the certificate");
+        let vars = [("PGSSLMODE", "require"), ("PGSSLCERT", cert), ("PGSSLKEY", key), ("HOME", home)];
+        let split = split_conninfo("postgres://u@h/db", &env_of(&vars)).unwrap();
+        let tls = Tls::new(split.tls, &mut Config::new()).unwrap();
+        assert_eq!((tls.mode(), tls.client_cert()), (SslMode::Require, Some(Path::new(cert))));
+        assert_eq!(tls.mode_setting(), "PGSSLMODE=require");
+    }
+
+    fn options(mode: SslMode, root_cert: Option<PathBuf>) -> TlsOptions {
+        TlsOptions { mode, root_cert: root_cert.map(|p| FileSetting::new("sslrootcert", p)), ..TlsOptions::default() }
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_fails_at_set_up() {
+        let mut config = Config::new();
+        let err =
+            Tls::new(options(SslMode::VerifyFull, Some("/nonexistent/ca.pem".into())), &mut config).err().unwrap();
+        assert!(err.message().contains("/nonexistent/ca.pem"), "{err}");
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        let err = Tls::new(options(SslMode::VerifyCa, Some(empty.path().into())), &mut config).err().unwrap();
+        assert!(err.message().contains("no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn verify_modes_without_a_ca_file_say_how_to_give_one() {
+        let home = tempfile::tempdir().unwrap();
+        let vars = [("HOME", home.path().to_str().unwrap())];
+        let given = TlsSettings { sslmode: Some(SslMode::VerifyFull), ..TlsSettings::default() };
+        let options = given.resolve(Spelling::Flags, &env_of(&vars)).unwrap();
+        let err = Tls::new(options, &mut Config::new()).err().unwrap();
+        assert!(
+            err.message().starts_with("--sslmode=verify-full needs the CA certificate")
+                && err.message().contains("give --sslrootcert <PEM file> or set PGSSLROOTCERT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_refused_at_set_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, _) = identity_files(dir.path(), "app");
+        let (_, other_key) = identity_files(dir.path(), "other");
+        let mismatched = TlsOptions {
+            client_cert: Some(FileSetting::new("sslcert", cert)),
+            client_key: Some(FileSetting::new("sslkey", other_key)),
+            ..TlsOptions::default()
+        };
+        let err = Tls::new(mismatched, &mut Config::new()).err().unwrap();
+        assert!(err.message().contains("cannot be used together"), "{err}");
+    }
+
+    #[test]
+    fn disable_builds_no_connector_and_reads_no_file() {
+        let options = TlsOptions {
+            mode: SslMode::Disable,
+            client_cert: Some(FileSetting::new("--sslcert", "/nonexistent/app.crt")),
+            ..TlsOptions::default()
+        };
+        let mut config = Config::new();
+        let tls = Tls::new(options, &mut config).unwrap();
+        assert!(tls.connector.is_none() && tls.client_cert().is_none());
+        assert_eq!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Disable);
+    }
+}
