@@ -73,6 +73,9 @@ async fn status_and_metrics_follow_writes() {
         "shoal_raft_commit_index{group=\"1\"}",
         "shoal_log_fsyncs{group=\"1\"}",
         "shoal_log_fsync_micros{group=\"1\"}",
+        "shoal_write_batch_statements{group=\"1\"}",
+        "shoal_raft_proposals_committed{group=\"1\"}",
+        "shoal_raft_proposal_micros{group=\"1\"}",
         "shoal_connections ",
     ] {
         assert!(metrics.contains(needle), "missing {needle} in /metrics:\n{metrics}");

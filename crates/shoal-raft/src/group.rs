@@ -140,6 +140,16 @@ pub struct GroupStatus {
     /// still in its Raft round (pipelined).
     #[serde(default)]
     pub pipelined_batches: u64,
+    /// Statements carried by those batches (÷ `write_batches`: the mean batch).
+    #[serde(default)]
+    pub batched_statements: u64,
+    /// Proposals this replica made as leader (write batches and transaction
+    /// commits) that committed, and the total microseconds from proposal to
+    /// applied here (÷ `proposals_committed`: the mean Raft round).
+    #[serde(default)]
+    pub proposals_committed: u64,
+    #[serde(default)]
+    pub proposal_micros_total: u64,
 }
 
 struct BatchItem {
@@ -177,9 +187,14 @@ pub struct Group {
     /// The newest known read index and when it was asked for (see [`Group::fresh_index`]).
     freshness: Mutex<Option<(Instant, u64)>>,
     batch_tx: mpsc::Sender<BatchItem>,
-    /// Autocommit batches proposed, and how many of them were pipelined.
+    /// Autocommit batches proposed, how many of them were pipelined, and
+    /// the statements they carried.
     write_batches: AtomicU64,
     pipelined_batches: AtomicU64,
+    batched_statements: AtomicU64,
+    /// Proposals committed, and their total proposal-to-applied time.
+    proposals_committed: AtomicU64,
+    proposal_micros_total: AtomicU64,
     /// Callers of [`Group::leader_read_index`] waiting for the next round.
     read_index_tx: mpsc::UnboundedSender<oneshot::Sender<Result<u64>>>,
     log_stats: crate::log_store::StatsHandle,
@@ -242,6 +257,9 @@ impl Group {
             batch_tx,
             write_batches: AtomicU64::new(0),
             pipelined_batches: AtomicU64::new(0),
+            batched_statements: AtomicU64::new(0),
+            proposals_committed: AtomicU64::new(0),
+            proposal_micros_total: AtomicU64::new(0),
             read_index_tx,
             log_stats,
             transport: config.transport.clone(),
@@ -514,6 +532,9 @@ impl Group {
             log_fsync_micros_total: stats.fsync_micros_total,
             write_batches: self.write_batches.load(Ordering::Relaxed),
             pipelined_batches: self.pipelined_batches.load(Ordering::Relaxed),
+            batched_statements: self.batched_statements.load(Ordering::Relaxed),
+            proposals_committed: self.proposals_committed.load(Ordering::Relaxed),
+            proposal_micros_total: self.proposal_micros_total.load(Ordering::Relaxed),
         }
     }
 
@@ -696,13 +717,19 @@ impl Group {
         // Only a proposal made while leading can have reached the log; if
         // one of those fails, a new leader may still commit it.
         let was_leader = self.is_leader();
+        let proposed = Instant::now();
         let queued = self.raft.client_write_ff(Command { proposal: Some(proposal), txns, checksum: false }).await;
         let group = self.clone();
         Box::pin(async move {
             let failure = match queued {
                 Err(fatal) => RaftError::Fatal(fatal),
                 Ok(response) => match response.await {
-                    Ok(Ok(written)) => return Ok(written.log_id.index),
+                    Ok(Ok(written)) => {
+                        let micros = u64::try_from(proposed.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        group.proposals_committed.fetch_add(1, Ordering::Relaxed);
+                        group.proposal_micros_total.fetch_add(micros, Ordering::Relaxed);
+                        return Ok(written.log_id.index);
+                    }
                     Ok(Err(refused)) => RaftError::APIError(refused),
                     Err(_) => RaftError::Fatal(openraft::error::Fatal::Stopped),
                 },
@@ -1338,6 +1365,7 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> St
         return Started::Done;
     }
     group.write_batches.fetch_add(1, Ordering::Relaxed);
+    group.batched_statements.fetch_add(replies.len() as u64, Ordering::Relaxed);
     if pipelined {
         group.pipelined_batches.fetch_add(1, Ordering::Relaxed);
     }

@@ -304,7 +304,20 @@ async fn pipelined_batches_keep_every_write_and_let_transactions_in() {
     }
     assert_eq!(count(&group).await, total, "every acknowledged write is there, once");
     let status = group.status();
-    println!("{} batches, {} pipelined", status.write_batches, status.pipelined_batches);
+    println!(
+        "{} batches of {} statements, {} pipelined; {} proposals committed in {} µs",
+        status.write_batches,
+        status.batched_statements,
+        status.pipelined_batches,
+        status.proposals_committed,
+        status.proposal_micros_total
+    );
     assert!(status.write_batches > 0 && status.pipelined_batches <= status.write_batches);
+    // Every acknowledged autocommit write was one statement of a batch.
+    assert_eq!(status.batched_statements as i64, total - 1);
+    // The batches and the two transactions' COMMITs (CREATE TABLE, and the
+    // one mid-stream), each timed from proposal to applied.
+    assert_eq!(status.proposals_committed, status.write_batches + 2);
+    assert!(status.proposal_micros_total > 0);
     group.shutdown().await;
 }

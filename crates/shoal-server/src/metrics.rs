@@ -46,6 +46,9 @@ pub struct Metrics {
     pub log_fsync_micros: Family<GroupLabel, Gauge<i64, AtomicI64>>,
     pub write_batches: Family<GroupLabel, Gauge<i64, AtomicI64>>,
     pub pipelined_batches: Family<GroupLabel, Gauge<i64, AtomicI64>>,
+    pub batched_statements: Family<GroupLabel, Gauge<i64, AtomicI64>>,
+    pub proposals_committed: Family<GroupLabel, Gauge<i64, AtomicI64>>,
+    pub proposal_micros: Family<GroupLabel, Gauge<i64, AtomicI64>>,
 }
 
 impl Default for Metrics {
@@ -89,6 +92,24 @@ impl Default for Metrics {
             "Write batches started while the previous one was still in its Raft round, per group",
             pipelined_batches.clone(),
         );
+        let (batched_statements, proposals_committed, proposal_micros) =
+            (gauge_family(), gauge_family(), gauge_family());
+        registry.register(
+            "write_batch_statements",
+            "Statements carried by write batches, per group (divide by shoal_write_batches for the mean batch)",
+            batched_statements.clone(),
+        );
+        registry.register(
+            "raft_proposals_committed",
+            "Proposals (write batches and transaction commits) this node made as leader that committed, per group",
+            proposals_committed.clone(),
+        );
+        registry.register(
+            "raft_proposal_micros",
+            "Total microseconds from proposal to applied of those proposals, per group (divide by \
+             shoal_raft_proposals_committed for the mean Raft round)",
+            proposal_micros.clone(),
+        );
         Metrics {
             registry,
             queries,
@@ -104,6 +125,9 @@ impl Default for Metrics {
             log_fsync_micros,
             write_batches,
             pipelined_batches,
+            batched_statements,
+            proposals_committed,
+            proposal_micros,
         }
     }
 }
@@ -130,6 +154,9 @@ impl Metrics {
         self.log_fsync_micros.get_or_create(&label).set(status.log_fsync_micros_total as i64);
         self.write_batches.get_or_create(&label).set(status.write_batches as i64);
         self.pipelined_batches.get_or_create(&label).set(status.pipelined_batches as i64);
+        self.batched_statements.get_or_create(&label).set(status.batched_statements as i64);
+        self.proposals_committed.get_or_create(&label).set(status.proposals_committed as i64);
+        self.proposal_micros.get_or_create(&label).set(status.proposal_micros_total as i64);
     }
 
     /// The Prometheus text exposition.
