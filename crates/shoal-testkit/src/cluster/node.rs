@@ -113,10 +113,19 @@ impl NodeProcess {
         self.paused = false;
     }
 
-    /// SIGSTOP: the process keeps its sockets but answers nothing.
+    /// SIGSTOP: the process keeps its sockets but answers nothing. Returns
+    /// once every thread of it has stopped: kill(2) only queues the signal,
+    /// and a thread running on another (virtual) CPU may go on for a moment,
+    /// long enough to answer a query sent right after.
     pub(crate) fn pause(&mut self) -> Result<()> {
         self.signal(libc::SIGSTOP)?;
         self.paused = true;
+        let pid = self.pid().ok_or_else(|| anyhow!("node {} has no process", self.info.id))?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(pid) {
+            ensure!(Instant::now() < deadline, "node {} did not stop within 5 s of SIGSTOP", self.info.id);
+            std::thread::sleep(Duration::from_millis(1));
+        }
         Ok(())
     }
 
@@ -222,3 +231,15 @@ fn die_with_parent(cmd: &mut Command) {
 
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut Command) {}
+
+/// Whether every thread of process `pid` is stopped (state `T` in
+/// `/proc/<pid>/task/<tid>/stat`; an exiting thread, `Z` or `X`, cannot
+/// answer either). False when it cannot tell.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.flatten().all(|task| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // The state follows the command name, which is in parentheses and may contain spaces.
+        matches!(stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()), Some('T' | 'Z' | 'X'))
+    })
+}
