@@ -153,7 +153,6 @@ async fn startup<B: Backend>(
     shared: &Shared<B>,
 ) -> Option<(B::Session, ConnectParams)> {
     let max = shared.config.max_message_bytes;
-    let mut secure = false;
     // `Some` once TLS is up: what the client's certificate proved.
     let mut client_cert = None;
     let mut startup_msg = None;
@@ -168,7 +167,7 @@ async fn startup<B: Backend>(
         };
         match msg {
             PgWireFrontendMessage::SslNegotiation(SslNegotiationMetaMessage::PostgresSsl(_)) => {
-                match (&shared.tls, secure) {
+                match (&shared.tls, client_cert.is_some()) {
                     (Some(acceptor), false) => {
                         if framer.has_buffered_input() {
                             // Bytes sent before the handshake would bypass TLS (CVE-2021-23214).
@@ -191,7 +190,6 @@ async fn startup<B: Backend>(
                         client_cert = Some(ClientCert::of(tls.get_ref().1));
                         framer.stream = Stream::Tls(Box::new(tls));
                         framer.expect_startup_only();
-                        secure = true;
                     }
                     _ => {
                         framer.queue(PgWireBackendMessage::SslResponse(SslResponse::Refuse));
@@ -248,7 +246,7 @@ async fn startup<B: Backend>(
         }
     };
     if login == Login::Scram {
-        if let Err(err) = scram(framer, shared, &params, secure).await {
+        if let Err(err) = scram(framer, shared, &params, client_cert.is_some()).await {
             fatal(framer, &err);
             let _ = framer.flush().await;
             return None;
