@@ -32,10 +32,8 @@
 //!   for the slot ([`Group::begin_cancellable`]).
 //! * **Reads** run on pooled read-only connections after Raft's read-index
 //!   check, so they never block the writer and never see uncommitted data.
-//!   Reads waiting at the same time share one leadership round. There is no
-//!   leader lease: openraft 0.9's leader still grants votes while its
-//!   followers hold the lease, so a lease read could miss a newer leader's
-//!   write (ARCHITECTURE.md).
+//!   Reads waiting at the same time share one leadership round
+//!   (`ReadPolicy::ReadIndex`; why not a leader lease: ARCHITECTURE.md).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,8 +41,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ServerState};
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, Fatal, LinearizableReadError, RaftError};
+use openraft::impls::ProgressResponder;
+use openraft::{BasicNode, ReadPolicy, ServerState};
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_storage::cancel::canceled;
 use shoal_storage::{Command, ProposalId, QueryOutput, RecordedStmt, Replica, StatementCancel, StepBudget, TxnRecord};
@@ -278,7 +278,7 @@ impl Group {
     /// address to dial it at.
     pub fn leader(&self) -> Option<(NodeId, String)> {
         let metrics = self.raft.metrics();
-        let m = metrics.borrow();
+        let m = metrics.borrow_watched();
         let id = m.current_leader?;
         let node = m.membership_config.membership().get_node(&id)?;
         Some((id, self.transport.dial_addr(id, &node.addr)))
@@ -287,14 +287,14 @@ impl Group {
     /// True when this replica is the group's leader.
     pub fn is_leader(&self) -> bool {
         let metrics = self.raft.metrics();
-        let m = metrics.borrow();
+        let m = metrics.borrow_watched();
         m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
     }
 
     /// Every member (voters and learners) with its recorded address.
     pub fn members(&self) -> Vec<(NodeId, String, bool)> {
         let metrics = self.raft.metrics();
-        let m = metrics.borrow();
+        let m = metrics.borrow_watched();
         let membership = m.membership_config.membership();
         let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
         membership.nodes().map(|(id, node)| (*id, node.addr.clone(), voters.contains(id))).collect()
@@ -426,7 +426,7 @@ impl Group {
     /// Waits until everything in the log at call time is applied (after a
     /// restart, the replay of committed entries).
     pub async fn catch_up(&self, timeout: Duration) -> Result<()> {
-        let target = self.raft.metrics().borrow().last_log_index;
+        let target = self.raft.metrics().borrow_watched().last_log_index;
         self.raft.wait(Some(timeout)).applied_index_at_least(target, "replay committed entries").await.map_err(
             |e| Error::environment(SqlState::CANNOT_CONNECT_NOW, format!("group {}: catching up: {e}", self.id)),
         )?;
@@ -507,7 +507,7 @@ impl Group {
 
     /// Raft state for system views.
     pub fn status(&self) -> GroupStatus {
-        let m = self.raft.metrics().borrow().clone();
+        let m = self.raft.metrics().borrow_watched().clone();
         let stats = self.log_stats.get();
         GroupStatus {
             id: self.id,
@@ -558,7 +558,7 @@ impl Group {
     /// True when this node leads the group and is its only voter.
     fn is_sole_voting_leader(&self) -> bool {
         let metrics = self.raft.metrics();
-        let m = metrics.borrow();
+        let m = metrics.borrow_watched();
         if m.state != ServerState::Leader || m.current_leader != Some(self.node_id) {
             return false;
         }
@@ -718,12 +718,14 @@ impl Group {
         // one of those fails, a new leader may still commit it.
         let was_leader = self.is_leader();
         let proposed = Instant::now();
-        let queued = self.raft.client_write_ff(Command { proposal: Some(proposal), txns, checksum: false }).await;
+        let (responder, written) = ProgressResponder::complete_only();
+        let command = Command { proposal: Some(proposal), txns, checksum: false };
+        let queued = self.raft.client_write_ff(command, Some(responder)).await;
         let group = self.clone();
         Box::pin(async move {
             let failure = match queued {
                 Err(fatal) => RaftError::Fatal(fatal),
-                Ok(response) => match response.await {
+                Ok(()) => match written.await {
                     Ok(Ok(written)) => {
                         let micros = u64::try_from(proposed.elapsed().as_micros()).unwrap_or(u64::MAX);
                         group.proposals_committed.fetch_add(1, Ordering::Relaxed);
@@ -731,7 +733,7 @@ impl Group {
                         return Ok(written.log_id.index);
                     }
                     Ok(Err(refused)) => RaftError::APIError(refused),
-                    Err(_) => RaftError::Fatal(openraft::error::Fatal::Stopped),
+                    Err(_) => RaftError::Fatal(Fatal::Stopped),
                 },
             };
             group.abandon(proposal)?;
@@ -748,13 +750,18 @@ impl Group {
         Ok(())
     }
 
-    fn write_error(&self, err: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>, was_leader: bool) -> Error {
+    fn write_error(&self, err: RaftError<TypeConfig, ClientWriteError<TypeConfig>>, was_leader: bool) -> Error {
         let in_doubt = |what: String| {
             Error::environment(SqlState::STATEMENT_COMPLETION_UNKNOWN, what).with_hint(
                 "the outcome is unknown: a new leader may still commit it; check whether the change is present before retrying",
             )
         };
         match err {
+            // The entry reached the log and leadership moved before it
+            // committed: the new leader may or may not keep it.
+            RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
+                in_doubt(format!("group {} lost its leader while committing (new leader: {:?})", self.id, f.leader_id))
+            }
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) if was_leader => {
                 in_doubt(format!("group {} lost its leader while committing (new leader: {:?})", self.id, f.leader_id))
             }
@@ -775,7 +782,7 @@ impl Group {
     }
 }
 
-fn read_index_error(e: RaftError<NodeId, openraft::error::CheckIsLeaderError<NodeId, BasicNode>>) -> Error {
+fn read_index_error(e: RaftError<TypeConfig, LinearizableReadError<TypeConfig>>) -> Error {
     match e {
         RaftError::APIError(api) => {
             Error::environment(SqlState::SERIALIZATION_FAILURE, format!("cannot serve a linearizable read: {api}"))
@@ -785,22 +792,11 @@ fn read_index_error(e: RaftError<NodeId, openraft::error::CheckIsLeaderError<Nod
     }
 }
 
-/// The commit index as far as this node knows it. openraft does not publish
-/// it, so on the leader it is derived from replication progress: the highest
-/// index that a majority of voters has matched. Elsewhere the applied index
-/// is the known lower bound (everything applied was committed).
-fn committed_index(m: &openraft::RaftMetrics<NodeId, BasicNode>) -> u64 {
+/// The commit index as far as this node knows it (it applies nothing
+/// beyond it).
+fn committed_index(m: &openraft::RaftMetrics<TypeConfig>) -> u64 {
     let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-    let Some(replication) = &m.replication else { return applied };
-    let mut matched: Vec<u64> = m
-        .membership_config
-        .membership()
-        .voter_ids()
-        .map(|id| replication.get(&id).copied().flatten().map(|l| l.index).unwrap_or(0))
-        .collect();
-    matched.sort_unstable_by(|a, b| b.cmp(a));
-    // With n voters, the (n/2)-th largest match (0-based) is held by a majority.
-    matched.get(matched.len() / 2).copied().unwrap_or(applied).max(applied)
+    m.local_committed.map(|l| l.index).unwrap_or(0).max(applied)
 }
 
 async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -1045,9 +1041,9 @@ async fn run_read_index_rounds(raft: Raft, mut rx: mpsc::UnboundedReceiver<onesh
             waiters.push(waiter);
         }
         let answer = raft
-            .ensure_linearizable()
+            .ensure_linearizable(ReadPolicy::ReadIndex)
             .await
-            .map(|read_log_id| read_log_id.map(|l| l.index).unwrap_or(0))
+            .map(|read_log_id| read_log_id.log_id().index)
             .map_err(read_index_error);
         for waiter in waiters {
             let _ = waiter.send(answer.clone());

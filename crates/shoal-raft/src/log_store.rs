@@ -6,7 +6,7 @@
 //! and what the backup archiver (DESIGN.md §8) builds on:
 //!
 //! * **Durability before acknowledgement.** An append is reported flushed
-//!   (openraft's `LogFlushed` callback) only after its bytes are fsynced; a
+//!   (openraft's `IOFlushed` callback) only after its bytes are fsynced; a
 //!   vote is fsynced before `save_vote` returns.
 //! * **Group commit.** One writer thread owns every file. It takes *all*
 //!   commands queued while its previous fsync ran, writes them with one
@@ -79,10 +79,11 @@
 //! index is raised to it on start), and writing `meta` after every group
 //! would triple the fsyncs per write.
 //!
-//! * `truncate(id)` (conflict resolution) deletes the segments that start at or
-//!   after `id.index` (newest first, fsyncing the directory after each, so a
-//!   crash leaves a prefix), cuts the segment that held `id.index` and makes
-//!   it the active segment again. Raft never truncates committed entries,
+//! * `truncate_after(id)` (conflict resolution) removes every entry after
+//!   `id` (all of them for `None`): it deletes the segments that start after
+//!   `id.index` (newest first, fsyncing the directory after each, so a
+//!   crash leaves a prefix), cuts the segment that held `id.index + 1` and
+//!   makes it the active segment again. Raft never truncates committed entries,
 //!   which is why only *committed* sealed segments count as immutable.
 //! * `purge(id)` (after a snapshot) first makes `last_purged = id` durable in
 //!   `meta`, then deletes every segment whose entries are all `<= id.index`.
@@ -134,10 +135,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{
-    AnyError, LogId, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError, StorageIOError, Vote,
-};
+use openraft::alias::{LogIdOf, VoteOf};
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader, RaftTypeConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shoal_common::Error;
@@ -395,12 +396,12 @@ where
         let mut framed = Vec::new();
         let mut cached = Vec::new();
         for entry in entries {
-            if purged_upto.is_some_and(|upto| entry.get_log_id().index <= upto) {
-                tracing::debug!(index = entry.get_log_id().index, "dropping an appended entry below the purge point");
+            if purged_upto.is_some_and(|upto| entry.index() <= upto) {
+                tracing::debug!(index = entry.index(), "dropping an appended entry below the purge point");
                 continue;
             }
             let record = record::encode_entry(&entry)?;
-            let index = entry.get_log_id().index;
+            let index = entry.index();
             cached.push((entry, record.len()));
             framed.push((index, record));
         }
@@ -465,12 +466,9 @@ fn index_bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
     (start, end)
 }
 
-fn read_error<NID: openraft::NodeId>(err: Error) -> StorageError<NID> {
-    StorageIOError::read_logs(AnyError::new(&err)).into()
-}
-
-fn write_error<NID: openraft::NodeId>(err: Error) -> StorageError<NID> {
-    StorageIOError::write_logs(AnyError::new(&err)).into()
+/// Shoal's error as openraft's storage error (the SQLSTATE stays in the text).
+fn io_error(err: Error) -> io::Error {
+    io::Error::other(err.to_string())
 }
 
 impl<C> RaftLogReader<C> for LogReader<C>
@@ -481,9 +479,13 @@ where
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+    ) -> io::Result<Vec<C::Entry>> {
         let (start, end) = index_bounds(&range);
-        self.shared.read(start, end).map_err(read_error)
+        self.shared.read(start, end).map_err(io_error)
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<VoteOf<C>>> {
+        Ok(self.shared.lock().map_err(io_error)?.vote.clone())
     }
 }
 
@@ -495,9 +497,13 @@ where
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+    ) -> io::Result<Vec<C::Entry>> {
         let (start, end) = index_bounds(&range);
-        self.shared.read(start, end).map_err(read_error)
+        self.shared.read(start, end).map_err(io_error)
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<VoteOf<C>>> {
+        Ok(self.shared.lock().map_err(io_error)?.vote.clone())
     }
 }
 
@@ -508,8 +514,8 @@ where
 {
     type LogReader = LogReader<C>;
 
-    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
-        let index = self.shared.lock().map_err(read_error)?;
+    async fn get_log_state(&mut self) -> io::Result<LogState<C>> {
+        let index = self.shared.lock().map_err(io_error)?;
         Ok(LogState { last_purged_log_id: index.last_purged(), last_log_id: index.last_log_id() })
     }
 
@@ -517,41 +523,39 @@ where
         self.reader()
     }
 
-    async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        let write_vote = |err: Error| StorageIOError::write_vote(AnyError::new(&err));
-        self.request(|reply| Command::SaveVote { vote: vote.clone(), reply }).await.map_err(write_vote)?;
-        self.shared.lock().map_err(write_vote)?.vote = Some(vote.clone());
+    async fn save_vote(&mut self, vote: &VoteOf<C>) -> io::Result<()> {
+        self.request(|reply| Command::SaveVote { vote: vote.clone(), reply }).await.map_err(io_error)?;
+        // Published only once durable: readers (openraft's replication
+        // checks the vote through them) never see a vote a crash could undo.
+        self.shared.lock().map_err(io_error)?.vote = Some(vote.clone());
         Ok(())
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {
-        let index = self.shared.lock().map_err(|err| StorageIOError::read_vote(AnyError::new(&err)))?;
-        Ok(index.vote.clone())
+    async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> io::Result<()> {
+        self.shared.lock().map_err(io_error)?.committed = committed.clone();
+        self.send(Command::SaveCommitted { committed }).await.map_err(io_error)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> Result<(), StorageError<C::NodeId>> {
-        self.shared.lock().map_err(write_error)?.committed = committed.clone();
-        self.send(Command::SaveCommitted { committed }).await.map_err(write_error)
+    async fn read_committed(&mut self) -> io::Result<Option<LogIdOf<C>>> {
+        Ok(self.shared.lock().map_err(io_error)?.committed.clone())
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
-        Ok(self.shared.lock().map_err(read_error)?.committed.clone())
-    }
-
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<C::NodeId>>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> io::Result<()>
     where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<C::Entry> = entries.into_iter().collect();
-        self.append_with(entries, Box::new(move |result| callback.log_io_completed(result))).await.map_err(write_error)
+        self.append_with(entries, Box::new(move |result| callback.io_completed(result))).await.map_err(io_error)
     }
 
-    async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        self.request(|reply| Command::Truncate { index: log_id.index, reply }).await.map_err(write_error)
+    async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> io::Result<()> {
+        // Everything after `last_log_id` goes; `None` empties the log.
+        let first_removed = last_log_id.map_or(0, |id| id.index() + 1);
+        self.request(|reply| Command::Truncate { index: first_removed, reply }).await.map_err(io_error)
     }
 
-    async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        self.request(|reply| Command::Purge { log_id, reply }).await.map_err(write_error)
+    async fn purge(&mut self, log_id: LogIdOf<C>) -> io::Result<()> {
+        self.request(|reply| Command::Purge { log_id, reply }).await.map_err(io_error)
     }
 }

@@ -9,26 +9,89 @@
 //! reported as a storage error and openraft stops this replica rather than
 //! letting it diverge.
 //!
-//! Snapshots are SQLite files made with the backup API; the current one is
-//! kept as `snapshot.db` with its metadata in `snapshot.json`.
-
-// openraft's StorageError is large and its shape is fixed by the trait.
-#![allow(clippy::result_large_err)]
+//! openraft hands `apply` a stream of entries, each with the responder of
+//! its proposer, if any. The whole batch is applied under one hold of the
+//! replica lock, and the responders answer only after the SQLite commit and
+//! [`SharedReplica::publish_applied`], so a proposer that hears back reads
+//! its own write.
+//!
+//! Snapshots are SQLite files made with the backup API, carried as
+//! [`SnapshotData`] (bytes and CRC-32, checked before installing); the
+//! current one is kept as `snapshot.db` with its metadata and checksum in
+//! `snapshot.json`.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use openraft::storage::{RaftStateMachine, Snapshot};
-use openraft::{
-    BasicNode, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
-};
+use futures::{Stream, StreamExt};
+use openraft::alias::{SnapshotMetaOf, StoredMembershipOf};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
+use serde::{Deserialize, Serialize};
 use shoal_storage::{AppliedState, Replica};
 use tokio::sync::watch;
 
-use crate::types::{AppliedMeta, ApplyResponse, NodeId, TypeConfig};
+use crate::types::{AppliedMeta, ApplyResponse, LogId, TypeConfig};
+
+/// A snapshot as openraft passes it around: the SQLite file's bytes and
+/// their CRC-32, which the receiver checks before installing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotData {
+    pub bytes: Vec<u8>,
+    pub crc32: u32,
+}
+
+impl SnapshotData {
+    /// Wraps `bytes`, computing their checksum.
+    pub fn new(bytes: Vec<u8>) -> SnapshotData {
+        let crc32 = crc32fast::hash(&bytes);
+        SnapshotData { bytes, crc32 }
+    }
+
+    /// Checks the bytes against the checksum they were sent with.
+    pub fn verify(&self) -> std::result::Result<(), String> {
+        let actual = crc32fast::hash(&self.bytes);
+        if actual != self.crc32 {
+            return Err(format!(
+                "snapshot checksum {actual:08x} of {} received bytes does not match the sender's {:08x}",
+                self.bytes.len(),
+                self.crc32
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A whole snapshot: openraft's metadata and Shoal's data.
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
+
+/// `snapshot.json`: the current snapshot's metadata and checksum. Files
+/// written before the checksum had its own field carry it in `snapshot_id`
+/// (`…-crc<hex>`), which is still read.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredSnapshotMeta {
+    last_log_id: Option<LogId>,
+    last_membership: StoredMembershipOf<TypeConfig>,
+    #[serde(default)]
+    snapshot_id: String,
+    #[serde(default)]
+    crc32: Option<u32>,
+}
+
+impl StoredSnapshotMeta {
+    fn checksum(&self) -> std::result::Result<u32, String> {
+        if let Some(crc) = self.crc32 {
+            return Ok(crc);
+        }
+        let Some((_, hex)) = self.snapshot_id.rsplit_once("-crc") else {
+            return Err(format!("snapshot {} carries no checksum", self.snapshot_id));
+        };
+        u32::from_str_radix(hex, 16).map_err(|_| format!("snapshot {}: bad checksum field", self.snapshot_id))
+    }
+}
 
 /// The replica shared between the state machine (apply) and sessions
 /// (leader-side execution); see `crate::group`.
@@ -125,19 +188,16 @@ pub struct StateMachine {
     snapshot_dir: PathBuf,
 }
 
-fn io_error(subject: ErrorSubject<NodeId>, verb: ErrorVerb, err: impl std::fmt::Display) -> StorageError<NodeId> {
-    let io = std::io::Error::other(err.to_string());
-    StorageError::IO { source: StorageIOError::new(subject, verb, &io) }
+/// A failure openraft must see as a storage error: the replica stops
+/// rather than diverge.
+fn sm_error(err: impl std::fmt::Display) -> io::Error {
+    io::Error::other(err.to_string())
 }
 
-fn sm_error(err: impl std::fmt::Display) -> StorageError<NodeId> {
-    io_error(ErrorSubject::StateMachine, ErrorVerb::Write, err)
-}
-
-fn parse_meta(state: &AppliedState) -> Result<AppliedMeta, StorageError<NodeId>> {
+fn parse_meta(state: &AppliedState) -> io::Result<AppliedMeta> {
     match &state.meta {
         None => Ok(AppliedMeta::default()),
-        Some(json) => serde_json::from_str(json).map_err(|e| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, e)),
+        Some(json) => serde_json::from_str(json).map_err(|e| sm_error(format!("reading the applied state: {e}"))),
     }
 }
 
@@ -154,7 +214,7 @@ fn pin_snapshot(db_path: &std::path::Path) -> shoal_common::Result<shoal_storage
 }
 
 impl StateMachine {
-    pub fn new(shared: Arc<SharedReplica>, snapshot_dir: PathBuf) -> std::io::Result<StateMachine> {
+    pub fn new(shared: Arc<SharedReplica>, snapshot_dir: PathBuf) -> io::Result<StateMachine> {
         std::fs::create_dir_all(&snapshot_dir)?;
         Ok(StateMachine { shared, snapshot_dir })
     }
@@ -162,7 +222,62 @@ impl StateMachine {
     fn current_snapshot_paths(&self) -> (PathBuf, PathBuf) {
         (self.snapshot_dir.join("snapshot.db"), self.snapshot_dir.join("snapshot.json"))
     }
+
+    /// Applies `entries` in one hold of the replica lock and publishes what
+    /// readers may now see; returns each entry's response.
+    fn apply_blocking(
+        &self,
+        entries: &[openraft::alias::EntryOf<TypeConfig>],
+    ) -> io::Result<(Vec<ApplyResponse>, bool, Vec<PinnedChecksum>)> {
+        let mut responses = Vec::with_capacity(entries.len());
+        let mut catalog_changed = false;
+        // Checksum entries: the index and a read connection whose snapshot
+        // is pinned at exactly that index, checksummed after the lock is
+        // released so applying goes on meanwhile.
+        let mut pinned = Vec::new();
+        let mut replica = self.shared.lock();
+        let mut meta = parse_meta(replica.applied())?;
+        for entry in entries {
+            let log_id = entry.log_id();
+            meta.last_applied = Some(log_id);
+            if let EntryPayload::Membership(m) = &entry.payload {
+                meta.membership = StoredMembership::new(Some(log_id), m.clone());
+            }
+            let state =
+                AppliedState { index: log_id.index, meta: Some(serde_json::to_string(&meta).map_err(sm_error)?) };
+            let committed_local = match &entry.payload {
+                EntryPayload::Normal(command) if command.checksum => {
+                    replica.apply_empty(state).map_err(sm_error)?;
+                    // With a pipelined entry's effects deferred, no
+                    // snapshot shows exactly this index: skip it (the
+                    // check reports this replica as not compared).
+                    if replica.visible_index() == log_id.index {
+                        self.shared.record_checksum(log_id.index, None);
+                        pinned.push((log_id.index, pin_snapshot(replica.path())));
+                    }
+                    false
+                }
+                EntryPayload::Normal(command) => {
+                    catalog_changed |= command.changes_catalog();
+                    replica.apply(command, state).map_err(|e| {
+                        tracing::error!(index = log_id.index, error = %e, "apply failed; stopping replica");
+                        sm_error(e)
+                    })?
+                }
+                EntryPayload::Blank | EntryPayload::Membership(_) => {
+                    replica.apply_empty(state).map_err(sm_error)?;
+                    false
+                }
+            };
+            responses.push(ApplyResponse { index: log_id.index, committed_local });
+        }
+        self.shared.publish_applied(&replica);
+        Ok((responses, catalog_changed, pinned))
+    }
 }
+
+/// A checksum entry's index and a read connection pinned at it.
+type PinnedChecksum = (u64, shoal_common::Result<shoal_storage::Connection>);
 
 /// Builds snapshots from a consistent copy of the SQLite file.
 pub struct SnapshotBuilder {
@@ -171,130 +286,80 @@ pub struct SnapshotBuilder {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
         let shared = self.shared.clone();
         let dir = self.snapshot_dir.clone();
         tokio::task::spawn_blocking(move || build_snapshot_blocking(&shared, &dir))
             .await
-            .map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?
+            .map_err(|e| sm_error(format!("building a snapshot: {e}")))?
     }
 }
 
-fn build_snapshot_blocking(
-    shared: &SharedReplica,
-    dir: &std::path::Path,
-) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+fn build_snapshot_blocking(shared: &SharedReplica, dir: &std::path::Path) -> io::Result<Snapshot> {
     let tmp = dir.join("snapshot.db.building");
     let db_path = shared.lock().path().to_path_buf();
     let state = shoal_storage::snapshot_file(&db_path, &tmp).map_err(sm_error)?;
     let meta = parse_meta(&state)?;
-    let last = meta.last_applied;
-    let data = std::fs::read(&tmp).map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, e))?;
-    // The id carries the file's checksum, which the receiver checks.
-    let crc = crc32fast::hash(&data);
-    let snapshot_meta = SnapshotMeta {
-        last_log_id: last,
-        last_membership: meta.membership,
-        snapshot_id: match last {
-            Some(id) => format!("{}-{}-{}-crc{crc:08x}", id.leader_id.term, id.index, state.index),
-            None => format!("0-0-{}-crc{crc:08x}", state.index),
-        },
-    };
-    persist_current(dir, &tmp, &snapshot_meta)?;
-    Ok(Snapshot { meta: snapshot_meta, snapshot: Box::new(Cursor::new(data)) })
+    let data = SnapshotData::new(std::fs::read(&tmp)?);
+    let snapshot_meta = SnapshotMeta { last_log_id: meta.last_applied, last_membership: meta.membership };
+    persist_current(dir, &tmp, &snapshot_meta, data.crc32)?;
+    Ok(Snapshot { meta: snapshot_meta, snapshot: data })
 }
 
-/// Checks a received snapshot against the checksum in its id
-/// (`…-crc<hex>`, as `build_snapshot_blocking` names it).
-fn check_snapshot_crc(snapshot_id: &str, data: &[u8]) -> std::result::Result<(), String> {
-    let Some((_, hex)) = snapshot_id.rsplit_once("-crc") else {
-        return Err(format!("snapshot {snapshot_id} carries no checksum"));
-    };
-    let expected = u32::from_str_radix(hex, 16).map_err(|_| format!("snapshot {snapshot_id}: bad checksum field"))?;
-    let actual = crc32fast::hash(data);
-    if actual != expected {
-        return Err(format!(
-            "snapshot {snapshot_id}: checksum {actual:08x} of {} received bytes does not match",
-            data.len()
-        ));
-    }
-    Ok(())
-}
-
+/// Makes `db_file` the current snapshot, with `meta` and its checksum in
+/// `snapshot.json`.
 fn persist_current(
     dir: &std::path::Path,
     db_file: &std::path::Path,
-    meta: &SnapshotMeta<NodeId, BasicNode>,
-) -> Result<(), StorageError<NodeId>> {
-    let json = serde_json::to_vec(meta).map_err(sm_error)?;
+    meta: &SnapshotMetaOf<TypeConfig>,
+    crc32: u32,
+) -> io::Result<()> {
+    let stored = StoredSnapshotMeta {
+        last_log_id: meta.last_log_id,
+        last_membership: meta.last_membership.clone(),
+        // For people reading the file: term, index and checksum.
+        snapshot_id: match meta.last_log_id {
+            Some(id) => format!("{}-{}-crc{crc32:08x}", id.leader_id.term, id.index),
+            None => format!("0-0-crc{crc32:08x}"),
+        },
+        crc32: Some(crc32),
+    };
+    let json = serde_json::to_vec(&stored).map_err(sm_error)?;
     let meta_tmp = dir.join("snapshot.json.tmp");
-    std::fs::write(&meta_tmp, json).map_err(sm_error)?;
-    std::fs::rename(db_file, dir.join("snapshot.db")).map_err(sm_error)?;
-    std::fs::rename(&meta_tmp, dir.join("snapshot.json")).map_err(sm_error)?;
+    std::fs::write(&meta_tmp, json)?;
+    std::fs::rename(db_file, dir.join("snapshot.db"))?;
+    std::fs::rename(&meta_tmp, dir.join("snapshot.json"))?;
     Ok(())
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembershipOf<TypeConfig>)> {
         let state = self.shared.lock().applied().clone();
         let meta = parse_meta(&state)?;
         Ok((meta.last_applied, meta.membership))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResponse>, StorageError<NodeId>>
+    async fn apply<Strm>(&mut self, entries: Strm) -> io::Result<()>
     where
-        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + Send,
-        I::IntoIter: Send,
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + Send,
     {
-        let mut responses = Vec::new();
-        let mut catalog_changed = false;
-        // Checksum entries: the index and a read connection whose snapshot
-        // is pinned at exactly that index, checksummed after the lock is
-        // released so applying goes on meanwhile.
-        let mut pinned = Vec::new();
-        {
-            let mut replica = self.shared.lock();
-            let mut meta = parse_meta(replica.applied())?;
-            for entry in entries {
-                meta.last_applied = Some(entry.log_id);
-                if let EntryPayload::Membership(m) = &entry.payload {
-                    meta.membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                }
-                let state = AppliedState {
-                    index: entry.log_id.index,
-                    meta: Some(serde_json::to_string(&meta).map_err(sm_error)?),
-                };
-                let committed_local = match &entry.payload {
-                    EntryPayload::Normal(command) if command.checksum => {
-                        replica.apply_empty(state).map_err(sm_error)?;
-                        // With a pipelined entry's effects deferred, no
-                        // snapshot shows exactly this index: skip it (the
-                        // check reports this replica as not compared).
-                        if replica.visible_index() == entry.log_id.index {
-                            self.shared.record_checksum(entry.log_id.index, None);
-                            pinned.push((entry.log_id.index, pin_snapshot(replica.path())));
-                        }
-                        false
-                    }
-                    EntryPayload::Normal(command) => {
-                        catalog_changed |= command.changes_catalog();
-                        replica.apply(command, state).map_err(|e| {
-                            tracing::error!(index = entry.log_id.index, error = %e, "apply failed; stopping replica");
-                            sm_error(e)
-                        })?
-                    }
-                    EntryPayload::Blank | EntryPayload::Membership(_) => {
-                        replica.apply_empty(state).map_err(sm_error)?;
-                        false
-                    }
-                };
-                responses.push(ApplyResponse { index: entry.log_id.index, committed_local });
+        // Collected first: the replica lock is not held across awaits, and
+        // one lock hold per batch is what makes applying cheap.
+        let items: Vec<EntryResponder<TypeConfig>> =
+            entries.collect::<Vec<_>>().await.into_iter().collect::<io::Result<_>>()?;
+        let (entries, responders): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+        let (responses, catalog_changed, pinned) = self.apply_blocking(&entries)?;
+        // Answered only now: the SQLite commit and `publish_applied` are
+        // done, so a proposer that hears back reads its own write.
+        for (responder, response) in responders.into_iter().zip(responses) {
+            if let Some(responder) = responder {
+                responder.send(response);
             }
-            self.shared.publish_applied(&replica);
         }
         for (index, conn) in pinned {
             let shared = self.shared.clone();
@@ -310,87 +375,89 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if catalog_changed {
             self.shared.bump_catalog_epoch();
         }
-        Ok(responses)
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         SnapshotBuilder { shared: self.shared.clone(), snapshot_dir: self.snapshot_dir.clone() }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<NodeId>> {
-        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
-        let data = snapshot.into_inner();
-        if let Err(e) = check_snapshot_crc(&meta.snapshot_id, &data) {
+    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<TypeConfig>, snapshot: SnapshotData) -> io::Result<()> {
+        if let Err(e) = snapshot.verify() {
             // Installing it would corrupt this replica; stopping it is the safe failure.
-            tracing::error!(snapshot = %meta.snapshot_id, error = %e, "refusing a damaged snapshot");
-            return Err(io_error(subject, ErrorVerb::Read, e));
+            tracing::error!(snapshot = %meta, error = %e, "refusing a damaged snapshot");
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
         let incoming = self.snapshot_dir.join("snapshot.db.incoming");
-        std::fs::write(&incoming, data).map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
+        std::fs::write(&incoming, &snapshot.bytes)?;
         let keep = self.snapshot_dir.join("snapshot.db.keep");
-        std::fs::copy(&incoming, &keep).map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
+        std::fs::copy(&incoming, &keep)?;
         let installed = {
             let mut replica = self.shared.lock();
-            replica.install_snapshot(&incoming).map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
+            replica.install_snapshot(&incoming).map_err(sm_error)?;
             // The file's own applied state may predate the meta openraft
             // gives (it was built from committed SQLite state); record the
             // snapshot's log id so applied_state() matches the snapshot.
+            let applied = AppliedMeta { last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
             let state = AppliedState {
                 index: meta.last_log_id.map(|l| l.index).unwrap_or(0),
-                meta: Some(
-                    serde_json::to_string(&AppliedMeta {
-                        last_applied: meta.last_log_id,
-                        membership: meta.last_membership.clone(),
-                    })
-                    .map_err(sm_error)?,
-                ),
+                meta: Some(serde_json::to_string(&applied).map_err(sm_error)?),
             };
             replica.apply_empty(state.clone()).map_err(sm_error)?;
             state.index
         };
-        persist_current(&self.snapshot_dir, &keep, meta)?;
-        tracing::info!(snapshot = %meta.snapshot_id, index = installed, "installed a snapshot from the leader");
+        persist_current(&self.snapshot_dir, &keep, meta, snapshot.crc32)?;
+        tracing::info!(snapshot = %meta, index = installed, "installed a snapshot from the leader");
         self.shared.applied_tx.send_replace(installed);
         self.shared.bump_catalog_epoch();
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
         let (db, meta_path) = self.current_snapshot_paths();
         if !db.exists() || !meta_path.exists() {
             return Ok(None);
         }
-        let subject = ErrorSubject::Snapshot(None);
-        let meta_json = std::fs::read(&meta_path).map_err(|e| io_error(subject.clone(), ErrorVerb::Read, e))?;
-        let meta: SnapshotMeta<NodeId, BasicNode> =
-            serde_json::from_slice(&meta_json).map_err(|e| io_error(subject.clone(), ErrorVerb::Read, e))?;
-        let data = std::fs::read(&db).map_err(|e| io_error(subject, ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        let stored: StoredSnapshotMeta = serde_json::from_slice(&std::fs::read(&meta_path)?)
+            .map_err(|e| sm_error(format!("reading {}: {e}", meta_path.display())))?;
+        let crc32 = stored.checksum().map_err(sm_error)?;
+        let meta = SnapshotMeta { last_log_id: stored.last_log_id, last_membership: stored.last_membership };
+        Ok(Some(Snapshot { meta, snapshot: SnapshotData { bytes: std::fs::read(&db)?, crc32 } }))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::check_snapshot_crc;
+    use super::{SnapshotData, StoredSnapshotMeta};
 
     #[test]
     fn snapshot_checksums_catch_damage() {
-        let data = b"SQLite format 3\0 and pages".to_vec();
-        let id = format!("3-120-120-crc{:08x}", crc32fast::hash(&data));
-        assert!(check_snapshot_crc(&id, &data).is_ok());
+        let data = SnapshotData::new(b"SQLite format 3\0 and pages".to_vec());
+        assert!(data.verify().is_ok());
         let mut damaged = data.clone();
-        damaged[5] ^= 1;
-        assert!(check_snapshot_crc(&id, &damaged).unwrap_err().contains("does not match"));
-        assert!(check_snapshot_crc(&id, &data[..10]).is_err(), "truncated");
-        assert!(check_snapshot_crc("3-120-120", &data).is_err(), "no checksum");
-        assert!(check_snapshot_crc("3-120-120-crcZZ", &data).is_err(), "bad field");
+        damaged.bytes[5] ^= 1;
+        assert!(damaged.verify().unwrap_err().contains("does not match"));
+        let mut truncated = data.clone();
+        truncated.bytes.truncate(10);
+        assert!(truncated.verify().is_err(), "truncated");
+    }
+
+    #[test]
+    fn snapshot_json_of_either_format_yields_the_checksum() {
+        let old = r#"{"last_log_id":{"leader_id":{"term":3,"node_id":1},"index":120},
+            "last_membership":{"log_id":null,"membership":{"configs":[],"nodes":{}}},
+            "snapshot_id":"3-120-120-crc0000abcd"}"#;
+        let stored: StoredSnapshotMeta = serde_json::from_str(old).unwrap();
+        assert_eq!(stored.checksum(), Ok(0xabcd));
+        assert_eq!(stored.last_log_id.map(|id| id.index), Some(120));
+        let new = r#"{"last_log_id":null,"last_membership":{"log_id":null,"membership":{"configs":[],"nodes":{}}},
+            "snapshot_id":"0-0-crc00000001","crc32":7}"#;
+        assert_eq!(serde_json::from_str::<StoredSnapshotMeta>(new).unwrap().checksum(), Ok(7));
+        let none = r#"{"last_log_id":null,"last_membership":{"log_id":null,"membership":{"configs":[],"nodes":{}}},
+            "snapshot_id":"3-120-120"}"#;
+        assert!(serde_json::from_str::<StoredSnapshotMeta>(none).unwrap().checksum().is_err());
+        let bad = r#"{"last_log_id":null,"last_membership":{"log_id":null,"membership":{"configs":[],"nodes":{}}},
+            "snapshot_id":"3-120-120-crcZZ"}"#;
+        assert!(serde_json::from_str::<StoredSnapshotMeta>(bad).unwrap().checksum().is_err());
     }
 }

@@ -36,7 +36,7 @@
 //! overrides the address used to reach a node id; the fault-injection test
 //! kit uses it to route every link through its proxies.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,11 +44,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bincode::Options;
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use futures::{Stream, StreamExt};
+use openraft::alias::{SnapshotMetaOf, VoteOf};
+use openraft::async_runtime::WatchReceiver;
+use openraft::base::{BoxFuture as RaftBoxFuture, BoxStream};
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{Backoff, RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
@@ -58,12 +61,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::state_machine::{Snapshot, SnapshotData};
 use crate::types::{GroupId, NodeId, Raft, TypeConfig};
 
 /// Bumped on any incompatible change to the messages below, including the
 /// node service's calls they carry (`shoal_server::cluster::Call`; version 3:
-/// cancellable `Begin`, `CancelForwarded`).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// cancellable `Begin`, `CancelForwarded`; version 4: openraft 0.10's
+/// messages, pipelined append streams, snapshots in acknowledged chunks).
+pub const PROTOCOL_VERSION: u32 = 4;
 const MAGIC: [u8; 8] = *b"SHOALRPC";
 /// Largest frame either side accepts (snapshot chunks are far smaller).
 pub const MAX_FRAME_BYTES: u64 = 256 << 20;
@@ -71,6 +76,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Outgoing frames queued per connection before callers wait.
 const SEND_QUEUE: usize = 1024;
+/// AppendEntries requests of one stream in flight before the leader waits
+/// for the oldest answer.
+const PIPELINE_WINDOW: usize = 64;
+/// Snapshot bytes per chunk: small enough that other groups' messages on
+/// the same connection are not held up behind a snapshot.
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+/// How long the last chunk may take: the follower answers it only after
+/// installing the whole snapshot.
+const SNAPSHOT_INSTALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Hello {
@@ -93,30 +107,57 @@ enum Envelope {
     Response { id: u64, body: Response },
 }
 
-/// What one node asks another.
+/// What one node asks another. Raft's own errors travel as text: the
+/// receiving side only needs to know that the call failed.
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
+    /// One AppendEntries on its own (a heartbeat).
     AppendEntries {
         group: GroupId,
         rpc: AppendEntriesRequest<TypeConfig>,
     },
+    /// One AppendEntries of a pipelined stream: the receiver hands the
+    /// requests of `stream` to Raft in the order they arrive, without
+    /// waiting for one to finish before passing on the next.
+    StreamAppend {
+        group: GroupId,
+        stream: u64,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    },
     Vote {
         group: GroupId,
-        rpc: VoteRequest<NodeId>,
+        rpc: VoteRequest<TypeConfig>,
     },
-    InstallSnapshot {
+    PreVote {
         group: GroupId,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: VoteRequest<TypeConfig>,
     },
+    /// Part of a snapshot, sent in order and each acknowledged before the
+    /// next; `offset` 0 starts a transfer, `done` installs it.
+    SnapshotChunk(SnapshotChunk),
     /// An opaque request for the [`Service`] above Raft (the server's).
     Service(Vec<u8>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+struct SnapshotChunk {
+    group: GroupId,
+    vote: VoteOf<TypeConfig>,
+    meta: SnapshotMetaOf<TypeConfig>,
+    /// Of the whole snapshot.
+    crc32: u32,
+    offset: u64,
+    data: Vec<u8>,
+    done: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 enum Response {
-    AppendEntries(std::result::Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
-    Vote(std::result::Result<VoteResponse<NodeId>, RaftError<NodeId>>),
-    InstallSnapshot(std::result::Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    AppendEntries(std::result::Result<AppendEntriesResponse<TypeConfig>, String>),
+    StreamAppend(std::result::Result<StreamAppendResult<TypeConfig>, String>),
+    Vote(std::result::Result<VoteResponse<TypeConfig>, String>),
+    /// `None`: the chunk was taken, send the next one.
+    SnapshotChunk(std::result::Result<Option<SnapshotResponse<TypeConfig>>, String>),
     Service(std::result::Result<Vec<u8>, Error>),
     /// The request never reached a handler (unknown group, not allowed yet…).
     Undeliverable(String),
@@ -199,6 +240,80 @@ struct Inner {
     stop: watch::Sender<bool>,
     /// TLS for every connection, both ways (`None`: plain TCP).
     tls: RwLock<Option<Arc<crate::tls::NodeTls>>>,
+    /// Snapshots being received, by group (a group has one leader, which
+    /// sends one snapshot at a time).
+    incoming_snapshots: Mutex<HashMap<GroupId, IncomingSnapshot>>,
+}
+
+/// A snapshot whose chunks are arriving.
+struct IncomingSnapshot {
+    vote: VoteOf<TypeConfig>,
+    meta: SnapshotMetaOf<TypeConfig>,
+    crc32: u32,
+    bytes: Vec<u8>,
+}
+
+/// Refuses a snapshot that no correct leader could send: one whose last
+/// entry is from a later leader than the sender's vote, or that contradicts
+/// what this replica knows is committed. openraft treats both as
+/// corruption and panics on them; a peer's message must not panic us.
+fn check_snapshot_position(
+    raft: &Raft,
+    vote: &VoteOf<TypeConfig>,
+    meta: &SnapshotMetaOf<TypeConfig>,
+) -> std::result::Result<(), String> {
+    let Some(last) = &meta.last_log_id else { return Ok(()) };
+    if last.leader_id > vote.leader_id {
+        return Err(format!("snapshot ending at {last} is beyond its sender's vote {vote}"));
+    }
+    let committed = raft.metrics().borrow_watched().local_committed;
+    if let Some(committed) = committed {
+        if *last > committed && last.index <= committed.index {
+            return Err(format!("snapshot ending at {last} contradicts the committed log at {committed}"));
+        }
+    }
+    Ok(())
+}
+
+/// Feeds one append stream's requests into Raft in order and sends each
+/// answer back under its request's id, as Raft produces them (in order).
+async fn serve_append_stream(
+    raft: Raft,
+    requests: mpsc::Receiver<(u64, AppendEntriesRequest<TypeConfig>)>,
+    out: mpsc::Sender<Vec<u8>>,
+) {
+    // Ids of the requests handed to Raft and not answered yet, oldest first.
+    let waiting: Arc<Mutex<VecDeque<u64>>> = Arc::default();
+    let input = {
+        let waiting = waiting.clone();
+        futures::stream::unfold(requests, move |mut requests| {
+            let waiting = waiting.clone();
+            async move {
+                let (id, rpc) = requests.recv().await?;
+                waiting.lock().unwrap_or_else(|p| p.into_inner()).push_back(id);
+                Some((rpc, requests))
+            }
+        })
+    };
+    let answers = raft.stream_append(input);
+    futures::pin_mut!(answers);
+    while let Some(answer) = answers.next().await {
+        let Some(id) = waiting.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { break };
+        let body = Response::StreamAppend(answer.map_err(|fatal| fatal.to_string()));
+        let Ok(bytes) = encode(&Envelope::Response { id, body }) else { break };
+        if out.send(bytes).await.is_err() {
+            return;
+        }
+    }
+    // Raft ends a stream at its first refusal; whatever was queued behind
+    // it gets no answer from Raft, so the leader hears it here.
+    let left: Vec<u64> = waiting.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+    for id in left {
+        let body = Response::Undeliverable("the append stream ended before this request".into());
+        if let Ok(bytes) = encode(&Envelope::Response { id, body }) {
+            let _ = out.send(bytes).await;
+        }
+    }
 }
 
 /// A connection to a peer, plain or TLS.
@@ -227,6 +342,7 @@ impl Transport {
                 next_id: AtomicU64::new(1),
                 stop: watch::channel(false).0,
                 tls: RwLock::new(None),
+                incoming_snapshots: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -349,6 +465,10 @@ impl Transport {
         // Served connections end with the transport too, so peers redial
         // whatever replaces this node (a restart in the same process).
         let mut stop = self.inner.stop.subscribe();
+        // This connection's append streams: their requests go to Raft in
+        // the order they arrived, so they are routed here, not per task.
+        let mut streams: HashMap<(GroupId, u64), mpsc::Sender<(u64, AppendEntriesRequest<TypeConfig>)>> =
+            HashMap::new();
         loop {
             let frame = tokio::select! {
                 frame = read_frame(&mut reader) => frame,
@@ -359,6 +479,10 @@ impl Transport {
                 tracing::warn!("closing a peer connection that sent an undecodable request");
                 return;
             };
+            if let Request::StreamAppend { group, stream, rpc } = body {
+                self.route_stream_append(&mut streams, &tx, joining, id, group, stream, rpc).await;
+                continue;
+            }
             let transport = self.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -370,24 +494,75 @@ impl Transport {
         }
     }
 
+    /// Passes request `id` of append stream `stream` to the task feeding
+    /// that stream into Raft, starting the task on the stream's first
+    /// request (or after an earlier one ended).
+    #[allow(clippy::too_many_arguments)]
+    async fn route_stream_append(
+        &self,
+        streams: &mut HashMap<(GroupId, u64), mpsc::Sender<(u64, AppendEntriesRequest<TypeConfig>)>>,
+        out: &mpsc::Sender<Vec<u8>>,
+        joining: bool,
+        id: u64,
+        group: GroupId,
+        stream: u64,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    ) {
+        let answer = |body: Response| {
+            let out = out.clone();
+            async move {
+                if let Ok(bytes) = encode(&Envelope::Response { id, body }) {
+                    let _ = out.send(bytes).await;
+                }
+            }
+        };
+        if joining {
+            return answer(Response::Undeliverable("Raft messages need a cluster id".into())).await;
+        }
+        let Some(raft) = self.group_raft(group) else {
+            return answer(Response::Undeliverable(format!("group {group} is not open on this node"))).await;
+        };
+        // Streams end with the leader's; forget the ones whose task is gone.
+        streams.retain(|_, feed| !feed.is_closed());
+        let feed = streams.entry((group, stream)).or_insert_with(|| {
+            let (feed, requests) = mpsc::channel(2 * PIPELINE_WINDOW);
+            tokio::spawn(serve_append_stream(raft, requests, out.clone()));
+            feed
+        });
+        if feed.send((id, rpc)).await.is_err() {
+            streams.remove(&(group, stream));
+            answer(Response::Undeliverable("the append stream has ended".into())).await;
+        }
+    }
+
+    fn group_raft(&self, group: GroupId) -> Option<Raft> {
+        self.inner.groups.read().unwrap_or_else(|p| p.into_inner()).get(&group).cloned()
+    }
+
     async fn dispatch(&self, request: Request, joining: bool, from: Option<NodeId>) -> Response {
-        let group_raft =
-            |group: GroupId| self.inner.groups.read().unwrap_or_else(|p| p.into_inner()).get(&group).cloned();
         if joining && !matches!(request, Request::Service(_)) {
             return Response::Undeliverable("Raft messages need a cluster id".into());
         }
+        let not_open = |group: GroupId| Response::Undeliverable(format!("group {group} is not open on this node"));
         match request {
-            Request::AppendEntries { group, rpc } => match group_raft(group) {
-                Some(raft) => Response::AppendEntries(raft.append_entries(rpc).await),
-                None => Response::Undeliverable(format!("group {group} is not open on this node")),
+            Request::AppendEntries { group, rpc } => match self.group_raft(group) {
+                Some(raft) => Response::AppendEntries(raft.append_entries(rpc).await.map_err(|e| e.to_string())),
+                None => not_open(group),
             },
-            Request::Vote { group, rpc } => match group_raft(group) {
-                Some(raft) => Response::Vote(raft.vote(rpc).await),
-                None => Response::Undeliverable(format!("group {group} is not open on this node")),
+            Request::StreamAppend { group, .. } => {
+                Response::Undeliverable(format!("group {group}: a stream request outside its connection's stream"))
+            }
+            Request::Vote { group, rpc } => match self.group_raft(group) {
+                Some(raft) => Response::Vote(raft.vote(rpc).await.map_err(|e| e.to_string())),
+                None => not_open(group),
             },
-            Request::InstallSnapshot { group, rpc } => match group_raft(group) {
-                Some(raft) => Response::InstallSnapshot(raft.install_snapshot(rpc).await),
-                None => Response::Undeliverable(format!("group {group} is not open on this node")),
+            Request::PreVote { group, rpc } => match self.group_raft(group) {
+                Some(raft) => Response::Vote(raft.pre_vote(rpc).await.map_err(|e| e.to_string())),
+                None => not_open(group),
+            },
+            Request::SnapshotChunk(chunk) => match self.group_raft(chunk.group) {
+                Some(raft) => Response::SnapshotChunk(self.receive_snapshot_chunk(&raft, chunk).await),
+                None => not_open(chunk.group),
             },
             Request::Service(payload) => {
                 let service = self.inner.service.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -399,26 +574,69 @@ impl Transport {
         }
     }
 
+    /// Adds a chunk to the group's incoming snapshot; the last one installs
+    /// it once its checksum and log position check out.
+    async fn receive_snapshot_chunk(
+        &self,
+        raft: &Raft,
+        chunk: SnapshotChunk,
+    ) -> std::result::Result<Option<SnapshotResponse<TypeConfig>>, String> {
+        let complete = {
+            let mut incoming = self.inner.incoming_snapshots.lock().unwrap_or_else(|p| p.into_inner());
+            if chunk.offset == 0 {
+                incoming.remove(&chunk.group);
+            }
+            let received = incoming.entry(chunk.group).or_insert_with(|| IncomingSnapshot {
+                vote: chunk.vote.clone(),
+                meta: chunk.meta.clone(),
+                crc32: chunk.crc32,
+                bytes: Vec::new(),
+            });
+            if received.vote != chunk.vote || received.meta != chunk.meta || received.bytes.len() as u64 != chunk.offset
+            {
+                incoming.remove(&chunk.group);
+                return Err(format!(
+                    "group {}: snapshot chunk at offset {} does not continue the transfer in progress; restart it",
+                    chunk.group, chunk.offset
+                ));
+            }
+            received.bytes.extend_from_slice(&chunk.data);
+            if !chunk.done {
+                return Ok(None);
+            }
+            incoming.remove(&chunk.group)
+        };
+        let Some(received) = complete else { return Err("snapshot transfer vanished".into()) };
+        let data = SnapshotData { bytes: received.bytes, crc32: received.crc32 };
+        data.verify().map_err(|e| format!("group {}: {e}", chunk.group))?;
+        check_snapshot_position(raft, &received.vote, &received.meta)
+            .map_err(|e| format!("group {}: {e}", chunk.group))?;
+        let snapshot = Snapshot { meta: received.meta, snapshot: data };
+        raft.install_full_snapshot(received.vote, snapshot).await.map(Some).map_err(|e| e.to_string())
+    }
+
     fn peer(&self, addr: &str) -> Arc<Peer> {
         let mut peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
         peers.entry(addr.to_string()).or_insert_with(|| Arc::new(Peer::new(addr.to_string()))).clone()
     }
 
-    async fn call(&self, addr: &str, request: Request, timeout: Duration) -> Result<Response> {
-        let peer = self.peer(addr);
+    fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The live connection to `addr`, dialing it if needed.
+    async fn link(&self, addr: &str) -> Result<Arc<Link>> {
         let hello =
             Hello { magic: MAGIC, version: PROTOCOL_VERSION, cluster_id: self.cluster_id(), from: self.node_id() };
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.peer(addr).link(&hello, self.tls()).await
+    }
+
+    async fn call(&self, addr: &str, request: Request, timeout: Duration) -> Result<Response> {
+        let id = self.next_id();
         let frame = encode(&Envelope::Request { id, body: request })?;
         let attempt = async {
-            let link = peer.link(&hello, self.tls()).await?;
-            let (tx, rx) = oneshot::channel();
-            link.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
-            let _unregister = Unregister { link: &link, id };
-            if link.outgoing.send(frame).await.is_err() {
-                return Err(peer_error(format!("connection to {addr} closed")));
-            }
-            rx.await.map_err(|_| in_doubt(format!("connection to {addr} lost before it answered")))
+            let link = self.link(addr).await?;
+            link.send(id, frame, addr).await?.answer(addr).await
         };
         tokio::time::timeout(timeout, attempt)
             .await
@@ -438,20 +656,29 @@ impl Transport {
 fn variant(response: &Response) -> &'static str {
     match response {
         Response::AppendEntries(_) => "an append-entries response",
+        Response::StreamAppend(_) => "an append-stream response",
         Response::Vote(_) => "a vote response",
-        Response::InstallSnapshot(_) => "a snapshot response",
+        Response::SnapshotChunk(_) => "a snapshot response",
         Response::Service(_) => "a service response",
         Response::Undeliverable(_) => "an undeliverable notice",
     }
 }
 
-/// Removes a pending request when its caller stops waiting (timeout, drop).
-struct Unregister<'a> {
-    link: &'a Link,
+/// A request sent on a link whose answer is awaited; dropping it (timeout,
+/// a caller that gave up) forgets the request.
+struct Awaited {
+    link: Arc<Link>,
     id: u64,
+    answer: oneshot::Receiver<Response>,
 }
 
-impl Drop for Unregister<'_> {
+impl Awaited {
+    async fn answer(mut self, addr: &str) -> Result<Response> {
+        (&mut self.answer).await.map_err(|_| in_doubt(format!("connection to {addr} lost before it answered")))
+    }
+}
+
+impl Drop for Awaited {
     fn drop(&mut self) {
         self.link.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
     }
@@ -496,6 +723,19 @@ struct Link {
     outgoing: mpsc::Sender<Vec<u8>>,
     pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>,
     alive: Arc<AtomicBool>,
+}
+
+impl Link {
+    /// Queues request `id` (already framed) and returns its awaited answer.
+    async fn send(self: &Arc<Self>, id: u64, frame: Vec<u8>, addr: &str) -> Result<Awaited> {
+        let (tx, answer) = oneshot::channel();
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+        let awaited = Awaited { link: self.clone(), id, answer };
+        if self.outgoing.send(frame).await.is_err() {
+            return Err(peer_error(format!("connection to {addr} closed")));
+        }
+        Ok(awaited)
+    }
 }
 
 impl Peer {
@@ -584,24 +824,14 @@ impl Peer {
     }
 }
 
-/// An I/O failure described for openraft's error types.
-#[derive(Debug)]
-struct TransportIo(String);
-
-impl std::fmt::Display for TransportIo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TransportIo {}
-
 /// The client half openraft uses to reach one peer for one group.
 pub struct PeerClient {
     transport: Transport,
     group: GroupId,
     target: NodeId,
     addr: String,
+    /// Heartbeats are single requests; only replication streams pipeline.
+    heartbeat: bool,
 }
 
 /// The factory openraft asks for peer clients; one per group.
@@ -611,89 +841,260 @@ pub struct GroupNetwork {
     pub group: GroupId,
 }
 
-impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
-    type Network = PeerClient;
-
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+impl GroupNetwork {
+    fn client(&self, target: NodeId, node: &BasicNode, heartbeat: bool) -> PeerClient {
         PeerClient {
             transport: self.transport.clone(),
             group: self.group,
             target,
             addr: self.transport.dial_addr(target, &node.addr),
+            heartbeat,
         }
     }
+}
+
+impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        self.client(target, node, false)
+    }
+
+    async fn new_heartbeat_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        self.client(target, node, true)
+    }
+}
+
+/// Shoal's transport error as openraft's: not delivered (openraft backs
+/// off briefly, see `backoff`), or sent with no answer.
+fn rpc_error(e: Error) -> RPCError<TypeConfig> {
+    if e.code == SqlState::CONNECTION_REJECTED || e.code == SqlState::CONNECTION_FAILURE {
+        RPCError::Unreachable(Unreachable::from_string(e.message))
+    } else {
+        RPCError::Network(NetworkError::from_string(e.message))
+    }
+}
+
+/// The peer could not handle the request (it answered with a Raft error).
+fn remote_failure(target: NodeId, e: String) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::from_string(format!("node {target}: {e}")))
 }
 
 impl PeerClient {
-    async fn send<E: std::error::Error>(
-        &self,
-        request: Request,
-        option: &RPCOption,
-    ) -> std::result::Result<Response, RPCError<NodeId, BasicNode, E>> {
-        match self.transport.call(&self.addr, request, option.hard_ttl()).await {
-            Ok(Response::Undeliverable(reason)) => Err(RPCError::Unreachable(Unreachable::new(&TransportIo(reason)))),
+    async fn send(&self, request: Request, timeout: Duration) -> std::result::Result<Response, RPCError<TypeConfig>> {
+        match self.transport.call(&self.addr, request, timeout).await {
+            Ok(Response::Undeliverable(reason)) => Err(RPCError::Unreachable(Unreachable::from_string(reason))),
             Ok(response) => Ok(response),
-            // Not delivered: openraft backs off (briefly, see `backoff`).
-            Err(e) if e.code == SqlState::CONNECTION_REJECTED || e.code == SqlState::CONNECTION_FAILURE => {
-                Err(RPCError::Unreachable(Unreachable::new(&TransportIo(e.message))))
-            }
-            Err(e) => Err(RPCError::Network(NetworkError::new(&TransportIo(e.message)))),
+            Err(e) => Err(rpc_error(e)),
         }
     }
 
-    fn unexpected<E: std::error::Error>(&self, response: &Response) -> RPCError<NodeId, BasicNode, E> {
-        RPCError::Network(NetworkError::new(&TransportIo(format!(
-            "node {} answered with {}",
-            self.target,
-            variant(response)
-        ))))
+    fn unexpected(&self, response: &Response) -> RPCError<TypeConfig> {
+        remote_failure(self.target, format!("answered with {}", variant(response)))
+    }
+
+    /// The pipelined replication stream: requests go out as openraft
+    /// produces them, up to [`PIPELINE_WINDOW`] unanswered, and answers
+    /// come back in order (one connection, one task per stream on the
+    /// follower). The stream ends at the first failure or refusal, as
+    /// openraft expects.
+    async fn open_stream<S>(
+        &mut self,
+        input: S,
+        option: RPCOption,
+    ) -> std::result::Result<AppendAnswers, RPCError<TypeConfig>>
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        let link = self.transport.link(&self.addr).await.map_err(rpc_error)?;
+        let (sent, sent_rx) = mpsc::channel(PIPELINE_WINDOW);
+        let sender = StreamSender {
+            transport: self.transport.clone(),
+            link,
+            group: self.group,
+            stream: self.transport.next_id(),
+            addr: self.addr.clone(),
+        };
+        tokio::spawn(sender.run(input, sent));
+        let (ttl, addr, target) = (option.hard_ttl(), self.addr.clone(), self.target);
+        let answers = futures::stream::unfold(Some(sent_rx), move |state| {
+            let addr = addr.clone();
+            async move {
+                let mut sent_rx: mpsc::Receiver<Result<(Awaited, tokio::time::Instant)>> = state?;
+                let result = match sent_rx.recv().await? {
+                    Err(e) => Err(rpc_error(e)),
+                    Ok((awaited, sent_at)) => match tokio::time::timeout_at(sent_at + ttl, awaited.answer(&addr)).await
+                    {
+                        Err(_) => Err(RPCError::Network(NetworkError::from_string(format!(
+                            "{addr} did not answer an append within {ttl:?}"
+                        )))),
+                        Ok(Err(e)) => Err(rpc_error(e)),
+                        Ok(Ok(Response::StreamAppend(Ok(result)))) => Ok(result),
+                        Ok(Ok(Response::StreamAppend(Err(e)))) => Err(remote_failure(target, e)),
+                        Ok(Ok(Response::Undeliverable(reason))) => {
+                            Err(RPCError::Unreachable(Unreachable::from_string(reason)))
+                        }
+                        Ok(Ok(other)) => Err(remote_failure(target, format!("answered with {}", variant(&other)))),
+                    },
+                };
+                let go_on = matches!(result, Ok(Ok(_)));
+                Some((result, go_on.then_some(sent_rx)))
+            }
+        });
+        Ok(Box::pin(answers))
     }
 }
 
-impl RaftNetwork<TypeConfig> for PeerClient {
+/// The answers of an append stream, in request order.
+type AppendAnswers = BoxStream<'static, std::result::Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>;
+
+/// Sends one append stream's requests, keeping at most [`PIPELINE_WINDOW`]
+/// of them unanswered (the capacity of the channel to the answer stream).
+struct StreamSender {
+    transport: Transport,
+    link: Arc<Link>,
+    group: GroupId,
+    stream: u64,
+    addr: String,
+}
+
+impl StreamSender {
+    async fn run<S>(self, mut input: S, sent: mpsc::Sender<Result<(Awaited, tokio::time::Instant)>>)
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        loop {
+            let Ok(permit) = sent.reserve().await else { return };
+            // Ends when openraft ends the stream, or drops the answers.
+            let rpc = tokio::select! {
+                rpc = input.next() => match rpc {
+                    Some(rpc) => rpc,
+                    None => return,
+                },
+                () = sent.closed() => return,
+            };
+            let id = self.transport.next_id();
+            let request = Request::StreamAppend { group: self.group, stream: self.stream, rpc };
+            let sending = match encode(&Envelope::Request { id, body: request }) {
+                Ok(frame) => self.link.send(id, frame, &self.addr).await,
+                Err(e) => Err(e),
+            };
+            let failed = sending.is_err();
+            permit.send(sending.map(|awaited| (awaited, tokio::time::Instant::now())));
+            if failed {
+                return;
+            }
+        }
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotData;
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> std::result::Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match self.send(Request::AppendEntries { group: self.group, rpc }, &option).await? {
+    ) -> std::result::Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.send(Request::AppendEntries { group: self.group, rpc }, option.hard_ttl()).await? {
             Response::AppendEntries(Ok(r)) => Ok(r),
-            Response::AppendEntries(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            Response::AppendEntries(Err(e)) => Err(remote_failure(self.target, e)),
             other => Err(self.unexpected(&other)),
         }
     }
 
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
         option: RPCOption,
-    ) -> std::result::Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        match self.send(Request::InstallSnapshot { group: self.group, rpc }, &option).await? {
-            Response::InstallSnapshot(Ok(r)) => Ok(r),
-            Response::InstallSnapshot(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(self.unexpected(&other)),
+    ) -> RaftBoxFuture<
+        's,
+        std::result::Result<
+            BoxStream<'s, std::result::Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        if self.heartbeat {
+            return openraft::network::stream_append_sequential(self, input, option);
         }
+        Box::pin(async move {
+            let answers: BoxStream<'s, _> = self.open_stream(input, option).await?;
+            Ok(answers)
+        })
     }
 
     async fn vote(
         &mut self,
-        rpc: VoteRequest<NodeId>,
+        rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
-    ) -> std::result::Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match self.send(Request::Vote { group: self.group, rpc }, &option).await? {
+    ) -> std::result::Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.send(Request::Vote { group: self.group, rpc }, option.hard_ttl()).await? {
             Response::Vote(Ok(r)) => Ok(r),
-            Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            Response::Vote(Err(e)) => Err(remote_failure(self.target, e)),
             other => Err(self.unexpected(&other)),
         }
     }
 
-    fn backoff(&self) -> openraft::network::Backoff {
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> std::result::Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.send(Request::PreVote { group: self.group, rpc }, option.hard_ttl()).await? {
+            Response::Vote(Ok(r)) => Ok(r),
+            Response::Vote(Err(e)) => Err(remote_failure(self.target, e)),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<TypeConfig>,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> std::result::Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let cancel = std::pin::pin!(cancel);
+        let mut cancel = cancel;
+        let bytes = &snapshot.snapshot.bytes;
+        let mut offset = 0;
+        loop {
+            let end = bytes.len().min(offset + SNAPSHOT_CHUNK_BYTES);
+            let done = end == bytes.len();
+            let chunk = SnapshotChunk {
+                group: self.group,
+                vote: vote.clone(),
+                meta: snapshot.meta.clone(),
+                crc32: snapshot.snapshot.crc32,
+                offset: offset as u64,
+                data: bytes[offset..end].to_vec(),
+                done,
+            };
+            let timeout = if done { SNAPSHOT_INSTALL_TIMEOUT } else { option.hard_ttl().max(Duration::from_secs(1)) };
+            let response = tokio::select! {
+                response = self.send(Request::SnapshotChunk(chunk), timeout) => response?,
+                closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+            };
+            match response {
+                Response::SnapshotChunk(Ok(Some(installed))) if done => return Ok(installed),
+                Response::SnapshotChunk(Ok(None)) if !done => {}
+                Response::SnapshotChunk(Ok(_)) => {
+                    return Err(remote_failure(self.target, "acknowledged a snapshot chunk out of turn".into()).into())
+                }
+                Response::SnapshotChunk(Err(e)) => return Err(remote_failure(self.target, e).into()),
+                other => return Err(self.unexpected(&other).into()),
+            }
+            offset = end;
+        }
+    }
+
+    fn backoff(&self) -> Option<Backoff> {
         // Retry an unreachable peer soon: a restarted node should rejoin
         // replication well within the one-second failover budget.
-        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(100)))
+        Some(Backoff::new(std::iter::repeat(Duration::from_millis(100))))
     }
 }
 

@@ -1,8 +1,6 @@
 //! Shoal's openraft type configuration.
 
-use std::io::Cursor;
-
-use openraft::{BasicNode, LogId, StoredMembership};
+use openraft::alias::{LogIdOf, StoredMembershipOf};
 use serde::{Deserialize, Serialize};
 pub use shoal_storage::Command;
 
@@ -26,24 +24,27 @@ pub struct ApplyResponse {
 }
 
 openraft::declare_raft_types!(
-    /// Type configuration of every Shoal group.
+    /// Type configuration of every Shoal group. The defaults left out
+    /// (`u64` terms, openraft's `LeaderId`, `Vote`, `Entry` and
+    /// `BasicNode`) serialize exactly as openraft 0.9's did, so logs, votes
+    /// and snapshots written before the upgrade stay readable.
     pub TypeConfig:
         D = Command,
         R = ApplyResponse,
         NodeId = NodeId,
-        Node = BasicNode,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
 /// The Raft handle of one group.
-pub type Raft = openraft::Raft<TypeConfig>;
+pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
+
+/// A log id of a Shoal group.
+pub type LogId = LogIdOf<TypeConfig>;
 
 /// What the state machine stores next to its applied index (as JSON in the
 /// `meta` column of `__shoal_applied`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AppliedMeta {
-    pub last_applied: Option<LogId<NodeId>>,
-    pub membership: StoredMembership<NodeId, BasicNode>,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembershipOf<TypeConfig>,
 }

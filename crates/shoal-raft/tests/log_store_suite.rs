@@ -5,21 +5,18 @@
 //! `shoal_raft::log_store::testing::LogStoreBuilder` with a factory for it
 //! (crate feature `testing`) and pass it to `Suite::test_all`, as below.
 
-// The suite's signatures are fixed by openraft and return its (large) `StorageError`.
-#![allow(clippy::result_large_err)]
-
 use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use openraft::storage::RaftStateMachine;
-use openraft::testing::Suite;
-use openraft::{
-    AnyError, BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership,
-};
+use futures::{Stream, StreamExt};
+use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::testing::log::Suite;
+use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageError, StoredMembership};
 use serde::{Deserialize, Serialize};
 use shoal_raft::log_store::testing::LogStoreBuilder;
 use shoal_raft::log_store::{LogOptions, LogStore};
@@ -32,143 +29,128 @@ pub struct Put {
     pub value: String,
 }
 
+impl std::fmt::Display for Put {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}
+
 /// The previous value of the key, if any.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Previous(pub Option<String>);
 
 openraft::declare_raft_types!(pub SuiteConfig: D = Put, R = Previous);
 
-type NodeId = u64;
-
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct State {
-    last_applied: Option<LogId<NodeId>>,
-    last_membership: StoredMembership<NodeId, BasicNode>,
+    last_applied: Option<LogIdOf<SuiteConfig>>,
+    last_membership: StoredMembershipOf<SuiteConfig>,
     data: BTreeMap<String, String>,
 }
 
-#[derive(Clone)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, BasicNode>,
-    data: Vec<u8>,
-}
+type Snapshot = SnapshotOf<SuiteConfig, Vec<u8>>;
 
 /// A state machine that keeps everything in memory; snapshots are the JSON
 /// of its state. Clones share the state, so a clone is its snapshot builder.
 #[derive(Clone, Default)]
 struct MemStateMachine {
     state: Arc<Mutex<State>>,
-    current_snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
+    current_snapshot: Arc<Mutex<Option<Snapshot>>>,
     snapshots_built: Arc<AtomicU64>,
 }
 
-fn io_error(err: impl ToString) -> StorageError<NodeId> {
-    StorageIOError::write_state_machine(AnyError::error(err.to_string())).into()
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, StorageError<NodeId>> {
-    mutex.lock().map_err(|_| io_error("state machine mutex poisoned"))
+fn lock<T>(mutex: &Mutex<T>) -> io::Result<MutexGuard<'_, T>> {
+    mutex.lock().map_err(|_| io::Error::other("state machine mutex poisoned"))
 }
 
 impl RaftSnapshotBuilder<SuiteConfig> for MemStateMachine {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<SuiteConfig>, StorageError<NodeId>> {
-        let (meta, data) = {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        let snapshot = {
             let state = lock(&self.state)?;
-            let data = serde_json::to_vec(&*state).map_err(io_error)?;
-            let built = self.snapshots_built.fetch_add(1, Ordering::Relaxed) + 1;
-            let last = state.last_applied.as_ref().map_or_else(|| "none".to_string(), |id| id.index.to_string());
-            let meta = SnapshotMeta {
-                last_log_id: state.last_applied,
-                last_membership: state.last_membership.clone(),
-                snapshot_id: format!("{last}-{built}"),
-            };
-            (meta, data)
+            let data = serde_json::to_vec(&*state).map_err(io::Error::other)?;
+            self.snapshots_built.fetch_add(1, Ordering::Relaxed);
+            let meta = SnapshotMeta { last_log_id: state.last_applied, last_membership: state.last_membership.clone() };
+            Snapshot { meta, snapshot: data }
         };
-        *lock(&self.current_snapshot)? = Some(StoredSnapshot { meta: meta.clone(), data: data.clone() });
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        *lock(&self.current_snapshot)? = Some(snapshot.clone());
+        Ok(snapshot)
     }
 }
 
 impl RaftStateMachine<SuiteConfig> for MemStateMachine {
+    type SnapshotData = Vec<u8>;
     type SnapshotBuilder = Self;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
+    async fn applied_state(&mut self) -> io::Result<(Option<LogIdOf<SuiteConfig>>, StoredMembershipOf<SuiteConfig>)> {
         let state = lock(&self.state)?;
         Ok((state.last_applied, state.last_membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Previous>, StorageError<NodeId>>
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
     where
-        I: IntoIterator<Item = Entry<SuiteConfig>> + OptionalSend,
-        I::IntoIter: OptionalSend,
+        Strm: Stream<Item = io::Result<EntryResponder<SuiteConfig>>> + Unpin + Send,
     {
-        let mut state = lock(&self.state)?;
-        let mut responses = Vec::new();
-        for entry in entries {
-            state.last_applied = Some(entry.log_id);
-            let response = match entry.payload {
-                EntryPayload::Blank => Previous(None),
-                EntryPayload::Normal(put) => Previous(state.data.insert(put.key, put.value)),
-                EntryPayload::Membership(membership) => {
-                    state.last_membership = StoredMembership::new(Some(entry.log_id), membership);
-                    Previous(None)
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let log_id = entry.log_id();
+            let response = {
+                let mut state = lock(&self.state)?;
+                state.last_applied = Some(log_id);
+                match entry.payload {
+                    EntryPayload::Blank => Previous(None),
+                    EntryPayload::Normal(put) => Previous(state.data.insert(put.key, put.value)),
+                    EntryPayload::Membership(membership) => {
+                        state.last_membership = StoredMembership::new(Some(log_id), membership);
+                        Previous(None)
+                    }
                 }
             };
-            responses.push(response);
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
         }
-        Ok(responses)
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<NodeId>> {
-        let data = snapshot.into_inner();
-        let mut installed: State = serde_json::from_slice(&data).map_err(io_error)?;
+    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<SuiteConfig>, snapshot: Vec<u8>) -> io::Result<()> {
+        let mut installed: State = serde_json::from_slice(&snapshot).map_err(io::Error::other)?;
         installed.last_applied = meta.last_log_id;
         installed.last_membership = meta.last_membership.clone();
         *lock(&self.state)? = installed;
-        *lock(&self.current_snapshot)? = Some(StoredSnapshot { meta: meta.clone(), data });
+        *lock(&self.current_snapshot)? = Some(Snapshot { meta: meta.clone(), snapshot });
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<SuiteConfig>>, StorageError<NodeId>> {
-        Ok(lock(&self.current_snapshot)?
-            .clone()
-            .map(|stored| Snapshot { meta: stored.meta, snapshot: Box::new(Cursor::new(stored.data)) }))
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
+        Ok(lock(&self.current_snapshot)?.clone())
     }
 }
 
-fn mem_state_machine(_dir: &Path) -> Result<MemStateMachine, StorageError<NodeId>> {
+fn mem_state_machine(_dir: &Path) -> Result<MemStateMachine, StorageError<SuiteConfig>> {
     Ok(MemStateMachine::default())
 }
 
 type MemSuite<F> =
     Suite<SuiteConfig, LogStore<SuiteConfig>, MemStateMachine, LogStoreBuilder<MemStateMachine, F>, TempDir>;
 
-#[test]
-fn openraft_suite_passes_with_production_options() -> Result<(), StorageError<NodeId>> {
+#[tokio::test]
+async fn openraft_suite_passes_with_production_options() -> Result<(), StorageError<SuiteConfig>> {
     // fsync on, as in production: the suite then also covers the fsync path.
     let builder = LogStoreBuilder::new(mem_state_machine).with_options(LogOptions::default());
-    MemSuite::test_all(builder)
+    MemSuite::test_all(builder).await
 }
 
-#[test]
-fn openraft_suite_passes_when_every_entry_starts_a_segment() -> Result<(), StorageError<NodeId>> {
+#[tokio::test]
+async fn openraft_suite_passes_when_every_entry_starts_a_segment() -> Result<(), StorageError<SuiteConfig>> {
     // 64-byte segments hold one entry each, so every truncate and purge in
     // the suite crosses segment boundaries and deletes files.
     let options = LogOptions { segment_size_bytes: 64, fsync: false, cache_size_bytes: 0, ..LogOptions::default() };
     let builder = LogStoreBuilder::new(mem_state_machine).with_options(options);
-    MemSuite::test_all(builder)
+    MemSuite::test_all(builder).await
 }

@@ -6,39 +6,33 @@
 //! `applied_state` follows — i.e. that the applied log id and membership
 //! stored inside SQLite behave as openraft requires.
 
-// The suite's signatures are fixed by openraft and return its (large) `StorageError`.
-#![allow(clippy::result_large_err)]
-
 use std::path::Path;
 
-use openraft::testing::Suite;
-use openraft::{AnyError, StorageError, StorageIOError};
+use openraft::errors::ErrorSource;
+use openraft::testing::log::Suite;
+use openraft::StorageError;
 use shoal_raft::log_store::testing::LogStoreBuilder;
 use shoal_raft::log_store::LogStore;
 use shoal_raft::state_machine::{SharedReplica, StateMachine};
-use shoal_raft::{NodeId, TypeConfig};
+use shoal_raft::TypeConfig;
 use shoal_storage::Replica;
 use tempfile::TempDir;
 
-type SqliteSuite = Suite<
-    TypeConfig,
-    LogStore<TypeConfig>,
-    StateMachine,
-    LogStoreBuilder<StateMachine, fn(&Path) -> Result<StateMachine, StorageError<NodeId>>>,
-    TempDir,
->;
+type MakeStateMachine = fn(&Path) -> Result<StateMachine, StorageError<TypeConfig>>;
 
-fn io_error(err: impl ToString) -> StorageError<NodeId> {
-    StorageIOError::write_state_machine(AnyError::error(err.to_string())).into()
+type SqliteSuite =
+    Suite<TypeConfig, LogStore<TypeConfig>, StateMachine, LogStoreBuilder<StateMachine, MakeStateMachine>, TempDir>;
+
+fn setup_error(err: impl ToString) -> StorageError<TypeConfig> {
+    StorageError::write_state_machine(openraft::impls::BoxedErrorSource::from_string(err))
 }
 
-fn sqlite_state_machine(dir: &Path) -> Result<StateMachine, StorageError<NodeId>> {
-    let replica = Replica::open(&dir.join("replica.db")).map_err(io_error)?;
-    StateMachine::new(SharedReplica::new(replica), dir.join("snapshots")).map_err(io_error)
+fn sqlite_state_machine(dir: &Path) -> Result<StateMachine, StorageError<TypeConfig>> {
+    let replica = Replica::open(&dir.join("replica.db")).map_err(setup_error)?;
+    StateMachine::new(SharedReplica::new(replica), dir.join("snapshots")).map_err(setup_error)
 }
 
-#[test]
-fn openraft_suite_passes_with_the_sqlite_state_machine() -> Result<(), StorageError<NodeId>> {
-    let make: fn(&Path) -> Result<StateMachine, StorageError<NodeId>> = sqlite_state_machine;
-    SqliteSuite::test_all(LogStoreBuilder::new(make))
+#[tokio::test]
+async fn openraft_suite_passes_with_the_sqlite_state_machine() -> Result<(), StorageError<TypeConfig>> {
+    SqliteSuite::test_all(LogStoreBuilder::new(sqlite_state_machine as MakeStateMachine)).await
 }

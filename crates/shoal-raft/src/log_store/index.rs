@@ -24,7 +24,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use openraft::{LogId, RaftLogId, RaftTypeConfig, Vote};
+use openraft::alias::{LogIdOf, VoteOf};
+use openraft::entry::RaftEntry;
+use openraft::RaftTypeConfig;
 use serde::de::DeserializeOwned;
 use shoal_common::Error;
 
@@ -72,11 +74,11 @@ impl SegmentFile {
         let entry: C::Entry = decode_entry(payload).map_err(|err| {
             corrupted(format!("log entry {index} in {} cannot be decoded: {err}", self.path.display()))
         })?;
-        if entry.get_log_id().index != index {
+        if entry.index() != index {
             return Err(corrupted(format!(
                 "{} holds entry {} where entry {index} was expected",
                 self.path.display(),
-                entry.get_log_id().index
+                entry.index()
             )));
         }
         Ok(entry)
@@ -117,11 +119,11 @@ pub(super) struct LogIndex<C: RaftTypeConfig> {
     cache: VecDeque<Cached<C::Entry>>,
     cache_bytes: usize,
     cache_limit_bytes: usize,
-    last_log_id: Option<LogId<C::NodeId>>,
-    last_purged: Option<LogId<C::NodeId>>,
+    last_log_id: Option<LogIdOf<C>>,
+    last_purged: Option<LogIdOf<C>>,
     /// Mirrors of the durable meta file, for `read_vote`/`read_committed`.
-    pub vote: Option<Vote<C::NodeId>>,
-    pub committed: Option<LogId<C::NodeId>>,
+    pub vote: Option<VoteOf<C>>,
+    pub committed: Option<LogIdOf<C>>,
     segments: BTreeMap<u64, SegmentInfo>,
 }
 
@@ -130,7 +132,7 @@ where
     C: RaftTypeConfig,
     C::Entry: Clone + DeserializeOwned,
 {
-    pub fn new(cache_limit_bytes: usize, last_purged: Option<LogId<C::NodeId>>) -> LogIndex<C> {
+    pub fn new(cache_limit_bytes: usize, last_purged: Option<LogIdOf<C>>) -> LogIndex<C> {
         LogIndex {
             first_index: last_purged.as_ref().map_or(0, |id| id.index + 1),
             len: 0,
@@ -146,11 +148,11 @@ where
         }
     }
 
-    pub fn last_log_id(&self) -> Option<LogId<C::NodeId>> {
+    pub fn last_log_id(&self) -> Option<LogIdOf<C>> {
         self.last_log_id.clone()
     }
 
-    pub fn last_purged(&self) -> Option<LogId<C::NodeId>> {
+    pub fn last_purged(&self) -> Option<LogIdOf<C>> {
         self.last_purged.clone()
     }
 
@@ -182,7 +184,7 @@ where
 
     /// Accepts an entry found on disk during recovery: durable and cacheable.
     pub fn push_recovered(&mut self, entry: C::Entry, slot: Slot) -> Result<(), Error> {
-        let id = entry.get_log_id().clone();
+        let id = entry.log_id();
         self.check_next(id.index)?;
         if self.len == 0 {
             self.first_index = id.index;
@@ -203,7 +205,7 @@ where
         // Check the whole batch first so a bad one leaves the index untouched.
         let mut expected = self.last_log_id.as_ref().map(|last| last.index + 1);
         for (entry, _) in &entries {
-            let index = entry.get_log_id().index;
+            let index = entry.index();
             if expected.is_some_and(|expected| expected != index) {
                 return Err(Error::internal(format!(
                     "log append out of order: got entry {index}, expected {}",
@@ -213,7 +215,7 @@ where
             expected = Some(index + 1);
         }
         for (entry, size_bytes) in entries {
-            let id = entry.get_log_id().clone();
+            let id = entry.log_id();
             if self.len == 0 {
                 self.first_index = id.index;
             }
@@ -319,11 +321,8 @@ where
         }
         // Entries below first_index are purged already; they are not "present".
         let index = index.max(self.first_index);
-        let new_last = if index > self.first_index {
-            Some(self.entry_at(index - 1)?.get_log_id().clone())
-        } else {
-            self.last_purged.clone()
-        };
+        let new_last =
+            if index > self.first_index { Some(self.entry_at(index - 1)?.log_id()) } else { self.last_purged.clone() };
         let cut_offset = self.disk[(index - self.first_index) as usize].offset;
         let holder_of_index = self.segments.range(..=index).next_back().map(|(first, _)| *first);
 
@@ -357,7 +356,7 @@ where
     /// Forgets entries `<= log_id.index` and returns the segments that hold
     /// nothing else, oldest first. Only called by the writer after it
     /// flushed and made `last_purged` durable.
-    pub fn purge_upto(&mut self, log_id: &LogId<C::NodeId>) -> Result<Vec<(u64, Arc<SegmentFile>)>, Error> {
+    pub fn purge_upto(&mut self, log_id: &LogIdOf<C>) -> Result<Vec<(u64, Arc<SegmentFile>)>, Error> {
         let upto = log_id.index;
         if self.last_purged.as_ref().is_some_and(|purged| purged.index >= upto) {
             return Ok(Vec::new());

@@ -11,7 +11,8 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use openraft::{LogId, NodeId, Vote};
+use openraft::alias::{LogIdOf, VoteOf};
+use openraft::RaftTypeConfig;
 use serde::{Deserialize, Serialize};
 use shoal_common::Error;
 
@@ -23,22 +24,22 @@ pub(super) const META_TMP_FILE: &str = "meta.tmp";
 
 /// The durable non-entry state of the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(bound = "")] // NodeId is serde already (openraft feature "serde"); a derived bound would be ambiguous
-pub(super) struct Meta<NID: NodeId> {
-    pub vote: Option<Vote<NID>>,
-    pub committed: Option<LogId<NID>>,
-    pub last_purged: Option<LogId<NID>>,
+#[serde(bound = "")] // the vote and log id are serde already (openraft feature "serde")
+pub(super) struct Meta<C: RaftTypeConfig> {
+    pub vote: Option<VoteOf<C>>,
+    pub committed: Option<LogIdOf<C>>,
+    pub last_purged: Option<LogIdOf<C>>,
 }
 
-impl<NID: NodeId> Default for Meta<NID> {
+impl<C: RaftTypeConfig> Default for Meta<C> {
     fn default() -> Self {
         Meta { vote: None, committed: None, last_purged: None }
     }
 }
 
-impl<NID: NodeId> Meta<NID> {
+impl<C: RaftTypeConfig> Meta<C> {
     /// Reads `dir/meta`; a missing file is a fresh log.
-    pub fn read(dir: &Path) -> Result<Meta<NID>, Error> {
+    pub fn read(dir: &Path) -> Result<Meta<C>, Error> {
         let path = dir.join(META_FILE);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,

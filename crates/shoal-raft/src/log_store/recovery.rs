@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use openraft::{RaftLogId, RaftTypeConfig};
+use openraft::entry::RaftEntry;
+use openraft::RaftTypeConfig;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shoal_common::Error;
@@ -37,7 +38,7 @@ where
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(Error::io(format!("removing {}", dir.join(META_TMP_FILE).display()), err)),
     }
-    let meta: Meta<C::NodeId> = Meta::read(dir)?;
+    let meta: Meta<C> = Meta::read(dir)?;
 
     let mut index = LogIndex::<C>::new(options.cache_size_bytes, meta.last_purged.clone());
     index.vote = meta.vote.clone();
@@ -115,7 +116,7 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
 /// Scans every live segment into `index`; returns the segment to append to.
 fn scan_segments<C>(
     dir: &Path,
-    meta: &Meta<C::NodeId>,
+    meta: &Meta<C>,
     fsync: &Fsync,
     index: &mut LogIndex<C>,
 ) -> Result<Option<ActiveSegment>, Error>
@@ -150,7 +151,7 @@ where
         let bytes = fs::read(path).map_err(|err| Error::io(format!("reading {}", path.display()), err))?;
         let mut kept = 0u64;
         let outcome = scan_segment::<C>(&bytes, *first_index, path, |entry, slot| {
-            let entry_index = entry.get_log_id().index;
+            let entry_index = entry.index();
             if purged_upto.is_some_and(|upto| entry_index <= upto) {
                 return Ok(()); // the purged head of a partially purged segment
             }
@@ -272,7 +273,7 @@ where
         // decode them is a codec mismatch, not a torn write.
         let entry: C::Entry = decode_entry(payload)
             .map_err(|err| corrupted(format!("{} at offset {offset}: entry does not decode: {err}", path.display())))?;
-        let entry_index = entry.get_log_id().index;
+        let entry_index = entry.index();
         if entry_index != next_index {
             return Err(corrupted(format!(
                 "{} at offset {offset}: holds entry {entry_index} where entry {next_index} was expected",

@@ -1,20 +1,21 @@
 //! A store builder for openraft's conformance suite
-//! (`openraft::testing::Suite`): every test case gets a fresh temporary
+//! (`openraft::testing::log::Suite`): every test case gets a fresh temporary
 //! directory holding a [`LogStore`] in `log/` and a state machine made by the
 //! caller's factory in `state/`.
 //!
 //! ```ignore
 //! // In a test of the real state machine (crate feature `testing`):
 //! let builder = LogStoreBuilder::new(|dir: &Path| SqliteStateMachine::open(dir));
-//! openraft::testing::Suite::test_all(builder)?;
+//! openraft::testing::log::Suite::test_all(builder).await?;
 //! ```
 
 use std::marker::PhantomData;
 use std::path::Path;
 
+use openraft::errors::ErrorSource;
 use openraft::storage::RaftStateMachine;
-use openraft::testing::StoreBuilder;
-use openraft::{AnyError, RaftTypeConfig, StorageError, StorageIOError};
+use openraft::testing::log::StoreBuilder;
+use openraft::{RaftTypeConfig, StorageError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tempfile::TempDir;
@@ -51,10 +52,10 @@ where
     C: RaftTypeConfig,
     C::Entry: Clone + Serialize + DeserializeOwned,
     SM: RaftStateMachine<C>,
-    F: Fn(&Path) -> Result<SM, StorageError<C::NodeId>> + Send + Sync,
+    F: Fn(&Path) -> Result<SM, StorageError<C>> + Send + Sync,
 {
-    async fn build(&self) -> Result<(TempDir, LogStore<C>, SM), StorageError<C::NodeId>> {
-        let setup = |err: &dyn std::fmt::Display| StorageIOError::write(AnyError::error(err.to_string()));
+    async fn build(&self) -> Result<(TempDir, LogStore<C>, SM), StorageError<C>> {
+        let setup = |err: &dyn std::fmt::Display| StorageError::write(C::ErrorSource::from_string(err));
         let dir = tempfile::tempdir().map_err(|err| setup(&err))?;
         let state_dir = dir.path().join("state");
         std::fs::create_dir_all(&state_dir).map_err(|err| setup(&err))?;

@@ -3,12 +3,14 @@
 //! `tests/log_store_suite.rs`.
 
 use std::fs::{self, OpenOptions};
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use openraft::alias::{EntryOf, LogIdOf, VoteOf};
+use openraft::impls::leader_id_adv::LeaderId;
 use openraft::storage::RaftLogStorage;
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, Vote};
+use openraft::{Entry, EntryPayload, LogId, RaftLogReader};
 use shoal_common::SqlState;
 use tempfile::TempDir;
 
@@ -17,10 +19,14 @@ use super::*;
 openraft::declare_raft_types!(TestConfig);
 
 type Store = LogStore<TestConfig>;
-type TestEntry = Entry<TestConfig>;
+type TestEntry = EntryOf<TestConfig>;
 
-fn log_id(term: u64, index: u64) -> LogId<u64> {
-    LogId::new(CommittedLeaderId::new(term, 0), index)
+fn log_id(term: u64, index: u64) -> LogIdOf<TestConfig> {
+    LogId::new(LeaderId { term, node_id: 0 }, index)
+}
+
+fn vote(term: u64, node_id: u64) -> VoteOf<TestConfig> {
+    VoteOf::<TestConfig>::new(term, node_id)
 }
 
 fn entry(term: u64, index: u64) -> TestEntry {
@@ -149,12 +155,12 @@ async fn reopen_after_clean_close_restores_entries_vote_and_committed() {
     {
         let mut store = open(dir.path(), small_segments());
         append(&mut store, expected.clone()).await;
-        store.save_vote(&Vote::new(3, 7)).await.unwrap();
+        store.save_vote(&vote(3, 7)).await.unwrap();
         store.save_committed(Some(log_id(1, 20))).await.unwrap();
     }
     let mut store = open(dir.path(), small_segments());
     assert_eq!(read_all(&mut store).await, expected);
-    assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(3, 7)));
+    assert_eq!(store.read_vote().await.unwrap(), Some(vote(3, 7)));
     assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 20)));
     assert_eq!(store.get_log_state().await.unwrap().last_log_id, Some(log_id(1, 29)));
 
@@ -308,7 +314,7 @@ async fn truncate_across_segment_boundaries() {
     append(&mut store, entries(1, 0..30)).await;
 
     tracing::info!("--- truncate in the middle of a segment: later segments go, the holder is cut");
-    store.truncate(log_id(1, 12)).await.unwrap();
+    store.truncate_after(Some(log_id(1, 11))).await.unwrap();
     assert_eq!(indexes(&read_all(&mut store).await), (0..12).collect::<Vec<_>>());
     assert_eq!(store.get_log_state().await.unwrap().last_log_id, Some(log_id(1, 11)));
     assert!(segment_files(dir.path()).iter().all(|p| first_index_of(p) <= 11));
@@ -316,7 +322,7 @@ async fn truncate_across_segment_boundaries() {
 
     tracing::info!("--- truncate exactly at a segment's first entry: that segment goes whole");
     let boundary = segment_files(dir.path()).iter().map(|p| first_index_of(p)).find(|first| *first > 12).unwrap();
-    store.truncate(log_id(2, boundary)).await.unwrap();
+    store.truncate_after(Some(log_id(2, boundary - 1))).await.unwrap();
     assert!(segment_files(dir.path()).iter().all(|p| first_index_of(p) < boundary));
     append(&mut store, entries(3, boundary..boundary + 3)).await;
     let stats = store.stats();
@@ -335,7 +341,7 @@ async fn truncate_across_segment_boundaries() {
     assert_eq!(after.last(), Some(&entry(3, boundary + 2)));
 
     tracing::info!("--- truncate everything");
-    store.truncate(log_id(1, 0)).await.unwrap();
+    store.truncate_after(None).await.unwrap();
     assert!(read_all(&mut store).await.is_empty());
     assert_eq!(store.get_log_state().await.unwrap().last_log_id, None);
     assert!(segment_files(dir.path()).is_empty());
@@ -390,7 +396,7 @@ async fn segments_left_by_an_interrupted_purge_are_deleted_on_open() {
     let files = segment_files(dir.path());
     // As if the purge made `last_purged` durable and crashed before deleting.
     let upto = first_index_of(&files[2]) - 1;
-    meta::Meta::<u64> { vote: None, committed: None, last_purged: Some(log_id(1, upto)) }
+    meta::Meta::<TestConfig> { vote: None, committed: None, last_purged: Some(log_id(1, upto)) }
         .write(dir.path(), &Fsync::new(false))
         .unwrap();
     let mut store = open(dir.path(), small_segments());
@@ -451,10 +457,10 @@ async fn group_commit_uses_fewer_fsyncs_than_appends() {
 async fn a_vote_is_on_disk_when_save_vote_returns() {
     let dir = TempDir::new().unwrap();
     let mut store = open(dir.path(), options());
-    store.save_vote(&Vote::new(9, 2)).await.unwrap();
+    store.save_vote(&vote(9, 2)).await.unwrap();
     // Read the file directly while the store is still open.
-    let meta = meta::Meta::<u64>::read(dir.path()).unwrap();
-    assert_eq!(meta.vote, Some(Vote::new(9, 2)));
+    let meta = meta::Meta::<TestConfig>::read(dir.path()).unwrap();
+    assert_eq!(meta.vote, Some(vote(9, 2)));
 }
 
 #[tokio::test]

@@ -23,7 +23,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::{LogId, RaftTypeConfig, Vote};
+use openraft::alias::{LogIdOf, VoteOf};
+use openraft::RaftTypeConfig;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shoal_common::Error;
@@ -50,12 +51,12 @@ pub(crate) enum Command<C: RaftTypeConfig> {
         done: Done,
     },
     SaveVote {
-        vote: Vote<C::NodeId>,
+        vote: VoteOf<C>,
         reply: Reply,
     },
     /// Not waited for; persisted at the end of the group (see the module docs of `log_store`).
     SaveCommitted {
-        committed: Option<LogId<C::NodeId>>,
+        committed: Option<LogIdOf<C>>,
     },
     /// Remove entries `>= index`.
     Truncate {
@@ -64,7 +65,7 @@ pub(crate) enum Command<C: RaftTypeConfig> {
     },
     /// Remove entries `<= log_id.index`.
     Purge {
-        log_id: LogId<C::NodeId>,
+        log_id: LogIdOf<C>,
         reply: Reply,
     },
 }
@@ -125,7 +126,7 @@ pub(super) struct Writer<C: RaftTypeConfig> {
     shared: Arc<Shared<C>>,
     options: LogOptions,
     /// The authoritative copy of what `meta` holds (or is about to).
-    meta: Meta<C::NodeId>,
+    meta: Meta<C>,
     meta_dirty: bool,
     /// When `meta` was last written (throttles committed-only writes).
     last_meta_write: Instant,
@@ -155,7 +156,7 @@ where
     pub fn new(
         shared: Arc<Shared<C>>,
         options: LogOptions,
-        meta: Meta<C::NodeId>,
+        meta: Meta<C>,
         active: Option<ActiveSegment>,
         lock: File,
     ) -> Writer<C> {
@@ -449,7 +450,7 @@ where
         Ok(())
     }
 
-    fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), Error> {
+    fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), Error> {
         if self.meta.last_purged.as_ref().is_some_and(|purged| purged.index >= log_id.index) {
             return Ok(());
         }
