@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use shoal_pgtls::{Spelling, SslMode, Tls, TlsSettings};
+use shoal_pgtls::{Session, Spelling, SslMode, Tls, TlsSettings};
 use tokio_postgres::SimpleQueryMessage;
 
 /// Where and as whom to connect, and how securely (shared by `shoal sql`
@@ -64,9 +64,9 @@ impl ConnArgs {
         };
         let options = given.resolve(Spelling::Flags, &shoal_pgtls::process_env)?;
         let tls = Tls::new(options, &mut config)?;
-        let (client, connection) = tls.connect(&config).await.map_err(|e| {
-            let mut message = format!("cannot connect to {}: {}", self.address(), tls.describe_failure(&e));
-            if let Some(hint) = e.as_db_error().and_then(|db| flag_hint(&tls, db)) {
+        let Session { client, connection, .. } = tls.connect(&config).await.map_err(|e| {
+            let mut message = format!("cannot connect to {}: {e}", self.address());
+            if let Some(hint) = e.as_db_error().and_then(|db| flag_hint(&tls, db, e.tls_failure().is_some())) {
                 message = format!("{message}\nhint: {hint}");
             }
             anyhow::anyhow!(message)
@@ -87,9 +87,11 @@ impl ConnArgs {
 
 /// Which flag to change after the server refused the login (`28000`):
 /// TLS for a server that requires it, a client certificate for one that
-/// logs in by certificate. The server's own hint speaks libpq's option
+/// logs in by certificate, a working handshake for one that requires TLS
+/// when `prefer`'s handshake failed (`tls_failed`) and its second attempt,
+/// without TLS, was refused. The server's own hint speaks libpq's option
 /// names; this one speaks this command line's.
-fn flag_hint(tls: &Tls, db: &tokio_postgres::error::DbError) -> Option<String> {
+fn flag_hint(tls: &Tls, db: &tokio_postgres::error::DbError, tls_failed: bool) -> Option<String> {
     if db.code() != &tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
         return None;
     }
@@ -99,7 +101,15 @@ fn flag_hint(tls: &Tls, db: &tokio_postgres::error::DbError) -> Option<String> {
     let message = db.message();
     let wants_certificate = message.contains("client certificate");
     let certificate = "--sslcert <PEM file> --sslkey <PEM file>";
-    if tls.mode() == SslMode::Disable && (message.contains("TLS") || message.contains("encryption")) {
+    let wants_tls = message.contains("TLS") || message.contains("encryption");
+    if tls_failed && wants_tls {
+        return Some(
+            "the server accepts only TLS connections, and the TLS handshake failed: fix what its error says \
+             (with --sslrootcert, the CA file must hold the CA that signed the server's certificate)"
+                .to_string(),
+        );
+    }
+    if tls.mode() == SslMode::Disable && wants_tls {
         let with = if wants_certificate { format!(" and a client certificate ({certificate})") } else { String::new() };
         return Some(format!(
             "the server accepts only TLS connections, and {} turns TLS off: use --sslmode require{with} \

@@ -8,7 +8,9 @@
 //! their SQLSTATE; `shoal sql` and `shoal cluster` speak TLS as libpq does
 //! (`--sslmode`, `--sslrootcert`, `--sslcert`, `--sslkey`, else `PGSSL*`),
 //! so a server that requires TLS or logs in by certificate lets them in,
-//! and one that refuses them says why and which flag to change.
+//! and one that refuses them says why and which flag to change; under
+//! `prefer` a failed handshake is followed by one attempt without TLS, as
+//! psql does, and when that is refused too the error tells both.
 
 mod common;
 
@@ -320,6 +322,9 @@ async fn startup_options_set_session_settings() {
 struct Pki {
     dir: tempfile::TempDir,
     ca: PathBuf,
+    /// A CA that signed nothing here: as `--sslrootcert`, every handshake
+    /// with the server fails.
+    other_ca: PathBuf,
     server_cert: PathBuf,
     server_key: PathBuf,
     client_cert: PathBuf,
@@ -335,6 +340,11 @@ fn pki() -> Pki {
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca.distinguished_name.push(rcgen::DnType::CommonName, "test-ca");
     let ca = ca.self_signed(&ca_key).unwrap();
+    let other_ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut other_ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    other_ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    other_ca.distinguished_name.push(rcgen::DnType::CommonName, "other-ca");
+    let other_ca = other_ca.self_signed(&other_ca_key).unwrap();
     let server_key = rcgen::KeyPair::generate().unwrap();
     let server = rcgen::CertificateParams::new(vec!["localhost".to_string()])
         .unwrap()
@@ -348,6 +358,7 @@ fn pki() -> Pki {
     let client = client.signed_by(&client_key, &ca, &ca_key).unwrap();
     for (name, pem) in [
         ("ca.pem", ca.pem()),
+        ("other-ca.pem", other_ca.pem()),
         ("server.crt", server.pem()),
         ("server.key", server_key.serialize_pem()),
         ("shoal.crt", client.pem()),
@@ -359,6 +370,7 @@ fn pki() -> Pki {
     std::fs::create_dir(path("home")).unwrap();
     Pki {
         ca: path("ca.pem"),
+        other_ca: path("other-ca.pem"),
         server_cert: path("server.crt"),
         server_key: path("server.key"),
         client_cert: path("shoal.crt"),
@@ -447,6 +459,21 @@ async fn sql_shell_speaks_tls_to_a_server_that_requires_it() {
         refused(&pki.run(&sql_one(&port, &["--sslmode", "verify-full", "--sslrootcert", ca]), &[]), "wrong host");
     assert!(stderr.contains("--sslmode=verify-full") && stderr.contains("not valid for name"), "{stderr}");
 
+    eprintln!(
+        "prefer whose handshake fails (--sslrootcert of a CA that did not sign the server's certificate): \
+         the second attempt, without TLS, meets the server's 28000, and the error tells both"
+    );
+    let other = pki.other_ca.to_str().unwrap();
+    let stderr = refused(&pki.run(&sql_one(&port, &["--sslrootcert", other]), &[]), "prefer, other CA");
+    assert!(
+        stderr.contains("TLS with --sslmode=prefer (the server's certificate must chain to")
+            && stderr.contains("UnknownIssuer")
+            && stderr.contains("without TLS: the server refused the connection: 28000")
+            && stderr.contains("this server requires TLS"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: the server accepts only TLS connections, and the TLS handshake failed"), "{stderr}");
+
     eprintln!("--sslmode disable: the server's SQLSTATE and message, and a hint naming the flag");
     let stderr = refused(&pki.run(&sql_one(&port, &["--sslmode", "disable"]), &[]), "--sslmode disable");
     assert!(stderr.contains("28000") && stderr.contains("this server requires TLS"), "{stderr}");
@@ -516,4 +543,31 @@ async fn sql_shell_logs_in_by_client_certificate() {
         "open key",
     );
     assert!(stderr.contains("--sslkey") && stderr.contains("group or world access"), "{stderr}");
+}
+
+/// `prefer` as psql: a handshake that fails after the server agreed to TLS
+/// (here the server's certificate does not chain to `--sslrootcert`) is
+/// followed by one attempt without TLS, which this server (TLS offered,
+/// not required) lets in; `require` and `verify-ca` stop at the handshake.
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_shell_with_prefer_tries_without_tls_after_a_failed_handshake() {
+    let pki = pki();
+    let server = common::Server::start_with_args(&pki.server_args(&[]), "sslmode=require").await;
+    let port = server.pg_port.to_string();
+    let other = pki.other_ca.to_str().unwrap();
+
+    eprintln!("prefer with a CA that did not sign the server's certificate: a plain session");
+    printed_one(&pki.run(&sql_one(&port, &["--sslmode", "prefer", "--sslrootcert", other]), &[]), "prefer, other CA");
+    printed_one(&pki.run(&sql_one(&port, &["--sslrootcert", other]), &[]), "-c, prefer by default, other CA");
+
+    eprintln!("require and verify-ca with that CA: the failed handshake is the answer");
+    for mode in ["require", "verify-ca"] {
+        let stderr = refused(&pki.run(&sql_one(&port, &["--sslmode", mode, "--sslrootcert", other]), &[]), mode);
+        assert!(
+            stderr.contains(&format!("TLS with --sslmode={mode}"))
+                && stderr.contains("UnknownIssuer")
+                && !stderr.contains("without TLS"),
+            "{stderr}"
+        );
+    }
 }
