@@ -74,7 +74,7 @@ pub(crate) async fn connect(conninfo: &str) -> anyhow::Result<tokio_postgres::Cl
     let split = shoal_pgtls::split_conninfo(conninfo, &shoal_pgtls::process_env)?;
     let mut config: tokio_postgres::Config = split.conninfo.parse()?;
     let tls = shoal_pgtls::Tls::new(split.tls, &mut config)?;
-    let (client, connection) = tls.connect(&config).await.map_err(|e| anyhow::anyhow!(tls.describe_failure(&e)))?;
+    let shoal_pgtls::Session { client, connection, .. } = tls.connect(&config).await?;
     tokio::spawn(connection);
     Ok(client)
 }

@@ -1,8 +1,13 @@
 //! `shoal sql`: an interactive SQL shell with history, for machines without psql.
+//!
+//! As psql does, the interactive shell says at start-up whether the session
+//! is encrypted — `SSL connection (protocol: TLSv1.3, cipher: …)`, printed
+//! only when it is — and `\conninfo` says where it is connected and, again,
+//! how; `-c` prints only the command's result.
 
 use std::path::PathBuf;
 
-use shoal_pgtls::{Spelling, SslMode, Tls, TlsSettings};
+use shoal_pgtls::{Encryption, Session, Spelling, SslMode, Tls, TlsSettings};
 use tokio_postgres::SimpleQueryMessage;
 
 /// Where and as whom to connect, and how securely (shared by `shoal sql`
@@ -51,6 +56,12 @@ impl ConnArgs {
     /// Connects, driving the connection on a background task. A refusal
     /// carries the server's SQLSTATE and message, and which flag to change.
     pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        Ok(self.connect_session().await?.0)
+    }
+
+    /// [`ConnArgs::connect`], also telling what the session's TLS
+    /// negotiated (`None`: it is plain).
+    async fn connect_session(&self) -> anyhow::Result<(tokio_postgres::Client, Option<Encryption>)> {
         let mut config = tokio_postgres::Config::new();
         config.host(&self.host).port(self.port).user(&self.user).dbname(&self.dbname);
         if let Some(password) = &self.password {
@@ -64,9 +75,9 @@ impl ConnArgs {
         };
         let options = given.resolve(Spelling::Flags, &shoal_pgtls::process_env)?;
         let tls = Tls::new(options, &mut config)?;
-        let (client, connection) = tls.connect(&config).await.map_err(|e| {
-            let mut message = format!("cannot connect to {}: {}", self.address(), tls.describe_failure(&e));
-            if let Some(hint) = e.as_db_error().and_then(|db| flag_hint(&tls, db)) {
+        let Session { client, connection, encryption } = tls.connect(&config).await.map_err(|e| {
+            let mut message = format!("cannot connect to {}: {e}", self.address());
+            if let Some(hint) = e.as_db_error().and_then(|db| flag_hint(&tls, db, e.tls_failure().is_some())) {
                 message = format!("{message}\nhint: {hint}");
             }
             anyhow::anyhow!(message)
@@ -76,20 +87,41 @@ impl ConnArgs {
                 eprintln!("connection error: {e}");
             }
         });
-        Ok(client)
+        Ok((client, encryption))
     }
 
     /// `host:port`, for messages.
     pub fn address(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+
+    /// What psql's `\conninfo` says: where the session is connected and,
+    /// when it is encrypted, how.
+    fn conninfo(&self, encryption: Option<&Encryption>) -> String {
+        let mut info = format!(
+            "You are connected to database \"{}\" as user \"{}\" on host \"{}\" at port \"{}\".",
+            self.dbname, self.user, self.host, self.port
+        );
+        if let Some(encryption) = encryption {
+            info = format!("{info}\n{}", ssl_line(encryption));
+        }
+        info
+    }
+}
+
+/// psql's line for an encrypted session (psql adds OpenSSL's compression
+/// flag, always off; rustls has none).
+fn ssl_line(encryption: &Encryption) -> String {
+    format!("SSL connection ({encryption})")
 }
 
 /// Which flag to change after the server refused the login (`28000`):
 /// TLS for a server that requires it, a client certificate for one that
-/// logs in by certificate. The server's own hint speaks libpq's option
+/// logs in by certificate, a working handshake for one that requires TLS
+/// when `prefer`'s handshake failed (`tls_failed`) and its second attempt,
+/// without TLS, was refused. The server's own hint speaks libpq's option
 /// names; this one speaks this command line's.
-fn flag_hint(tls: &Tls, db: &tokio_postgres::error::DbError) -> Option<String> {
+fn flag_hint(tls: &Tls, db: &tokio_postgres::error::DbError, tls_failed: bool) -> Option<String> {
     if db.code() != &tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
         return None;
     }
@@ -99,7 +131,15 @@ fn flag_hint(tls: &Tls, db: &tokio_postgres::error::DbError) -> Option<String> {
     let message = db.message();
     let wants_certificate = message.contains("client certificate");
     let certificate = "--sslcert <PEM file> --sslkey <PEM file>";
-    if tls.mode() == SslMode::Disable && (message.contains("TLS") || message.contains("encryption")) {
+    let wants_tls = message.contains("TLS") || message.contains("encryption");
+    if tls_failed && wants_tls {
+        return Some(
+            "the server accepts only TLS connections, and the TLS handshake failed: fix what its error says \
+             (with --sslrootcert, the CA file must hold the CA that signed the server's certificate)"
+                .to_string(),
+        );
+    }
+    if tls.mode() == SslMode::Disable && wants_tls {
         let with = if wants_certificate { format!(" and a client certificate ({certificate})") } else { String::new() };
         return Some(format!(
             "the server accepts only TLS connections, and {} turns TLS off: use --sslmode require{with} \
@@ -181,7 +221,7 @@ fn table(header: &[String], rows: &[Vec<String>]) -> String {
 
 /// Runs the shell.
 pub async fn run(args: ShellArgs) -> anyhow::Result<()> {
-    let client = args.conn.connect().await?;
+    let (client, encryption) = args.conn.connect_session().await?;
     if let Some(sql) = args.command {
         match client.simple_query(&sql).await {
             Ok(messages) => print!("{}", render(&messages)),
@@ -197,7 +237,14 @@ pub async fn run(args: ShellArgs) -> anyhow::Result<()> {
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    println!("shoal sql — connected to {}. End statements with ';'. \\q quits.", args.conn.address());
+    println!(
+        "shoal sql — connected to {}. End statements with ';'. \\conninfo describes the connection, \\q quits.",
+        args.conn.address()
+    );
+    // As psql: a line for an encrypted session, none for a plain one.
+    if let Some(encryption) = &encryption {
+        println!("{}", ssl_line(encryption));
+    }
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() { "shoal=> " } else { "shoal-> " };
@@ -212,6 +259,11 @@ pub async fn run(args: ShellArgs) -> anyhow::Result<()> {
         let trimmed = line.trim();
         if buffer.is_empty() && (trimmed == "\\q" || trimmed == "quit" || trimmed == "exit") {
             break;
+        }
+        if buffer.is_empty() && trimmed == "\\conninfo" {
+            let _ = editor.add_history_entry(trimmed);
+            println!("{}", args.conn.conninfo(encryption.as_ref()));
+            continue;
         }
         buffer.push_str(&line);
         buffer.push('\n');
@@ -235,5 +287,32 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("ERROR:  {} ({})", db.message(), db.code().code()),
         None => format!("error: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conninfo_speaks_as_psql() {
+        let conn = ConnArgs {
+            host: "db1".into(),
+            port: 5433,
+            user: "app".into(),
+            dbname: "shoal".into(),
+            password: None,
+            sslmode: None,
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
+        };
+        let plain = r#"You are connected to database "shoal" as user "app" on host "db1" at port "5433"."#;
+        assert_eq!(conn.conninfo(None), plain);
+        let encryption = Encryption { protocol: "TLSv1.3".into(), cipher: "TLS13_AES_256_GCM_SHA384".into() };
+        assert_eq!(
+            conn.conninfo(Some(&encryption)),
+            format!("{plain}\nSSL connection (protocol: TLSv1.3, cipher: TLS13_AES_256_GCM_SHA384)")
+        );
     }
 }

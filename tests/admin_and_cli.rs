@@ -8,7 +8,12 @@
 //! their SQLSTATE; `shoal sql` and `shoal cluster` speak TLS as libpq does
 //! (`--sslmode`, `--sslrootcert`, `--sslcert`, `--sslkey`, else `PGSSL*`),
 //! so a server that requires TLS or logs in by certificate lets them in,
-//! and one that refuses them says why and which flag to change.
+//! and one that refuses them says why and which flag to change; under
+//! `prefer` a failed handshake is followed by one attempt without TLS, as
+//! psql does, and when that is refused too the error tells both; the
+//! interactive `shoal sql` says, as psql does, whether the session is
+//! encrypted (`SSL connection (protocol: …, cipher: …)`, at start-up and
+//! in `\conninfo`, only when it is).
 
 mod common;
 
@@ -320,6 +325,9 @@ async fn startup_options_set_session_settings() {
 struct Pki {
     dir: tempfile::TempDir,
     ca: PathBuf,
+    /// A CA that signed nothing here: as `--sslrootcert`, every handshake
+    /// with the server fails.
+    other_ca: PathBuf,
     server_cert: PathBuf,
     server_key: PathBuf,
     client_cert: PathBuf,
@@ -335,6 +343,11 @@ fn pki() -> Pki {
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca.distinguished_name.push(rcgen::DnType::CommonName, "test-ca");
     let ca = ca.self_signed(&ca_key).unwrap();
+    let other_ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut other_ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    other_ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    other_ca.distinguished_name.push(rcgen::DnType::CommonName, "other-ca");
+    let other_ca = other_ca.self_signed(&other_ca_key).unwrap();
     let server_key = rcgen::KeyPair::generate().unwrap();
     let server = rcgen::CertificateParams::new(vec!["localhost".to_string()])
         .unwrap()
@@ -348,6 +361,7 @@ fn pki() -> Pki {
     let client = client.signed_by(&client_key, &ca, &ca_key).unwrap();
     for (name, pem) in [
         ("ca.pem", ca.pem()),
+        ("other-ca.pem", other_ca.pem()),
         ("server.crt", server.pem()),
         ("server.key", server_key.serialize_pem()),
         ("shoal.crt", client.pem()),
@@ -359,6 +373,7 @@ fn pki() -> Pki {
     std::fs::create_dir(path("home")).unwrap();
     Pki {
         ca: path("ca.pem"),
+        other_ca: path("other-ca.pem"),
         server_cert: path("server.crt"),
         server_key: path("server.key"),
         client_cert: path("shoal.crt"),
@@ -389,6 +404,24 @@ impl Pki {
     /// `shoal <args>` with only the `PGSSL*` variables in `env` (none of
     /// this machine's), no SHOAL_PASSWORD, and the empty home directory.
     fn run(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
+        self.command(args, env).output().expect("run shoal")
+    }
+
+    /// [`Pki::run`] of an interactive `shoal sql`, typing `input` (through
+    /// a pipe, as a script would).
+    fn run_typing(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .command(args, &[])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run shoal");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().expect("shoal sql ends at \\q")
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &Path)]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_shoal"));
         command.args(args).env("HOME", &self.home).env_remove("SHOAL_PASSWORD");
         for var in ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"] {
@@ -397,7 +430,7 @@ impl Pki {
         for (var, value) in env {
             command.env(var, value);
         }
-        command.output().expect("run shoal")
+        command
     }
 }
 
@@ -446,6 +479,21 @@ async fn sql_shell_speaks_tls_to_a_server_that_requires_it() {
     let stderr =
         refused(&pki.run(&sql_one(&port, &["--sslmode", "verify-full", "--sslrootcert", ca]), &[]), "wrong host");
     assert!(stderr.contains("--sslmode=verify-full") && stderr.contains("not valid for name"), "{stderr}");
+
+    eprintln!(
+        "prefer whose handshake fails (--sslrootcert of a CA that did not sign the server's certificate): \
+         the second attempt, without TLS, meets the server's 28000, and the error tells both"
+    );
+    let other = pki.other_ca.to_str().unwrap();
+    let stderr = refused(&pki.run(&sql_one(&port, &["--sslrootcert", other]), &[]), "prefer, other CA");
+    assert!(
+        stderr.contains("TLS with --sslmode=prefer (the server's certificate must chain to")
+            && stderr.contains("UnknownIssuer")
+            && stderr.contains("without TLS: the server refused the connection: 28000")
+            && stderr.contains("this server requires TLS"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: the server accepts only TLS connections, and the TLS handshake failed"), "{stderr}");
 
     eprintln!("--sslmode disable: the server's SQLSTATE and message, and a hint naming the flag");
     let stderr = refused(&pki.run(&sql_one(&port, &["--sslmode", "disable"]), &[]), "--sslmode disable");
@@ -516,4 +564,78 @@ async fn sql_shell_logs_in_by_client_certificate() {
         "open key",
     );
     assert!(stderr.contains("--sslkey") && stderr.contains("group or world access"), "{stderr}");
+}
+
+/// What an interactive `shoal sql` types: psql's `\conninfo`, a query, `\q`.
+const TYPED: &str = "\\conninfo\nSELECT 1 AS one;\n\\q\n";
+
+/// Succeeded, answered [`TYPED`]'s `\conninfo` and query; its stdout.
+#[track_caller]
+fn answered(output: &Output, port: &str, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "{what}: failed: {}", String::from_utf8_lossy(&output.stderr));
+    let conninfo =
+        format!("You are connected to database \"shoal\" as user \"shoal\" on host \"127.0.0.1\" at port \"{port}\".");
+    assert!(stdout.contains(&conninfo) && stdout.contains("(1 row)"), "{what}: {stdout}");
+    stdout
+}
+
+/// As psql: the interactive shell prints `SSL connection (protocol: …,
+/// cipher: …)` at start-up and in `\conninfo` for an encrypted session, and
+/// nothing of the kind for a plain one; `-c` prints only the result.
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_shell_says_whether_the_session_is_encrypted() {
+    let pki = pki();
+    let tls_server = common::Server::start_with_args(&pki.server_args(&[]), "sslmode=require").await;
+    let plain_server = common::Server::start().await;
+    let (tls_port, plain_port) = (tls_server.pg_port.to_string(), plain_server.pg_port.to_string());
+    let ssl = "SSL connection (protocol: TLSv1.3, cipher: TLS13_";
+
+    eprintln!("prefer (the default) against a server with TLS: encrypted, said at start-up and by \\conninfo");
+    let stdout = answered(&pki.run_typing(&["sql", "--port", &tls_port], TYPED), &tls_port, "TLS");
+    assert_eq!(stdout.matches(ssl).count(), 2, "{stdout}");
+    let start_up = stdout.lines().nth(1).unwrap_or_default();
+    assert!(start_up.starts_with(ssl) && start_up.ends_with(')'), "the line after the banner: {stdout}");
+
+    eprintln!("-c: the result only, as psql -c");
+    let output = pki.run(&sql_one(&tls_port, &[]), &[]);
+    printed_one(&output, "-c over TLS");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("SSL connection"));
+
+    eprintln!("plain sessions say nothing of TLS: --sslmode disable, and prefer against a server without TLS");
+    for (port, more, what) in
+        [(&tls_port, &["--sslmode", "disable"][..], "disable"), (&plain_port, &[][..], "server without TLS")]
+    {
+        let stdout = answered(&pki.run_typing(&[&["sql", "--port", port][..], more].concat(), TYPED), port, what);
+        assert!(!stdout.contains("SSL connection"), "{what}: {stdout}");
+    }
+}
+
+/// `prefer` as psql: a handshake that fails after the server agreed to TLS
+/// (here the server's certificate does not chain to `--sslrootcert`) is
+/// followed by one attempt without TLS, which this server (TLS offered,
+/// not required) lets in; `require` and `verify-ca` stop at the handshake.
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_shell_with_prefer_tries_without_tls_after_a_failed_handshake() {
+    let pki = pki();
+    let server = common::Server::start_with_args(&pki.server_args(&[]), "sslmode=require").await;
+    let port = server.pg_port.to_string();
+    let other = pki.other_ca.to_str().unwrap();
+
+    eprintln!("prefer with a CA that did not sign the server's certificate: a plain session, so no SSL line");
+    let args = ["sql", "--port", &port, "--sslmode", "prefer", "--sslrootcert", other];
+    let stdout = answered(&pki.run_typing(&args, TYPED), &port, "prefer, other CA");
+    assert!(!stdout.contains("SSL connection"), "{stdout}");
+    printed_one(&pki.run(&sql_one(&port, &["--sslrootcert", other]), &[]), "-c, prefer by default, other CA");
+
+    eprintln!("require and verify-ca with that CA: the failed handshake is the answer");
+    for mode in ["require", "verify-ca"] {
+        let stderr = refused(&pki.run(&sql_one(&port, &["--sslmode", mode, "--sslrootcert", other]), &[]), mode);
+        assert!(
+            stderr.contains(&format!("TLS with --sslmode={mode}"))
+                && stderr.contains("UnknownIssuer")
+                && !stderr.contains("without TLS"),
+            "{stderr}"
+        );
+    }
 }

@@ -249,7 +249,8 @@ pub async fn connect_tls(conn_string: &str) -> Result<Client, tokio_postgres::Er
     let split = shoal_pgtls::split_conninfo(conn_string, &|_| None).expect("TLS options of a test");
     let mut config: tokio_postgres::Config = split.conninfo.parse()?;
     let tls = shoal_pgtls::Tls::new(split.tls, &mut config).expect("TLS files of a test");
-    let (client, connection) = tls.connect(&config).await?;
+    let shoal_pgtls::Session { client, connection, .. } =
+        tls.connect(&config).await.map_err(shoal_pgtls::ConnectError::into_error)?;
     tokio::spawn(async move {
         let _ = connection.await;
     });

@@ -1,5 +1,6 @@
 //! [`Tls`]: the rustls set-up the options ask for, the connect call that
-//! uses it, and the explanation of a failed connection.
+//! uses it (with libpq's second attempt without TLS under `prefer`), and
+//! the explanation of a failed connection.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -10,13 +11,16 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::ring;
 use rustls::ClientConfig;
-use tokio_postgres::{Client, Config, NoTls};
-use tokio_postgres_rustls::MakeRustlsConnect;
+use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::{Config, NoTls};
 
+use crate::connect_error::ConnectError;
 use crate::error::ConfigError;
+use crate::handshake::{Connector, Record};
 use crate::identity::{default_file, ClientIdentity};
 use crate::mode::SslMode;
 use crate::options::{FileSetting, Param, Spelling, TlsOptions};
+use crate::session::Session;
 use crate::verify::{read_roots, AnyCertificate, ChainOnly};
 
 /// A session's connection task, plain or TLS alike: the caller spawns it
@@ -26,7 +30,7 @@ use crate::verify::{read_roots, AnyCertificate, ChainOnly};
 pub type Connection = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
 
 /// How connections are secured: what tokio-postgres negotiates and,
-/// unless TLS is off, the rustls connector it uses. Built once (reading
+/// unless TLS is off, the rustls configuration it uses. Built once (reading
 /// every file), then used for any number of connections.
 ///
 /// ```no_run
@@ -36,8 +40,11 @@ pub type Connection = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Err
 /// let split = split_conninfo("host=db1 user=app dbname=shoal sslmode=verify-full sslrootcert=ca.pem", &process_env)?;
 /// let mut config: tokio_postgres::Config = split.conninfo.parse()?;
 /// let tls = Tls::new(split.tls, &mut config)?;
-/// let (client, connection) = tls.connect(&config).await.map_err(|e| tls.describe_failure(&e))?;
-/// tokio::spawn(connection);
+/// let session = tls.connect(&config).await?; // the error explains itself
+/// tokio::spawn(session.connection);
+/// if let Some(encryption) = &session.encryption {
+///     println!("SSL connection ({encryption})");
+/// }
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -48,7 +55,7 @@ pub struct Tls {
     /// How the user writes the options, for messages.
     spelling: Spelling,
     /// `None` for `sslmode=disable`.
-    connector: Option<MakeRustlsConnect>,
+    config: Option<Arc<ClientConfig>>,
     /// The CA file in use, for messages.
     root_cert: Option<PathBuf>,
     /// The client certificate file presented, for messages.
@@ -62,7 +69,7 @@ impl Tls {
         let TlsOptions { mode, mode_from_env, spelling, root_cert, client_cert, client_key, home } = options;
         config.ssl_mode(mode.negotiation());
         if mode == SslMode::Disable {
-            return Ok(Tls { mode, mode_from_env, spelling, connector: None, root_cert: None, client_cert: None });
+            return Ok(Tls { mode, mode_from_env, spelling, config: None, root_cert: None, client_cert: None });
         }
         let root_cert = match (mode, root_cert) {
             (_, Some(setting)) => Some(setting),
@@ -114,7 +121,7 @@ impl Tls {
             mode,
             mode_from_env,
             spelling,
-            connector: Some(MakeRustlsConnect::new(client)),
+            config: Some(Arc::new(client)),
             root_cert: root_cert.map(|s| s.path),
             client_cert,
         })
@@ -137,24 +144,53 @@ impl Tls {
     }
 
     /// Opens a session as `config` says, plain or over TLS as this set-up
-    /// says. The [`Connection`] must be spawned; on failure,
-    /// [`Tls::describe_failure`] explains the error.
-    pub async fn connect(&self, config: &Config) -> Result<(Client, Connection), tokio_postgres::Error> {
-        match &self.connector {
-            None => {
-                let (client, connection) = config.connect(NoTls).await?;
-                Ok((client, Box::pin(connection)))
+    /// says; its [`Session::connection`] must be spawned.
+    ///
+    /// Under `sslmode=prefer`, as in libpq: a server that declines TLS gets
+    /// a plain session on the same socket (tokio-postgres does that); a
+    /// server that agrees to TLS but whose handshake then fails — its TLS
+    /// is broken, or its certificate does not chain to `sslrootcert` — gets
+    /// one more attempt, without TLS, on a new socket. If that fails too,
+    /// the [`ConnectError`] tells both. Every stricter mode fails at the
+    /// handshake. Failures after the handshake (the server's refusal, a
+    /// client certificate it rejects) are not retried.
+    pub async fn connect(&self, config: &Config) -> Result<Session, ConnectError> {
+        let Some(tls) = &self.config else {
+            return plain(config).await.map_err(|e| self.failure(e, None));
+        };
+        let record = Record::default();
+        match config.connect(Connector::new(tls.clone(), record.clone())).await {
+            Ok((client, connection)) => {
+                Ok(Session { client, connection: Box::pin(connection), encryption: record.encryption() })
             }
-            Some(tls) => {
-                let (client, connection) = config.connect(tls.clone()).await?;
-                Ok((client, Box::pin(connection)))
+            Err(e) if self.mode == SslMode::Prefer && record.handshake_failed() => {
+                let mut without_tls = config.clone();
+                without_tls.ssl_mode(PgSslMode::Disable);
+                plain(&without_tls).await.map_err(|retry| self.failure(retry, Some(e)))
             }
+            Err(e) => Err(self.failure(e, None)),
         }
     }
 
-    /// Explains a failed connection: the server's error with its SQLSTATE,
-    /// or the TLS failure in terms of the TLS options, as the user set them.
-    pub fn describe_failure(&self, e: &tokio_postgres::Error) -> String {
+    /// The [`ConnectError`] of `error`, the last attempt's, after
+    /// `tls_failure`, `prefer`'s failed TLS attempt.
+    fn failure(&self, error: tokio_postgres::Error, tls_failure: Option<tokio_postgres::Error>) -> ConnectError {
+        let explanation = match &tls_failure {
+            None => self.explain(&error, self.config.is_some()),
+            Some(first) => format!(
+                "{}; then, as {} does after a failed TLS handshake, without TLS: {}",
+                self.explain(first, true),
+                self.mode_setting(),
+                self.explain(&error, false)
+            ),
+        };
+        ConnectError::new(error, tls_failure, explanation)
+    }
+
+    /// Explains one failed attempt, made over TLS or not: the server's
+    /// error with its SQLSTATE, or the TLS failure in terms of the TLS
+    /// options, as the user set them.
+    fn explain(&self, e: &tokio_postgres::Error, over_tls: bool) -> String {
         // tokio-postgres prints only the error's kind ("db error", "error
         // performing TLS handshake"); the server's message and rustls'
         // reason are in the error's sources.
@@ -163,7 +199,7 @@ impl Tls {
             if let Some(hint) = db.hint() {
                 message = format!("{message} (hint: {hint})");
             }
-            if let (Some(cert), "28000") = (&self.client_cert, db.code().code()) {
+            if let (Some(cert), "28000", true) = (&self.client_cert, db.code().code(), over_tls) {
                 message = format!("{message} [client certificate: {}]", cert.display());
             }
             return message;
@@ -177,7 +213,9 @@ impl Tls {
             }
             cause = c.source();
         }
-        let Some(_) = &self.connector else { return message };
+        if !over_tls {
+            return message;
+        }
         // With TLS 1.3 a server that refuses the client's certificate says
         // so with an alert after the client's half of the handshake, so it
         // surfaces as a failed read rather than a failed handshake.
@@ -209,9 +247,16 @@ impl Tls {
     }
 }
 
+/// One attempt without TLS.
+async fn plain(config: &Config) -> Result<Session, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    Ok(Session { client, connection: Box::pin(connection), encryption: None })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_server::{server_tls, Answer, FakeServer, Login};
     use crate::options::tests::env_of;
     use crate::options::TlsSettings;
     use crate::split_conninfo;
@@ -290,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn disable_builds_no_connector_and_reads_no_file() {
+    fn disable_builds_no_tls_config_and_reads_no_file() {
         let options = TlsOptions {
             mode: SslMode::Disable,
             client_cert: Some(FileSetting::new("--sslcert", "/nonexistent/app.crt")),
@@ -298,7 +343,110 @@ mod tests {
         };
         let mut config = Config::new();
         let tls = Tls::new(options, &mut config).unwrap();
-        assert!(tls.connector.is_none() && tls.client_cert().is_none());
+        assert!(tls.config.is_none() && tls.client_cert().is_none());
         assert_eq!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Disable);
+    }
+
+    /// A session as `mode` (and `root_cert` as `sslrootcert`) says, to
+    /// `server`.
+    async fn open(server: &FakeServer, mode: SslMode, root_cert: Option<&Path>) -> Result<Session, ConnectError> {
+        let mut config = Config::new();
+        config.host("127.0.0.1").port(server.port).user("app").dbname("shoal");
+        let tls = Tls::new(options(mode, root_cert.map(Path::to_path_buf)), &mut config).unwrap();
+        tls.connect(&config).await
+    }
+
+    /// A CA certificate that signed nothing the servers present, in `dir`.
+    fn unrelated_ca(dir: &Path) -> PathBuf {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "unrelated CA");
+        let path = dir.join("other-ca.pem");
+        std::fs::write(&path, params.self_signed(&key).unwrap().pem()).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn prefer_tries_once_more_without_tls_after_a_failed_handshake() {
+        let server = FakeServer::start(Answer::Broken, Login::Accept).await;
+        let session = open(&server, SslMode::Prefer, None).await.unwrap();
+        assert_eq!((session.encryption, server.sockets()), (None, 2), "a plain session on a second socket");
+
+        eprintln!("when the server refuses the plain attempt too, the error tells both attempts");
+        let server = FakeServer::start(Answer::Broken, Login::Refuse("this server requires TLS")).await;
+        let err = open(&server, SslMode::Prefer, None).await.err().expect("refused");
+        assert_eq!(server.sockets(), 2);
+        assert!(err.tls_failure().is_some_and(|e| e.as_db_error().is_none()), "{err:?}");
+        assert_eq!(err.as_db_error().map(|db| db.code().code()), Some("28000"));
+        let message = err.to_string();
+        assert!(
+            message.starts_with("TLS with sslmode=prefer: error performing TLS handshake")
+                && message.contains("then, as sslmode=prefer does after a failed TLS handshake, without TLS: ")
+                && message.ends_with("the server refused the connection: 28000 this server requires TLS"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn prefer_tries_without_tls_after_a_certificate_that_does_not_chain_as_libpq_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let other_ca = unrelated_ca(dir.path());
+        let server = FakeServer::start(Answer::Serve(server_tls(rustls::ALL_VERSIONS)), Login::Accept).await;
+        let session = open(&server, SslMode::Prefer, Some(&other_ca)).await.unwrap();
+        assert_eq!((session.encryption, server.sockets()), (None, 2));
+
+        eprintln!("require and verify-ca with the same CA file: the verdict stands, on one socket");
+        for mode in [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull] {
+            let server = FakeServer::start(Answer::Serve(server_tls(rustls::ALL_VERSIONS)), Login::Accept).await;
+            let err = open(&server, mode, Some(&other_ca)).await.err().expect("a certificate the CA did not sign");
+            assert_eq!((server.sockets(), err.tls_failure().is_none()), (1, true), "{mode}");
+            let message = err.to_string();
+            assert!(message.contains("must chain to") && message.contains("UnknownIssuer"), "{mode}: {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn stricter_modes_and_later_failures_are_not_retried() {
+        let server = FakeServer::start(Answer::Broken, Login::Accept).await;
+        let err = open(&server, SslMode::Require, None).await.err().expect("a broken TLS");
+        assert_eq!((server.sockets(), err.tls_failure().is_none()), (1, true));
+        assert!(err.to_string().starts_with("TLS with sslmode=require: error performing TLS handshake"), "{err}");
+
+        eprintln!("a refusal after a completed handshake is the server's answer, not a TLS failure");
+        let server = FakeServer::start(Answer::Serve(server_tls(rustls::ALL_VERSIONS)), Login::Refuse("no")).await;
+        let err = open(&server, SslMode::Prefer, None).await.err().expect("refused");
+        assert_eq!((server.sockets(), err.tls_failure().is_none()), (1, true));
+        assert_eq!(err.to_string(), "the server refused the connection: 28000 no");
+    }
+
+    #[tokio::test]
+    async fn a_declined_ssl_request_is_plain_on_the_same_socket() {
+        let server = FakeServer::start(Answer::Decline, Login::Accept).await;
+        let session = open(&server, SslMode::Prefer, None).await.unwrap();
+        assert_eq!((session.encryption, server.sockets()), (None, 1));
+        let err = refusal(&server, SslMode::Require).await;
+        assert!(err.contains("server does not support TLS"), "{err}");
+    }
+
+    async fn refusal(server: &FakeServer, mode: SslMode) -> String {
+        match open(server, mode, None).await {
+            Ok(_) => "connected".to_string(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_says_what_its_tls_negotiated() {
+        let server = FakeServer::start(Answer::Serve(server_tls(&[&rustls::version::TLS13])), Login::Accept).await;
+        let encryption = open(&server, SslMode::Require, None).await.unwrap().encryption.expect("TLS");
+        assert_eq!(encryption.protocol, "TLSv1.3");
+        assert!(encryption.cipher.starts_with("TLS13_"), "{encryption}");
+        assert_eq!(encryption.to_string(), format!("protocol: TLSv1.3, cipher: {}", encryption.cipher));
+
+        let server = FakeServer::start(Answer::Serve(server_tls(&[&rustls::version::TLS12])), Login::Accept).await;
+        let encryption = open(&server, SslMode::Prefer, None).await.unwrap().encryption.expect("TLS");
+        assert_eq!(encryption.protocol, "TLSv1.2");
+        assert!(encryption.cipher.starts_with("TLS_ECDHE_ECDSA_WITH_"), "{encryption}");
     }
 }

@@ -13,22 +13,43 @@
 //!
 //! ```text
 //!   URL or key=value string ──split_conninfo──┐
-//!                                             ├─▶ TlsOptions ──Tls::new──▶ Tls ──Tls::connect──▶ Client + Connection
-//!   flags ──TlsSettings::resolve──────────────┘    (PGSSL* fill     (files read,    (failures explained by
-//!                                                   what is unset)   rustls set up)   Tls::describe_failure)
+//!                                             ├─▶ TlsOptions ──Tls::new──▶ Tls ──Tls::connect──┬─▶ Session: Client, Connection,
+//!   flags ──TlsSettings::resolve──────────────┘    (PGSSL* fill     (files read,                │   Encryption when TLS
+//!                                                   what is unset)   rustls set up)             └─▶ ConnectError, explained
 //! ```
 //!
 //! The modes are libpq's:
 //!
 //! ```text
-//!   sslmode       TLS        server certificate checked          no TLS offered by the server
-//!   ───────────   ────────   ─────────────────────────────────   ───────────────────────────
-//!   disable       never      —                                   plain
-//!   prefer (dflt) if offered no (verify-ca if sslrootcert given)  plain
-//!   require       always     no (verify-ca if sslrootcert given)  error
-//!   verify-ca     always     chain to sslrootcert                 error
-//!   verify-full   always     chain to sslrootcert + host name     error
+//!   sslmode       TLS        server certificate checked           server declines TLS   server agrees, handshake fails
+//!   ───────────   ────────   ──────────────────────────────────   ───────────────────   ──────────────────────────────
+//!   disable       never      —                                    (not asked)           —
+//!   prefer (dflt) if offered no (verify-ca if sslrootcert given)  plain                 plain, on a second socket
+//!   require       always     no (verify-ca if sslrootcert given)  error                 error
+//!   verify-ca     always     chain to sslrootcert                 error                 error
+//!   verify-full   always     chain to sslrootcert + host name     error                 error
 //! ```
+//!
+//! Under `prefer`, as in libpq, a handshake that fails after the server
+//! agreed to TLS — the server's (or a proxy's) TLS is broken, or its
+//! certificate does not chain to `sslrootcert` — is followed by one more
+//! attempt, without TLS. If that fails too, the [`ConnectError`] tells
+//! both; against a server that refuses plain sessions (Shoal with
+//! `--tls-required`) the second is its FATAL 28000. The retry gives up no
+//! protection `prefer` had: an active attacker could as well answer the
+//! SSLRequest with `N`. Not retried, as in libpq's handshake rule: a
+//! failure after the handshake (the server refusing the login, or the
+//! client's certificate — with TLS 1.3 that refusal arrives after the
+//! client's half of the handshake). With several hosts, the retry is one
+//! pass over them all without TLS after the pass with TLS, where libpq
+//! retries host by host.
+//!
+//! tokio-postgres gives up after a failed handshake, under its `prefer`
+//! too, with an error that does not say which step failed; so the TLS step
+//! is this crate's (`handshake.rs`, over tokio-rustls), and records how
+//! each handshake ended and, for a session that completed one, its
+//! protocol and cipher ([`Encryption`], what psql prints as `SSL connection
+//! (protocol: …, cipher: …)`).
 //!
 //! `verify-ca` and `verify-full` without `sslrootcert` use libpq's default
 //! file, `~/.postgresql/root.crt`; no system certificate store is read
@@ -77,31 +98,42 @@
 //! connection string before tokio-postgres parses the rest, and
 //! [`Tls::new`] builds the rustls configuration once (reading every file,
 //! so a missing one fails there, before any connection). Channel binding
-//! (SCRAM-SHA-256-PLUS) comes with tokio-postgres-rustls.
+//! (SCRAM-SHA-256-PLUS) is computed as tokio-postgres-rustls computes it.
 //!
 //! Types: [`SslMode`]; [`TlsSettings`] (the options as given) and
 //! [`TlsOptions`] (completed from the environment); [`Tls`] (the rustls
-//! set-up and the connect call); [`ConfigError`].
+//! set-up and the connect call); [`Session`] and [`Encryption`] (what a
+//! connect call opened); [`ConfigError`] (a bad option, before any
+//! connection) and [`ConnectError`] (a failed connection).
 //!
-//! Out of scope: `sslmode=allow` (refused: it means "plain unless the server
-//! insists", which no Shoal or PostgreSQL server does), `sslrootcert=system`,
-//! certificate revocation lists (`sslcrl`), encrypted keys (`sslpassword`),
-//! `sslnegotiation=direct`, and libpq's retry without TLS after a failed
-//! handshake under `prefer`.
+//! Out of scope: `sslmode=allow` (refused: plain first, and TLS only if the
+//! server refuses plain — `prefer` reaches the same servers, encrypted
+//! whenever it can), `sslrootcert=system`, certificate revocation lists
+//! (`sslcrl`), encrypted keys (`sslpassword`), `sslnegotiation=direct`, and
+//! libpq's other `prefer` retry, after a server's error response to a
+//! StartupMessage sent over TLS.
 
+mod connect_error;
 mod connector;
 mod conninfo;
 mod error;
+mod handshake;
 mod identity;
 mod mode;
 mod options;
+mod session;
 mod verify;
 
+pub use connect_error::ConnectError;
 pub use connector::{Connection, Tls};
 pub use conninfo::{split_conninfo, Split};
 pub use error::ConfigError;
 pub use mode::SslMode;
 pub use options::{process_env, Env, Spelling, TlsOptions, TlsSettings};
+pub use session::{Encryption, Session};
+
+#[cfg(test)]
+mod fake_server;
 
 /// Files for the unit tests: client certificates and key modes.
 #[cfg(test)]

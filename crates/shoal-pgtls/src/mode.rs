@@ -7,14 +7,16 @@ use tokio_postgres::config::SslMode as PgSslMode;
 
 use crate::error::ConfigError;
 
-/// libpq's `sslmode` (`allow` is refused: it means "plain unless the
-/// server insists", which no Shoal or PostgreSQL server does).
+/// libpq's `sslmode` (`allow` is refused: plain first, and TLS only if the
+/// server refuses plain; `prefer` reaches the same servers, encrypted
+/// whenever it can).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SslMode {
     /// Never TLS.
     Disable,
     /// TLS when the server offers it, else plain; the server's certificate
-    /// is not checked (its chain is, when a CA file is given).
+    /// is not checked (its chain is, when a CA file is given). A handshake
+    /// that fails is followed by one attempt without TLS, as in libpq.
     #[default]
     Prefer,
     /// Always TLS; the certificate is checked as for `Prefer`.

@@ -93,14 +93,15 @@ pub(crate) struct PgConn {
 
 impl PgConn {
     pub(crate) async fn connect(endpoint: &Endpoint) -> Result<PgConn> {
-        let failed = |e: tokio_postgres::Error| Error::Connect { message: endpoint.tls.describe_failure(&e) };
+        let failed = |e: shoal_pgtls::ConnectError| Error::Connect { message: e.to_string() };
+        let session = endpoint.tls.connect(&endpoint.config).await.map_err(failed)?;
         // The connection task ends with an error only when the socket does;
         // the client sees it on its next call.
-        let (client, connection) = endpoint.tls.connect(&endpoint.config).await.map_err(failed)?;
+        let connection = session.connection;
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(PgConn { client, shapes: HashMap::default(), cache: HashMap::default() })
+        Ok(PgConn { client: session.client, shapes: HashMap::default(), cache: HashMap::default() })
     }
 
     /// The prepared statement for `sql`, from the caches when it has been

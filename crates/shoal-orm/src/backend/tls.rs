@@ -7,9 +7,10 @@
 //! `psql`): `split_conninfo` takes the options out of the URL before
 //! tokio-postgres parses the rest, `Tls::new` reads their files once per
 //! `Db` (so a missing one fails at `Db::connect`), and `Tls::connect`
-//! opens each pooled session. A bad option is `Error::Config` (22023); a
-//! failed connection `Error::Connect` (08001), explained by
-//! `Tls::describe_failure`.
+//! opens each pooled session (under `sslmode=prefer`, with libpq's second
+//! attempt without TLS after a failed handshake). A bad option is
+//! `Error::Config` (22023); a failed connection `Error::Connect` (08001),
+//! with `ConnectError`'s explanation.
 
 pub use shoal_pgtls::SslMode;
 

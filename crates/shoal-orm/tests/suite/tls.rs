@@ -12,7 +12,9 @@
 //! `require` against a server without TLS must fail, so a `require` that
 //! succeeds proves the session was encrypted; `verify-full` must refuse the
 //! wrong CA and a host the certificate does not name, while `verify-ca`
-//! accepts the latter.
+//! accepts the latter. `prefer` whose handshake fails (a CA file that did
+//! not sign the server's certificate) must try once more without TLS, as
+//! libpq does, and when that is refused too say why both failed.
 //!
 //! `--tls-required` must refuse plain connections (loopback too) but not
 //! plain cancel requests; `--auth cert` must log a certificate in without a
@@ -184,6 +186,10 @@ async fn shoal_with_tls_honours_sslmode() {
     let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=require&sslrootcert={other}");
     let message = connect_error(query(&url).await, &url);
     assert!(message.contains("UnknownIssuer"), "{message}");
+
+    eprintln!("prefer with that CA file: the handshake fails, and libpq's second attempt, without TLS, connects");
+    let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=prefer&sslrootcert={other}");
+    assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -493,6 +499,16 @@ async fn shoal_with_tls_required_refuses_plain_connections() {
         let url = format!("shoal://shoal@127.0.0.1:{port}/shoal{mode}");
         assert_eq!(query(&url).await.unwrap_or_else(|e| panic!("{url}: {e}")), 42);
     }
+
+    eprintln!("prefer whose handshake fails: the attempt without TLS is refused, and 08001 tells both");
+    let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=prefer&sslrootcert={}", pki.other_ca.display());
+    let message = connect_error(query(&url).await, &url);
+    assert!(
+        message.contains("TLS with sslmode=prefer")
+            && message.contains("UnknownIssuer")
+            && message.contains("without TLS: the server refused the connection: 28000"),
+        "{message}"
+    );
 
     eprintln!("the ORM with sslmode=disable: 08001 carrying the server's 28000 and what to set");
     let url = format!("shoal://shoal@127.0.0.1:{port}/shoal?sslmode=disable");
