@@ -10,7 +10,8 @@
 # TPS; the leader's statements per write batch and mean Raft round, and the
 # machine's CPU split and CPU per insert over all processes (pgbench and the
 # kernel included); and per node, (utime + stime from /proc/<pid>/stat) ÷
-# inserts and the mean fdatasync time of its Raft logs (from /metrics). Needs pgbench, psql
+# inserts, and the mean fdatasync time and fsyncs per 100 inserts of its
+# Raft logs (from /metrics). Needs pgbench, psql
 # (postgresql-client, postgresql-contrib) and curl. With
 # PERF_SECONDS=n it also records the leader with
 # `perf record -F 499 --call-graph dwarf` for n seconds into leader.perf.data
@@ -74,5 +75,5 @@ for i in 0 1 2; do
   used=$(( $(ticks "${pids[$i]}") - before[i] ))
   read -r n0 m0 <<<"${fsyncs_before[$i]}"
   read -r n1 m1 <<<"$(fsyncs $((i + 1)))"
-  echo "node $((i + 1)): $(( used * 1000000 / hz / inserts )) µs CPU per insert, $(( (m1 - m0) / (n1 - n0 + 1) )) µs per log fsync"
+  echo "node $((i + 1)): $(( used * 1000000 / hz / inserts )) µs CPU per insert, $(( (m1 - m0) / (n1 - n0 + 1) )) µs per log fsync, $(( (n1 - n0) * 100 / inserts )) fsyncs per 100 inserts"
 done

@@ -245,6 +245,10 @@ struct Inner {
     incoming_snapshots: Mutex<HashMap<GroupId, IncomingSnapshot>>,
 }
 
+/// The append streams of one served connection, by group and stream id:
+/// where to pass each stream's requests (with their request ids).
+type AppendStreams = HashMap<(GroupId, u64), mpsc::Sender<(u64, AppendEntriesRequest<TypeConfig>)>>;
+
 /// A snapshot whose chunks are arriving.
 struct IncomingSnapshot {
     vote: VoteOf<TypeConfig>,
@@ -467,8 +471,7 @@ impl Transport {
         let mut stop = self.inner.stop.subscribe();
         // This connection's append streams: their requests go to Raft in
         // the order they arrived, so they are routed here, not per task.
-        let mut streams: HashMap<(GroupId, u64), mpsc::Sender<(u64, AppendEntriesRequest<TypeConfig>)>> =
-            HashMap::new();
+        let mut streams = AppendStreams::new();
         loop {
             let frame = tokio::select! {
                 frame = read_frame(&mut reader) => frame,
@@ -500,7 +503,7 @@ impl Transport {
     #[allow(clippy::too_many_arguments)]
     async fn route_stream_append(
         &self,
-        streams: &mut HashMap<(GroupId, u64), mpsc::Sender<(u64, AppendEntriesRequest<TypeConfig>)>>,
+        streams: &mut AppendStreams,
         out: &mpsc::Sender<Vec<u8>>,
         joining: bool,
         id: u64,
@@ -587,7 +590,7 @@ impl Transport {
                 incoming.remove(&chunk.group);
             }
             let received = incoming.entry(chunk.group).or_insert_with(|| IncomingSnapshot {
-                vote: chunk.vote.clone(),
+                vote: chunk.vote,
                 meta: chunk.meta.clone(),
                 crc32: chunk.crc32,
                 bytes: Vec::new(),
@@ -1066,7 +1069,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             let done = end == bytes.len();
             let chunk = SnapshotChunk {
                 group: self.group,
-                vote: vote.clone(),
+                vote,
                 meta: snapshot.meta.clone(),
                 crc32: snapshot.snapshot.crc32,
                 offset: offset as u64,
