@@ -74,6 +74,8 @@ const MAGIC: [u8; 8] = *b"SHOALRPC";
 pub const MAX_FRAME_BYTES: u64 = 256 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read buffer of a connection (frames are usually far smaller).
+const READ_BUFFER_BYTES: usize = 64 << 10;
 /// Outgoing frames queued per connection before callers wait.
 const SEND_QUEUE: usize = 1024;
 /// AppendEntries requests of one stream in flight before the leader waits
@@ -463,7 +465,9 @@ impl Transport {
             }
             return;
         }
-        let (mut reader, writer) = tokio::io::split(stream);
+        let (reader, writer) = tokio::io::split(stream);
+        // Buffered: one read takes in every frame that has arrived.
+        let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader);
         let (tx, rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE);
         tokio::spawn(write_loop(writer, rx));
         // Served connections end with the transport too, so peers redial
@@ -791,7 +795,9 @@ impl Peer {
             }
             Ok(Ok(HelloReply::Welcome)) => {}
         }
-        let (mut reader, writer) = tokio::io::split(stream);
+        let (reader, writer) = tokio::io::split(stream);
+        // Buffered: one read takes in every frame that has arrived.
+        let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader);
         let (outgoing, rx) = mpsc::channel(SEND_QUEUE);
         let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>> = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
