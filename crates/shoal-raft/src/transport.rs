@@ -19,6 +19,17 @@
 //! * **Multiplexed**: requests carry ids; the listener runs each in its own
 //!   task, so a slow snapshot install for one group does not hold up another
 //!   group's heartbeats.
+//! * **Pipelined replication**: openraft replicates to a follower through a
+//!   stream of AppendEntries. The leader sends up to 64 (`PIPELINE_WINDOW`) of a
+//!   stream's requests before it waits for the oldest answer; the listener
+//!   routes them, in arrival order, to one task per stream that feeds them to
+//!   `Raft::stream_append`, whose answers come back in order. A stream ends
+//!   at its first failure or refusal; openraft then starts a new one.
+//!   Heartbeats are single requests.
+//! * **Snapshots in chunks** of 1 MiB (`SNAPSHOT_CHUNK_BYTES`), each acknowledged
+//!   before the next, so a snapshot never blocks the connection for long;
+//!   the receiver checks the whole file's CRC-32 and the snapshot's position
+//!   before installing it.
 //! * **Bounded**: frames over [`MAX_FRAME_BYTES`] close the connection;
 //!   decoding is size-limited, so a hostile peer cannot make us allocate more.
 //!
