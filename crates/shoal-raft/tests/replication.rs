@@ -56,7 +56,9 @@ async fn insert_concurrently(leader: &Arc<Group>, ids: std::ops::Range<i64>) -> 
             let leader = leader.clone();
             tokio::spawn(async move {
                 let params = vec![Value::Integer(id), Value::Text("x".repeat(ROW_BYTES))];
-                leader.write_autocommit(ExecContext::now(id as u64), "INSERT INTO t VALUES (?1, ?2)".into(), params).await
+                leader
+                    .write_autocommit(ExecContext::now(id as u64), "INSERT INTO t VALUES (?1, ?2)".into(), params)
+                    .await
             })
         })
         .collect();
@@ -71,9 +73,7 @@ async fn insert_concurrently(leader: &Arc<Group>, ids: std::ops::Range<i64>) -> 
 /// The replica's rows as (count, sum of ids, total bytes).
 async fn contents(group: &Group) -> Vec<Value> {
     let out = group
-        .read(|r| {
-            shoal_storage::run_read_only(&r.conn, "SELECT count(*), sum(id), sum(length(v)) FROM t", &[])
-        })
+        .read(|r| shoal_storage::run_read_only(&r.conn, "SELECT count(*), sum(id), sum(length(v)) FROM t", &[]))
         .await
         .unwrap();
     out.rows[0].clone()
