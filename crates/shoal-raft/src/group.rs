@@ -714,9 +714,6 @@ impl Group {
     /// ([`Replica::abandon`]). Entries take the order of the `submit` calls,
     /// so the batcher can queue a second proposal behind the first.
     async fn submit(self: &Arc<Self>, proposal: ProposalId, txns: Vec<TxnRecord>) -> Outcome {
-        // Only a proposal made while leading can have reached the log; if
-        // one of those fails, a new leader may still commit it.
-        let was_leader = self.is_leader();
         let proposed = Instant::now();
         let (responder, written) = ProgressResponder::complete_only();
         let command = Command { proposal: Some(proposal), txns, checksum: false };
@@ -737,7 +734,7 @@ impl Group {
                 },
             };
             group.abandon(proposal)?;
-            Err(group.write_error(failure, was_leader))
+            Err(group.write_error(failure))
         })
     }
 
@@ -750,24 +747,27 @@ impl Group {
         Ok(())
     }
 
-    fn write_error(&self, err: RaftError<TypeConfig, ClientWriteError<TypeConfig>>, was_leader: bool) -> Error {
+    /// What a failed proposal tells the client. openraft 0.10 answers a
+    /// proposal that reached the log only when it is applied (whoever
+    /// leads by then) or discarded; a `ForwardToLeader` therefore means it
+    /// was refused before it was appended (not the leader, a leadership
+    /// transfer, or a new leader whose lease is not yet established), so it
+    /// certainly did not commit and may be retried.
+    fn write_error(&self, err: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Error {
         let in_doubt = |what: String| {
             Error::environment(SqlState::STATEMENT_COMPLETION_UNKNOWN, what).with_hint(
                 "the outcome is unknown: a new leader may still commit it; check whether the change is present before retrying",
             )
         };
         match err {
-            // The entry reached the log and leadership moved before it
-            // committed: the new leader may or may not keep it.
+            // The entry reached the log and was then cut off or compacted
+            // away: another replica may have committed it.
             RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => {
-                in_doubt(format!("group {} lost its leader while committing (new leader: {:?})", self.id, f.leader_id))
-            }
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) if was_leader => {
                 in_doubt(format!("group {} lost its leader while committing (new leader: {:?})", self.id, f.leader_id))
             }
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::environment(
                 SqlState::SERIALIZATION_FAILURE,
-                format!("this node is not the leader of group {} (leader: {:?})", self.id, f.leader_id),
+                format!("this node is not the leader of group {} (leader: {:?}, {:?})", self.id, f.leader_id, f.reason),
             )
             .with_hint("the transaction was not committed; retry it"),
             RaftError::APIError(other) => Error::environment(SqlState::SERIALIZATION_FAILURE, other.to_string())

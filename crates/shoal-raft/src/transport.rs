@@ -920,12 +920,17 @@ impl PeerClient {
     /// openraft expects.
     async fn open_stream<S>(
         &mut self,
-        input: S,
+        mut input: S,
         option: RPCOption,
     ) -> std::result::Result<AppendAnswers, RPCError<TypeConfig>>
     where
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
     {
+        // The first request before the connection: openraft waits out its
+        // backoff while producing a request, so taking one first is what
+        // makes a peer that cannot be reached be retried at the backoff's
+        // pace rather than in a tight loop of failed dials.
+        let Some(first) = input.next().await else { return Ok(Box::pin(futures::stream::empty())) };
         let link = self.transport.link(&self.addr).await.map_err(rpc_error)?;
         let (sent, sent_rx) = mpsc::channel(PIPELINE_WINDOW);
         let sender = StreamSender {
@@ -935,7 +940,7 @@ impl PeerClient {
             stream: self.transport.next_id(),
             addr: self.addr.clone(),
         };
-        tokio::spawn(sender.run(input, sent));
+        tokio::spawn(sender.run(first, input, sent));
         let (ttl, addr, target) = (option.hard_ttl(), self.addr.clone(), self.target);
         let answers = futures::stream::unfold(Some(sent_rx), move |state| {
             let addr = addr.clone();
@@ -979,19 +984,27 @@ struct StreamSender {
 }
 
 impl StreamSender {
-    async fn run<S>(self, mut input: S, sent: mpsc::Sender<Result<(Awaited, tokio::time::Instant)>>)
-    where
+    async fn run<S>(
+        self,
+        first: AppendEntriesRequest<TypeConfig>,
+        mut input: S,
+        sent: mpsc::Sender<Result<(Awaited, tokio::time::Instant)>>,
+    ) where
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
     {
+        let mut first = Some(first);
         loop {
             let Ok(permit) = sent.reserve().await else { return };
             // Ends when openraft ends the stream, or drops the answers.
-            let rpc = tokio::select! {
-                rpc = input.next() => match rpc {
-                    Some(rpc) => rpc,
-                    None => return,
+            let rpc = match first.take() {
+                Some(rpc) => rpc,
+                None => tokio::select! {
+                    rpc = input.next() => match rpc {
+                        Some(rpc) => rpc,
+                        None => return,
+                    },
+                    () = sent.closed() => return,
                 },
-                () = sent.closed() => return,
             };
             let id = self.transport.next_id();
             let request = Request::StreamAppend { group: self.group, stream: self.stream, rpc };
@@ -1301,6 +1314,41 @@ mod tests {
         server.serve(TcpListener::bind(&addr).await.unwrap());
         assert!(client.call_service(&addr, b"x".to_vec(), Duration::from_secs(5)).await.is_ok());
         server.shutdown();
+    }
+
+    /// openraft waits out its backoff while it produces a stream's next
+    /// request; the stream must take its first request before dialing, or
+    /// an unreachable follower is redialed in a tight loop.
+    #[tokio::test]
+    async fn an_append_stream_takes_its_first_request_before_dialing() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let transport = Transport::new();
+        transport.set_identity(1, "c1");
+        let mut network = GroupNetwork { transport, group: 1 };
+        let mut client = network.new_client(2, &BasicNode { addr }).await;
+        let taken = Arc::new(AtomicBool::new(false));
+        let request = AppendEntriesRequest::<TypeConfig> {
+            vote: openraft::Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: Vec::new(),
+        };
+        let input = {
+            let taken = taken.clone();
+            futures::stream::iter([request]).inspect(move |_| taken.store(true, Ordering::SeqCst))
+        };
+        let opened = RaftNetworkV2::stream_append(&mut client, input, RPCOption::new(Duration::from_secs(1))).await;
+        assert!(matches!(opened, Err(RPCError::Unreachable(_))), "a closed port is unreachable");
+        drop(opened);
+        assert!(taken.load(Ordering::SeqCst), "the first request was taken before dialing");
+        // A stream with nothing to send dials nobody and ends at once.
+        let empty = futures::stream::iter(Vec::<AppendEntriesRequest<TypeConfig>>::new());
+        let answers = RaftNetworkV2::stream_append(&mut client, empty, RPCOption::new(Duration::from_secs(1)))
+            .await
+            .expect("no dial, no error");
+        assert_eq!(answers.count().await, 0);
     }
 
     #[test]
