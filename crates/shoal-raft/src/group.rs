@@ -75,6 +75,11 @@ pub struct GroupConfig {
     pub snapshot_every: u64,
 }
 
+/// How long [`Group::add_replica`] waits for a learner to catch up before
+/// it promotes it; a caller that gives up first retries, and the retry
+/// waits again.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
+
 /// The default [`GroupConfig::snapshot_every`].
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 50_000;
 
@@ -301,8 +306,9 @@ impl Group {
     }
 
     /// Adds `node` as a replica (run on the leader): first as a learner,
-    /// which waits until it has caught up from a snapshot and the log tail,
-    /// then, when `voter`, as a voter. An existing learner is promoted.
+    /// then, when `voter` and once it holds every entry the leader had
+    /// (from a snapshot and the log tail), as a voter. An existing learner
+    /// is promoted the same way.
     pub async fn add_replica(&self, node: NodeId, addr: String, voter: bool) -> Result<()> {
         let raft_error = |what: &str, e: String| {
             Error::environment(SqlState::SERIALIZATION_FAILURE, format!("group {}: {what}: {e}", self.id))
@@ -322,12 +328,35 @@ impl Group {
             }
         }
         if voter {
+            self.wait_caught_up(node, CATCH_UP_WAIT).await.map_err(|e| raft_error("catching up the learner", e))?;
             self.raft
                 .change_membership(openraft::ChangeMembers::AddVoterIds([node].into()), false)
                 .await
                 .map_err(|e| raft_error("promoting to voter", e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Waits until learner `node` holds every entry this leader had when
+    /// the wait began. openraft's own check (`add_learner` with `blocking`)
+    /// lets a learner within 5,000 entries through, and a voter that far
+    /// behind leaves the group one failure from stalling while it catches up.
+    async fn wait_caught_up(&self, node: NodeId, timeout: Duration) -> std::result::Result<(), String> {
+        let Some(target) = self.raft.metrics().borrow_watched().last_log_index else { return Ok(()) };
+        let caught_up = move |m: &openraft::RaftMetrics<TypeConfig>| match &m.replication {
+            // Not the leader any more: the promotion that follows fails
+            // and says so.
+            None => true,
+            Some(replication) => {
+                replication.get(&node).cloned().flatten().is_some_and(|matched| matched.index >= target)
+            }
+        };
+        self.raft
+            .wait(Some(timeout))
+            .metrics(caught_up, "learner caught up")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Turns voter `node` into a learner (run on the leader): it keeps a

@@ -118,7 +118,14 @@ async fn writes_reach_every_replica_by_stream_or_by_chunked_snapshot() {
     }
 
     let n3 = start_node(3, dir.path(), false).await;
+    let leader_log = n1.group.raft().metrics().borrow_watched().last_log_index.unwrap();
     n1.group.add_replica(3, n3.addr.clone(), true).await.expect("add node 3");
+    // Promoted only once it held what the leader had when it was added.
+    let matched = n1.group.raft().metrics().borrow_watched().replication.clone().unwrap()[&3];
+    assert!(
+        matched.is_some_and(|m| m.index >= leader_log),
+        "node 3 became a voter at {matched:?}, before {leader_log}"
+    );
     let last = insert_concurrently(&n1.group, id..id + 30).await;
     let rows = id + 30;
 
