@@ -537,6 +537,9 @@ impl Group {
     /// Raft state for system views.
     pub fn status(&self) -> GroupStatus {
         let m = self.raft.metrics().borrow_watched().clone();
+        // Ours is published before a proposer hears back; openraft's
+        // metrics may trail it.
+        let applied = m.last_applied.map(|l| l.index).unwrap_or(0).max(self.shared.applied_index());
         let stats = self.log_stats.get();
         GroupStatus {
             id: self.id,
@@ -552,10 +555,8 @@ impl Group {
             leader: m.current_leader,
             term: m.current_term,
             last_log_index: m.last_log_index.unwrap_or(0),
-            committed_index: committed_index(&m).max(self.shared.applied_index()),
-            // Ours is published before a proposer hears back; openraft's
-            // metrics may trail it.
-            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0).max(self.shared.applied_index()),
+            committed_index: committed_index(&m).max(applied),
+            applied_index: applied,
             snapshot_index: m.snapshot.map(|s| s.index),
             voters: m.membership_config.membership().voter_ids().collect(),
             log_size_bytes: stats.size_bytes,

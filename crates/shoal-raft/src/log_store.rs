@@ -489,6 +489,7 @@ where
     }
 }
 
+/// The store reads as its readers do.
 impl<C> RaftLogReader<C> for LogStore<C>
 where
     C: RaftTypeConfig,
@@ -498,12 +499,11 @@ where
         &mut self,
         range: RB,
     ) -> io::Result<Vec<C::Entry>> {
-        let (start, end) = index_bounds(&range);
-        self.shared.read(start, end).map_err(io_error)
+        self.reader().try_get_log_entries(range).await
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<VoteOf<C>>> {
-        Ok(self.shared.lock().map_err(io_error)?.vote.clone())
+        self.reader().read_vote().await
     }
 }
 

@@ -25,7 +25,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, TryStreamExt};
 use openraft::alias::{SnapshotMetaOf, StoredMembershipOf};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -350,8 +350,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         // Collected first: the replica lock is not held across awaits, and
         // one lock hold per batch is what makes applying cheap.
-        let items: Vec<EntryResponder<TypeConfig>> =
-            entries.collect::<Vec<_>>().await.into_iter().collect::<io::Result<_>>()?;
+        let items: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
         let (entries, responders): (Vec<_>, Vec<_>) = items.into_iter().unzip();
         let (responses, catalog_changed, pinned) = self.apply_blocking(&entries)?;
         // Answered only now: the SQLite commit and `publish_applied` are

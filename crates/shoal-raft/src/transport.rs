@@ -537,18 +537,26 @@ impl Transport {
         if joining {
             return answer(Response::Undeliverable("Raft messages need a cluster id".into())).await;
         }
-        let Some(raft) = self.group_raft(group) else {
-            return answer(Response::Undeliverable(format!("group {group} is not open on this node"))).await;
-        };
-        // Streams end with the leader's; forget the ones whose task is gone.
-        streams.retain(|_, feed| !feed.is_closed());
-        let feed = streams.entry((group, stream)).or_insert_with(|| {
+        let key = (group, stream);
+        if !streams.contains_key(&key) {
+            // A stream's first request (rare: a new leader, or openraft
+            // starting over after a failure), so the lookups happen here and
+            // not per request.
+            let Some(raft) = self.group_raft(group) else {
+                return answer(Response::Undeliverable(format!("group {group} is not open on this node"))).await;
+            };
+            // Streams end with the leader's; forget the ones whose task is gone.
+            streams.retain(|_, feed| !feed.is_closed());
             let (feed, requests) = mpsc::channel(2 * PIPELINE_WINDOW);
             tokio::spawn(serve_append_stream(raft, requests, out.clone()));
-            feed
-        });
-        if feed.send((id, rpc)).await.is_err() {
-            streams.remove(&(group, stream));
+            streams.insert(key, feed);
+        }
+        let sent = match streams.get(&key) {
+            Some(feed) => feed.send((id, rpc)).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            streams.remove(&key);
             answer(Response::Undeliverable("the append stream has ended".into())).await;
         }
     }
@@ -895,6 +903,11 @@ fn rpc_error(e: Error) -> RPCError<TypeConfig> {
     }
 }
 
+/// The peer answered with a response of another kind.
+fn unexpected_answer(target: NodeId, response: &Response) -> RPCError<TypeConfig> {
+    remote_failure(target, format!("answered with {}", variant(response)))
+}
+
 /// The peer could not handle the request (it answered with a Raft error).
 fn remote_failure(target: NodeId, e: String) -> RPCError<TypeConfig> {
     RPCError::Network(NetworkError::from_string(format!("node {target}: {e}")))
@@ -910,7 +923,7 @@ impl PeerClient {
     }
 
     fn unexpected(&self, response: &Response) -> RPCError<TypeConfig> {
-        remote_failure(self.target, format!("answered with {}", variant(response)))
+        unexpected_answer(self.target, response)
     }
 
     /// The pipelined replication stream: requests go out as openraft
@@ -959,7 +972,7 @@ impl PeerClient {
                         Ok(Ok(Response::Undeliverable(reason))) => {
                             Err(RPCError::Unreachable(Unreachable::from_string(reason)))
                         }
-                        Ok(Ok(other)) => Err(remote_failure(target, format!("answered with {}", variant(&other)))),
+                        Ok(Ok(other)) => Err(unexpected_answer(target, &other)),
                     },
                 };
                 let go_on = matches!(result, Ok(Ok(_)));
