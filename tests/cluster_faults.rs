@@ -13,6 +13,8 @@
 //! scenario for 10 s; `SHOAL_SOAK=1` runs `soak_every_fault` for
 //! `SHOAL_SOAK_SECS` (default 300) with every kind of fault.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_testkit::{
@@ -304,5 +306,115 @@ async fn an_in_doubt_write_says_whether_it_may_be_run_again() {
     let rows = reader.query_one("SELECT count(*) FROM doubt", &[]).await.expect("count");
     assert_eq!(rows.get::<_, i64>(0), 0, "neither in-doubt write committed");
     let agreement = cluster.verify_replicas(leader, Duration::from_secs(30)).await.expect("replicas agree");
+    println!("{agreement}");
+}
+
+/// `(leader, term)` of group `group` (0 meta, 1 data) as node `node` sees it.
+async fn raft_view(cluster: &Cluster, node: usize, group: usize) -> (Option<u64>, u64) {
+    let status = cluster.status(node).await.expect("status");
+    let group = &status["groups"][group];
+    (group["leader"].as_u64(), group["term"].as_u64().expect("term"))
+}
+
+/// Every node's `(leader, term)` of `group`.
+async fn raft_views(cluster: &Cluster, group: usize) -> Vec<(Option<u64>, u64)> {
+    let mut views = Vec::new();
+    for node in 1..=cluster.len() {
+        views.push(raft_view(cluster, node, group).await);
+    }
+    views
+}
+
+/// Invariant: a follower cut off and healed does not depose a healthy
+/// leader: the leader and its term are unchanged, and no write through the
+/// leader fails. The follower, refused in pre-vote while cut off, never raises
+/// its term; without pre-vote it would campaign at ever higher terms, and on
+/// healing its refusal of the leader's heartbeats (a higher vote) would make
+/// the leader step down. Checked for both groups, and the healed follower
+/// catches up. No random choices, so no seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_healed_follower_does_not_depose_the_leader() {
+    let cluster = three_nodes(27800).await;
+    println!("wait until every node agrees on each group's leader and term, so nothing settles during the test");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stable_polls = 0;
+    let before = loop {
+        let views = [raft_views(&cluster, 0).await, raft_views(&cluster, 1).await];
+        let settled = views.iter().all(|v| v[0].0.is_some() && v.iter().all(|view| *view == v[0]));
+        stable_polls = if settled { stable_polls + 1 } else { 0 };
+        if stable_polls == 5 {
+            break views.map(|v| v[0]);
+        }
+        assert!(Instant::now() < deadline, "the groups did not settle within 30 s: {views:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let [(meta_leader, meta_term), (data_leader, data_term)] = before;
+    let (meta_leader, data_leader) = (meta_leader.unwrap() as usize, data_leader.unwrap() as usize);
+    let follower = (1..=3).find(|n| *n != meta_leader && *n != data_leader).expect("a follower of both groups");
+    println!(
+        "meta: leader {meta_leader} term {meta_term}; data: leader {data_leader} term {data_term}; follower {follower}"
+    );
+
+    println!("write through the data leader throughout, counting every failure");
+    let client = cluster.connect(data_leader).await.expect("connect the data leader");
+    client.batch_execute("CREATE TABLE heal (id INT PRIMARY KEY)").await.expect("create");
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
+        async move {
+            let (mut failures, mut slowest) = (Vec::new(), Duration::ZERO);
+            let mut id = 0;
+            while !stop.load(Ordering::Relaxed) {
+                id += 1;
+                let started = Instant::now();
+                let insert = format!("INSERT INTO heal VALUES ({id})");
+                match tokio::time::timeout(Duration::from_secs(5), client.batch_execute(&insert)).await {
+                    Ok(Ok(())) => {
+                        acknowledged.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Err(e)) => failures.push(format!("insert {id}: {e}")),
+                    Err(_) => failures.push(format!("insert {id}: no answer within 5 s")),
+                }
+                slowest = slowest.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (failures, slowest)
+        }
+    });
+
+    println!("isolate follower {follower} for 3 s, well past the election timeout (200-400 ms)");
+    let before_cut = acknowledged.load(Ordering::Relaxed);
+    cluster.isolate(follower).expect("isolate");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cut_off_terms = [raft_view(&cluster, follower, 0).await.1, raft_view(&cluster, follower, 1).await.1];
+    let during = acknowledged.load(Ordering::Relaxed) - before_cut;
+    println!("heal, and keep writing for 2 s: the follower's links come back");
+    cluster.heal();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (failures, slowest) = writer.await.expect("writer task");
+    let after = [raft_views(&cluster, 0).await, raft_views(&cluster, 1).await];
+    let acknowledged = acknowledged.load(Ordering::Relaxed);
+    println!(
+        "follower {follower}'s terms when cut off: meta {}, data {}; every node's (leader, term) after healing: \
+         meta {:?}, data {:?}",
+        cut_off_terms[0], cut_off_terms[1], after[0], after[1]
+    );
+    println!("{acknowledged} writes acknowledged ({during} while cut off), slowest {slowest:?}, failed: {failures:?}");
+
+    for (name, expected, views) in [("meta", before[0], &after[0]), ("data", before[1], &after[1])] {
+        for (node, view) in (1..).zip(views) {
+            assert_eq!(*view, expected, "{name} group on node {node}: (leader, term) changed\n{}", cluster.dump_logs());
+        }
+    }
+    assert!(failures.is_empty(), "writes through the leader failed: {failures:?}");
+    assert!(during > 0 && acknowledged > before_cut + during, "writes did not go on while cut off and after healing");
+
+    println!("the healed follower catches up: a linearizable read there sees every write, and replicas agree");
+    let reader = cluster.connect(follower).await.expect("connect the healed follower");
+    let rows: i64 = reader.query_one("SELECT count(*) FROM heal", &[]).await.expect("read").get(0);
+    assert_eq!(rows as u64, acknowledged, "the healed follower sees every acknowledged write");
+    let agreement = cluster.verify_replicas(follower, Duration::from_secs(30)).await.expect("replicas agree");
     println!("{agreement}");
 }
