@@ -77,7 +77,14 @@
 //! and when the store closes; the caller does not wait. openraft treats it as
 //! an optimization (a committed id older than the state machine's applied
 //! index is raised to it on start), and writing `meta` after every group
-//! would triple the fsyncs per write.
+//! would triple the fsyncs per write. Nor does every `save_committed` go
+//! through the queue: openraft calls it once per entry, and waking the writer
+//! thread for a value it will not write for up to a second cost a context
+//! switch per entry on every replica. At most once a second it is queued;
+//! in between only the in-memory mirror moves, marked with how many commands
+//! were queued before it (`LogIndex::committed_unqueued_after`), and the
+//! writer adopts it after a group once it has handled that many (so still
+//! only after those appends are durable).
 //!
 //! * `truncate_after(id)` (conflict resolution) removes every entry after
 //!   `id` (all of them for `None`): it deletes the segments that start after
@@ -339,6 +346,10 @@ pub struct LogStore<C: RaftTypeConfig> {
     /// `Option` so that `Drop` can close the queue before joining the writer.
     queue: Option<mpsc::Sender<Command<C>>>,
     writer: Option<JoinHandle<()>>,
+    /// Commands queued for the writer since open.
+    queued: u64,
+    /// When a committed id last went through the queue.
+    committed_queued_at: Option<Instant>,
 }
 
 impl<C> LogStore<C>
@@ -410,14 +421,16 @@ where
         self.send(Command::Append { records: framed, done }).await
     }
 
-    async fn send(&self, command: Command<C>) -> Result<(), Error> {
+    async fn send(&mut self, command: Command<C>) -> Result<(), Error> {
         let queue = self.queue.as_ref().ok_or_else(|| Error::internal("the Raft log is closed"))?;
-        queue.send(command).await.map_err(|_| Error::internal("the Raft log writer has stopped"))
+        queue.send(command).await.map_err(|_| Error::internal("the Raft log writer has stopped"))?;
+        self.queued += 1;
+        Ok(())
     }
 
     /// Sends a command that carries a reply channel and waits for the reply.
     async fn request(
-        &self,
+        &mut self,
         command: impl FnOnce(oneshot::Sender<Result<(), Error>>) -> Command<C>,
     ) -> Result<(), Error> {
         let (reply, done) = oneshot::channel();
@@ -532,8 +545,19 @@ where
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> io::Result<()> {
-        self.shared.lock().map_err(io_error)?.committed = committed.clone();
-        self.send(Command::SaveCommitted { committed }).await.map_err(io_error)
+        let queue_it = self.committed_queued_at.is_none_or(|at| at.elapsed() >= writer::COMMITTED_PERSIST_INTERVAL);
+        {
+            let mut index = self.shared.lock().map_err(io_error)?;
+            index.committed = committed.clone();
+            // Queued now, it is persisted in order and needs no mark.
+            index.committed_unqueued_after = (!queue_it).then_some(self.queued);
+        }
+        if !queue_it {
+            return Ok(());
+        }
+        self.send(Command::SaveCommitted { committed }).await.map_err(io_error)?;
+        self.committed_queued_at = Some(Instant::now());
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogIdOf<C>>> {

@@ -124,6 +124,10 @@ pub(super) struct LogIndex<C: RaftTypeConfig> {
     /// Mirrors of the durable meta file, for `read_vote`/`read_committed`.
     pub vote: Option<VoteOf<C>>,
     pub committed: Option<LogIdOf<C>>,
+    /// Set while `committed` is newer than what was queued for the writer:
+    /// how many commands were queued before it (see the module docs of
+    /// `log_store`).
+    pub committed_unqueued_after: Option<u64>,
     segments: BTreeMap<u64, SegmentInfo>,
 }
 
@@ -144,6 +148,7 @@ where
             last_purged,
             vote: None,
             committed: None,
+            committed_unqueued_after: None,
             segments: BTreeMap::new(),
         }
     }

@@ -71,7 +71,7 @@ where
         .name("shoal-raft-log".into())
         .spawn(move || writer.run(receiver))
         .map_err(|err| Error::io("starting the Raft log writer thread", err))?;
-    Ok(LogStore { shared, queue: Some(queue), writer: Some(handle) })
+    Ok(LogStore { shared, queue: Some(queue), writer: Some(handle), queued: 0, committed_queued_at: None })
 }
 
 /// One process, one owner: two writers appending to the same segment would

@@ -171,6 +171,35 @@ async fn reopen_after_clean_close_restores_entries_vote_and_committed() {
     assert_eq!(indexes(&read_all(&mut store).await), (0..35).collect::<Vec<_>>());
 }
 
+/// Only the first of several committed ids saved within a second wakes the
+/// writer; the newest must still be the one persisted, and only after the
+/// appends queued before it: here they are held back by the gate until the
+/// store closes. (The gate is a std mutex on purpose, as above.)
+#[allow(clippy::await_holding_lock)]
+#[tokio::test]
+async fn committed_ids_saved_between_wake_ups_are_persisted_after_their_appends() {
+    let dir = TempDir::new().unwrap();
+    {
+        let mut store = open(dir.path(), small_segments());
+        append(&mut store, entries(1, 0..10)).await;
+        store.save_committed(Some(log_id(1, 5))).await.unwrap();
+        let shared = store.shared.clone();
+        let gate = shared.gate.lock().unwrap();
+        store.append_with(entries(1, 10..20), Box::new(|_| {})).await.unwrap();
+        store.save_committed(Some(log_id(1, 15))).await.unwrap();
+        store.save_committed(Some(log_id(1, 19))).await.unwrap();
+        assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 19)));
+        let index = shared.lock().unwrap();
+        let pending = index.committed_unqueued_after.map(|_| index.committed);
+        assert_eq!(pending, Some(Some(log_id(1, 19))), "saved within a second: waits outside the queue");
+        drop(index);
+        drop(gate);
+    }
+    let mut store = open(dir.path(), small_segments());
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 19)));
+    assert_eq!(indexes(&read_all(&mut store).await), (0..20).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn garbage_after_the_last_record_is_a_torn_tail() {
     let dir = TempDir::new().unwrap();

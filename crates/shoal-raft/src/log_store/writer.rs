@@ -36,7 +36,7 @@ use super::record::{segment_file_name, segment_header, SEGMENT_HEADER_BYTES};
 use super::{LogOptions, Shared};
 
 /// How often a changed committed id (and nothing else) is written to `meta`.
-const COMMITTED_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const COMMITTED_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Completes one append: `Ok` once durable, or the error that poisoned the writer.
 pub(crate) type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
@@ -130,6 +130,8 @@ pub(super) struct Writer<C: RaftTypeConfig> {
     meta_dirty: bool,
     /// When `meta` was last written (throttles committed-only writes).
     last_meta_write: Instant,
+    /// Commands handled since open (see `LogIndex::committed_unqueued_after`).
+    handled: u64,
     active: Option<ActiveSegment>,
     poisoned: Option<Error>,
     /// Records staged for the active segment, written at the end of the group.
@@ -166,6 +168,7 @@ where
             meta,
             meta_dirty: false,
             last_meta_write: Instant::now(),
+            handled: 0,
             active,
             poisoned: None,
             buf: Vec::new(),
@@ -198,9 +201,11 @@ where
             }
             for command in group {
                 self.handle(command);
+                self.handled += 1;
             }
             // Errors were handled (poison + failed callbacks) inside.
             let _ = self.flush_group();
+            self.take_pending_committed();
             // The committed id alone is persisted at most every
             // COMMITTED_PERSIST_INTERVAL: writing `meta` costs two more fsyncs
             // (file and directory), and openraft only uses it to re-apply
@@ -210,8 +215,21 @@ where
                 self.write_meta_if_healthy();
             }
         }
+        self.take_pending_committed();
         if self.meta_dirty {
             self.write_meta_if_healthy();
+        }
+    }
+
+    /// Adopts the committed id that was not queued once every command
+    /// queued before it is handled; called after a group's flush, so the
+    /// appends it covers are durable.
+    fn take_pending_committed(&mut self) {
+        let Ok(mut index) = self.shared.lock() else { return };
+        if index.committed_unqueued_after.is_some_and(|after| after <= self.handled) {
+            index.committed_unqueued_after = None;
+            self.meta.committed = index.committed.clone();
+            self.meta_dirty = true;
         }
     }
 
