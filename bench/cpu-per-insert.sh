@@ -16,11 +16,14 @@
 # PERF_SECONDS=n it also records the leader with
 # `perf record -F 499 --call-graph dwarf` for n seconds into leader.perf.data
 # in the current directory (the source of the profile shares quoted there).
+# Each node runs WORKER_THREADS worker threads (default: the machine's CPUs
+# divided among the three nodes, at least one, as `shoal bench-cluster` does).
 set -euo pipefail
 binary=${1:-target/release/shoal}
 seconds=${2:-10}
 clients=${3:-16}
 binary=$(realpath "$binary")
+threads=${WORKER_THREADS:-$(( $(nproc) / 3 > 0 ? $(nproc) / 3 : 1 ))}
 dir=$(mktemp -d -t shoal-cpu-XXXXXX)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
@@ -29,7 +32,7 @@ trap cleanup EXIT
 start() { # node, extra args...
   local n=$1; shift
   "$binary" server --data "$dir/d$n" --pg "127.0.0.1:29${n}01" --rpc "127.0.0.1:29${n}02" \
-    --http "127.0.0.1:29${n}03" "$@" >"$dir/n$n.log" 2>&1 &
+    --http "127.0.0.1:29${n}03" --worker-threads "$threads" "$@" >"$dir/n$n.log" 2>&1 &
   pids+=($!)
   sleep 3
 }

@@ -54,6 +54,11 @@ pub struct BenchClusterArgs {
     /// Skip the dqlite baseline.
     #[arg(long)]
     no_dqlite: bool,
+    /// Worker threads of each Shoal node (`shoal server --worker-threads`)
+    /// [default: the machine's CPUs divided among the three nodes, at least
+    /// one]: the nodes share this machine, as PostgreSQL's three servers do.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: Option<u16>,
 }
 
 /// One `shoal server` child process.
@@ -63,6 +68,7 @@ struct ShoalNode {
     rpc: u16,
     http: u16,
     join: Option<u16>,
+    worker_threads: u16,
     child: Option<tokio::process::Child>,
 }
 
@@ -81,6 +87,7 @@ impl ShoalNode {
             .args(["--pg", &format!("127.0.0.1:{}", self.pg)])
             .args(["--rpc", &format!("127.0.0.1:{}", self.rpc)])
             .args(["--http", &format!("127.0.0.1:{}", self.http)])
+            .args(["--worker-threads", &self.worker_threads.to_string()])
             .env("RUST_LOG", "error")
             .env_remove("SHOAL_PASSWORD")
             .stdin(Stdio::null())
@@ -117,7 +124,7 @@ struct ShoalCluster {
 }
 
 impl ShoalCluster {
-    async fn start(dir: &Path, port: u16) -> anyhow::Result<ShoalCluster> {
+    async fn start(dir: &Path, port: u16, worker_threads: u16) -> anyhow::Result<ShoalCluster> {
         let mut nodes = Vec::new();
         for i in 0..3u16 {
             let base = port + 3 * i;
@@ -127,6 +134,7 @@ impl ShoalCluster {
                 http: base + 2,
                 data: dir.join(format!("shoal-{}", i + 1)),
                 join: (i > 0).then_some(port + 1),
+                worker_threads,
                 child: None,
             });
         }
@@ -368,10 +376,14 @@ pub async fn run(args: BenchClusterArgs) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o755))?;
     }
-    eprintln!("starting three Shoal nodes…");
-    let mut shoal = ShoalCluster::start(temp.path(), args.port).await?;
+    // Each node's share of this machine's CPUs, at least one thread.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let worker_threads = args.worker_threads.unwrap_or_else(|| u16::try_from((cpus / 3).max(1)).unwrap_or(u16::MAX));
+    eprintln!("starting three Shoal nodes ({worker_threads} worker threads each)…");
+    let mut shoal = ShoalCluster::start(temp.path(), args.port, worker_threads).await?;
     let scripts = temp.path().join("scripts");
     std::fs::create_dir_all(&scripts)?;
+    println!("Each Shoal node: `--worker-threads {worker_threads}` ({cpus} CPUs here).\n");
     println!("| workload | clients | system | TPS | p50 ms | p99 ms | note |");
     println!("|---|---:|---|---:|---:|---:|---|");
     let wants = |w: &str| args.workloads.iter().any(|x| x == w);

@@ -103,6 +103,12 @@ struct ServerArgs {
     /// PEM certificate of the cluster CA: peers must present a certificate it signed.
     #[arg(long, requires_all = ["rpc_tls_cert", "rpc_tls_key"])]
     rpc_tls_ca: Option<PathBuf>,
+    /// Threads running sessions, Raft and replication [default: one per CPU,
+    /// or TOKIO_WORKER_THREADS]. Nodes sharing a machine run faster with the
+    /// CPUs divided between them: every thread beyond the node's share only
+    /// adds wake-ups (docs/benchmarks.md).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: Option<u16>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -146,6 +152,7 @@ fn server_config(args: &ServerArgs, matches: &clap::ArgMatches) -> anyhow::Resul
             }
             _ => None,
         },
+        worker_threads: args.worker_threads,
     };
     if let Some(path) = &args.config {
         let file = ConfigFile::load(path).map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -207,12 +214,23 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The server's settings are read first: they size the runtime.
+    let server = match &cli.command {
+        Command::Server(args) => {
+            let sub = matches.subcommand_matches("server").cloned().unwrap_or_default();
+            Some(server_config(args, &sub)?)
+        }
+        _ => None,
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = server.as_ref().and_then(|config| config.worker_threads) {
+        runtime.worker_threads(usize::from(threads));
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Server(args) => {
-                let sub = matches.subcommand_matches("server").cloned().unwrap_or_default();
-                let config = server_config(&args, &sub)?;
+            Command::Server(_) => {
+                let config = server.ok_or_else(|| anyhow::anyhow!("server settings were not read"))?;
                 shoal_server::run(config, shutdown_signal()).await.map_err(|e| anyhow::anyhow!("{}", e.message))
             }
             Command::Demo(args) => demo::run(args.data, args.pg, args.http, args.nodes, args.exit).await,

@@ -168,12 +168,13 @@ async fn config_file_settings_apply_and_flags_win() {
     std::fs::write(
         &config,
         format!(
-            "data = \"{}\"\npg = \"127.0.0.1:{pg}\"\nrpc = \"127.0.0.1:{rpc}\"\nhttp = \"127.0.0.1:1\"\n",
+            "data = \"{}\"\npg = \"127.0.0.1:{pg}\"\nrpc = \"127.0.0.1:{rpc}\"\nhttp = \"127.0.0.1:1\"\nworker-threads = 1\n",
             dir.path().join("data").display()
         ),
     )
     .unwrap();
-    // --http on the command line overrides the file's (unusable) port 1.
+    // --http on the command line overrides the file's (unusable) port 1;
+    // the file's one worker thread is enough to serve.
     let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
         .args(["server", "--config", config.to_str().unwrap(), "--http", &format!("127.0.0.1:{http}")])
         .stdout(std::process::Stdio::null())
@@ -205,6 +206,11 @@ async fn config_file_settings_apply_and_flags_win() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("bogus"));
+
+    // A node needs at least one worker thread.
+    let output = Command::new(env!("CARGO_BIN_EXE_shoal")).args(["server", "--worker-threads", "0"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--worker-threads"), "{output:?}");
 }
 
 /// A client-TLS file that is missing or holds no certificate, or a client

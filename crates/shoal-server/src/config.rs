@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub snapshot_every: u64,
     /// TLS between nodes (certificate, key, cluster CA); `None`: plain TCP.
     pub rpc_tls: Option<shoal_raft::NodeTlsFiles>,
+    /// Threads of the process's async runtime; `None`: one per CPU. Read by
+    /// the binary when it builds the runtime, before the server starts.
+    pub worker_threads: Option<u16>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             fsync: true,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             rpc_tls: None,
+            worker_threads: None,
         }
     }
 }
@@ -85,6 +89,7 @@ pub struct ConfigFile {
     pub rpc_tls_cert: Option<PathBuf>,
     pub rpc_tls_key: Option<PathBuf>,
     pub rpc_tls_ca: Option<PathBuf>,
+    pub worker_threads: Option<u16>,
 }
 
 impl ConfigFile {
@@ -100,6 +105,12 @@ impl ConfigFile {
     pub fn parse(text: &str) -> Result<ConfigFile> {
         let file: ConfigFile = toml::from_str(text)
             .map_err(|e| Error::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid config: {e}")))?;
+        if file.worker_threads == Some(0) {
+            return Err(Error::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "invalid config: worker-threads must be at least 1",
+            ));
+        }
         let tls = [&file.rpc_tls_cert, &file.rpc_tls_key, &file.rpc_tls_ca];
         let given = tls.iter().filter(|v| v.is_some()).count();
         if given != 0 && given != tls.len() {
@@ -151,6 +162,9 @@ impl ConfigFile {
         }
         if let (Some(v), false) = (self.snapshot_every, explicit.snapshot_every) {
             config.snapshot_every = v;
+        }
+        if config.worker_threads.is_none() {
+            config.worker_threads = self.worker_threads;
         }
         if config.rpc_tls.is_none() {
             if let (Some(cert), Some(key), Some(ca)) = (&self.rpc_tls_cert, &self.rpc_tls_key, &self.rpc_tls_ca) {
@@ -204,6 +218,19 @@ mod tests {
         let mut config = ServerConfig::default();
         whole.apply_to(&mut config, &ExplicitFlags::default());
         assert_eq!(config.rpc_tls.map(|t| t.ca), Some(PathBuf::from("ca.pem")));
+        let zero = ConfigFile::parse("worker-threads = 0").unwrap_err();
+        assert!(zero.message.contains("at least 1"), "{}", zero.message);
+    }
+
+    #[test]
+    fn worker_threads_come_from_the_file_unless_given_as_a_flag() {
+        let file = ConfigFile::parse("worker-threads = 3").unwrap();
+        let mut config = ServerConfig::default();
+        file.apply_to(&mut config, &ExplicitFlags::default());
+        assert_eq!(config.worker_threads, Some(3));
+        let mut config = ServerConfig { worker_threads: Some(1), ..ServerConfig::default() };
+        file.apply_to(&mut config, &ExplicitFlags::default());
+        assert_eq!(config.worker_threads, Some(1));
     }
 
     #[test]
