@@ -93,6 +93,7 @@ impl Cluster {
     /// Starts node 1, then each other node joining node 1, one at a time,
     /// each waited for until ready.
     pub async fn start(config: ClusterConfig) -> Result<Cluster> {
+        remember_panic_messages();
         ensure!((1..=MAX_NODES).contains(&config.nodes), "a cluster has 1 to {MAX_NODES} nodes");
         ensure!(config.binary.is_file(), "no shoal binary at {}", config.binary.display());
         ensure!(!config.link_proxies || config.nodes > 1, "link proxies need at least 2 nodes");
@@ -117,7 +118,7 @@ impl Cluster {
         if config.link_proxies {
             for from in 1..=config.nodes {
                 for to in (1..=config.nodes).filter(|to| *to != from) {
-                    let proxy = FaultProxy::start(localhost(ports.take()?), infos[to - 1].rpc_addr)
+                    let proxy = start_link_proxy(&mut ports, infos[to - 1].rpc_addr)
                         .await
                         .with_context(|| format!("starting the proxy of link {from}→{to}"))?;
                     links.insert((from, to), proxy);
@@ -403,6 +404,53 @@ impl Cluster {
     }
 }
 
+thread_local! {
+    /// The message of this thread's latest panic, for [`Cluster`]'s `Drop`.
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs (once per process) a panic hook that keeps each panic's
+/// location and message for the panicking thread, then runs the hook that
+/// was there before (which prints it as usual).
+fn remember_panic_messages() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(a panic without a message)".to_string());
+            let _ = LAST_PANIC.try_with(|last| *last.borrow_mut() = Some(format!("at {location}: {message}")));
+            previous(info);
+        }));
+    });
+}
+
+/// A proxy to `upstream` on the next free port of `ports`. The lease only
+/// checked that the port was free a moment ago; if another socket took it
+/// since (seen once in a run of the fault tests: "Address already in use"),
+/// the next port is tried.
+async fn start_link_proxy(ports: &mut PortLease, upstream: SocketAddr) -> Result<FaultProxy> {
+    const ATTEMPTS: usize = 8;
+    let mut last_error = None;
+    for _ in 0..ATTEMPTS {
+        let listen = SocketAddr::from(([127, 0, 0, 1], ports.take()?));
+        match FaultProxy::start(listen, upstream).await {
+            Ok(proxy) => return Ok(proxy),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last_error = Some(format!("{listen}: {e}")),
+            Err(e) => return Err(e).with_context(|| format!("listening on {listen}")),
+        }
+    }
+    bail!(
+        "{ATTEMPTS} leased ports were taken before the proxy could bind them; the last: {}",
+        last_error.unwrap_or_default()
+    )
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
@@ -410,6 +458,11 @@ impl Drop for Cluster {
         }
         if std::thread::panicking() {
             eprintln!("{}", self.dump_logs());
+            // The logs bury the panic message printed before them; output
+            // is often read from its end (CI excerpts), so say it again.
+            if let Some(message) = LAST_PANIC.with(|last| last.borrow_mut().take()) {
+                eprintln!("===== the test failed (message repeated after the node logs) =====\n{message}");
+            }
         }
     }
 }
@@ -431,6 +484,17 @@ mod tests {
     /// A port range no other test of this crate uses: starts at a port the OS just handed out.
     fn port_base() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// A cluster dropped while its test panics repeats the panic's message
+    /// after the node logs; this checks the message is kept for that.
+    #[test]
+    fn a_panic_message_is_kept_for_the_cluster_drop() {
+        remember_panic_messages();
+        let caught = std::panic::catch_unwind(|| panic!("register 3 read a stale value {}", 7));
+        assert!(caught.is_err());
+        let kept = LAST_PANIC.with(|last| last.borrow_mut().take()).expect("the message was kept");
+        assert!(kept.contains("register 3 read a stale value 7") && kept.contains("cluster/mod.rs"), "{kept}");
     }
 
     #[tokio::test]
