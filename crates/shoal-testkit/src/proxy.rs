@@ -95,7 +95,16 @@ impl FaultProxy {
     /// Listens on `listen` (port 0 picks a free one) and forwards every
     /// connection to `upstream`, all directions passing.
     pub async fn start(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<FaultProxy> {
-        let listener = TcpListener::bind(listen).await?;
+        FaultProxy::serve(TcpListener::bind(listen).await?, upstream)
+    }
+
+    /// Like [`FaultProxy::start`], on a listener the caller already bound.
+    pub fn start_on(listener: std::net::TcpListener, upstream: SocketAddr) -> std::io::Result<FaultProxy> {
+        listener.set_nonblocking(true)?;
+        FaultProxy::serve(TcpListener::from_std(listener)?, upstream)
+    }
+
+    fn serve(listener: TcpListener, upstream: SocketAddr) -> std::io::Result<FaultProxy> {
         let local_addr = listener.local_addr()?;
         let control = Arc::new(Control {
             modes: watch::Sender::new([LinkMode::Pass; 2]),

@@ -118,8 +118,7 @@ impl Cluster {
         if config.link_proxies {
             for from in 1..=config.nodes {
                 for to in (1..=config.nodes).filter(|to| *to != from) {
-                    let proxy = start_link_proxy(&mut ports, infos[to - 1].rpc_addr)
-                        .await
+                    let proxy = FaultProxy::start_on(ports.take_listener()?, infos[to - 1].rpc_addr)
                         .with_context(|| format!("starting the proxy of link {from}→{to}"))?;
                     links.insert((from, to), proxy);
                 }
@@ -428,27 +427,6 @@ fn remember_panic_messages() {
             previous(info);
         }));
     });
-}
-
-/// A proxy to `upstream` on the next free port of `ports`. The lease only
-/// checked that the port was free a moment ago; if another socket took it
-/// since (seen once in a run of the fault tests: "Address already in use"),
-/// the next port is tried.
-async fn start_link_proxy(ports: &mut PortLease, upstream: SocketAddr) -> Result<FaultProxy> {
-    const ATTEMPTS: usize = 8;
-    let mut last_error = None;
-    for _ in 0..ATTEMPTS {
-        let listen = SocketAddr::from(([127, 0, 0, 1], ports.take()?));
-        match FaultProxy::start(listen, upstream).await {
-            Ok(proxy) => return Ok(proxy),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last_error = Some(format!("{listen}: {e}")),
-            Err(e) => return Err(e).with_context(|| format!("listening on {listen}")),
-        }
-    }
-    bail!(
-        "{ATTEMPTS} leased ports were taken before the proxy could bind them; the last: {}",
-        last_error.unwrap_or_default()
-    )
 }
 
 impl Drop for Cluster {

@@ -28,8 +28,16 @@ impl PortLease {
         PortLease { next: u32::from(base), end, held: Vec::new() }
     }
 
-    /// The next free port of the range.
+    /// The next free port of the range, for a child process to bind.
     pub(crate) fn take(&mut self) -> Result<u16> {
+        let listener = self.take_listener()?;
+        Ok(listener.local_addr()?.port())
+    }
+
+    /// A listener on the next free port of the range, for this process to
+    /// serve on: it stays bound, so nothing can take the port between the
+    /// check and its use (a proxy once found its port taken that way).
+    pub(crate) fn take_listener(&mut self) -> Result<TcpListener> {
         while self.next < self.end {
             let port = self.next as u16;
             self.next += 1;
@@ -37,12 +45,13 @@ impl PortLease {
                 continue;
             }
             let mut leased = LEASED.lock().unwrap_or_else(|p| p.into_inner());
-            if leased.contains(&port) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            if leased.contains(&port) {
                 continue;
             }
+            let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) else { continue };
             leased.insert(port);
             self.held.push(port);
-            return Ok(port);
+            return Ok(listener);
         }
         bail!("no free port left in the cluster's range (it ends before port {})", self.end)
     }
@@ -78,5 +87,16 @@ mod tests {
         let mut again = PortLease::new(first, 1);
         assert_eq!(again.take().unwrap(), first, "a dropped lease returns its ports");
         assert!(again.take().is_err(), "an exhausted range is an error");
+    }
+
+    #[test]
+    fn a_leased_listener_stays_bound_and_is_not_handed_out_again() {
+        let base = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut lease = PortLease::new(base, 64);
+        let listener = lease.take_listener().unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(TcpListener::bind(("127.0.0.1", port)).is_err(), "the port is still bound by the lease's listener");
+        let mut other = PortLease::new(port, 64);
+        assert_ne!(other.take().unwrap(), port, "a leased port is not handed out twice");
     }
 }
