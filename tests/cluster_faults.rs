@@ -98,7 +98,7 @@ async fn scenario_for(port_base: u16, kinds: Vec<FaultKind>, run: Duration) {
     assert!(money.reads_checked > 1 && money.transfers_ok > 0, "bank barely exercised: {money}");
     let agreement = cluster.verify_replicas(1, Duration::from_secs(30)).await;
     if agreement.is_err() {
-        println!("(d) failed; what each replica holds:\n{}", workload_table_differences(&cluster).await);
+        println!("(d) failed; what each replica holds:\n{}", workloads.replica_differences(&cluster).await);
     }
     assert!(agreement.is_ok(), "(d) {agreement:?}\n{}", cluster.dump_logs());
     println!("(d) {}", agreement.unwrap_or_default());
@@ -111,43 +111,6 @@ async fn scenario_for(port_base: u16, kinds: Vec<FaultKind>, run: Duration) {
         }
     }
     println!("write batches since each node's last start: {batches}, of which pipelined: {pipelined}");
-}
-
-/// For a failed agreement check: the workload tables' rows as each node
-/// holds them (follower reads, once the nodes have applied everything),
-/// and the rows on which the nodes differ.
-async fn workload_table_differences(cluster: &Cluster) -> String {
-    use std::collections::BTreeMap;
-    let mut out = String::new();
-    for table in ["kit_accounts", "kit_registers", "kit_set"] {
-        // Row key (first column) → node → the row's other columns.
-        let mut rows: BTreeMap<i64, BTreeMap<usize, Vec<i64>>> = BTreeMap::new();
-        for node in 1..=cluster.len() {
-            let read = async {
-                let client = cluster.connect(node).await?;
-                client.batch_execute("SET shoal.read_consistency = 'follower'").await?;
-                Ok::<_, anyhow::Error>(client.query(&format!("SELECT * FROM {table} ORDER BY 1"), &[]).await?)
-            };
-            match read.await {
-                Ok(result) => {
-                    for row in result {
-                        let values: Vec<i64> = (1..row.len()).map(|i| row.get(i)).collect();
-                        rows.entry(row.get(0)).or_default().insert(node, values);
-                    }
-                }
-                Err(e) => out.push_str(&format!("{table} on node {node}: not read: {e:#}\n")),
-            }
-        }
-        let differing: Vec<String> = rows
-            .iter()
-            .filter(|(_, by_node)| {
-                by_node.len() != cluster.len() || by_node.values().any(|v| Some(v) != by_node.values().next())
-            })
-            .map(|(key, by_node)| format!("key {key}: {by_node:?}"))
-            .collect();
-        out.push_str(&format!("{table}: {} keys, {} differ: {differing:?}\n", rows.len(), differing.len()));
-    }
-    out
 }
 
 /// Any node, the leader included, is SIGKILLed and restarted during writes.

@@ -201,6 +201,46 @@ impl Workloads {
         self.set.setup(endpoints).await
     }
 
+    /// The workloads' tables, each keyed by its first column.
+    pub const TABLES: [&'static str; 3] = ["kit_accounts", "kit_registers", "kit_set"];
+
+    /// For a failed agreement check: per table, the rows on which the
+    /// nodes differ (read on each node with follower reads, once the nodes
+    /// have applied everything).
+    pub async fn replica_differences(&self, cluster: &crate::Cluster) -> String {
+        use std::collections::BTreeMap;
+        let mut out = String::new();
+        for table in Self::TABLES {
+            // Row key (first column) → node → the row's other columns.
+            let mut rows: BTreeMap<i64, BTreeMap<usize, Vec<i64>>> = BTreeMap::new();
+            for node in 1..=cluster.len() {
+                let read = async {
+                    let client = cluster.connect(node).await?;
+                    client.batch_execute("SET shoal.read_consistency = 'follower'").await?;
+                    Ok::<_, anyhow::Error>(client.query(&format!("SELECT * FROM {table} ORDER BY 1"), &[]).await?)
+                };
+                match read.await {
+                    Ok(result) => {
+                        for row in result {
+                            let values: Vec<i64> = (1..row.len()).map(|i| row.get(i)).collect();
+                            rows.entry(row.get(0)).or_default().insert(node, values);
+                        }
+                    }
+                    Err(e) => out.push_str(&format!("{table} on node {node}: not read: {e:#}\n")),
+                }
+            }
+            let differing: Vec<String> = rows
+                .iter()
+                .filter(|(_, by_node)| {
+                    by_node.len() != cluster.len() || by_node.values().any(|v| Some(v) != by_node.values().next())
+                })
+                .map(|(key, by_node)| format!("key {key}: {by_node:?}"))
+                .collect();
+            out.push_str(&format!("{table}: {} keys, {} differ: {differing:?}\n", rows.len(), differing.len()));
+        }
+        out
+    }
+
     /// Runs the three workloads until `until` while `nemesis` acts on `cluster`.
     pub async fn run_under(
         &self,
