@@ -723,6 +723,7 @@ impl Group {
 
     /// Opens the SQLite transaction of an interactive transaction holding `slot`.
     async fn start_txn(self: &Arc<Self>, slot: OwnedMutexGuard<()>, ctx: ExecContext) -> Result<WriteTxn> {
+        self.await_term_applied().await?;
         let shared = self.shared.clone();
         run_blocking(move || shared.lock().begin()).await?;
         Ok(WriteTxn {
@@ -737,6 +738,33 @@ impl Group {
         })
     }
 
+    /// When this replica leads, waits until it has applied an entry of its
+    /// own term, and with it every entry of earlier terms; not leading, it
+    /// returns at once (Raft refuses the proposal). A write executed before
+    /// that runs on a state that lacks the predecessor's last committed
+    /// entries, so those entries abort it when they apply (a foreign entry,
+    /// see [`Replica::apply`]): every write of a new term's first round
+    /// would fail. After it, the writer holds exactly the state the write's
+    /// entry follows in the log.
+    async fn await_term_applied(&self) -> Result<()> {
+        let ready = |m: &openraft::RaftMetrics<TypeConfig>| {
+            m.state != ServerState::Leader || m.last_applied.is_some_and(|l| l.leader_id.term == m.current_term)
+        };
+        if ready(&self.raft.metrics().borrow_watched()) {
+            return Ok(());
+        }
+        self.raft.wait(Some(TERM_START_WAIT)).metrics(ready, "the leader applied an entry of its term").await.map_err(
+            |e| {
+                Error::environment(
+                    SqlState::SERIALIZATION_FAILURE,
+                    format!("group {}: the new leader has not applied its predecessor's log yet: {e}", self.id),
+                )
+                .with_hint("nothing was written; retry")
+            },
+        )?;
+        Ok(())
+    }
+
     fn next_proposal_id(&self) -> ProposalId {
         ProposalId { node: self.node_id, boot: self.boot, seq: self.next_proposal.fetch_add(1, Ordering::Relaxed) }
     }
@@ -745,8 +773,12 @@ impl Group {
     /// them to commit. On failure the open SQLite transaction is rolled back.
     async fn propose(self: &Arc<Self>, txns: Vec<TxnRecord>) -> Result<u64> {
         let proposal = self.next_proposal_id();
-        self.shared.lock().push_pending(proposal);
-        self.submit(proposal, txns).await.await
+        self.shared.lock().push_pending(proposal)?;
+        // An interactive transaction's statements were answered as they
+        // ran; the term barrier (`await_term_applied`) and the abort of a
+        // transaction a foreign entry overtook keep them on the state its
+        // entry follows.
+        self.submit(proposal, txns).await.await.map(|committed| committed.index)
     }
 
     /// Hands `proposal` (already pending on the replica) to Raft and returns
@@ -768,7 +800,7 @@ impl Group {
                         let micros = u64::try_from(proposed.elapsed().as_micros()).unwrap_or(u64::MAX);
                         group.proposals_committed.fetch_add(1, Ordering::Relaxed);
                         group.proposal_micros_total.fetch_add(micros, Ordering::Relaxed);
-                        return Ok(written.log_id.index);
+                        return Ok(Committed { index: written.log_id.index, replayed: written.data.replayed });
                     }
                     Ok(Err(refused)) => RaftError::APIError(refused),
                     Err(_) => RaftError::Fatal(Fatal::Stopped),
@@ -1093,31 +1125,60 @@ async fn run_read_index_rounds(raft: Raft, mut rx: mpsc::UnboundedReceiver<onesh
 }
 
 /// The outcome of a submitted proposal (see [`Group::submit`]).
-type Outcome = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send>>;
+type Outcome = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Committed>> + Send>>;
+
+/// A proposal that committed and was applied.
+struct Committed {
+    index: u64,
+    /// Its transactions' outputs when it was replayed rather than committed
+    /// from the writer's open transaction ([`shoal_storage::Applied`]).
+    replayed: Option<Vec<QueryOutput>>,
+}
 
 type Reply = oneshot::Sender<Result<(QueryOutput, u64)>>;
+
+/// A session waiting for a batch: where to answer, the output of its
+/// statement's execution, and the position of its transaction in the
+/// batch's entry.
+struct Waiting {
+    reply: Reply,
+    output: QueryOutput,
+    txn: usize,
+}
 
 /// A batch whose entry is in its Raft round: its outcome and the sessions
 /// waiting for it.
 struct InFlight {
     outcome: Outcome,
-    replies: Vec<(Reply, QueryOutput)>,
+    waiting: Vec<Waiting>,
 }
 
-fn deliver(replies: Vec<(Reply, QueryOutput)>, outcome: Result<u64>) {
+/// Answers a batch's sessions. A replayed entry's outputs replace those of
+/// the batch's execution: its statements ran on a state the log did not
+/// lead to (a pipelined pair whose first proposal Raft refused), and the
+/// replay is what every replica applied.
+fn deliver(waiting: Vec<Waiting>, outcome: Result<Committed>) {
     match outcome {
-        Ok(index) => {
-            for (reply, output) in replies {
+        Ok(Committed { index, mut replayed }) => {
+            for Waiting { reply, output, txn } in waiting {
+                let output = match replayed.as_mut().and_then(|outputs| outputs.get_mut(txn)) {
+                    Some(applied) => std::mem::take(applied),
+                    None => output,
+                };
                 let _ = reply.send(Ok((output, index)));
             }
         }
         Err(e) => {
-            for (reply, _) in replies {
+            for Waiting { reply, .. } in waiting {
                 let _ = reply.send(Err(e.clone()));
             }
         }
     }
 }
+
+/// How long a new leader's first writes wait for it to apply its
+/// predecessor's entries ([`Group::await_term_applied`]).
+const TERM_START_WAIT: Duration = Duration::from_secs(2);
 
 /// At most this many batches are in their Raft round at once (the replica
 /// holds at most two proposals per transaction; see its module docs).
@@ -1125,7 +1186,7 @@ const PIPELINE_DEPTH: usize = 2;
 
 /// What the batcher waits for next.
 enum Wake {
-    Settled(Result<u64>),
+    Settled(Result<Committed>),
     Item(Option<BatchItem>),
 }
 
@@ -1161,14 +1222,14 @@ async fn run_batcher(group: std::sync::Weak<Group>, mut rx: mpsc::Receiver<Batch
             match wake {
                 Wake::Settled(outcome) => {
                     if let Some(batch) = in_flight.pop_front() {
-                        deliver(batch.replies, outcome);
+                        deliver(batch.waiting, outcome);
                     }
                     continue;
                 }
                 Wake::Item(Some(item)) => next.push(item),
                 Wake::Item(None) => {
                     while let Some(batch) = in_flight.pop_front() {
-                        deliver(batch.replies, batch.outcome.await);
+                        deliver(batch.waiting, batch.outcome.await);
                     }
                     return;
                 }
@@ -1186,7 +1247,7 @@ async fn run_batcher(group: std::sync::Weak<Group>, mut rx: mpsc::Receiver<Batch
                 // The open transaction takes no second batch yet: settle
                 // the oldest in flight, then start with these items.
                 Some(batch) => {
-                    deliver(batch.replies, batch.outcome.await);
+                    deliver(batch.waiting, batch.outcome.await);
                     next = items;
                 }
                 None => {
@@ -1298,6 +1359,14 @@ enum Started {
 /// is at most that pair, so nothing is in flight between pipelines and the
 /// batcher gives the write slot up there.
 async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> Started {
+    if alone {
+        if let Err(e) = group.await_term_applied().await {
+            for item in items {
+                let _ = item.reply.send(Err(e.clone()));
+            }
+            return Started::Done;
+        }
+    }
     // Checked here too, so a batch that cannot join yet costs no trip to a
     // blocking thread (a third of all attempts under steady load). Only a
     // "yes" can change before the batch runs, so the check below stays.
@@ -1321,10 +1390,9 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> St
                 Err(e) => return Err((items, e)),
             }
         } else {
-            if let Err(e) = replica.begin() {
+            if let Err(e) = replica.begin().and_then(|()| replica.push_pending(proposal)) {
                 return Err((items, e));
             }
-            replica.push_pending(proposal);
         }
         let mut done = Vec::with_capacity(items.len());
         for item in items {
@@ -1409,16 +1477,16 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> St
         }
     };
     let mut txns = Vec::new();
-    let mut replies = Vec::new();
+    let mut waiting = Vec::new();
     for (item, result) in done {
         match result {
             Ok(output) => {
+                waiting.push(Waiting { reply: item.reply, output, txn: txns.len() });
                 txns.push(TxnRecord {
                     changes_catalog: false,
                     ctx: item.ctx,
                     stmts: vec![RecordedStmt { seq: 0, sql: item.sql, params: item.params, failed: false }],
                 });
-                replies.push((item.reply, output));
             }
             Err((e, restore)) => {
                 if !restore.is_empty() {
@@ -1435,11 +1503,11 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> St
         return Started::Done;
     }
     group.write_batches.fetch_add(1, Ordering::Relaxed);
-    group.batched_statements.fetch_add(replies.len() as u64, Ordering::Relaxed);
+    group.batched_statements.fetch_add(waiting.len() as u64, Ordering::Relaxed);
     if pipelined {
         group.pipelined_batches.fetch_add(1, Ordering::Relaxed);
     }
-    Started::Proposed(InFlight { outcome: group.submit(proposal, txns).await, replies })
+    Started::Proposed(InFlight { outcome: group.submit(proposal, txns).await, waiting })
 }
 
 #[cfg(test)]
@@ -1454,6 +1522,31 @@ mod tests {
             params: Vec::new(),
             cancel: StatementCancel::new(),
             reply,
+        }
+    }
+
+    fn output(changes: u64) -> QueryOutput {
+        QueryOutput { changes, ..QueryOutput::default() }
+    }
+
+    /// A batch's sessions are told their own statement's outcome: its
+    /// execution's output when the entry committed from the open
+    /// transaction, the replay's when it was replayed (the entry's
+    /// transactions include ones of failed statements, which wait for
+    /// nothing, so positions are not session order).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_replayed_batch_answers_with_the_replay_outputs() {
+        for replayed in [false, true] {
+            let (a, a_rx) = oneshot::channel();
+            let (b, b_rx) = oneshot::channel();
+            let waiting =
+                vec![Waiting { reply: a, output: output(1), txn: 0 }, Waiting { reply: b, output: output(1), txn: 2 }];
+            let outputs = replayed.then(|| vec![output(0), QueryOutput::default(), output(7)]);
+            deliver(waiting, Ok(Committed { index: 9, replayed: outputs }));
+            let (a, b) = (a_rx.await.unwrap().unwrap(), b_rx.await.unwrap().unwrap());
+            let expected = if replayed { (0, 7) } else { (1, 1) };
+            assert_eq!((a.0.changes, b.0.changes), expected, "replayed: {replayed}");
+            assert_eq!((a.1, b.1), (9, 9));
         }
     }
 

@@ -31,7 +31,7 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
 use serde::{Deserialize, Serialize};
-use shoal_storage::{AppliedState, Replica};
+use shoal_storage::{Applied, AppliedState, Replica};
 use tokio::sync::watch;
 
 use crate::types::{AppliedMeta, ApplyResponse, LogId, TypeConfig};
@@ -225,9 +225,12 @@ impl StateMachine {
 
     /// Applies `entries` in one hold of the replica lock and publishes what
     /// readers may now see; returns each entry's response.
+    /// `proposed_here[i]` says whether entry `i` has a proposer waiting on
+    /// this node, which is told a replayed entry's outputs.
     fn apply_blocking(
         &self,
         entries: &[openraft::alias::EntryOf<TypeConfig>],
+        proposed_here: &[bool],
     ) -> io::Result<(Vec<ApplyResponse>, bool, Vec<PinnedChecksum>)> {
         let mut responses = Vec::with_capacity(entries.len());
         let mut catalog_changed = false;
@@ -237,7 +240,7 @@ impl StateMachine {
         let mut pinned = Vec::new();
         let mut replica = self.shared.lock();
         let mut meta = parse_meta(replica.applied())?;
-        for entry in entries {
+        for (entry, &proposed_here) in entries.iter().zip(proposed_here) {
             let log_id = entry.log_id();
             meta.last_applied = Some(log_id);
             if let EntryPayload::Membership(m) = &entry.payload {
@@ -245,7 +248,7 @@ impl StateMachine {
             }
             let state =
                 AppliedState { index: log_id.index, meta: Some(serde_json::to_string(&meta).map_err(sm_error)?) };
-            let committed_local = match &entry.payload {
+            let replayed = match &entry.payload {
                 EntryPayload::Normal(command) if command.checksum => {
                     replica.apply_empty(state).map_err(sm_error)?;
                     // With a pipelined entry's effects deferred, no
@@ -255,21 +258,25 @@ impl StateMachine {
                         self.shared.record_checksum(log_id.index, None);
                         pinned.push((log_id.index, pin_snapshot(replica.path())));
                     }
-                    false
+                    None
                 }
                 EntryPayload::Normal(command) => {
                     catalog_changed |= command.changes_catalog();
-                    replica.apply(command, state).map_err(|e| {
+                    let applied = replica.apply(command, state).map_err(|e| {
                         tracing::error!(index = log_id.index, error = %e, "apply failed; stopping replica");
                         sm_error(e)
-                    })?
+                    })?;
+                    match applied {
+                        Applied::Replayed(outputs) if proposed_here => Some(outputs),
+                        Applied::Replayed(_) | Applied::Local => None,
+                    }
                 }
                 EntryPayload::Blank | EntryPayload::Membership(_) => {
                     replica.apply_empty(state).map_err(sm_error)?;
-                    false
+                    None
                 }
             };
-            responses.push(ApplyResponse { index: log_id.index, committed_local });
+            responses.push(ApplyResponse { index: log_id.index, replayed });
         }
         self.shared.publish_applied(&replica);
         Ok((responses, catalog_changed, pinned))
@@ -352,7 +359,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // one lock hold per batch is what makes applying cheap.
         let items: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
         let (entries, responders): (Vec<_>, Vec<_>) = items.into_iter().unzip();
-        let (responses, catalog_changed, pinned) = self.apply_blocking(&entries)?;
+        let proposed_here: Vec<bool> = responders.iter().map(Option::is_some).collect();
+        let (responses, catalog_changed, pinned) = self.apply_blocking(&entries, &proposed_here)?;
         // Answered only now: the SQLite commit and `publish_applied` are
         // done, so a proposer that hears back reads its own write.
         for (responder, response) in responders.into_iter().zip(responses) {

@@ -14,13 +14,16 @@ pub type GroupId = u64;
 pub const META_GROUP: GroupId = 0;
 
 /// What applying one entry returns to the proposer.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ApplyResponse {
     /// The entry's log index.
     pub index: u64,
-    /// True when the proposer's own open SQLite transaction was committed
-    /// (the normal leader path); false when the entry was replayed.
-    pub committed_local: bool,
+    /// When the entry was replayed rather than committed from the
+    /// proposer's open SQLite transaction: the output of each of its
+    /// transactions (see [`shoal_storage::Applied::Replayed`]), which is
+    /// what the proposer's sessions must be told.
+    #[serde(default)]
+    pub replayed: Option<Vec<shoal_storage::QueryOutput>>,
 }
 
 openraft::declare_raft_types!(

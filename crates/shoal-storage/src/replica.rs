@@ -37,6 +37,17 @@
 //! log and SQLite's applied index still precedes it, so it is replayed.
 //! Readers see deferred effects only after that COMMIT
 //! ([`Replica::visible_index`]).
+//!
+//! **A transaction a foreign entry overtakes is aborted.** When an entry
+//! that is not the open transaction's next proposal applies first, this
+//! replica lost the race for that log position: the open transaction ran on
+//! a state the log no longer leads to, so it is rolled back and the entry
+//! replayed. From then on the transaction's statements, savepoints and
+//! proposal are refused with 40001, so a proposal is only ever recorded
+//! against the transaction whose effects it names. A proposal of this node
+//! that is replayed after all (its transaction was given up, but Raft
+//! committed the entry) reports the replay's outputs ([`Applied`]), which
+//! are what every replica applied.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -57,6 +68,28 @@ use crate::sqlite_error::from_sqlite;
 pub struct AppliedState {
     pub index: u64,
     pub meta: Option<String>,
+}
+
+/// How [`Replica::apply`] applied an entry.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    /// The entry carried the proposal of the transaction open on the
+    /// writer, whose effects were committed (or deferred, to commit with
+    /// the next proposal's).
+    Local,
+    /// The entry was re-executed from its records: the output of each of
+    /// its transactions' last statement, in order. For a proposal of this
+    /// node these are what its sessions must be told, not the outputs of
+    /// its own execution, which ran on a state the log did not lead to
+    /// (see the module docs).
+    Replayed(Vec<QueryOutput>),
+}
+
+impl Applied {
+    /// True when the open transaction's effects were committed.
+    pub fn committed_local(&self) -> bool {
+        matches!(self, Applied::Local)
+    }
 }
 
 /// The rows and change count a statement produced.
@@ -272,6 +305,10 @@ impl Replica {
         }
         self.control("BEGIN IMMEDIATE")?;
         self.in_txn = true;
+        // Pending proposals belong to the transaction that held them; with
+        // none open there are none (see `push_pending`), but a proposal
+        // left here would let this transaction's effects pass for its.
+        self.pending.clear();
         self.failed_draws.clear();
         Ok(())
     }
@@ -279,7 +316,7 @@ impl Replica {
     /// Executes one statement of the open leader-side transaction.
     pub fn execute(&mut self, ctx: &ExecContext, seq: u32, sql: &str, params: &[Value]) -> Result<QueryOutput> {
         if !self.in_txn {
-            return Err(Error::internal("execute outside a writer transaction"));
+            return Err(transaction_aborted());
         }
         if self.transaction_lost() {
             // Never let a statement of a lost transaction autocommit on its own.
@@ -360,6 +397,11 @@ impl Replica {
     /// Runs a savepoint statement (`SAVEPOINT x`, `RELEASE x`, `ROLLBACK TO x`)
     /// in the open transaction.
     pub fn savepoint_op(&mut self, sql: &str) -> Result<()> {
+        if !self.in_txn {
+            // Outside a transaction SQLite's SAVEPOINT would open one that
+            // no proposal owns, and the next replay's BEGIN would fail.
+            return Err(transaction_aborted());
+        }
         self.writer.execute_batch(sql).map_err(from_sqlite)
     }
 
@@ -372,9 +414,18 @@ impl Replica {
     }
 
     /// Records that `proposal` will commit the open transaction's effects
-    /// (so far: since the savepoint, for a second batch).
-    pub fn push_pending(&mut self, proposal: ProposalId) {
+    /// (so far: since the savepoint, for a second batch). Refused (40001)
+    /// when no transaction is open: a foreign entry committed first and took
+    /// the transaction's effects back, so its statements ran on a state the
+    /// log no longer leads to, and a proposal recorded now would make the
+    /// effects of whatever transaction opens next pass for its own when its
+    /// entry applies.
+    pub fn push_pending(&mut self, proposal: ProposalId) -> Result<()> {
+        if !self.in_txn {
+            return Err(transaction_aborted());
+        }
         self.pending.push(proposal);
+        Ok(())
     }
 
     /// True when the open transaction holds effects `proposal` will commit.
@@ -411,7 +462,11 @@ impl Replica {
     /// it is committed now; otherwise the whole transaction is rolled back.
     /// Returns true when the applied state changed (see `visible_index`).
     pub fn abandon(&mut self, proposal: ProposalId) -> Result<bool> {
-        if !self.in_txn || !self.pending.contains(&proposal) {
+        if !self.pending.contains(&proposal) {
+            return Ok(false);
+        }
+        if !self.in_txn {
+            self.pending.retain(|p| *p != proposal);
             return Ok(false);
         }
         if self.next_open() && self.pending.last() == Some(&proposal) {
@@ -480,21 +535,20 @@ impl Replica {
 
     /// Applies a committed entry. If it carries the proposal whose
     /// transaction is open on the writer, that transaction is committed with
-    /// the applied state; otherwise the entry is replayed. Returns true when
-    /// the open transaction was committed.
-    pub fn apply(&mut self, command: &Command, applied: AppliedState) -> Result<bool> {
+    /// the applied state; otherwise the entry is replayed.
+    pub fn apply(&mut self, command: &Command, applied: AppliedState) -> Result<Applied> {
         if self.in_txn && command.proposal.is_some() && command.proposal.as_ref() == self.pending.first() {
             self.pending.remove(0);
             if !self.pending.is_empty() {
                 // A second batch follows in this transaction: commit both together.
                 self.unpersisted = Some(applied);
                 self.deferred = true;
-                return Ok(true);
+                return Ok(Applied::Local);
             }
             self.write_applied(&applied)?;
             self.control("COMMIT")?;
             self.finish_commit(applied);
-            return Ok(true);
+            return Ok(Applied::Local);
         }
         if self.in_txn {
             // Another entry committed while a local transaction was open: the
@@ -511,19 +565,19 @@ impl Replica {
                 self.rollback()?;
             }
         }
-        self.replay(command, applied)?;
-        Ok(false)
+        self.replay(command, applied).map(Applied::Replayed)
     }
 
-    /// Re-executes a command in one SQLite transaction.
-    fn replay(&mut self, command: &Command, applied: AppliedState) -> Result<()> {
+    /// Re-executes a command in one SQLite transaction; returns the output
+    /// of each transaction's last statement.
+    fn replay(&mut self, command: &Command, applied: AppliedState) -> Result<Vec<QueryOutput>> {
         self.control("BEGIN IMMEDIATE")?;
         self.in_txn = true;
-        match self.replay_txns(command).and_then(|()| self.write_applied(&applied)) {
-            Ok(()) => {
+        match self.replay_txns(command).and_then(|outputs| self.write_applied(&applied).map(|()| outputs)) {
+            Ok(outputs) => {
                 self.control("COMMIT")?;
                 self.finish_commit(applied);
-                Ok(())
+                Ok(outputs)
             }
             Err(err) => {
                 self.in_txn = false;
@@ -533,7 +587,8 @@ impl Replica {
         }
     }
 
-    fn replay_txns(&mut self, command: &Command) -> Result<()> {
+    fn replay_txns(&mut self, command: &Command) -> Result<Vec<QueryOutput>> {
+        let mut outputs = Vec::with_capacity(command.txns.len());
         for txn in &command.txns {
             // One ordinary statement needs no savepoint of its own: SQLite
             // undoes a failed statement's changes by itself (the translator
@@ -541,31 +596,35 @@ impl Replica {
             // and most entries are batches of single autocommit statements.
             if let [stmt] = txn.stmts.as_slice() {
                 if !is_savepoint_statement(&stmt.sql) {
-                    self.replay_statement(&txn.ctx, stmt)?;
+                    outputs.push(self.replay_statement(&txn.ctx, stmt)?);
                     continue;
                 }
             }
             self.control("SAVEPOINT __shoal_txn")?;
+            let mut last = QueryOutput::default();
             for stmt in &txn.stmts {
-                self.replay_statement(&txn.ctx, stmt)?;
+                last = self.replay_statement(&txn.ctx, stmt)?;
             }
             self.control("RELEASE __shoal_txn")?;
+            outputs.push(last);
         }
-        Ok(())
+        Ok(outputs)
     }
 
-    fn replay_statement(&mut self, ctx: &ExecContext, stmt: &RecordedStmt) -> Result<()> {
+    /// Re-executes one recorded statement; its output (empty for a
+    /// savepoint statement or an expected failure).
+    fn replay_statement(&mut self, ctx: &ExecContext, stmt: &RecordedStmt) -> Result<QueryOutput> {
         let _scope = StatementScope::enter(ctx, stmt.seq);
         let result = if is_savepoint_statement(&stmt.sql) {
-            self.writer.execute_batch(&stmt.sql).map_err(from_sqlite)
+            self.writer.execute_batch(&stmt.sql).map(|()| QueryOutput::default()).map_err(from_sqlite)
         } else {
-            run_statement(&self.writer, &stmt.sql, &stmt.params).map(|_| ())
+            run_statement(&self.writer, &stmt.sql, &stmt.params)
         };
         match (result, stmt.failed) {
-            (Ok(()), false) => Ok(()),
-            (Err(err), true) if err.is_deterministic() => Ok(()),
+            (Ok(output), false) => Ok(output),
+            (Err(err), true) if err.is_deterministic() => Ok(QueryOutput::default()),
             (Err(err), _) if !err.is_deterministic() => Err(err),
-            (Ok(()), true) => Err(divergence(stmt, "succeeded here but failed on the leader")),
+            (Ok(_), true) => Err(divergence(stmt, "succeeded here but failed on the leader")),
             (Err(err), _) => Err(divergence(stmt, &format!("failed here ({err}) but succeeded on the leader"))),
         }
     }
@@ -651,6 +710,16 @@ impl Drop for Replica {
         // before the writer connection closes.
         self.sequence_statements.take();
     }
+}
+
+/// The error for a statement, savepoint or commit of a leader-side
+/// transaction that a foreign entry aborted (see [`Replica::apply`]).
+fn transaction_aborted() -> Error {
+    Error::environment(
+        SqlState::SERIALIZATION_FAILURE,
+        "the transaction was aborted: another leader's write committed first (the group's leadership changed)",
+    )
+    .with_hint("nothing of the transaction was committed; retry it")
 }
 
 fn lost_transaction() -> Error {

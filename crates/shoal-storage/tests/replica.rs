@@ -1,8 +1,8 @@
 //! Replica behaviour: deterministic replay, leader-side commit, the applied
 //! index living in the same transaction as the effects, snapshots.
 
-use shoal_common::{ExecContext, Value};
-use shoal_storage::{AppliedState, Command, ProposalId, RecordedStmt, Replica, TxnRecord};
+use shoal_common::{ExecContext, SqlState, Value};
+use shoal_storage::{Applied, AppliedState, Command, ProposalId, RecordedStmt, Replica, TxnRecord};
 
 fn stmt(seq: u32, sql: &str, params: Vec<Value>) -> RecordedStmt {
     RecordedStmt { seq, sql: sql.to_string(), params, failed: false }
@@ -50,7 +50,7 @@ fn nondeterministic_log(seed: u64) -> Vec<Command> {
 fn replay_into(dir: &std::path::Path, name: &str, log: &[Command]) -> Replica {
     let mut replica = Replica::open(&dir.join(name)).unwrap();
     for (i, command) in log.iter().enumerate() {
-        assert!(!replica.apply(command, applied(i as u64 + 1)).unwrap());
+        assert!(!replica.apply(command, applied(i as u64 + 1)).unwrap().committed_local());
     }
     replica
 }
@@ -91,10 +91,13 @@ fn leader_commit_matches_replay() {
                 leader.execute(&txn.ctx, s.seq, &s.sql, &s.params).unwrap();
             }
         }
-        leader.push_pending(proposal);
+        leader.push_pending(proposal).unwrap();
         let mut entry = command.clone();
         entry.proposal = Some(proposal);
-        assert!(leader.apply(&entry, applied(i as u64 + 1)).unwrap(), "leader must commit, not replay");
+        assert!(
+            leader.apply(&entry, applied(i as u64 + 1)).unwrap().committed_local(),
+            "leader must commit, not replay"
+        );
     }
     assert_eq!(leader.checksum().unwrap(), follower.checksum().unwrap());
 }
@@ -306,13 +309,13 @@ fn sequence_log(leader: &mut Replica) -> (Vec<Command>, Vec<i64>) {
                 }
             }
         }
-        leader.push_pending(proposal);
+        leader.push_pending(proposal).unwrap();
         let command = Command {
             proposal: Some(proposal),
             txns: vec![TxnRecord { ctx, stmts: recorded, ..Default::default() }],
             checksum: false,
         };
-        assert!(leader.apply(&command, applied(i as u64 + 1)).unwrap());
+        assert!(leader.apply(&command, applied(i as u64 + 1)).unwrap().committed_local());
         commands.push(command);
     }
     (commands, drawn)
@@ -407,12 +410,17 @@ mod pipelined {
         Command { proposal: None, txns: vec![txn], checksum: false }
     }
 
-    /// A replica with table `t` at applied index 1, and a reader of its file.
-    fn leader(dir: &std::path::Path) -> (Replica, rusqlite::Connection) {
+    /// Entry 1: creates table `t`.
+    fn leader_ddl() -> Command {
         let ddl =
             TxnRecord { stmts: vec![stmt(0, "CREATE TABLE t (id INTEGER PRIMARY KEY)", vec![])], ..Default::default() };
+        Command { proposal: None, txns: vec![ddl], checksum: false }
+    }
+
+    /// A replica with table `t` at applied index 1, and a reader of its file.
+    fn leader(dir: &std::path::Path) -> (Replica, rusqlite::Connection) {
         let mut replica = Replica::open(&dir.join("leader.db")).unwrap();
-        replica.apply(&Command { proposal: None, txns: vec![ddl], checksum: false }, applied(1)).unwrap();
+        replica.apply(&leader_ddl(), applied(1)).unwrap();
         let reader = rusqlite::Connection::open(dir.join("leader.db")).unwrap();
         (replica, reader)
     }
@@ -436,7 +444,7 @@ mod pipelined {
         first.proposal = Some(proposal(1));
         second.proposal = Some(proposal(2));
         replica.begin().unwrap();
-        replica.push_pending(proposal(1));
+        replica.push_pending(proposal(1)).unwrap();
         execute(replica, &first);
         assert!(replica.begin_next(proposal(2)).unwrap(), "a second batch may join");
         assert!(!replica.begin_next(proposal(3)).unwrap(), "but no third");
@@ -449,10 +457,10 @@ mod pipelined {
         let dir = tempfile::tempdir().unwrap();
         let (mut replica, reader) = leader(dir.path());
         let (first, second) = pair(&mut replica);
-        assert!(replica.apply(&first, applied(2)).unwrap());
+        assert!(replica.apply(&first, applied(2)).unwrap().committed_local());
         assert_eq!(replica.visible_index(), 1, "the first's effects wait for the second");
         assert_eq!(ids(&reader), Vec::<i64>::new());
-        assert!(replica.apply(&second, applied(3)).unwrap());
+        assert!(replica.apply(&second, applied(3)).unwrap().committed_local());
         assert_eq!(replica.visible_index(), 3);
         assert_eq!(ids(&reader), vec![10, 20]);
     }
@@ -476,7 +484,7 @@ mod pipelined {
         let (first, _second) = pair(&mut replica);
         assert!(!replica.abandon(proposal(2)).unwrap());
         assert!(replica.is_pending(proposal(1)) && !replica.is_pending(proposal(2)));
-        assert!(replica.apply(&first, applied(2)).unwrap());
+        assert!(replica.apply(&first, applied(2)).unwrap().committed_local());
         assert_eq!(ids(&reader), vec![10]);
         assert_eq!(replica.visible_index(), 2);
     }
@@ -499,12 +507,89 @@ mod pipelined {
         let (first, second) = pair(&mut replica);
         replica.apply(&first, applied(2)).unwrap();
         // A new leader's entry lands at 3, before this node's second batch.
-        assert!(!replica.apply(&insert(30), applied(3)).unwrap());
+        assert!(!replica.apply(&insert(30), applied(3)).unwrap().committed_local());
         assert_eq!(ids(&reader), vec![10, 30]);
         // If the second is committed later after all, it is replayed.
-        assert!(!replica.apply(&second, applied(4)).unwrap());
+        assert!(!replica.apply(&second, applied(4)).unwrap().committed_local());
         assert_eq!(ids(&reader), vec![10, 20, 30]);
         assert_eq!(replica.visible_index(), 4);
+    }
+
+    /// Invariant: a transaction that a foreign entry aborted can never be
+    /// proposed. Its session learns at its next statement, savepoint or
+    /// COMMIT (40001), and the next transaction's effects are committed as
+    /// that transaction's own, so the leader holds what a follower
+    /// replaying the log holds. (Before, an aborted transaction's COMMIT
+    /// could record its proposal with no transaction open; a transaction
+    /// opened before that entry applied would then have had its effects
+    /// committed in the aborted one's place.)
+    #[test]
+    fn a_transaction_aborted_by_a_foreign_entry_is_never_proposed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut replica, reader) = leader(dir.path());
+        let aborted = insert(10);
+        replica.begin().unwrap();
+        execute(&mut replica, &aborted);
+        // Another leader's entry commits first: the open transaction is aborted.
+        let foreign = insert(30);
+        assert!(!replica.apply(&foreign, applied(2)).unwrap().committed_local());
+        assert!(!replica.in_txn());
+        let ctx = aborted.txns[0].ctx;
+        for refused in [
+            replica.execute(&ctx, 1, "INSERT INTO t (id) VALUES (11)", &[]).map(drop),
+            replica.savepoint_op("SAVEPOINT s"),
+            replica.push_pending(proposal(1)),
+        ] {
+            let err = refused.expect_err("an aborted transaction goes no further");
+            assert_eq!(err.code, SqlState::SERIALIZATION_FAILURE, "{err}");
+            assert!(!err.is_deterministic(), "never recorded for replay: {err}");
+        }
+
+        // The next transaction (a batch; its BEGIN fails if the refused
+        // SAVEPOINT opened one) commits its own effects, and only them.
+        let mut batch = insert(20);
+        batch.proposal = Some(proposal(2));
+        replica.begin().unwrap();
+        replica.push_pending(proposal(2)).unwrap();
+        execute(&mut replica, &batch);
+        assert!(replica.apply(&batch, applied(3)).unwrap().committed_local());
+        assert_eq!(ids(&reader), vec![20, 30]);
+
+        let follower = replay_into(dir.path(), "follower", &[leader_ddl(), foreign, batch]);
+        assert_eq!(replica.checksum().unwrap(), follower.checksum().unwrap());
+    }
+
+    /// Invariant: when a proposal of this node is replayed instead of
+    /// committed from its transaction, what it reports is what the replay
+    /// did. Here Raft refused the first of a pipelined pair (a leader lease
+    /// that lapsed for a moment) and took the second, which ran on top of
+    /// the first's effects.
+    #[test]
+    fn a_replayed_proposal_reports_the_replay_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut replica, reader) = leader(dir.path());
+        let mut first = insert(10);
+        first.proposal = Some(proposal(1));
+        let ctx = ExecContext { timestamp_micros: 1_700_000_000_000_000, seed: 5 };
+        let bump = "UPDATE t SET id = id + 100 WHERE id = 10";
+        let second = Command {
+            proposal: Some(proposal(2)),
+            txns: vec![TxnRecord { ctx, stmts: vec![stmt(0, bump, vec![])], ..Default::default() }],
+            checksum: false,
+        };
+        replica.begin().unwrap();
+        replica.push_pending(proposal(1)).unwrap();
+        execute(&mut replica, &first);
+        assert!(replica.begin_next(proposal(2)).unwrap());
+        let executed = replica.execute(&ctx, 0, bump, &[]).unwrap();
+        assert_eq!(executed.changes, 1, "on the leader it ran on top of the first");
+
+        replica.abandon(proposal(1)).unwrap();
+        let applied_as = replica.apply(&second, applied(2)).unwrap();
+        let Applied::Replayed(outputs) = applied_as else { panic!("expected a replay, got {applied_as:?}") };
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].changes, 0, "without the first there was nothing to update");
+        assert_eq!(ids(&reader), Vec::<i64>::new());
     }
 
     #[test]
@@ -518,7 +603,7 @@ mod pipelined {
         assert_eq!(reopened.applied().index, 1, "SQLite's applied index precedes the deferred entry");
         let mut replayed = first.clone();
         replayed.proposal = None;
-        assert!(!reopened.apply(&replayed, applied(2)).unwrap());
+        assert!(!reopened.apply(&replayed, applied(2)).unwrap().committed_local());
         let reader = rusqlite::Connection::open(dir.path().join("leader.db")).unwrap();
         assert_eq!(ids(&reader), vec![10]);
     }
