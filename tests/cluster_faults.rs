@@ -191,6 +191,45 @@ async fn replicas_agree_and_writes_resume_after_the_leader_dies() {
     println!("{agreement}");
 }
 
+/// Invariant: the consistency check can fail, and says where. One
+/// replica's file is changed behind Shoal's back (one row of one table);
+/// `shoal.verify()` reports the replicas disagreeing, naming that table and
+/// no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_names_the_table_a_damaged_replica_differs_in() {
+    let mut config = ClusterConfig::new(env!("CARGO_BIN_EXE_shoal"), 3, 30000);
+    config.link_proxies = false;
+    let mut cluster = Cluster::start(config).await.expect("start the cluster");
+    let client = cluster.connect(1).await.expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE kept (id INT PRIMARY KEY, v TEXT); CREATE TABLE damaged (id INT PRIMARY KEY, v TEXT); \
+             INSERT INTO kept VALUES (1, 'a'), (2, 'b'); INSERT INTO damaged VALUES (1, 'a'), (2, 'b')",
+        )
+        .await
+        .expect("create and fill two tables");
+    drop(client);
+    cluster.verify_replicas(1, Duration::from_secs(30)).await.expect("the replicas agree before the damage");
+
+    let victim = if cluster.data_leader().await.expect("data leader") == 3 { 2 } else { 3 };
+    cluster.kill9(victim).expect("stop the victim");
+    let db = cluster.node(victim).expect("victim").data_dir.join("group-1").join("replica.db");
+    let conn = shoal_storage::open_connection(&db, false).expect("open the victim's replica");
+    let changed = conn.execute("UPDATE damaged SET v = 'tampered' WHERE id = 2", []).expect("damage one row");
+    assert_eq!(changed, 1);
+    drop(conn);
+    cluster.restart(victim).await.expect("restart the victim");
+
+    let disagreement = cluster
+        .verify_replicas(1, Duration::from_secs(30))
+        .await
+        .expect_err("a damaged replica must not pass the consistency check");
+    let report = format!("{disagreement:#}");
+    println!("{report}");
+    assert!(report.contains("replicas disagree") && report.contains("mismatch in damaged"), "{report}");
+    assert!(!report.contains("kept"), "only the damaged table differs: {report}");
+}
+
 /// Invariants of the read levels:
 /// * a follower read given a writer's causal token sees that write, even
 ///   when replication to the follower is slow;

@@ -50,7 +50,9 @@ use openraft::impls::ProgressResponder;
 use openraft::{BasicNode, ReadPolicy, ServerState};
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_storage::cancel::canceled;
-use shoal_storage::{Command, ProposalId, QueryOutput, RecordedStmt, Replica, StatementCancel, StepBudget, TxnRecord};
+use shoal_storage::{
+    Command, ContentDigest, ProposalId, QueryOutput, RecordedStmt, Replica, StatementCancel, StepBudget, TxnRecord,
+};
 use tokio::sync::{mpsc, oneshot, OwnedMutexGuard};
 
 use crate::log_store::{LogOptions, LogStore};
@@ -521,7 +523,7 @@ impl Group {
     /// This replica's content checksum at the checksum entry `index`,
     /// waiting up to `timeout` for it to be applied and computed. `Ok(None)`:
     /// the replica skipped the entry (it installed a later snapshot).
-    pub async fn checksum_at(&self, index: u64, timeout: Duration) -> Result<Option<String>> {
+    pub async fn checksum_at(&self, index: u64, timeout: Duration) -> Result<Option<ContentDigest>> {
         let deadline = tokio::time::Instant::now() + timeout;
         self.wait_applied(index, timeout).await?;
         loop {

@@ -31,7 +31,7 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
 use serde::{Deserialize, Serialize};
-use shoal_storage::{Applied, AppliedState, Replica};
+use shoal_storage::{Applied, AppliedState, ContentDigest, Replica};
 use tokio::sync::watch;
 
 use crate::types::{AppliedMeta, ApplyResponse, LogId, TypeConfig};
@@ -102,8 +102,8 @@ pub struct SharedReplica {
     /// Bumped whenever an applied entry changed the SQL catalog.
     catalog_epoch_tx: watch::Sender<u64>,
     /// Content checksums computed at checksum entries, by log index (the
-    /// newest few): `None` while computing, then the checksum or why it failed.
-    checksums: Mutex<BTreeMap<u64, Option<std::result::Result<String, String>>>>,
+    /// newest few): `None` while computing, then the checksums or why they failed.
+    checksums: Mutex<BTreeMap<u64, Option<std::result::Result<ContentDigest, String>>>>,
 }
 
 /// How many checksum results a replica keeps.
@@ -124,7 +124,7 @@ impl SharedReplica {
     /// replica has none (it is still computing, or it skipped the entry by
     /// installing a later snapshot — the caller tells these apart by
     /// [`SharedReplica::checksum_pending`]).
-    pub fn checksum_at(&self, index: u64) -> Option<std::result::Result<String, String>> {
+    pub fn checksum_at(&self, index: u64) -> Option<std::result::Result<ContentDigest, String>> {
         self.checksums.lock().unwrap_or_else(|p| p.into_inner()).get(&index).cloned().flatten()
     }
 
@@ -133,7 +133,7 @@ impl SharedReplica {
         matches!(self.checksums.lock().unwrap_or_else(|p| p.into_inner()).get(&index), Some(None))
     }
 
-    fn record_checksum(&self, index: u64, result: Option<std::result::Result<String, String>>) {
+    fn record_checksum(&self, index: u64, result: Option<std::result::Result<ContentDigest, String>>) {
         let mut checksums = self.checksums.lock().unwrap_or_else(|p| p.into_inner());
         checksums.insert(index, result);
         while checksums.len() > KEPT_CHECKSUMS {
@@ -372,7 +372,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let shared = self.shared.clone();
             tokio::task::spawn_blocking(move || {
                 let result = conn.and_then(|conn| {
-                    let checksum = shoal_storage::content_checksum(&conn);
+                    let checksum = shoal_storage::content_digest(&conn);
                     let _ = conn.execute_batch("ROLLBACK");
                     checksum
                 });

@@ -168,6 +168,12 @@ pub enum Call {
         group: GroupId,
         index: u64,
     },
+    /// This node's checksum of each table at the checksum entry `index` of
+    /// `group` (asked only when replicas disagree, to say where).
+    TableChecksumsAt {
+        group: GroupId,
+        index: u64,
+    },
 }
 
 impl Call {
@@ -211,6 +217,8 @@ pub enum Reply {
     /// statement (and set its flag, unless it was already past cancelling).
     /// `false`: not here (yet, or any more); the origin sends it again.
     CancelReached(bool),
+    /// The answer to [`Call::TableChecksumsAt`]: `(table, checksum)` pairs.
+    TableChecksums(Option<Vec<(String, String)>>),
     /// The answer to a [`Call::Begin`] or [`Call::Autocommit`] that waited
     /// `SLOT_WAIT` (4 s) for the write slot without getting it (another
     /// transaction holds it): no transaction was begun, the write never
@@ -267,7 +275,7 @@ pub async fn verify(node: &Node) -> Result<Vec<VerifyRow>> {
         let members = node.group(group)?.members();
         let answers = futures::future::join_all(members.iter().map(|(member, addr, _)| async move {
             if *member == node.identity.node_id {
-                return node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await;
+                return Ok(node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?.map(|d| d.total));
             }
             let payload = encode(&Call::ChecksumAt { group, index })?;
             let bytes = node.transport.call_service(addr, payload, CHECKSUM_TIMEOUT + CALL_TIMEOUT).await?;
@@ -280,9 +288,16 @@ pub async fn verify(node: &Node) -> Result<Vec<VerifyRow>> {
         let computed: std::collections::BTreeSet<&String> =
             answers.iter().filter_map(|a| a.as_ref().ok().and_then(Option::as_ref)).collect();
         let agrees = computed.len() <= 1;
+        let mismatch = match agrees {
+            true => String::new(),
+            false => match differing_tables(node, group, index, &members).await {
+                tables if tables.is_empty() => "mismatch".to_string(),
+                tables => format!("mismatch in {}", tables.join(", ")),
+            },
+        };
         for ((member, _, _), answer) in members.iter().zip(&answers) {
             let (checksum, detail) = match answer {
-                Ok(Some(sum)) => (Some(sum.clone()), if agrees { "ok" } else { "mismatch" }.to_string()),
+                Ok(Some(sum)) => (Some(sum.clone()), if agrees { "ok".to_string() } else { mismatch.clone() }),
                 Ok(None) => (None, "skipped: this replica restarted or installed a later snapshot".to_string()),
                 Err(e) => (None, format!("no answer: {}", e.message)),
             };
@@ -290,6 +305,40 @@ pub async fn verify(node: &Node) -> Result<Vec<VerifyRow>> {
         }
     }
     Ok(rows)
+}
+
+/// The tables whose checksums at the checksum entry `index` of `group`
+/// differ between those of `members` that answer, by name.
+async fn differing_tables(node: &Node, group: GroupId, index: u64, members: &[(NodeId, String, bool)]) -> Vec<String> {
+    let answers = futures::future::join_all(members.iter().map(|(member, addr, _)| async move {
+        if *member == node.identity.node_id {
+            return Ok(node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?.map(|d| d.tables));
+        }
+        let payload = encode(&Call::TableChecksumsAt { group, index })?;
+        let bytes = node.transport.call_service(addr, payload, CHECKSUM_TIMEOUT + CALL_TIMEOUT).await?;
+        match decode::<Reply>(&bytes)? {
+            Reply::TableChecksums(tables) => Ok(tables),
+            other => Err(unexpected(&other)),
+        }
+    }))
+    .await;
+    // Table → the checksums the replicas hold for it (a table missing on
+    // a replica counts as a checksum of its own).
+    let mut by_table: std::collections::BTreeMap<String, std::collections::BTreeSet<Option<String>>> =
+        std::collections::BTreeMap::new();
+    let digests: Vec<Vec<(String, String)>> = answers.into_iter().filter_map(|a| a.ok().flatten()).collect();
+    for digest in &digests {
+        for (table, _) in digest {
+            by_table.entry(table.clone()).or_default();
+        }
+    }
+    for digest in &digests {
+        let held: HashMap<&str, &str> = digest.iter().map(|(t, c)| (t.as_str(), c.as_str())).collect();
+        for (table, sums) in by_table.iter_mut() {
+            sums.insert(held.get(table.as_str()).map(|c| c.to_string()));
+        }
+    }
+    by_table.into_iter().filter(|(_, sums)| sums.len() > 1).map(|(table, _)| table).collect()
 }
 
 /// How long a status request to a peer may take before it counts as down.
@@ -570,7 +619,12 @@ impl NodeService {
             Call::Status => Ok(Reply::Status(NodeStatus::of(&node))),
             Call::ProposeChecksum { group } => Ok(Reply::Index(node.group(group)?.propose_checksum().await?)),
             Call::ChecksumAt { group, index } => {
-                Ok(Reply::Checksum(node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?))
+                let digest = node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?;
+                Ok(Reply::Checksum(digest.map(|d| d.total)))
+            }
+            Call::TableChecksumsAt { group, index } => {
+                let digest = node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?;
+                Ok(Reply::TableChecksums(digest.map(|d| d.tables)))
             }
             Call::Rollback { txn } => {
                 if let Some(slot) = self.take_txn(txn) {

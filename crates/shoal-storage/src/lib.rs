@@ -38,8 +38,8 @@ pub use budget::StepBudget;
 pub use cancel::StatementCancel;
 pub use command::{Command, ProposalId, RecordedStmt, TxnRecord};
 pub use replica::{
-    checkpoint, content_checksum, open_connection, run_read_only, run_statement, snapshot_file, Applied, AppliedState,
-    QueryOutput, Replica, STORE_CATALOG_SQL,
+    checkpoint, content_checksum, content_digest, open_connection, run_read_only, run_statement, snapshot_file,
+    Applied, AppliedState, ContentDigest, QueryOutput, Replica, STORE_CATALOG_SQL,
 };
 pub use rusqlite::{Connection, InterruptHandle};
 pub use sequences::{Drawn, SessionSequences};

@@ -731,7 +731,23 @@ fn lost_transaction() -> Error {
 
 /// See [`Replica::checksum`].
 pub fn content_checksum(conn: &Connection) -> Result<String> {
+    content_digest(conn).map(|digest| digest.total)
+}
+
+/// A replica's content checksum and, to say where replicas that disagree
+/// differ, one checksum per table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContentDigest {
+    /// [`content_checksum`].
+    pub total: String,
+    /// Each table's rows, hashed the same way, by table name.
+    pub tables: Vec<(String, String)>,
+}
+
+/// [`content_checksum`] with the checksum of each table beside it.
+pub fn content_digest(conn: &Connection) -> Result<ContentDigest> {
     use sha2::{Digest, Sha256};
+    let hex = |hasher: Sha256| hasher.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>();
     let mut tables: Vec<(String, bool)> = {
         let mut stmt = conn
             .prepare(
@@ -744,20 +760,27 @@ pub fn content_checksum(conn: &Connection) -> Result<String> {
     };
     tables.sort();
     let mut hasher = Sha256::new();
+    let mut per_table = Vec::with_capacity(tables.len());
     for (table, without_rowid) in tables {
         hasher.update(table.as_bytes());
+        let mut table_hasher = Sha256::new();
         let order = if without_rowid { "" } else { " ORDER BY rowid" };
         let sql = format!("SELECT * FROM \"{}\"{order}", table.replace('"', "\"\""));
         let output = run_statement(conn, &sql, &[])?;
         for row in output.rows {
             for value in row {
-                hasher.update(format!("{value:?}").as_bytes());
+                let value = format!("{value:?}");
+                hasher.update(value.as_bytes());
                 hasher.update([0]);
+                table_hasher.update(value.as_bytes());
+                table_hasher.update([0]);
             }
             hasher.update([1]);
+            table_hasher.update([1]);
         }
+        per_table.push((table, hex(table_hasher)));
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(ContentDigest { total: hex(hasher), tables: per_table })
 }
 
 /// Copies a consistent snapshot of the database at `db_path` (committed

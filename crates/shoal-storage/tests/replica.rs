@@ -203,6 +203,40 @@ fn a_statement_that_failed_midway_in_a_batch_replays_without_its_rows() {
     assert_eq!(values, ["b", "c"]);
 }
 
+/// A change to one table changes that table's checksum and the total, and
+/// no other table's; the total is what `content_checksum` reports.
+#[test]
+fn per_table_checksums_say_which_table_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let mut r = Replica::open(&path).unwrap();
+    let ddl = TxnRecord {
+        stmts: vec![
+            stmt(0, "CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)", vec![]),
+            stmt(1, "CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT)", vec![]),
+            stmt(2, "INSERT INTO a VALUES (1, 'x')", vec![]),
+            stmt(3, "INSERT INTO b VALUES (1, 'x')", vec![]),
+        ],
+        ..Default::default()
+    };
+    r.apply(&Command { proposal: None, txns: vec![ddl], checksum: false }, applied(1)).unwrap();
+    let reader = shoal_storage::open_connection(&path, true).unwrap();
+    let before = shoal_storage::content_digest(&reader).unwrap();
+    assert_eq!(before.total, shoal_storage::content_checksum(&reader).unwrap());
+    let update = TxnRecord { stmts: vec![stmt(0, "UPDATE b SET v = 'y'", vec![])], ..Default::default() };
+    r.apply(&Command { proposal: None, txns: vec![update], checksum: false }, applied(2)).unwrap();
+    let after = shoal_storage::content_digest(&reader).unwrap();
+    let changed: Vec<&str> = before
+        .tables
+        .iter()
+        .zip(&after.tables)
+        .filter(|(old, new)| old != new)
+        .map(|(old, _)| old.0.as_str())
+        .collect();
+    assert_eq!(changed, vec!["b"]);
+    assert_ne!(before.total, after.total);
+}
+
 #[test]
 fn snapshot_round_trip() {
     let dir = tempfile::tempdir().unwrap();
