@@ -273,17 +273,17 @@ pub async fn verify(node: &Node) -> Result<Vec<VerifyRow>> {
             other => return Err(unexpected(&other)),
         };
         let members = node.group(group)?.members();
-        let answers = futures::future::join_all(members.iter().map(|(member, addr, _)| async move {
-            if *member == node.identity.node_id {
-                return Ok(node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?.map(|d| d.total));
-            }
-            let payload = encode(&Call::ChecksumAt { group, index })?;
-            let bytes = node.transport.call_service(addr, payload, CHECKSUM_TIMEOUT + CALL_TIMEOUT).await?;
-            match decode::<Reply>(&bytes)? {
+        let answers = ask_replicas(
+            node,
+            (group, index),
+            &members,
+            &Call::ChecksumAt { group, index },
+            |d| d.total,
+            |reply| match reply {
                 Reply::Checksum(checksum) => Ok(checksum),
                 other => Err(unexpected(&other)),
-            }
-        }))
+            },
+        )
         .await;
         let computed: std::collections::BTreeSet<&String> =
             answers.iter().filter_map(|a| a.as_ref().ok().and_then(Option::as_ref)).collect();
@@ -307,20 +307,47 @@ pub async fn verify(node: &Node) -> Result<Vec<VerifyRow>> {
     Ok(rows)
 }
 
+/// Asks every one of `members` for what `call` asks about the checksum
+/// entry `index` of `group`: this node answers from its own digest through
+/// `own`, the others over the transport, their replies read by `read`.
+/// `Ok(None)`: that replica has no checksum for the entry.
+async fn ask_replicas<T>(
+    node: &Node,
+    (group, index): (GroupId, u64),
+    members: &[(NodeId, String, bool)],
+    call: &Call,
+    own: fn(shoal_storage::ContentDigest) -> T,
+    read: fn(Reply) -> Result<Option<T>>,
+) -> Vec<Result<Option<T>>> {
+    let payload = encode(call);
+    futures::future::join_all(members.iter().map(|(member, addr, _)| {
+        let payload = payload.clone();
+        async move {
+            if *member == node.identity.node_id {
+                return Ok(node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?.map(own));
+            }
+            let bytes = node.transport.call_service(addr, payload?, CHECKSUM_TIMEOUT + CALL_TIMEOUT).await?;
+            read(decode::<Reply>(&bytes)?)
+        }
+    }))
+    .await
+}
+
 /// The tables whose checksums at the checksum entry `index` of `group`
 /// differ between those of `members` that answer, by name.
 async fn differing_tables(node: &Node, group: GroupId, index: u64, members: &[(NodeId, String, bool)]) -> Vec<String> {
-    let answers = futures::future::join_all(members.iter().map(|(member, addr, _)| async move {
-        if *member == node.identity.node_id {
-            return Ok(node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?.map(|d| d.tables));
-        }
-        let payload = encode(&Call::TableChecksumsAt { group, index })?;
-        let bytes = node.transport.call_service(addr, payload, CHECKSUM_TIMEOUT + CALL_TIMEOUT).await?;
-        match decode::<Reply>(&bytes)? {
+    let call = Call::TableChecksumsAt { group, index };
+    let answers = ask_replicas(
+        node,
+        (group, index),
+        members,
+        &call,
+        |d| d.tables,
+        |reply| match reply {
             Reply::TableChecksums(tables) => Ok(tables),
             other => Err(unexpected(&other)),
-        }
-    }))
+        },
+    )
     .await;
     // Table → the checksums the replicas hold for it (a table missing on
     // a replica counts as a checksum of its own).
