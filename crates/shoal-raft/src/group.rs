@@ -1242,7 +1242,7 @@ async fn run_batcher(group: std::sync::Weak<Group>, mut rx: mpsc::Receiver<Batch
             slot = Some(group.write_slot.clone().lock_owned().await);
         }
         let items = gather_batch(std::mem::take(&mut next), &mut rx).await;
-        match run_batch(&group, items, in_flight.is_empty()).await {
+        match run_batch(&group, items, in_flight.front_mut()).await {
             Started::Proposed(batch) => in_flight.push_back(batch),
             Started::Done => {}
             Started::NotNow(items) => match in_flight.pop_front() {
@@ -1344,6 +1344,17 @@ fn redo_batch(
     restore_draws(replica, &cancelled.ctx, &draws)
 }
 
+/// The error of the first batch of a pipeline when Raft has already
+/// answered it with one. Its outcome is polled once: ready, it is kept for
+/// the batcher to deliver as usual.
+fn first_refused(first: &mut InFlight) -> Option<Error> {
+    use futures::FutureExt;
+    let settled = (&mut first.outcome).now_or_never()?;
+    let refused = settled.as_ref().err().cloned();
+    first.outcome = Box::pin(std::future::ready(settled));
+    refused
+}
+
 /// How [`run_batch`] ended.
 enum Started {
     /// Its entry is in its Raft round.
@@ -1356,11 +1367,12 @@ enum Started {
 }
 
 /// Executes `items` on the writer — in a new transaction when nothing is in
-/// flight (`alone`), or as the second batch of the open one — each statement
-/// in its own savepoint, and submits what succeeded as one entry. A pipeline
-/// is at most that pair, so nothing is in flight between pipelines and the
-/// batcher gives the write slot up there.
-async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> Started {
+/// flight, or as the second batch of the open one when `first` is in
+/// flight — each statement in its own savepoint, and submits what succeeded
+/// as one entry. A pipeline is at most that pair, so nothing is in flight
+/// between pipelines and the batcher gives the write slot up there.
+async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, mut first: Option<&mut InFlight>) -> Started {
+    let alone = first.is_none();
     if alone {
         if let Err(e) = group.await_term_applied().await {
             for item in items {
@@ -1504,6 +1516,27 @@ async fn run_batch(group: &Arc<Group>, items: Vec<BatchItem>, alone: bool) -> St
         }
         return Started::Done;
     }
+    if let Some(first) = first.as_mut() {
+        // The second ran on top of the first's effects, so it must not
+        // reach the log if the first did not: replayed without them, one
+        // of its statements could fail where it succeeded here, and every
+        // replica would stop on it. Raft handles requests in order, so once
+        // this no-op has been through its loop the first was appended or
+        // refused; a refusal has already answered (and rolled back both).
+        let _ = group.raft.with_raft_state(|_| ()).await;
+        if let Some(refused) = first_refused(first) {
+            let _ = group.abandon(proposal);
+            let err = Error::environment(
+                SqlState::SERIALIZATION_FAILURE,
+                format!("the write batch this one was pipelined behind did not commit: {}", refused.message),
+            )
+            .with_hint("this write was not committed; retry it");
+            for Waiting { reply, .. } in waiting {
+                let _ = reply.send(Err(err.clone()));
+            }
+            return Started::Done;
+        }
+    }
     group.write_batches.fetch_add(1, Ordering::Relaxed);
     group.batched_statements.fetch_add(waiting.len() as u64, Ordering::Relaxed);
     if pipelined {
@@ -1550,6 +1583,31 @@ mod tests {
             assert_eq!((a.0.changes, b.0.changes), expected, "replayed: {replayed}");
             assert_eq!((a.1, b.1), (9, 9));
         }
+    }
+
+    /// A pipeline's second batch is submitted only if Raft did not already
+    /// refuse the first; peeking at the first's outcome keeps it for the
+    /// batcher, whatever it was.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refused_first_batch_is_seen_and_its_outcome_kept() {
+        let in_flight = |outcome: Outcome| InFlight { outcome, waiting: Vec::new() };
+        let refusal = Error::environment(SqlState::SERIALIZATION_FAILURE, "not the leader");
+        let mut refused = in_flight(Box::pin(std::future::ready(Err(refusal))));
+        assert_eq!(first_refused(&mut refused).map(|e| e.message), Some("not the leader".to_string()));
+        assert!(refused.outcome.await.is_err(), "the refusal is still delivered");
+
+        let mut committed = in_flight(Box::pin(std::future::ready(Ok(Committed { index: 4, replayed: None }))));
+        assert!(first_refused(&mut committed).is_none());
+        assert_eq!(committed.outcome.await.unwrap().index, 4);
+
+        let (tx, rx) = oneshot::channel::<u64>();
+        let mut open = in_flight(Box::pin(async move {
+            let index = rx.await.map_err(|_| Error::internal("dropped"))?;
+            Ok(Committed { index, replayed: None })
+        }));
+        assert!(first_refused(&mut open).is_none(), "still in its round");
+        tx.send(9).unwrap();
+        assert_eq!(open.outcome.await.unwrap().index, 9);
     }
 
     /// Sessions that need a few polls before they queue (reading, parsing,
