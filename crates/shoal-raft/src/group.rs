@@ -1156,9 +1156,9 @@ struct InFlight {
 }
 
 /// Answers a batch's sessions. A replayed entry's outputs replace those of
-/// the batch's execution: its statements ran on a state the log did not
-/// lead to (a pipelined pair whose first proposal Raft refused), and the
-/// replay is what every replica applied.
+/// the batch's execution: the batch's transaction was given up (a snapshot
+/// install, say) while Raft still committed its entry, so what every
+/// replica applied is the replay.
 fn deliver(waiting: Vec<Waiting>, outcome: Result<Committed>) {
     match outcome {
         Ok(Committed { index, mut replayed }) => {
