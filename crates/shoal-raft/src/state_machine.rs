@@ -225,6 +225,7 @@ impl StateMachine {
 
     /// Applies `entries` in one hold of the replica lock and publishes what
     /// readers may now see; returns each entry's response.
+    ///
     /// `proposed_here[i]` says whether entry `i` has a proposer waiting on
     /// this node, which is told a replayed entry's outputs.
     fn apply_blocking(
