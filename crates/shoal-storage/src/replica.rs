@@ -85,13 +85,6 @@ pub enum Applied {
     Replayed(Vec<QueryOutput>),
 }
 
-impl Applied {
-    /// True when the open transaction's effects were committed.
-    pub fn committed_local(&self) -> bool {
-        matches!(self, Applied::Local)
-    }
-}
-
 /// The rows and change count a statement produced.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueryOutput {
@@ -462,11 +455,7 @@ impl Replica {
     /// it is committed now; otherwise the whole transaction is rolled back.
     /// Returns true when the applied state changed (see `visible_index`).
     pub fn abandon(&mut self, proposal: ProposalId) -> Result<bool> {
-        if !self.pending.contains(&proposal) {
-            return Ok(false);
-        }
-        if !self.in_txn {
-            self.pending.retain(|p| *p != proposal);
+        if !self.in_txn || !self.pending.contains(&proposal) {
             return Ok(false);
         }
         if self.next_open() && self.pending.last() == Some(&proposal) {

@@ -50,7 +50,7 @@ fn nondeterministic_log(seed: u64) -> Vec<Command> {
 fn replay_into(dir: &std::path::Path, name: &str, log: &[Command]) -> Replica {
     let mut replica = Replica::open(&dir.join(name)).unwrap();
     for (i, command) in log.iter().enumerate() {
-        assert!(!replica.apply(command, applied(i as u64 + 1)).unwrap().committed_local());
+        assert!(matches!(replica.apply(command, applied(i as u64 + 1)).unwrap(), Applied::Replayed(_)));
     }
     replica
 }
@@ -95,7 +95,7 @@ fn leader_commit_matches_replay() {
         let mut entry = command.clone();
         entry.proposal = Some(proposal);
         assert!(
-            leader.apply(&entry, applied(i as u64 + 1)).unwrap().committed_local(),
+            matches!(leader.apply(&entry, applied(i as u64 + 1)).unwrap(), Applied::Local),
             "leader must commit, not replay"
         );
     }
@@ -349,7 +349,7 @@ fn sequence_log(leader: &mut Replica) -> (Vec<Command>, Vec<i64>) {
             txns: vec![TxnRecord { ctx, stmts: recorded, ..Default::default() }],
             checksum: false,
         };
-        assert!(leader.apply(&command, applied(i as u64 + 1)).unwrap().committed_local());
+        assert!(matches!(leader.apply(&command, applied(i as u64 + 1)).unwrap(), Applied::Local));
         commands.push(command);
     }
     (commands, drawn)
@@ -491,10 +491,10 @@ mod pipelined {
         let dir = tempfile::tempdir().unwrap();
         let (mut replica, reader) = leader(dir.path());
         let (first, second) = pair(&mut replica);
-        assert!(replica.apply(&first, applied(2)).unwrap().committed_local());
+        assert!(matches!(replica.apply(&first, applied(2)).unwrap(), Applied::Local));
         assert_eq!(replica.visible_index(), 1, "the first's effects wait for the second");
         assert_eq!(ids(&reader), Vec::<i64>::new());
-        assert!(replica.apply(&second, applied(3)).unwrap().committed_local());
+        assert!(matches!(replica.apply(&second, applied(3)).unwrap(), Applied::Local));
         assert_eq!(replica.visible_index(), 3);
         assert_eq!(ids(&reader), vec![10, 20]);
     }
@@ -518,7 +518,7 @@ mod pipelined {
         let (first, _second) = pair(&mut replica);
         assert!(!replica.abandon(proposal(2)).unwrap());
         assert!(replica.is_pending(proposal(1)) && !replica.is_pending(proposal(2)));
-        assert!(replica.apply(&first, applied(2)).unwrap().committed_local());
+        assert!(matches!(replica.apply(&first, applied(2)).unwrap(), Applied::Local));
         assert_eq!(ids(&reader), vec![10]);
         assert_eq!(replica.visible_index(), 2);
     }
@@ -541,10 +541,10 @@ mod pipelined {
         let (first, second) = pair(&mut replica);
         replica.apply(&first, applied(2)).unwrap();
         // A new leader's entry lands at 3, before this node's second batch.
-        assert!(!replica.apply(&insert(30), applied(3)).unwrap().committed_local());
+        assert!(matches!(replica.apply(&insert(30), applied(3)).unwrap(), Applied::Replayed(_)));
         assert_eq!(ids(&reader), vec![10, 30]);
         // If the second is committed later after all, it is replayed.
-        assert!(!replica.apply(&second, applied(4)).unwrap().committed_local());
+        assert!(matches!(replica.apply(&second, applied(4)).unwrap(), Applied::Replayed(_)));
         assert_eq!(ids(&reader), vec![10, 20, 30]);
         assert_eq!(replica.visible_index(), 4);
     }
@@ -566,7 +566,7 @@ mod pipelined {
         execute(&mut replica, &aborted);
         // Another leader's entry commits first: the open transaction is aborted.
         let foreign = insert(30);
-        assert!(!replica.apply(&foreign, applied(2)).unwrap().committed_local());
+        assert!(matches!(replica.apply(&foreign, applied(2)).unwrap(), Applied::Replayed(_)));
         assert!(!replica.in_txn());
         let ctx = aborted.txns[0].ctx;
         for refused in [
@@ -586,7 +586,7 @@ mod pipelined {
         replica.begin().unwrap();
         replica.push_pending(proposal(2)).unwrap();
         execute(&mut replica, &batch);
-        assert!(replica.apply(&batch, applied(3)).unwrap().committed_local());
+        assert!(matches!(replica.apply(&batch, applied(3)).unwrap(), Applied::Local));
         assert_eq!(ids(&reader), vec![20, 30]);
 
         let follower = replay_into(dir.path(), "follower", &[leader_ddl(), foreign, batch]);
@@ -637,7 +637,7 @@ mod pipelined {
         assert_eq!(reopened.applied().index, 1, "SQLite's applied index precedes the deferred entry");
         let mut replayed = first.clone();
         replayed.proposal = None;
-        assert!(!reopened.apply(&replayed, applied(2)).unwrap().committed_local());
+        assert!(matches!(reopened.apply(&replayed, applied(2)).unwrap(), Applied::Replayed(_)));
         let reader = rusqlite::Connection::open(dir.path().join("leader.db")).unwrap();
         assert_eq!(ids(&reader), vec![10]);
     }
