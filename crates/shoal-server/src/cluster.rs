@@ -277,7 +277,7 @@ pub async fn verify(node: &Node) -> Result<Vec<VerifyRow>> {
             node,
             (group, index),
             &members,
-            &Call::ChecksumAt { group, index },
+            |group, index| Call::ChecksumAt { group, index },
             |d| d.total,
             |reply| match reply {
                 Reply::Checksum(checksum) => Ok(checksum),
@@ -307,7 +307,7 @@ pub async fn verify(node: &Node) -> Result<Vec<VerifyRow>> {
     Ok(rows)
 }
 
-/// Asks every one of `members` for what `call` asks about the checksum
+/// Asks every one of `members` for what `call(group, index)` asks about the checksum
 /// entry `index` of `group`: this node answers from its own digest through
 /// `own`, the others over the transport, their replies read by `read`.
 /// `Ok(None)`: that replica has no checksum for the entry.
@@ -315,11 +315,11 @@ async fn ask_replicas<T>(
     node: &Node,
     (group, index): (GroupId, u64),
     members: &[(NodeId, String, bool)],
-    call: &Call,
+    call: fn(GroupId, u64) -> Call,
     own: fn(shoal_storage::ContentDigest) -> T,
     read: fn(Reply) -> Result<Option<T>>,
 ) -> Vec<Result<Option<T>>> {
-    let payload = encode(call);
+    let payload = encode(&call(group, index));
     futures::future::join_all(members.iter().map(|(member, addr, _)| {
         let payload = payload.clone();
         async move {
@@ -336,12 +336,11 @@ async fn ask_replicas<T>(
 /// The tables whose checksums at the checksum entry `index` of `group`
 /// differ between those of `members` that answer, by name.
 async fn differing_tables(node: &Node, group: GroupId, index: u64, members: &[(NodeId, String, bool)]) -> Vec<String> {
-    let call = Call::TableChecksumsAt { group, index };
     let answers = ask_replicas(
         node,
         (group, index),
         members,
-        &call,
+        |group, index| Call::TableChecksumsAt { group, index },
         |d| d.tables,
         |reply| match reply {
             Reply::TableChecksums(tables) => Ok(tables),
