@@ -17,11 +17,14 @@
 //! * [`ExecContext`] — the timestamp and random seed a transaction runs with,
 //!   recorded in the Raft log so every replica computes the same `now()` and
 //!   `random()`.
+//! * [`shard`] — the shard hash: which shard of a distributed table a key
+//!   belongs to, computed the same way by the server and the ORM.
 
 pub mod context;
 pub mod convert;
 pub mod error;
 pub mod numeric;
+pub mod shard;
 pub mod types;
 pub mod value;
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use shoal_common::{Result, Value};
 use shoal_raft::{GroupStatus, NodeId, Reader};
-use shoal_sql::{AdminCall, Catalog, SystemView};
+use shoal_sql::{AdminCall, Catalog, Distribution, SystemView};
 use shoal_storage::from_sqlite;
 
 use crate::cluster::{self, NodeStatus, VerifyRow};
@@ -212,17 +212,46 @@ pub fn refresh_system_views(conn: &shoal_storage::Connection, state: &SystemStat
             insert("replicas", row)?;
         }
     }
+    let data_leader = state
+        .groups
+        .iter()
+        .find(|g| g.kind == "data")
+        .and_then(|g| g.status.leader)
+        .map_or(Value::Null, |id| Value::Integer(id as i64));
     for table in catalog.tables.values() {
+        let (shard_key, shards) = match &table.distribution {
+            Distribution::Hash { column, shards } => (Value::Text(column.clone()), *shards),
+            Distribution::Local | Distribution::Reference => (Value::Null, 1),
+        };
         insert(
             "tables",
             vec![
                 Value::Text(table.name.clone()),
-                Value::Text("local".into()),
+                Value::Text(table.distribution.kind().into()),
                 Value::Integer(crate::node::DATA_GROUP as i64),
                 Value::Integer(table.columns.len() as i64),
                 Value::Text(table.primary_key.join(",")),
+                shard_key.clone(),
+                Value::Integer(shards as i64),
             ],
         )?;
+        if let Distribution::Hash { shards, .. } = &table.distribution {
+            // Every shard lives in the one data group until groups are placed apart.
+            for index in 0..*shards {
+                let (min, max) = shoal_common::shard::range(index, *shards);
+                insert(
+                    "shards",
+                    vec![
+                        Value::Text(table.name.clone()),
+                        Value::Integer(index as i64 + 1),
+                        Value::Integer(min),
+                        Value::Integer(max),
+                        Value::Integer(crate::node::DATA_GROUP as i64),
+                        data_leader.clone(),
+                    ],
+                )?;
+            }
+        }
     }
     Ok(())
 }

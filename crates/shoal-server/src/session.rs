@@ -32,7 +32,7 @@ use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_pgwire::{Canceller, Column, Notice, Prepared, Session, StatementResult, TransactionStatus};
 use shoal_raft::{GroupId, Reader};
 use shoal_sql::Stmt;
-use shoal_sql::{AdminCall, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
+use shoal_sql::{AdminCall, OutputColumn, Plan, Route, SettingArg, SystemReads, TxnControl, WriteKind};
 use shoal_storage::determinism::StatementScope;
 use shoal_storage::QueryOutput;
 use shoal_storage::SessionSequences;
@@ -596,6 +596,7 @@ impl ShoalSession {
                 })
             }
             Plan::Show { name } => self.show(&name),
+            Plan::Explain { statement, route } => self.explain(*statement, &route, params).await,
             Plan::DeclareCursor { name, query, scroll } => self.declare_cursor(name, *query, scroll, params).await,
             Plan::Fetch(fetch) => self.fetch(&fetch),
             Plan::CloseCursor(name) => {
@@ -611,6 +612,52 @@ impl ShoalSession {
                 Ok(StatementResult::Command { tag: "CLOSE CURSOR".into() })
             }
         }
+    }
+
+    /// `EXPLAIN`: the route (which shards, resolved with the bound
+    /// parameters), the SQLite SQL, and SQLite's plan for it, indented by
+    /// depth. The statement itself is not run.
+    async fn explain(&mut self, statement: Plan, route: &Route, mut params: Vec<Value>) -> Result<StatementResult> {
+        let (sql, reads, sequence_state) = match statement {
+            Plan::Query { sql, reads, sequence_state, .. } => (sql, reads, sequence_state),
+            Plan::Write { sql, mut lifted, sequence_state, .. } => {
+                params.append(&mut lifted);
+                (sql, SystemReads::default(), sequence_state)
+            }
+            _ => return Err(Error::internal("EXPLAIN of a statement that is neither a query nor a write")),
+        };
+        let mut lines = route_lines(route, &params);
+        lines.push(format!("SQLite: {sql}"));
+        if sequence_state {
+            params.push(Value::Text(self.sequences.encode()));
+        }
+        let plan_sql = format!("EXPLAIN QUERY PLAN {sql}");
+        let output = if reads == SystemReads::default() {
+            self.read(plan_sql, params).await?
+        } else {
+            self.read_catalog(plan_sql, params, reads).await?
+        };
+        // Rows are (id, parent, notused, detail); a step is indented under its parent.
+        let mut depth: BTreeMap<i64, usize> = BTreeMap::new();
+        for row in &output.rows {
+            let int = |v: Option<&Value>| match v {
+                Some(Value::Integer(i)) => *i,
+                _ => 0,
+            };
+            let (id, parent) = (int(row.first()), int(row.get(1)));
+            let level = depth.get(&parent).map_or(1, |d| d + 1);
+            depth.insert(id, level);
+            let detail = match row.get(3) {
+                Some(Value::Text(t)) => t.clone(),
+                _ => String::new(),
+            };
+            lines.push(format!("{}{detail}", "  ".repeat(level)));
+        }
+        Ok(StatementResult::Rows {
+            columns: Arc::new(vec![text_column("QUERY PLAN")]),
+            rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
+            tag: "EXPLAIN".into(),
+        })
     }
 
     // ----- cursors -----------------------------------------------------------
@@ -1178,6 +1225,12 @@ impl ShoalSession {
                 _ => (Vec::new(), Vec::new()),
             },
             Plan::SetConfig { param_types, .. } => (param_types.clone(), vec![text_column("set_config")]),
+            Plan::Explain { statement, .. } => match statement.as_ref() {
+                Plan::Query { param_types, .. } | Plan::Write { param_types, .. } => {
+                    (param_types.clone(), vec![text_column("QUERY PLAN")])
+                }
+                _ => (Vec::new(), vec![text_column("QUERY PLAN")]),
+            },
             // Described like the rows `show` answers with.
             Plan::Show { name } if name == "all" => (Vec::new(), vec![text_column("name"), text_column("setting")]),
             Plan::Show { name } => (Vec::new(), vec![text_column(&show_column(name))]),
@@ -1226,6 +1279,37 @@ fn canonical_setting(name: &str) -> String {
         "names" => "client_encoding".to_string(),
         _ => name,
     }
+}
+
+/// The `Route:` lines of `EXPLAIN`: per distributed table, the shards
+/// reached and why; every shard lives in the data group today.
+fn route_lines(route: &Route, params: &[Value]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for t in &route.distributed {
+        let shards = t.shards(params);
+        let (n, k) = (t.shard_count, shards.len());
+        let line = match &t.keys {
+            None => format!("Route: {}: all {n} shards ({}), on group {DATA_GROUP}", t.table, t.why_all),
+            Some(_) => {
+                let numbers: Vec<String> = shards.iter().map(|s| (s + 1).to_string()).collect();
+                let noun = if k == 1 { "shard" } else { "shards" };
+                format!(
+                    "Route: {}: {k} of {n} shards ({} → {noun} {}), on group {DATA_GROUP}",
+                    t.table,
+                    t.keys_text(),
+                    numbers.join(", ")
+                )
+            }
+        };
+        lines.push(line);
+    }
+    if !route.reference.is_empty() {
+        lines.push(format!("Route: reference tables {}: the copy on group {DATA_GROUP}", route.reference.join(", ")));
+    }
+    if lines.is_empty() {
+        lines.push(format!("Route: group {DATA_GROUP} (no distributed table)"));
+    }
+    lines
 }
 
 fn text_column(name: &str) -> Column {

@@ -137,6 +137,9 @@ pub struct Binder<'a> {
     pub value_rows: Option<Vec<Vec<String>>>,
     /// Constants lifted out of the SQL text into parameters, in order.
     pub lifted: Vec<Value>,
+    /// Every table and view the statement names, once per mention (the
+    /// router's input: see `crate::route`).
+    pub relations: Vec<String>,
 }
 
 impl<'a> Binder<'a> {
@@ -149,6 +152,7 @@ impl<'a> Binder<'a> {
             depth: 0,
             fresh: 0,
             reads: SystemReads::default(),
+            relations: Vec::new(),
             sequence_writes: false,
             sequence_state: false,
             value_rows: None,

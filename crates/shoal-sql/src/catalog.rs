@@ -42,6 +42,33 @@ pub struct Table {
     pub unique: Vec<UniqueDef>,
     pub foreign_keys: Vec<ForeignKeyDef>,
     pub checks: Vec<CheckDef>,
+    /// How the table's rows are spread over shards (`CREATE TABLE … WITH (…)`).
+    #[serde(default)]
+    pub distribution: Distribution,
+}
+
+/// How a table's rows are placed (DESIGN.md §6).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Distribution {
+    /// Lives in one group (the default).
+    #[default]
+    Local,
+    /// Split by the hash of `column` into `shards` equal hash ranges
+    /// (`WITH (shard_key = 'column', shards = n)`); see `shoal_common::shard`.
+    Hash { column: String, shards: u32 },
+    /// Copied to every shard (`WITH (reference = true)`).
+    Reference,
+}
+
+impl Distribution {
+    /// The name `shoal.tables.kind` shows.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Distribution::Local => "local",
+            Distribution::Hash { .. } => "distributed",
+            Distribution::Reference => "reference",
+        }
+    }
 }
 
 /// A column with its PostgreSQL type.

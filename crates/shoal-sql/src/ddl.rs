@@ -20,7 +20,9 @@ use shoal_common::{DataType, Error, Result, SqlState};
 use sqlparser::ast::{self, ColumnOption, TableConstraint};
 
 use crate::binder::{self, fold, object_name, quote, storage, Binder, Col, Rel, Scope, Storage};
-use crate::catalog::{Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Table, UniqueDef, ViewColumn, ViewDef};
+use crate::catalog::{
+    Catalog, CheckDef, ColumnDef, Distribution, ForeignKeyDef, IndexDef, Table, UniqueDef, ViewColumn, ViewDef,
+};
 use crate::plan::Plan;
 use crate::sequence::{self, draws_from_sequence};
 
@@ -70,6 +72,7 @@ impl Binder<'_> {
             unique: vec![],
             foreign_keys: vec![],
             checks: vec![],
+            distribution: Distribution::Local,
         };
         let mut draft = Draft { table, column_sql: vec![], constraint_sql: vec![] };
         let mut serial_cols: Vec<(String, Vec<ast::SequenceOptions>)> = Vec::new();
@@ -126,6 +129,7 @@ impl Binder<'_> {
         for tc in &ct.constraints {
             self.table_constraint(&mut draft, tc)?;
         }
+        draft.table.distribution = distribution(&ct.table_options, &draft.table)?;
         let mut sequence_sql = Vec::new();
         for (col, options) in &serial_cols {
             if draft.table.column(col).is_some_and(|(_, c)| c.default.is_some()) {
@@ -441,6 +445,13 @@ impl Binder<'_> {
                     if t.primary_key.contains(&cname) || t.unique.iter().any(|u| u.columns.contains(&cname)) {
                         return Err(Error::unsupported("dropping a primary-key or unique column"));
                     }
+                    if matches!(&t.distribution, Distribution::Hash { column, .. } if *column == cname) {
+                        return Err(Error::new(
+                            SqlState::FEATURE_NOT_SUPPORTED,
+                            format!("cannot drop column \"{cname}\": it is the shard key of \"{}\"", t.name),
+                        )
+                        .with_hint("A distributed table keeps its shard key; create a new table to change it."));
+                    }
                     let dropped: Vec<String> = catalog
                         .indexes
                         .values()
@@ -707,6 +718,11 @@ fn rename_column(catalog: &mut Catalog, t: &mut Table, old: &str, new: &str) {
         c.name = new.to_string();
     }
     fix(&mut t.primary_key);
+    if let Distribution::Hash { column, .. } = &mut t.distribution {
+        if column == old {
+            *column = new.to_string();
+        }
+    }
     for u in &mut t.unique {
         fix(&mut u.columns);
     }
@@ -715,6 +731,130 @@ fn rename_column(catalog: &mut Catalog, t: &mut Table, old: &str, new: &str) {
     }
     for ix in catalog.indexes.values_mut().filter(|i| i.table == t.name) {
         fix(&mut ix.columns);
+    }
+}
+
+/// The most shards a table may be split into when it is created.
+const MAX_SHARDS: u32 = 1024;
+
+/// Reads `CREATE TABLE … WITH (shard_key = 'col', shards = n, strategy =
+/// 'hash')` or `WITH (reference = true)`. Anything else in `WITH` is refused:
+/// PostgreSQL's storage parameters mean nothing to SQLite, and a silently
+/// ignored option is a misunderstanding waiting to happen.
+fn distribution(options: &ast::CreateTableOptions, table: &Table) -> Result<Distribution> {
+    let list = match options {
+        ast::CreateTableOptions::None => return Ok(Distribution::Local),
+        ast::CreateTableOptions::With(list) => list,
+        other => return Err(Error::unsupported(format!("the table options {other}"))),
+    };
+    let (mut shard_key, mut shards, mut reference) = (None, None, false);
+    for option in list {
+        let ast::SqlOption::KeyValue { key, value } = option else {
+            return Err(Error::unsupported(format!("the table option {option}")));
+        };
+        let name = key.to_string().to_lowercase();
+        let text = option_text(value);
+        let invalid = |what: &str| {
+            Error::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                format!("invalid value for parameter \"{name}\": \"{value}\""),
+            )
+            .with_hint(what.to_string())
+        };
+        match name.as_str() {
+            "shard_key" => shard_key = Some(fold_option(&text)),
+            "shards" => {
+                let n: u32 = text
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_SHARDS).contains(n))
+                    .ok_or_else(|| invalid(&format!("shards is a whole number from 1 to {MAX_SHARDS}")))?;
+                shards = Some(n);
+            }
+            "strategy" => match text.to_lowercase().as_str() {
+                "hash" => {}
+                "range" | "list" => {
+                    return Err(Error::unsupported(format!(
+                        "{text} distribution (only strategy = 'hash' exists today)"
+                    )))
+                }
+                _ => return Err(invalid("strategy is 'hash'")),
+            },
+            "reference" => {
+                reference = match text.to_lowercase().as_str() {
+                    "true" | "on" | "1" => true,
+                    "false" | "off" | "0" => false,
+                    _ => return Err(invalid("reference is true or false")),
+                }
+            }
+            _ => {
+                return Err(Error::new(SqlState::INVALID_PARAMETER_VALUE, format!("unrecognized parameter \"{name}\""))
+                    .with_hint("Shoal's table options are shard_key, shards, strategy and reference."))
+            }
+        }
+    }
+    match (shard_key, reference) {
+        (Some(_), true) => Err(Error::new(
+            SqlState::INVALID_TABLE_DEFINITION,
+            "a reference table is copied to every shard and has no shard_key",
+        )
+        .with_hint("Give either shard_key or reference = true, not both.")),
+        (None, true) if shards.is_some() => Err(Error::new(
+            SqlState::INVALID_TABLE_DEFINITION,
+            "a reference table is copied to every shard and takes no shards option",
+        )),
+        (None, true) => Ok(Distribution::Reference),
+        (None, false) if shards.is_some() => {
+            Err(Error::new(SqlState::INVALID_TABLE_DEFINITION, "shards needs a shard_key to split the table by")
+                .with_hint("Add shard_key = '<column>'."))
+        }
+        (None, false) => Ok(Distribution::Local),
+        (Some(column), false) => {
+            let Some((_, col)) = table.column(&column) else {
+                return Err(Error::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!("shard key column \"{column}\" does not exist in \"{}\"", table.name),
+                ));
+            };
+            if shard_key_kind(&col.data_type).is_none() {
+                return Err(Error::unsupported(format!(
+                    "a shard key of type {} (use smallint, integer, bigint, text or varchar)",
+                    col.data_type
+                )));
+            }
+            Ok(Distribution::Hash { column, shards: shards.unwrap_or(1) })
+        }
+    }
+}
+
+/// The shard hash's key kind for a column type, if a table may be
+/// distributed by such a column.
+pub fn shard_key_kind(ty: &DataType) -> Option<shoal_common::shard::KeyKind> {
+    use shoal_common::shard::KeyKind;
+    match ty {
+        DataType::Int2 | DataType::Int4 | DataType::Int8 => Some(KeyKind::Integer),
+        DataType::Text | DataType::Varchar(_) => Some(KeyKind::Text),
+        _ => None,
+    }
+}
+
+/// An option's value as text: `'id'`, `id`, `8`, `true`.
+fn option_text(value: &ast::Expr) -> String {
+    match value {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// A column named in an option folds like an identifier unless quoted
+/// inside the string (`shard_key = '"UserId"'`).
+fn fold_option(text: &str) -> String {
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => text.to_lowercase(),
     }
 }
 

@@ -19,11 +19,12 @@ use crate::query::{output_column, output_name};
 use crate::sequence::draws_from_sequence;
 
 impl Binder<'_> {
-    fn target(&self, name: &ast::ObjectName) -> Result<Table> {
+    fn target(&mut self, name: &ast::ObjectName) -> Result<Table> {
         let n = object_name(name)?;
         if self.catalog.view(&n).is_some() {
             return Err(Error::new(SqlState::WRONG_OBJECT_TYPE, format!("cannot change view \"{n}\"")));
         }
+        self.relations.push(n.clone());
         self.catalog
             .table(&n)
             .cloned()

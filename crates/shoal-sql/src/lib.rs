@@ -53,6 +53,7 @@ mod expr;
 mod func;
 mod grouping;
 mod query;
+pub mod route;
 mod sequence;
 mod session;
 mod system;
@@ -61,13 +62,15 @@ mod system_views;
 /// PostgreSQL identifier folding (unquoted names are lower-cased).
 pub use binder::fold as fold_ident;
 pub use catalog::{
-    Catalog, CheckDef, ColumnDef, ForeignKeyDef, IndexDef, SequenceDef, Table, UniqueDef, ViewColumn, ViewDef,
+    Catalog, CheckDef, ColumnDef, Distribution, ForeignKeyDef, IndexDef, SequenceDef, Table, UniqueDef, ViewColumn,
+    ViewDef,
 };
 pub use errors::{
     map_sqlite_error, map_write_error, unique_key_probe, unique_violation_detail, write_target, WriteTarget,
 };
 pub use parser::{parse, AlterSequence, AlterSequenceAction, Fetch, FetchDirection, Stmt};
 pub use plan::{AdminCall, KeyProbe, OutputColumn, Plan, SettingArg, SystemReads, TxnControl, WriteKind};
+pub use route::{KeyValue, Route, TableRoute};
 pub use system::catalog_schema_sql;
 pub use system_views::{membership_view, system_views, verify_view, SystemView};
 
@@ -87,11 +90,20 @@ pub fn plan(stmt: &Stmt, catalog: &Catalog, param_types: &[Option<DataType>]) ->
     if let Some(p) = session::transaction(stmt) {
         return p;
     }
+    if let Statement::Explain { .. } = stmt {
+        return explain(stmt, catalog, param_types);
+    }
+    plan_sql(stmt, catalog, param_types).map(|(plan, _)| plan)
+}
+
+/// Plans a statement other than transaction control and `EXPLAIN`; also
+/// returns the relations it names (see [`route::route`]).
+fn plan_sql(stmt: &Statement, catalog: &Catalog, param_types: &[Option<DataType>]) -> Result<(Plan, Vec<String>)> {
     let mut b = Binder::new(catalog, param_types);
     let plan = match stmt {
         Statement::Query(q) => {
             if let Some(plan) = session::set_config(q) {
-                return plan;
+                return plan.map(|p| (p, Vec::new()));
             }
             if !q.locks.is_empty() {
                 // FOR UPDATE/SHARE: a shard has one writer at a time, so the lock is implied.
@@ -115,9 +127,54 @@ pub fn plan(stmt: &Stmt, catalog: &Catalog, param_types: &[Option<DataType>]) ->
         Statement::Insert(i) => b.insert(i)?,
         Statement::Update(u) => b.update(u)?,
         Statement::Delete(d) => b.delete(d)?,
-        other => return plan_other(&mut b, other),
+        other => return plan_other(&mut b, other).map(|p| (p, Vec::new())),
     };
-    Ok(finish(plan, b.sequence_state, std::mem::take(&mut b.lifted)))
+    Ok((finish(plan, b.sequence_state, std::mem::take(&mut b.lifted)), b.relations))
+}
+
+/// `EXPLAIN [ ( option [, …] ) ] statement`: the statement's plan and route.
+/// Options PostgreSQL accepts that change nothing here (`VERBOSE`, `COSTS`,
+/// …) are accepted; `ANALYZE` and formats other than text are refused.
+fn explain(stmt: &Statement, catalog: &Catalog, param_types: &[Option<DataType>]) -> Result<Plan> {
+    use sqlparser::ast::{AnalyzeFormat, AnalyzeFormatKind, DescribeAlias};
+    let Statement::Explain { describe_alias, analyze, query_plan, estimate, statement, format, options, .. } = stmt
+    else {
+        return Err(Error::internal("explain() of another statement"));
+    };
+    if *describe_alias != DescribeAlias::Explain || *query_plan || *estimate {
+        return Err(Error::unsupported(format!("{describe_alias} in this form (use EXPLAIN statement)")));
+    }
+    let analyze_refused = || {
+        Error::unsupported("EXPLAIN ANALYZE").with_hint("EXPLAIN without ANALYZE shows the route and SQLite's plan.")
+    };
+    if *analyze {
+        return Err(analyze_refused());
+    }
+    if let Some(AnalyzeFormatKind::Keyword(f) | AnalyzeFormatKind::Assignment(f)) = format {
+        if *f != AnalyzeFormat::TEXT {
+            return Err(Error::unsupported(format!("EXPLAIN (FORMAT {f})")).with_hint("Use FORMAT TEXT."));
+        }
+    }
+    for option in options.iter().flatten() {
+        let name = binder::fold(&option.name);
+        let arg = option.arg.as_ref().map(|a| a.to_string().trim_matches('\'').to_lowercase());
+        let on = !matches!(arg.as_deref(), Some("false" | "off" | "0"));
+        match name.as_str() {
+            "analyze" if on => return Err(analyze_refused()),
+            "format" if arg.as_deref() != Some("text") => {
+                return Err(Error::unsupported(format!("EXPLAIN (FORMAT {})", arg.unwrap_or_default())))
+            }
+            "analyze" | "format" | "verbose" | "costs" | "settings" | "generic_plan" | "buffers" | "wal" | "timing"
+            | "summary" | "memory" | "serialize" => {}
+            _ => return Err(Error::syntax(format!("unrecognized EXPLAIN option \"{name}\""))),
+        }
+    }
+    let (inner, relations) = plan_sql(statement, catalog, param_types)?;
+    if !matches!(inner, Plan::Query { .. } | Plan::Write { .. }) {
+        return Err(Error::unsupported(format!("EXPLAIN of {}", statement_name(statement))));
+    }
+    let route = route::route(statement, &relations, catalog);
+    Ok(Plan::Explain { statement: Box::new(inner), route })
 }
 
 /// Numbers the parameters the binder placed after the client's: lifted

@@ -102,6 +102,14 @@ pub enum SettingArg {
 /// What the executor does for one statement.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Plan {
+    /// `EXPLAIN statement`: one text row per line, saying which shards the
+    /// statement reaches (resolved with the bound parameters), the SQLite
+    /// SQL it runs and SQLite's plan for it. The statement itself is not run.
+    Explain {
+        /// A [`Plan::Query`] or [`Plan::Write`].
+        statement: Box<Plan>,
+        route: crate::route::Route,
+    },
     /// A read-only statement run on SQLite (a `SELECT`, `VALUES`, `WITH … SELECT`,
     /// catalog queries included: `pg_catalog` and `information_schema` are
     /// attached SQLite schemas the executor fills from the catalog, and the

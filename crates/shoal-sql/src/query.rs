@@ -670,12 +670,14 @@ impl Binder<'_> {
             if let Some(cte) = self.ctes.iter().rev().find(|c| c.name == table) {
                 cte.cols.iter().map(|(n, t)| (n.clone(), t.clone(), 0, 0)).collect()
             } else if let Some(t) = self.catalog.table(&table) {
+                self.relations.push(table.clone());
                 t.columns
                     .iter()
                     .enumerate()
                     .map(|(i, c)| (c.name.clone(), c.data_type.clone(), t.oid, i as i16 + 1))
                     .collect()
             } else if let Some(v) = self.catalog.view(&table) {
+                self.relations.push(table.clone());
                 v.columns.iter().map(|c| (c.name.clone(), c.data_type.clone(), 0, 0)).collect()
             } else {
                 return Err(Error::new(SqlState::UNDEFINED_TABLE, format!("relation \"{table}\" does not exist")));

@@ -1,5 +1,5 @@
 //! Shoal's own system views: `shoal.nodes`, `shoal.groups`, `shoal.replicas`,
-//! `shoal.tables`.
+//! `shoal.tables`, `shoal.shards`.
 //!
 //! They live here, beside `pg_catalog`, so the binder resolves
 //! `shoal.<view>` with PostgreSQL output types, and the server creates the
@@ -85,6 +85,21 @@ pub fn system_views() -> Vec<SystemView> {
                 ("group_id", Int8),
                 ("column_count", Int8),
                 ("primary_key", Text),
+                ("shard_key", Text),
+                ("shard_count", Int8),
+            ],
+        ),
+        // One row per shard of each distributed table: the hash range it
+        // owns (see `shoal_common::shard`) and the group that holds it.
+        v(
+            "shards",
+            vec![
+                ("table_name", Text),
+                ("shard", Int8),
+                ("hash_min", Int8),
+                ("hash_max", Int8),
+                ("group_id", Int8),
+                ("leader_node", Int8),
             ],
         ),
     ]

@@ -239,7 +239,10 @@ pub fn checkpoint(conn: &Connection) -> Result<i64> {
 /// Runs a statement that must not write: refused (as a Shoal bug, never
 /// silently executed) if SQLite says it would modify a database.
 pub fn run_read_only(conn: &Connection, sql: &str, params: &[Value]) -> Result<QueryOutput> {
-    let readonly = conn.prepare_cached(sql).map_err(from_sqlite)?.readonly();
+    let stmt = conn.prepare_cached(sql).map_err(from_sqlite)?;
+    // SQLite reports `EXPLAIN <write>` as writing; explaining never writes.
+    let readonly = stmt.readonly() || stmt.is_explain() != 0;
+    drop(stmt);
     if !readonly {
         return Err(Error::internal(format!("refusing to run a writing statement on a read connection: {sql}")));
     }
