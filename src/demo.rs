@@ -19,22 +19,24 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT NOT NULL,
     email VARCHAR(120) UNIQUE,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
+) WITH (shard_key = 'id', shards = 4);
 CREATE TABLE IF NOT EXISTS orders (
     id BIGSERIAL PRIMARY KEY,
     user_id BIGINT NOT NULL REFERENCES users (id),
     amount NUMERIC(10,2) NOT NULL CHECK (amount > 0),
     status TEXT NOT NULL DEFAULT 'new',
     placed_at DATE NOT NULL
-);
+) WITH (shard_key = 'user_id', shards = 4);
 CREATE INDEX IF NOT EXISTS orders_user_idx ON orders (user_id);
 ";
 
-const TOUR: [(&str, &str); 4] = [
+const TOUR: [(&str, &str); 6] = [
     ("Orders per user", "SELECT u.name, count(o.id) AS orders, sum(o.amount) AS total FROM users u LEFT JOIN orders o ON o.user_id = u.id GROUP BY u.name ORDER BY total DESC NULLS LAST"),
     ("Running total by day", "SELECT placed_at, sum(amount) AS day_total, sum(sum(amount)) OVER (ORDER BY placed_at) AS running FROM orders GROUP BY placed_at ORDER BY placed_at LIMIT 5"),
     ("Replication state of this node", "SELECT group_id, kind, term, applied_index, log_size_bytes FROM shoal.groups ORDER BY group_id"),
-    ("Tables", "SELECT table_name, kind, column_count FROM shoal.tables ORDER BY table_name"),
+    ("Tables", "SELECT table_name, kind, shard_key, shard_count FROM shoal.tables ORDER BY table_name"),
+    ("Shards of orders (hash ranges; all in the data group today)", "SELECT shard, hash_min, hash_max, group_id FROM shoal.shards WHERE table_name = 'orders' ORDER BY shard"),
+    ("A query that fixes the shard key reaches one shard", "EXPLAIN SELECT amount, status FROM orders WHERE user_id = 3"),
 ];
 
 /// One in-process node of the demo cluster.

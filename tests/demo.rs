@@ -29,6 +29,8 @@ fn demo_loads_sample_data_and_runs_the_tour() {
     assert!(stdout.contains("Ada"), "sample users missing:\n{stdout}");
     assert!(stdout.contains("(8 rows)"), "expected 8 users in the tour:\n{stdout}");
     assert!(stdout.contains("Connect with:"), "{stdout}");
+    // The sample tables are distributed, and EXPLAIN shows a pinned key's route.
+    assert!(stdout.contains("Route: orders: 1 of 4 shards (user_id = 3 → shard"), "{stdout}");
     // Three nodes: the leader is stopped, another takes the write, and the
     // old leader comes back with it.
     assert!(stdout.contains("Failover: stopping node"), "{stdout}");

@@ -13,6 +13,8 @@ use syn::{Attribute, Ident, LitInt, LitStr, Result};
 pub struct StructAttrs {
     pub table: Option<String>,
     pub shard_key: Option<Ident>,
+    /// `shards = n`: how many hash shards Shoal splits the table into.
+    pub shards: Option<u32>,
     pub reference: bool,
     /// `(fields, unique, explicit name)` for `index(…)` and `unique(…)`.
     pub indexes: Vec<(Vec<Ident>, bool, Option<String>)>,
@@ -113,6 +115,13 @@ impl StructAttrs {
                     out.table = Some(string(&meta)?);
                 } else if meta.path.is_ident("shard_key") {
                     out.shard_key = Some(field_ref(&meta)?);
+                } else if meta.path.is_ident("shards") {
+                    let n: LitInt = meta.value()?.parse()?;
+                    let shards: u32 = n.base10_parse()?;
+                    if !(1..=1024).contains(&shards) {
+                        return Err(syn::Error::new(n.span(), "shards is a whole number from 1 to 1024"));
+                    }
+                    out.shards = Some(shards);
                 } else if meta.path.is_ident("reference") {
                     out.reference = true;
                 } else if meta.path.is_ident("index") || meta.path.is_ident("unique") {
@@ -137,11 +146,18 @@ impl StructAttrs {
                         _ => return Err(meta.error("check needs both `name = \"…\"` and `sql = \"…\"`")),
                     }
                 } else {
-                    return Err(meta
-                        .error("unknown model option (expected table, shard_key, reference, index, unique or check)"));
+                    return Err(meta.error(
+                        "unknown model option (expected table, shard_key, shards, reference, index, unique or check)",
+                    ));
                 }
                 Ok(())
             })?;
+        }
+        if out.shards.is_some() && out.shard_key.is_none() {
+            return Err(syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "shards needs a shard_key to split the table by",
+            ));
         }
         if out.reference && out.shard_key.is_some() {
             return Err(syn::Error::new(

@@ -145,7 +145,11 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         quote!(::shoal_orm::Distribution::Reference)
     } else if let Some(key) = &sattrs.shard_key {
         let col = &find(key)?.column;
-        quote!(::shoal_orm::Distribution::Sharded { column: #col })
+        let shards = match sattrs.shards {
+            Some(n) => quote!(::core::option::Option::Some(#n)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote!(::shoal_orm::Distribution::Sharded { column: #col, shards: #shards })
     } else {
         quote!(::shoal_orm::Distribution::Default)
     };

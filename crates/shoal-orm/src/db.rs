@@ -40,6 +40,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
+use crate::backend::shoal::ShardMap;
 use crate::backend::{self, BindParams, Connection, Executed, QueryResult, RowFn, RowSink, SendRowFn, StreamTask};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
@@ -516,6 +517,11 @@ pub trait Executor: Send + Sync + sealed::Sealed {
     fn __as_db(&self) -> Option<&Db>;
     #[doc(hidden)]
     fn __dyn(&self) -> &dyn Executor;
+    /// The shards of `table` on Shoal, for grouping eager loads; `None` on
+    /// other backends, for tables that are not distributed, or when the map
+    /// cannot be read (loads are then simply not grouped).
+    #[doc(hidden)]
+    fn __shard_map(&self, table: &'static str) -> BoxFuture<'_, Option<Arc<ShardMap>>>;
 }
 
 impl Db {
@@ -658,6 +664,24 @@ impl Executor for Db {
 
     fn __as_db(&self) -> Option<&Db> {
         Some(self)
+    }
+
+    fn __shard_map(&self, table: &'static str) -> BoxFuture<'_, Option<Arc<ShardMap>>> {
+        Box::pin(async move {
+            let state = self.core.shoal.as_ref()?;
+            if let Some(known) = state.cached_shard_map(table) {
+                return known;
+            }
+            if state.shard_view.is_absent() {
+                return None;
+            }
+            let mut conn = self.core.pool.acquire().await.ok()?;
+            conn.shard_map(table)
+                .await
+                .map_err(|e| tracing::debug!("shoal: the shard map of {table} could not be read: {e}"))
+                .ok()
+                .flatten()
+        })
     }
 
     fn __dyn(&self) -> &dyn Executor {

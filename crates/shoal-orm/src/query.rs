@@ -156,7 +156,7 @@ impl QueryParts {
 
     /// The shard key values the WHERE clause pins for `M`, if any.
     fn route<M: Model>(&self) -> Option<Route> {
-        let Distribution::Sharded { column } = M::TABLE.distribution else { return None };
+        let Distribution::Sharded { column, .. } = M::TABLE.distribution else { return None };
         let pinned = CondNode::And(self.filter.clone()).pinned_values(M::TABLE_NAME, column)?;
         Some(Route { table: M::TABLE_NAME, column, values: pinned })
     }
@@ -310,6 +310,13 @@ impl<M: Model, S> Select<M, S> {
     /// The shard key values this query pins, if it pins them.
     pub fn route(&self) -> Option<Route> {
         self.parts.route::<M>()
+    }
+
+    /// How the database would run this query, one line per row of its
+    /// plan, without running it. On Shoal the first lines are the route:
+    /// `Route: users: 1 of 4 shards (id = $1 → shard 3), on group 1`.
+    pub async fn explain(&self, ex: &(impl Executor + ?Sized)) -> Result<Vec<String>> {
+        explain(ex, self.stmt(ex)).await
     }
 
     async fn load_eager(&self, rows: &mut [M], ex: &(impl Executor + ?Sized)) -> Result<()> {
@@ -506,6 +513,20 @@ async fn scalar<T: SqlType>(ex: &(impl Executor + ?Sized), stmt: Stmt) -> Result
     }
 }
 
+/// Asks `ex` for the plan of `stmt` instead of running it; each row of
+/// the answer becomes one line (see [`crate::Dialect::explain_line`]).
+async fn explain(ex: &(impl Executor + ?Sized), mut stmt: Stmt) -> Result<Vec<String>> {
+    let dialect = ex.dialect();
+    stmt.sql = format!("{}{}", dialect.explain_prefix(), stmt.sql).into();
+    stmt.named = true;
+    stmt.single_row = false;
+    // Looking at a plan is not the application's workload: strict mode ignores it.
+    stmt.batched = true;
+    let result = ex.__fetch(stmt).await?;
+    let columns = result.columns.clone();
+    Ok(result.into_rows().map(|row| dialect.explain_line(&columns, row.values())).collect())
+}
+
 /// Runs `stmt` and decodes every row with `decode` as the driver reads it:
 /// synchronously where the backend is in-process (SQLite), else through
 /// the connection's `query_each` (PostgreSQL decodes from the wire row).
@@ -599,6 +620,11 @@ impl<S, Out: Send + 'static> Projection<S, Out> {
 
     pub fn to_sql(&self, ex: &(impl Executor + ?Sized)) -> String {
         self.stmt(ex).sql.into_owned()
+    }
+
+    /// How the database would run this query (see [`Query::explain`]).
+    pub async fn explain(&self, ex: &(impl Executor + ?Sized)) -> Result<Vec<String>> {
+        explain(ex, self.stmt(ex)).await
     }
 
     pub async fn all(self, ex: &(impl Executor + ?Sized)) -> Result<Vec<Out>> {

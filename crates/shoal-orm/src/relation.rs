@@ -14,7 +14,10 @@
 //!
 //! One query per relation level, never one per parent. Key sets larger than
 //! `Options::eager_chunk_size` are split into chunks (each one `IN` query);
-//! outside a transaction the chunks run concurrently on the pool. A
+//! outside a transaction the chunks run concurrently on the pool. On Shoal,
+//! when the children are distributed by the column they are matched on,
+//! the keys are first grouped by shard: one query per shard touched, each
+//! reaching only its shard, run in parallel. A
 //! many-to-many relation joins its link table in the same query and reads
 //! the parent key from the extra column it selects.
 //!
@@ -223,7 +226,7 @@ fn chunk_stmt<C: Model>(spec: &RelationSpec<impl Sized, C>, keys: &[Value], ex: 
     let (sql, params) = w.finish();
     let route = (spec.through.is_none())
         .then(|| match &C::TABLE.distribution {
-            crate::schema::Distribution::Sharded { column } if *column == spec.child_column => {
+            crate::schema::Distribution::Sharded { column, .. } if *column == spec.child_column => {
                 Some(crate::db::Route { table: C::TABLE_NAME, column: spec.child_column, values: keys.to_vec() })
             }
             _ => None,
@@ -232,6 +235,36 @@ fn chunk_stmt<C: Model>(spec: &RelationSpec<impl Sized, C>, keys: &[Value], ex: 
     let mut stmt = Stmt::read(sql, params).on_table(&C::TABLE).routed(route).positional();
     stmt.batched = true;
     stmt
+}
+
+/// The keys grouped by the shard that owns them, when the children are
+/// distributed by the column they are matched on (Shoal), so each `IN`
+/// query reaches one shard and the shards' queries run in parallel; one
+/// group otherwise. Keys without a shard hash form a group of their own.
+async fn by_shard<P: Model, C: Model>(
+    spec: &RelationSpec<P, C>,
+    keys: Vec<Value>,
+    ex: &dyn Executor,
+) -> Vec<Vec<Value>> {
+    let sharded_on_key = spec.through.is_none()
+        && matches!(&C::TABLE.distribution, crate::schema::Distribution::Sharded { column, .. } if *column == spec.child_column);
+    if !sharded_on_key || keys.len() < 2 {
+        return vec![keys];
+    }
+    let Some(map) = ex.__shard_map(C::TABLE_NAME).await else { return vec![keys] };
+    let Some(ty) = C::TABLE.columns.iter().find(|c| c.name == spec.child_column).map(|c| c.ty) else {
+        return vec![keys];
+    };
+    if map.len() < 2 {
+        return vec![keys];
+    }
+    let mut groups: Vec<Vec<Value>> = vec![Vec::new(); map.len() + 1];
+    for key in keys {
+        let shard = map.shard_of(ty, &key).unwrap_or(map.len());
+        groups[shard].push(key);
+    }
+    groups.retain(|g| !g.is_empty());
+    groups
 }
 
 async fn load<P: Model, C: Model + Clone>(
@@ -261,7 +294,12 @@ async fn load<P: Model, C: Model + Clone>(
     drop(seen);
 
     let chunk = ex.__options().eager_chunk_size.clamp(1, ex.dialect().max_params());
-    let stmts: Vec<Stmt> = keys.chunks(chunk).map(|c| chunk_stmt(spec, c, ex)).collect();
+    let key_count = keys.len();
+    let stmts: Vec<Stmt> = by_shard(spec, keys, ex)
+        .await
+        .iter()
+        .flat_map(|group| group.chunks(chunk).map(|c| chunk_stmt(spec, c, ex)))
+        .collect();
 
     // Decode children; many-to-many rows carry the parent key in a last column.
     let decode = |values: &mut Values<'_>| -> Result<(C, Value)> {
@@ -272,7 +310,7 @@ async fn load<P: Model, C: Model + Clone>(
         };
         Ok((child, key))
     };
-    let mut by_key: KeyMap<Value, Vec<C>> = KeyMap::with_capacity_and_hasher(keys.len(), Default::default());
+    let mut by_key: KeyMap<Value, Vec<C>> = KeyMap::with_capacity_and_hasher(key_count, Default::default());
     if inner.is_empty() && !(ex.__concurrent() && stmts.len() > 1) {
         // One statement at a time: each child goes to its key's group as
         // it is decoded, with no intermediate vector of (child, key) pairs.

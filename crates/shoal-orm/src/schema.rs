@@ -16,8 +16,9 @@ use crate::value::ColumnType;
 pub enum Distribution<S = &'static str> {
     /// Whatever the server does by default (single group today).
     Default,
-    /// Hash-distributed by this column.
-    Sharded { column: S },
+    /// Hash-distributed by this column into `shards` hash ranges (the
+    /// server's default, one, when `None`; more are split off online).
+    Sharded { column: S, shards: Option<u32> },
     /// Copied to every shard.
     Reference,
 }
@@ -144,7 +145,9 @@ impl TableDef {
             checks: self.checks.iter().map(|c| CheckSchema { name: c.name.into(), sql: c.sql.into() }).collect(),
             distribution: match &self.distribution {
                 Distribution::Default => Distribution::Default,
-                Distribution::Sharded { column } => Distribution::Sharded { column: column.to_string() },
+                Distribution::Sharded { column, shards } => {
+                    Distribution::Sharded { column: column.to_string(), shards: *shards }
+                }
                 Distribution::Reference => Distribution::Reference,
             },
         }

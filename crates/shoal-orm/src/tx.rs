@@ -32,6 +32,7 @@ use futures::stream::BoxStream;
 use futures::FutureExt;
 use tokio::sync::OwnedMutexGuard;
 
+use crate::backend::shoal::{FeatureState, ShardMap};
 use crate::backend::{BindParams, Executed, QueryResult, RowFn, SendRowFn};
 use crate::db::{
     not_in_process, run_exec, run_exec_bound, run_query, spawn_stream, ConnHolder, Core, Executor, Options, Stmt, Unit,
@@ -325,6 +326,22 @@ impl Executor for Tx {
 
     fn __as_db(&self) -> Option<&crate::Db> {
         None
+    }
+
+    fn __shard_map(&self, table: &'static str) -> BoxFuture<'_, Option<Arc<ShardMap>>> {
+        Box::pin(async move {
+            let state = self.shared.core.shoal.as_ref()?;
+            if let Some(known) = state.cached_shard_map(table) {
+                return known;
+            }
+            // A failed read would abort the transaction: ask only a server
+            // known to have the view.
+            if state.shard_view.state() != FeatureState::Available {
+                return None;
+            }
+            let mut guard = self.shared.conn.lock().await;
+            guard.as_mut()?.shard_map(table).await.ok().flatten()
+        })
     }
 
     fn __dyn(&self) -> &dyn Executor {

@@ -35,7 +35,7 @@ use crate::value::{Bind, SqlType, Summable, Value, ValueRef};
 
 /// The route of a row: its shard key value.
 fn row_route<M: Model>(values: &[Value]) -> Option<Route> {
-    let Distribution::Sharded { column } = M::TABLE.distribution else { return None };
+    let Distribution::Sharded { column, .. } = M::TABLE.distribution else { return None };
     let i = M::TABLE.columns.iter().position(|c| c.name == column)?;
     Some(Route { table: M::TABLE_NAME, column, values: vec![values.get(i)?.clone()] })
 }
@@ -292,7 +292,7 @@ pub(crate) async fn find<M: Model>(
         w.finish().0
     });
     let route = match M::TABLE.distribution {
-        Distribution::Sharded { column } => M::PRIMARY_KEY.iter().position(|c| *c == column).map(|i| Route {
+        Distribution::Sharded { column, .. } => M::PRIMARY_KEY.iter().position(|c| *c == column).map(|i| Route {
             table: M::TABLE_NAME,
             column,
             values: vec![key[i].clone()],
@@ -737,7 +737,7 @@ impl<M: Model> DeleteWhere<M> {
 }
 
 fn route_of<M: Model>(filter: &Option<CondNode>) -> Option<Route> {
-    let Distribution::Sharded { column } = M::TABLE.distribution else { return None };
+    let Distribution::Sharded { column, .. } = M::TABLE.distribution else { return None };
     let values = filter.as_ref()?.pinned_values(M::TABLE_NAME, column)?;
     Some(Route { table: M::TABLE_NAME, column, values })
 }

@@ -219,6 +219,11 @@ pub trait Connection: Send {
     async fn batch(&mut self, sql: &str) -> Result<()>;
     /// Streams a query's rows into `sink`.
     fn stream<'a>(&'a mut self, stmt: &'a Stmt, sink: RowSink) -> StreamTask<'a>;
+    /// The shards of a distributed table (Shoal only; `None` elsewhere, or
+    /// when the table is not distributed).
+    async fn shard_map(&mut self, _table: &'static str) -> Result<Option<Arc<shoal::ShardMap>>> {
+        Ok(None)
+    }
     /// True when calls do blocking work (the pool runs streams of such
     /// connections on a blocking thread).
     fn is_blocking(&self) -> bool {

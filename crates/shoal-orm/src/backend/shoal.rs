@@ -16,6 +16,12 @@
 //!   after a write / commit             ──▶ SHOW shoal.causal_token
 //! ```
 //!
+//! Eager loads group their keys by shard ([`ShardMap`], read once per table
+//! from `shoal.shards` and hashed with the server's own function), so each
+//! batched `IN` query reaches one shard and the shards' queries run in
+//! parallel. A stale map only costs batching, never rows: every query
+//! still says which keys it wants.
+//!
 //! Every value travels as a bound parameter of `set_config`; none is spliced
 //! into SQL text. Each feature is probed on first use: a server that answers
 //! "unrecognized configuration parameter" (42704) or "function does not
@@ -23,16 +29,19 @@
 //! tokens a `Db` that has written reads from the leader even when follower
 //! reads were requested, so it always reads its own writes.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+
+use shoal_common::shard;
 
 use super::postgres::{Endpoint, PgConn};
 use super::{Backend, Connection, Executed, QueryResult, RowSink, StreamTask};
 use crate::db::{Options, ReadTarget, Route, Stmt};
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
-use crate::value::Value;
+use crate::value::{ColumnType, Value};
 use async_trait::async_trait;
 
 // A feature starts unknown (0) until first tried.
@@ -94,11 +103,58 @@ pub struct ShoalState {
     token: Mutex<Option<String>>,
     /// Whether this `Db` has written (reads then need the token or the leader).
     wrote: AtomicBool,
+    /// The `shoal.shards` view.
+    pub shard_view: Feature,
+    /// Shard maps read so far, by table (`None`: not distributed).
+    shard_maps: Mutex<HashMap<&'static str, Option<Arc<ShardMap>>>>,
+}
+
+/// The shards of a distributed table, as `shoal.shards` lists them: each
+/// one's inclusive range of the signed 64-bit shard hash, in hash order.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShardMap {
+    ranges: Vec<(i64, i64)>,
+}
+
+impl ShardMap {
+    pub fn new(mut ranges: Vec<(i64, i64)>) -> ShardMap {
+        ranges.sort_unstable();
+        ShardMap { ranges }
+    }
+
+    /// How many shards.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The shard (its position in hash order) that owns `key` in a column
+    /// of type `ty`, hashed as the server hashes it; `None` when such a key
+    /// has no shard hash (the caller then batches it on its own).
+    pub fn shard_of(&self, ty: ColumnType, key: &Value) -> Option<usize> {
+        let hash = match (ty, key) {
+            (ColumnType::SmallInt | ColumnType::Int | ColumnType::BigInt, Value::Int(i)) => shard::hash_integer(*i),
+            (ColumnType::Text, Value::Text(t)) => shard::hash_text(t),
+            (ColumnType::Text, Value::Int(i)) => shard::hash_text(&i.to_string()),
+            _ => return None,
+        };
+        let i = self.ranges.partition_point(|(min, _)| *min <= hash).checked_sub(1)?;
+        (hash <= self.ranges[i].1).then_some(i)
+    }
 }
 
 impl ShoalState {
     pub fn token(&self) -> Option<String> {
         self.token.lock().map(|t| t.clone()).unwrap_or(None)
+    }
+
+    /// The cached shard map of `table`: `Some(None)` when it is known not
+    /// to be distributed, `None` when not read yet.
+    pub fn cached_shard_map(&self, table: &str) -> Option<Option<Arc<ShardMap>>> {
+        self.shard_maps.lock().ok()?.get(table).cloned()
     }
 
     pub fn features(&self) -> ShoalFeatures {
@@ -225,6 +281,42 @@ impl ShoalConn {
         }
     }
 
+    /// Reads `table`'s shards from `shoal.shards` (once per `Db`; a server
+    /// without the view is remembered as such).
+    async fn read_shard_map(&mut self, table: &'static str) -> Result<Option<Arc<ShardMap>>> {
+        if let Some(known) = self.state.cached_shard_map(table) {
+            return Ok(known);
+        }
+        if self.state.shard_view.is_absent() {
+            return Ok(None);
+        }
+        let sql = "SELECT hash_min, hash_max FROM shoal.shards WHERE table_name = $1";
+        let result = match self.pg.query_stmt(&Stmt::read(sql, vec![Value::Text(table.into())])).await {
+            Ok(result) => result,
+            // No `shoal` schema (3F000) or view (42P01): not a Shoal server.
+            Err(e)
+                if means_absent(&e)
+                    || matches!(&e, Error::Database { sqlstate, .. } if sqlstate == "3F000" || sqlstate == "42P01") =>
+            {
+                tracing::debug!("shoal: no shoal.shards ({e}); eager loads are not grouped by shard");
+                self.state.shard_view.record(false);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        self.state.shard_view.record(true);
+        let mut ranges = Vec::with_capacity(result.rows);
+        let mut values = result.values.into_iter();
+        while let (Some(Value::Int(min)), Some(Value::Int(max))) = (values.next(), values.next()) {
+            ranges.push((min, max));
+        }
+        let map = (!ranges.is_empty()).then(|| Arc::new(ShardMap::new(ranges)));
+        if let Ok(mut maps) = self.state.shard_maps.lock() {
+            maps.insert(table, map.clone());
+        }
+        Ok(map)
+    }
+
     /// Brings the session's routing hint and read target in line with `stmt`.
     async fn prepare_session(&mut self, stmt: &Stmt) -> Result<()> {
         let hint = stmt.route.as_ref().map(hint_json).unwrap_or_default();
@@ -328,11 +420,36 @@ impl Connection for ShoalConn {
     async fn after_commit(&mut self) -> Result<()> {
         self.after_write().await
     }
+
+    async fn shard_map(&mut self, table: &'static str) -> Result<Option<Arc<ShardMap>>> {
+        self.read_shard_map(table).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_maps_place_keys_as_the_server_does() {
+        // Listed out of order, as a view may: the map sorts by hash.
+        let map = ShardMap::new((0..4).rev().map(|i| shard::range(i, 4)).collect());
+        assert_eq!(map.len(), 4);
+        for k in -50..50 {
+            let server = shard::shard_of(shard::hash_integer(k), 4) as usize;
+            assert_eq!(map.shard_of(ColumnType::BigInt, &Value::Int(k)), Some(server));
+            assert_eq!(map.shard_of(ColumnType::SmallInt, &Value::Int(k)), Some(server), "any integer width");
+            let text = shard::shard_of(shard::hash_text(&k.to_string()), 4) as usize;
+            assert_eq!(map.shard_of(ColumnType::Text, &Value::Text(k.to_string())), Some(text));
+            assert_eq!(map.shard_of(ColumnType::Text, &Value::Int(k)), Some(text), "stored as text, hashed as text");
+        }
+        assert_eq!(map.shard_of(ColumnType::Double, &Value::Float(1.0)), None, "no shard hash: batched apart");
+        assert_eq!(map.shard_of(ColumnType::BigInt, &Value::Text("1".into())), None);
+        // A hash no listed range covers (a map read mid-change) has no shard.
+        let gap = ShardMap::new(vec![shard::range(0, 2)]);
+        let high = (0..100).find(|k| shard::shard_of(shard::hash_integer(*k), 2) == 1).unwrap();
+        assert_eq!(gap.shard_of(ColumnType::BigInt, &Value::Int(high)), None);
+    }
 
     #[test]
     fn hints_are_json_with_escaped_values() {

@@ -366,10 +366,7 @@ fn diff_table(
         }
     }
 
-    if d == Dialect::Shoal
-        && want.distribution != have.distribution
-        && have.distribution != crate::schema::Distribution::Default
-    {
+    if d == Dialect::Shoal && !same_placement(&want.distribution, &have.distribution) {
         plan.notes.push(format!(
             "{name}: distribution differs ({:?} in the database, {:?} in the model); redistribute it online with Shoal's tools",
             have.distribution, want.distribution
@@ -391,6 +388,18 @@ fn diff_table(
     } else {
         down.reverse();
         (up, down)
+    }
+}
+
+/// Whether a model's distribution is the live table's: the same kind, and
+/// for a sharded table the same key. The shard count is not compared: the
+/// model names the count a table starts with, and shards split online.
+fn same_placement(want: &crate::schema::Distribution<String>, have: &crate::schema::Distribution<String>) -> bool {
+    use crate::schema::Distribution::*;
+    match (want, have) {
+        (Sharded { column: a, .. }, Sharded { column: b, .. }) => a == b,
+        (Default, Default) | (Reference, Reference) => true,
+        _ => false,
     }
 }
 

@@ -36,8 +36,34 @@ fn text(row: &Row, name: &str) -> Result<String> {
 pub async fn live_schema(ex: &(impl Executor + ?Sized)) -> Result<BTreeMap<String, TableSchema>> {
     match ex.dialect() {
         Dialect::Sqlite => sqlite(ex).await,
-        Dialect::Postgres | Dialect::Shoal => postgres(ex).await,
+        Dialect::Postgres => postgres(ex).await,
+        Dialect::Shoal => {
+            let mut tables = postgres(ex).await?;
+            distributions(ex, &mut tables).await;
+            Ok(tables)
+        }
         Dialect::Mysql => mysql(ex).await,
+    }
+}
+
+/// Shoal's placement of each table (`shoal.tables`). A server without the
+/// view (another PostgreSQL behind a `shoal://` URL) leaves every table at
+/// `Default`; the migrator reads the schema outside any transaction, so the
+/// failed read harms nothing.
+async fn distributions(ex: &(impl Executor + ?Sized), tables: &mut BTreeMap<String, TableSchema>) {
+    let sql = "SELECT table_name, kind, shard_key, shard_count FROM shoal.tables";
+    let Ok(list) = rows(ex, sql, vec![]).await else { return };
+    for r in list {
+        let (Ok(name), Ok(kind)) = (text(&r, "table_name"), text(&r, "kind")) else { continue };
+        let Some(table) = tables.get_mut(&name) else { continue };
+        table.distribution = match kind.as_str() {
+            "distributed" => Distribution::Sharded {
+                column: text(&r, "shard_key").unwrap_or_default(),
+                shards: r.get::<Option<i64>>("shard_count").ok().flatten().and_then(|n| u32::try_from(n).ok()),
+            },
+            "reference" => Distribution::Reference,
+            _ => Distribution::Default,
+        };
     }
 }
 

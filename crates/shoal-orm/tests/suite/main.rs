@@ -70,6 +70,7 @@ suite!(
     migrations::generate_apply_revert,
     migrations::renames_drops_and_safety_checks,
     shoal_features::routing_hints_and_follower_reads,
+    shoal_features::shard_grouped_eager_loads_and_explain,
     types::dates_decimals_and_uuids,
     types::numeric_precision_and_scale,
 );

@@ -2,7 +2,7 @@
 
 use shoal_orm::migrate::{live_schema, Migrator, Rename};
 use shoal_orm::prelude::*;
-use shoal_orm::Dialect;
+use shoal_orm::{Dialect, Distribution};
 
 use crate::harness::{Kind, TestDb};
 
@@ -11,6 +11,19 @@ mod v1 {
 
     #[derive(Model, Clone, Debug, PartialEq)]
     #[model(table = "people", shard_key = "id")]
+    pub struct Person {
+        #[model(primary_key)]
+        pub id: i64,
+        #[model(max_length = 80)]
+        pub name: String,
+    }
+}
+
+mod v1_reference {
+    use shoal_orm::prelude::*;
+
+    #[derive(Model, Clone, Debug, PartialEq)]
+    #[model(table = "people", reference)]
     pub struct Person {
         #[model(primary_key)]
         pub id: i64,
@@ -77,6 +90,16 @@ pub async fn generate_apply_revert(t: TestDb) {
     assert!(m1.generate("again").await.is_err(), "a pending migration blocks generating another");
     assert_eq!(m1.up().await.unwrap(), vec![1]);
     assert!(m1.generate("nothing").await.unwrap().is_none(), "the schema matches the models");
+    let placed = live_schema(db).await.unwrap()["people"].distribution.clone();
+    if t.kind == Kind::Shoal {
+        assert_eq!(placed, Distribution::Sharded { column: "id".into(), shards: Some(1) }, "read from shoal.tables");
+        eprintln!("a model that places the table otherwise gets a note, not DDL");
+        let moved = Migrator::new(db, dir.path()).models(&[&v1_reference::Person::TABLE]).plan().await.unwrap();
+        assert!(moved.up.is_empty(), "{:?}", moved.up);
+        assert!(moved.notes.iter().any(|n| n.contains("people: distribution differs")), "{:?}", moved.notes);
+    } else {
+        assert_eq!(placed, Distribution::Default);
+    }
     v1::Person { id: 1, name: "Ann".into() }.insert(db).await.unwrap();
 
     eprintln!("adding a column, an index and a table with a foreign key");
