@@ -186,13 +186,7 @@ fn pinned_keys(stmt: &Statement, table: &str, column: &str, catalog: &Catalog) -
             if u.from.is_some() || !u.table.joins.is_empty() {
                 return Err("joined with other relations or subqueries");
             }
-            let sets_key = u.assignments.iter().any(|a| match &a.target {
-                ast::AssignmentTarget::ColumnName(n) => {
-                    n.0.last().and_then(|p| p.as_ident()).map(fold).as_deref() == Some(column)
-                }
-                ast::AssignmentTarget::Tuple(_) => true,
-            });
-            if sets_key {
+            if sets_key(&u.assignments, column) {
                 return Err("it changes the shard key");
             }
             u.selection.as_ref().and_then(|w| pins(w, &names, column)).ok_or(NO_PIN)
@@ -208,6 +202,15 @@ fn pinned_keys(stmt: &Statement, table: &str, column: &str, catalog: &Catalog) -
         }
         Statement::Insert(ins) => {
             let Some(source) = &ins.source else { return Err("DEFAULT VALUES computes the shard key") };
+            if let Some(ast::OnInsert::OnConflict(ast::OnConflict {
+                action: ast::OnConflictAction::DoUpdate(update),
+                ..
+            })) = &ins.on
+            {
+                if sets_key(&update.assignments, column) {
+                    return Err("ON CONFLICT changes the shard key");
+                }
+            }
             let ast::SetExpr::Values(values) = source.body.as_ref() else { return Err("INSERT … SELECT") };
             let position = if ins.columns.is_empty() {
                 catalog.table(table).and_then(|t| t.columns.iter().position(|c| c.name == column))
@@ -226,6 +229,16 @@ fn pinned_keys(stmt: &Statement, table: &str, column: &str, catalog: &Catalog) -
         }
         _ => Err("not a single-table statement"),
     }
+}
+
+/// Whether `SET …` assigns the shard key (a row would move between shards).
+fn sets_key(assignments: &[ast::Assignment], column: &str) -> bool {
+    assignments.iter().any(|a| match &a.target {
+        ast::AssignmentTarget::ColumnName(n) => {
+            n.0.last().and_then(|p| p.as_ident()).map(fold).as_deref() == Some(column)
+        }
+        ast::AssignmentTarget::Tuple(_) => true,
+    })
 }
 
 /// The names a table's columns may be qualified with (`users`, `u`), if
@@ -281,7 +294,19 @@ fn is_key(e: &Expr, names: &[String], column: &str) -> bool {
 /// A literal or parameter; anything computed is not a pin.
 fn key_value(e: &Expr) -> Option<KeyValue> {
     match e {
-        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => key_value(inner),
+        Expr::Nested(inner) => key_value(inner),
+        // A cast that keeps the value (`$1::bigint`, `'7'::int`); one that
+        // could change it (`::varchar(2)` truncates, `::numeric` rounds) is
+        // not a pin.
+        Expr::Cast { expr: inner, data_type, .. } => {
+            let target = data_type.to_string().to_lowercase();
+            let keeps = ["smallint", "int", "integer", "bigint", "int2", "int4", "int8", "text", "varchar"];
+            if keeps.contains(&target.as_str()) || target == "character varying" {
+                key_value(inner)
+            } else {
+                None
+            }
+        }
         Expr::Value(v) => match &v.value {
             ast::Value::Number(n, _) => {
                 Some(KeyValue::Value(n.parse::<i64>().map(Value::Integer).unwrap_or_else(|_| Value::Text(n.clone()))))
@@ -365,6 +390,9 @@ mod tests {
         assert_eq!(one("DELETE FROM users WHERE id = -7", &[]), 1);
         assert_eq!(one("INSERT INTO users (name, id) VALUES ('a', 7)", &[]), 1);
         assert_eq!(one("INSERT INTO users VALUES (7, 'a', 1), ($1, 'b', 2)", &[Value::Integer(7)]), 1);
+        assert_eq!(one("INSERT INTO users VALUES (7, 'a', 1) ON CONFLICT (id) DO UPDATE SET age = 2", &[]), 1);
+        assert_eq!(one("SELECT * FROM users WHERE id = $1::bigint", &[Value::Integer(7)]), 1);
+        assert_eq!(one("SELECT * FROM users WHERE id = '7'::int8", &[]), 1);
     }
 
     #[test]
@@ -380,6 +408,8 @@ mod tests {
             "UPDATE users SET id = 8 WHERE id = 7",
             "INSERT INTO users (id, name) SELECT id, name FROM users",
             "INSERT INTO users (id, name) VALUES (7, 'a'), (7 + 1, 'b')",
+            "INSERT INTO users (id, name) VALUES (7, 'a') ON CONFLICT (id) DO UPDATE SET id = 8",
+            "SELECT * FROM users WHERE id = '7.4'::numeric",
         ] {
             let r = route_of(sql);
             assert!(r.distributed.iter().all(|t| t.keys.is_none() && !t.why_all.is_empty()), "{sql}: {r:?}");
@@ -421,5 +451,12 @@ mod tests {
         };
         assert_eq!(route.distributed[0].shards(&[]), vec![shard::shard_of(shard::hash_text("abc"), 16)]);
         assert_eq!(route.distributed[0].keys_text(), "k = 'abc'");
+        // A truncating cast is not a pin: 'abc'::varchar(2) is 'ab'.
+        let Plan::Explain { route, .. } =
+            plan(&parse("EXPLAIN SELECT * FROM t WHERE k = 'abc'::varchar(2)").unwrap()[0], &c, &[]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(route.distributed[0].shards(&[]).len(), 16);
     }
 }
