@@ -1,5 +1,5 @@
-//! A tour of shoal-orm: models, queries, eager loading, transactions, raw
-//! SQL and errors.
+//! A tour of shoal-orm: models, queries, eager loading, query plans,
+//! transactions, raw SQL and errors.
 //!
 //! ```sh
 //! cargo run -p shoal-orm --example orm_tour                     # embedded SQLite, no set-up
@@ -131,6 +131,11 @@ async fn main() -> shoal_orm::Result<()> {
         println!("{}: {} orders, {} items", u.name, orders.len(), items);
     }
     println!("{} users, their orders and items in {used} queries", users.len());
+
+    println!("\n-- the plan of a query (on Shoal, first the shards it reaches)");
+    for line in User::query().filter(User::ID.eq(alice.id)).explain(&db).await? {
+        println!("  {line}");
+    }
 
     println!("\n-- transactions: commit on Ok, roll back on Err");
     let result = db
