@@ -317,6 +317,8 @@ mod tests {
             "SELECT c->>'k', d + interval '1 day', extract(year from d), row_number() OVER (PARTITION BY a) FROM t",
             "UPDATE t SET b = upper(b) || 'x' WHERE id IN (SELECT id FROM t WHERE a BETWEEN 1 AND 2)",
             "CREATE TABLE u (x VARCHAR(3) CHECK (x <> ''), y NUMERIC(5,2) DEFAULT 0, FOREIGN KEY (x) REFERENCES t(b))",
+            "EXPLAIN (COSTS OFF) SELECT a FROM t WHERE id IN ($1, 2) AND b = 'x'::text ORDER BY a",
+            "CREATE TABLE v (k TEXT PRIMARY KEY, n INT) WITH (shard_key = 'k', shards = 8, strategy = 'hash')",
         ];
         let tokens =
             ["(", ")", ",", "'", "$1", "::", "SELECT", "FROM", "*", "NULL", "->", "||", ";", "1e999", "\"", "-"];

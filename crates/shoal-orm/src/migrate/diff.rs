@@ -368,7 +368,9 @@ fn diff_table(
 
     if d == Dialect::Shoal && !same_placement(&want.distribution, &have.distribution) {
         plan.notes.push(format!(
-            "{name}: distribution differs ({:?} in the database, {:?} in the model); redistribute it online with Shoal's tools",
+            "{name}: distribution differs ({:?} in the database, {:?} in the model); Shoal cannot change a table's \
+             distribution in place: create a table with the new one, copy the rows, and swap the names in a \
+             hand-written migration",
             have.distribution, want.distribution
         ));
     }

@@ -100,8 +100,8 @@ pub async fn shard_grouped_eager_loads_and_explain(t: TestDb) {
             assert_eq!(sizes, expected, "{sent:#?}");
             eprintln!("and the keys of one shard, asked for together, reach only that shard");
             let first_shard: Vec<i64> = ids.iter().copied().filter(|id| shard_of(*id) == shard_of(1)).collect();
-            let plan = Entry::query().filter(Entry::ACCOUNT_ID.is_in(first_shard.clone())).explain(db).await.unwrap();
-            assert!(plan[0].starts_with(&format!("Route: entries: 1 of 4 shards (account_id IN (")), "{plan:?}");
+            let plan = Entry::query().filter(Entry::ACCOUNT_ID.is_in(first_shard)).explain(db).await.unwrap();
+            assert!(plan[0].starts_with("Route: entries: 1 of 4 shards (account_id IN ("), "{plan:?}");
         }
         _ => assert_eq!(entry_queries.len(), 1, "{sent:#?}"),
     }
