@@ -622,7 +622,7 @@ impl<S, Out: Send + 'static> Projection<S, Out> {
         self.stmt(ex).sql.into_owned()
     }
 
-    /// How the database would run this query (see [`Query::explain`]).
+    /// How the database would run this query (see [`Select::explain`]).
     pub async fn explain(&self, ex: &(impl Executor + ?Sized)) -> Result<Vec<String>> {
         explain(ex, self.stmt(ex)).await
     }

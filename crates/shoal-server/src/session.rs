@@ -270,7 +270,7 @@ fn statement_kind(plan: &Plan) -> &'static str {
         Plan::Write { kind: WriteKind::Insert, .. } => "insert",
         Plan::Write { kind: WriteKind::Update, .. } => "update",
         Plan::Write { kind: WriteKind::Delete, .. } => "delete",
-        Plan::Ddl { .. } => "ddl",
+        Plan::Ddl { .. } | Plan::Distribute { .. } => "ddl",
         Plan::Transaction(_) => "transaction",
         _ => "other",
     }
@@ -551,6 +551,14 @@ impl ShoalSession {
                     });
                 }
                 Ok(StatementResult::Command { tag })
+            }
+            Plan::Distribute { catalog, function } => {
+                self.ddl(Vec::new(), catalog).await?;
+                Ok(StatementResult::Rows {
+                    columns: Arc::new(vec![text_column(&function)]),
+                    rows: vec![vec![Value::Text(String::new())]],
+                    tag: "SELECT 1".into(),
+                })
             }
             Plan::Transaction(control) => self.transaction(control).await,
             Plan::Set { name, value, local } => {
@@ -1225,6 +1233,7 @@ impl ShoalSession {
                 _ => (Vec::new(), Vec::new()),
             },
             Plan::SetConfig { param_types, .. } => (param_types.clone(), vec![text_column("set_config")]),
+            Plan::Distribute { function, .. } => (Vec::new(), vec![text_column(function)]),
             Plan::Explain { statement, .. } => match statement.as_ref() {
                 Plan::Query { param_types, .. } | Plan::Write { param_types, .. } => {
                     (param_types.clone(), vec![text_column("QUERY PLAN")])

@@ -735,7 +735,7 @@ fn rename_column(catalog: &mut Catalog, t: &mut Table, old: &str, new: &str) {
 }
 
 /// The most shards a table may be split into when it is created.
-const MAX_SHARDS: u32 = 1024;
+pub(crate) const MAX_SHARDS: u32 = 1024;
 
 /// Reads `CREATE TABLE … WITH (shard_key = 'col', shards = n, strategy =
 /// 'hash')` or `WITH (reference = true)`. Anything else in `WITH` is refused:
@@ -851,7 +851,7 @@ fn option_text(value: &ast::Expr) -> String {
 
 /// A column named in an option folds like an identifier unless quoted
 /// inside the string (`shard_key = '"UserId"'`).
-fn fold_option(text: &str) -> String {
+pub(crate) fn fold_option(text: &str) -> String {
     match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         Some(quoted) => quoted.replace("\"\"", "\""),
         None => text.to_lowercase(),

@@ -48,6 +48,7 @@ mod binder;
 mod catalog_expr;
 mod coerce;
 mod ddl;
+mod distribute;
 mod dml;
 mod expr;
 mod func;
@@ -103,6 +104,9 @@ fn plan_sql(stmt: &Statement, catalog: &Catalog, param_types: &[Option<DataType>
     let plan = match stmt {
         Statement::Query(q) => {
             if let Some(plan) = session::set_config(q) {
+                return plan.map(|p| (p, Vec::new()));
+            }
+            if let Some(plan) = distribute::distribution_call(q, catalog) {
                 return plan.map(|p| (p, Vec::new()));
             }
             if !q.locks.is_empty() {

@@ -156,6 +156,10 @@ pub enum Plan {
         /// Notices to send (`drop cascades to …`).
         notices: Vec<String>,
     },
+    /// `SELECT create_distributed_table(…)`, `create_reference_table(…)` or
+    /// `undistribute_table(…)` (see `crate::distribute`): a catalog change
+    /// answered with one row holding an empty value, named `function`.
+    Distribute { catalog: Catalog, function: String },
     /// A statement that changes nothing and returns nothing but a tag
     /// (e.g. `CREATE TABLE IF NOT EXISTS` on an existing table, `DISCARD ALL`),
     /// with an optional notice such as "relation already exists, skipping".
