@@ -25,16 +25,7 @@ use crate::plan::Plan;
 /// The plan of `SELECT <distribution function>(…)`, or `None` when `q` is
 /// not such a statement.
 pub fn distribution_call(q: &ast::Query, catalog: &Catalog) -> Option<Result<Plan>> {
-    let ast::SetExpr::Select(select) = q.body.as_ref() else { return None };
-    if !select.from.is_empty() || select.selection.is_some() || select.projection.len() != 1 || q.with.is_some() {
-        return None;
-    }
-    let (ast::SelectItem::UnnamedExpr(Expr::Function(f))
-    | ast::SelectItem::ExprWithAlias { expr: Expr::Function(f), .. }) = &select.projection[0]
-    else {
-        return None;
-    };
-    let function = f.name.0.last().and_then(|p| p.as_ident()).map(fold)?;
+    let (function, f) = crate::session::sole_call(q)?;
     if !["create_distributed_table", "create_reference_table", "undistribute_table"].contains(&function.as_str()) {
         return None;
     }
@@ -252,16 +243,12 @@ mod tests {
     }
 
     fn base() -> Catalog {
-        let mut c = Catalog::default();
-        for sql in [
+        crate::catalog_after(&[
             "CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT)",
             "CREATE TABLE orders (id INT PRIMARY KEY, user_id BIGINT, code TEXT)",
             "CREATE TABLE countries (code TEXT PRIMARY KEY)",
             "CREATE VIEW v AS SELECT id FROM users",
-        ] {
-            c = run(&c, sql).unwrap();
-        }
-        c
+        ])
     }
 
     #[test]

@@ -291,6 +291,19 @@ fn statement_name(stmt: &Statement) -> String {
     format!("the statement {}", words.join(" "))
 }
 
+/// The catalog after running DDL statements on an empty one (for tests).
+#[cfg(test)]
+pub(crate) fn catalog_after(ddl: &[&str]) -> Catalog {
+    let mut catalog = Catalog::default();
+    for sql in ddl {
+        match plan(&parse(sql).unwrap()[0], &catalog, &[]).unwrap() {
+            Plan::Ddl { catalog: next, .. } | Plan::Distribute { catalog: next, .. } => catalog = next,
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    catalog
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -332,19 +332,12 @@ mod tests {
     use crate::{parse, plan, Plan};
 
     fn catalog() -> Catalog {
-        let mut catalog = Catalog::default();
-        for sql in [
+        crate::catalog_after(&[
             "CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT, age INT) WITH (shard_key = 'id', shards = 4)",
             "CREATE TABLE orders (id INT PRIMARY KEY, user_id BIGINT, total INT) WITH (shard_key = 'user_id', shards = 8)",
             "CREATE TABLE tags (id INT PRIMARY KEY, name TEXT) WITH (reference = true)",
             "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)",
-        ] {
-            match plan(&parse(sql).unwrap()[0], &catalog, &[]).unwrap() {
-                Plan::Ddl { catalog: next, .. } => catalog = next,
-                other => panic!("{other:?}"),
-            }
-        }
-        catalog
+        ])
     }
 
     fn route_of(sql: &str) -> Route {
@@ -439,11 +432,8 @@ mod tests {
 
     #[test]
     fn text_keys_hash_as_text() {
-        let mut c = Catalog::default();
-        let ddl = "CREATE TABLE t (k VARCHAR(10) PRIMARY KEY) WITH (shard_key = 'k', shards = 16)";
-        if let Plan::Ddl { catalog: next, .. } = plan(&parse(ddl).unwrap()[0], &c, &[]).unwrap() {
-            c = next;
-        }
+        let c =
+            crate::catalog_after(&["CREATE TABLE t (k VARCHAR(10) PRIMARY KEY) WITH (shard_key = 'k', shards = 16)"]);
         let Plan::Explain { route, .. } =
             plan(&parse("EXPLAIN SELECT * FROM t WHERE k = 'abc'").unwrap()[0], &c, &[]).unwrap()
         else {

@@ -106,6 +106,13 @@ pub fn show(variable: &[ast::Ident]) -> Plan {
 /// call is a setting change; anywhere else (in a larger query) it is
 /// refused by the function binder.
 pub fn set_config(q: &ast::Query) -> Option<Result<Plan>> {
+    let (name, f) = sole_call(q)?;
+    (name == "set_config").then(|| set_config_args(f))
+}
+
+/// The function a statement consists of, `SELECT f(…)` with nothing else,
+/// and its folded name: the form of Shoal's statement-level functions.
+pub fn sole_call(q: &ast::Query) -> Option<(String, &ast::Function)> {
     let ast::SetExpr::Select(select) = q.body.as_ref() else { return None };
     if !select.from.is_empty() || select.selection.is_some() || select.projection.len() != 1 || q.with.is_some() {
         return None;
@@ -115,11 +122,7 @@ pub fn set_config(q: &ast::Query) -> Option<Result<Plan>> {
     else {
         return None;
     };
-    let name = f.name.0.last().and_then(|p| p.as_ident()).map(fold)?;
-    if name != "set_config" {
-        return None;
-    }
-    Some(set_config_args(f))
+    Some((f.name.0.last().and_then(|p| p.as_ident()).map(fold)?, f))
 }
 
 fn set_config_args(f: &ast::Function) -> Result<Plan> {
