@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use shoal_common::{Error, ExecContext, Result, SqlState, Value};
 use shoal_raft::transport::BoxFuture;
 use shoal_raft::{GroupId, NodeId, Service, WriteTxn, META_GROUP};
-use shoal_storage::{QueryOutput, StatementCancel};
+use shoal_storage::{ContentDigest, QueryOutput, StatementCancel};
 
 use crate::cancel::{canceled, CancelState, Stopper};
 use crate::consistency::{ReadMode, ReadPoint};
@@ -163,14 +163,9 @@ pub enum Call {
     ProposeChecksum {
         group: GroupId,
     },
-    /// This node's checksum at the checksum entry `index` of `group`.
+    /// This node's content digest (total and per table) at the checksum
+    /// entry `index` of `group`.
     ChecksumAt {
-        group: GroupId,
-        index: u64,
-    },
-    /// This node's checksum of each table at the checksum entry `index` of
-    /// `group` (asked only when replicas disagree, to say where).
-    TableChecksumsAt {
         group: GroupId,
         index: u64,
     },
@@ -212,13 +207,11 @@ pub enum Reply {
         applied: u64,
     },
     Status(NodeStatus),
-    Checksum(Option<String>),
+    Checksum(Option<ContentDigest>),
     /// The answer to [`Call::CancelForwarded`]: whether this node holds the
     /// statement (and set its flag, unless it was already past cancelling).
     /// `false`: not here (yet, or any more); the origin sends it again.
     CancelReached(bool),
-    /// The answer to [`Call::TableChecksumsAt`]: `(table, checksum)` pairs.
-    TableChecksums(Option<Vec<(String, String)>>),
     /// The answer to a [`Call::Begin`] or [`Call::Autocommit`] that waited
     /// `SLOT_WAIT` (4 s) for the write slot without getting it (another
     /// transaction holds it): no transaction was begun, the write never
@@ -273,31 +266,22 @@ pub async fn verify(node: &Node) -> Result<Vec<VerifyRow>> {
             other => return Err(unexpected(&other)),
         };
         let members = node.group(group)?.members();
-        let answers = ask_replicas(
-            node,
-            (group, index),
-            &members,
-            |group, index| Call::ChecksumAt { group, index },
-            |d| d.total,
-            |reply| match reply {
-                Reply::Checksum(checksum) => Ok(checksum),
-                other => Err(unexpected(&other)),
-            },
-        )
-        .await;
+        let answers = ask_replicas(node, group, index, &members).await;
         let computed: std::collections::BTreeSet<&String> =
-            answers.iter().filter_map(|a| a.as_ref().ok().and_then(Option::as_ref)).collect();
+            answers.iter().filter_map(|a| a.as_ref().ok().and_then(Option::as_ref)).map(|d| &d.total).collect();
         let agrees = computed.len() <= 1;
         let mismatch = match agrees {
             true => String::new(),
-            false => match differing_tables(node, group, index, &members).await {
+            false => match differing_tables(&answers) {
                 tables if tables.is_empty() => "mismatch".to_string(),
                 tables => format!("mismatch in {}", tables.join(", ")),
             },
         };
         for ((member, _, _), answer) in members.iter().zip(&answers) {
             let (checksum, detail) = match answer {
-                Ok(Some(sum)) => (Some(sum.clone()), if agrees { "ok".to_string() } else { mismatch.clone() }),
+                Ok(Some(digest)) => {
+                    (Some(digest.total.clone()), if agrees { "ok".to_string() } else { mismatch.clone() })
+                }
                 Ok(None) => (None, "skipped: this replica restarted or installed a later snapshot".to_string()),
                 Err(e) => (None, format!("no answer: {}", e.message)),
             };
@@ -307,54 +291,43 @@ pub async fn verify(node: &Node) -> Result<Vec<VerifyRow>> {
     Ok(rows)
 }
 
-/// Asks every one of `members` for what `call(group, index)` asks about the checksum
-/// entry `index` of `group`: this node answers from its own digest through
-/// `own`, the others over the transport, their replies read by `read`.
-/// `Ok(None)`: that replica has no checksum for the entry.
-async fn ask_replicas<T>(
+/// Asks every one of `members` for its content digest at the checksum
+/// entry `index` of `group`: this node answers from its own, the others over
+/// the transport. `Ok(None)`: that replica has no digest for the entry.
+async fn ask_replicas(
     node: &Node,
-    (group, index): (GroupId, u64),
+    group: GroupId,
+    index: u64,
     members: &[(NodeId, String, bool)],
-    call: fn(GroupId, u64) -> Call,
-    own: fn(shoal_storage::ContentDigest) -> T,
-    read: fn(Reply) -> Result<Option<T>>,
-) -> Vec<Result<Option<T>>> {
-    let payload = encode(&call(group, index));
+) -> Vec<Result<Option<ContentDigest>>> {
+    let payload = encode(&Call::ChecksumAt { group, index });
     futures::future::join_all(members.iter().map(|(member, addr, _)| {
         let payload = payload.clone();
         async move {
             if *member == node.identity.node_id {
-                return Ok(node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?.map(own));
+                return node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await;
             }
             let bytes = node.transport.call_service(addr, payload?, CHECKSUM_TIMEOUT + CALL_TIMEOUT).await?;
-            read(decode::<Reply>(&bytes)?)
+            match decode::<Reply>(&bytes)? {
+                Reply::Checksum(digest) => Ok(digest),
+                other => Err(unexpected(&other)),
+            }
         }
     }))
     .await
 }
 
-/// The tables whose checksums at the checksum entry `index` of `group`
-/// differ between those of `members` that answer, by name.
-async fn differing_tables(node: &Node, group: GroupId, index: u64, members: &[(NodeId, String, bool)]) -> Vec<String> {
-    let answers = ask_replicas(
-        node,
-        (group, index),
-        members,
-        |group, index| Call::TableChecksumsAt { group, index },
-        |d| d.tables,
-        |reply| match reply {
-            Reply::TableChecksums(tables) => Ok(tables),
-            other => Err(unexpected(&other)),
-        },
-    )
-    .await;
+/// The tables whose checksums differ between the replicas that answered,
+/// by name.
+fn differing_tables(answers: &[Result<Option<ContentDigest>>]) -> Vec<String> {
     // Table → the checksums the replicas hold for it (a table missing on
     // a replica counts as a checksum of its own).
     let mut by_table: std::collections::BTreeMap<String, std::collections::BTreeSet<Option<String>>> =
         std::collections::BTreeMap::new();
-    let digests: Vec<Vec<(String, String)>> = answers.into_iter().filter_map(|a| a.ok().flatten()).collect();
+    let digests: Vec<&Vec<(String, String)>> =
+        answers.iter().filter_map(|a| a.as_ref().ok().and_then(Option::as_ref)).map(|d| &d.tables).collect();
     for digest in &digests {
-        for (table, _) in digest {
+        for (table, _) in digest.iter() {
             by_table.entry(table.clone()).or_default();
         }
     }
@@ -645,12 +618,7 @@ impl NodeService {
             Call::Status => Ok(Reply::Status(NodeStatus::of(&node))),
             Call::ProposeChecksum { group } => Ok(Reply::Index(node.group(group)?.propose_checksum().await?)),
             Call::ChecksumAt { group, index } => {
-                let digest = node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?;
-                Ok(Reply::Checksum(digest.map(|d| d.total)))
-            }
-            Call::TableChecksumsAt { group, index } => {
-                let digest = node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?;
-                Ok(Reply::TableChecksums(digest.map(|d| d.tables)))
+                Ok(Reply::Checksum(node.group(group)?.checksum_at(index, CHECKSUM_TIMEOUT).await?))
             }
             Call::Rollback { txn } => {
                 if let Some(slot) = self.take_txn(txn) {

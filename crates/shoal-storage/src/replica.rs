@@ -728,7 +728,7 @@ pub fn content_checksum(conn: &Connection) -> Result<String> {
 
 /// A replica's content checksum and, to say where replicas that disagree
 /// differ, one checksum per table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContentDigest {
     /// [`content_checksum`].
     pub total: String,
