@@ -668,12 +668,8 @@ impl Executor for Db {
 
     fn __shard_map(&self, table: &'static str) -> BoxFuture<'_, Option<Arc<ShardMap>>> {
         Box::pin(async move {
-            let state = self.core.shoal.as_ref()?;
-            if let Some(known) = state.cached_shard_map(table) {
+            if let Some(known) = self.core.shoal.as_ref()?.known_shard_map(table) {
                 return known;
-            }
-            if state.shard_view.is_absent() {
-                return None;
             }
             let mut conn = self.core.pool.acquire().await.ok()?;
             conn.shard_map(table)

@@ -331,7 +331,7 @@ impl Executor for Tx {
     fn __shard_map(&self, table: &'static str) -> BoxFuture<'_, Option<Arc<ShardMap>>> {
         Box::pin(async move {
             let state = self.shared.core.shoal.as_ref()?;
-            if let Some(known) = state.cached_shard_map(table) {
+            if let Some(known) = state.known_shard_map(table) {
                 return known;
             }
             // A failed read would abort the transaction: ask only a server

@@ -735,7 +735,7 @@ fn rename_column(catalog: &mut Catalog, t: &mut Table, old: &str, new: &str) {
 }
 
 /// The most shards a table may be split into when it is created.
-pub(crate) const MAX_SHARDS: u32 = 1024;
+const MAX_SHARDS: u32 = 1024;
 
 /// Reads `CREATE TABLE … WITH (shard_key = 'col', shards = n, strategy =
 /// 'hash')` or `WITH (reference = true)`. Anything else in `WITH` is refused:
@@ -764,12 +764,8 @@ fn distribution(options: &ast::CreateTableOptions, table: &Table) -> Result<Dist
         match name.as_str() {
             "shard_key" => shard_key = Some(fold_option(&text)),
             "shards" => {
-                let n: u32 = text
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_SHARDS).contains(n))
-                    .ok_or_else(|| invalid(&format!("shards is a whole number from 1 to {MAX_SHARDS}")))?;
-                shards = Some(n);
+                shards =
+                    Some(parse_shard_count(&text).ok_or_else(|| invalid(&format!("shards is {}", shard_counts())))?)
             }
             "strategy" => match text.to_lowercase().as_str() {
                 "hash" => {}
@@ -810,21 +806,38 @@ fn distribution(options: &ast::CreateTableOptions, table: &Table) -> Result<Dist
         }
         (None, false) => Ok(Distribution::Local),
         (Some(column), false) => {
-            let Some((_, col)) = table.column(&column) else {
-                return Err(Error::new(
-                    SqlState::UNDEFINED_COLUMN,
-                    format!("shard key column \"{column}\" does not exist in \"{}\"", table.name),
-                ));
-            };
-            if shard_key_kind(&col.data_type).is_none() {
-                return Err(Error::unsupported(format!(
-                    "a shard key of type {} (use smallint, integer, bigint, text or varchar)",
-                    col.data_type
-                )));
-            }
+            shard_key_of(table, &column)?;
             Ok(Distribution::Hash { column, shards: shards.unwrap_or(1) })
         }
     }
+}
+
+/// The key kind of `table`'s column `column`, if the table may be
+/// distributed by it: 42703 when there is no such column, 0A000 for a type
+/// without a defined shard hash.
+pub(crate) fn shard_key_of(table: &Table, column: &str) -> Result<shoal_common::shard::KeyKind> {
+    let Some((_, col)) = table.column(column) else {
+        return Err(Error::new(
+            SqlState::UNDEFINED_COLUMN,
+            format!("shard key column \"{column}\" does not exist in \"{}\"", table.name),
+        ));
+    };
+    shard_key_kind(&col.data_type).ok_or_else(|| {
+        Error::unsupported(format!(
+            "a shard key of type {} (use smallint, integer, bigint, text or varchar)",
+            col.data_type
+        ))
+    })
+}
+
+/// The shard counts a table may be created with, for messages.
+pub(crate) fn shard_counts() -> String {
+    format!("a whole number from 1 to {MAX_SHARDS}")
+}
+
+/// A shard count given as text, if it is one of [`shard_counts`].
+pub(crate) fn parse_shard_count(text: &str) -> Option<u32> {
+    text.parse().ok().filter(|n| (1..=MAX_SHARDS).contains(n))
 }
 
 /// The shard hash's key kind for a column type, if a table may be

@@ -19,7 +19,7 @@ use sqlparser::ast::{self, Expr};
 
 use crate::binder::fold;
 use crate::catalog::{Catalog, Distribution};
-use crate::ddl::{fold_option, shard_key_kind, MAX_SHARDS};
+use crate::ddl::{fold_option, parse_shard_count, shard_counts, shard_key_of};
 use crate::plan::Plan;
 
 /// The plan of `SELECT <distribution function>(…)`, or `None` when `q` is
@@ -136,18 +136,7 @@ fn call(function: &str, f: &ast::Function, catalog: &Catalog) -> Result<Catalog>
                 return Err(already(&table, current));
             }
             let column = fold_option(column);
-            let Some((_, col)) = catalog.tables[&table].column(&column) else {
-                return Err(Error::new(
-                    SqlState::UNDEFINED_COLUMN,
-                    format!("column \"{column}\" of relation \"{table}\" does not exist"),
-                ));
-            };
-            let Some(kind) = shard_key_kind(&col.data_type) else {
-                return Err(Error::unsupported(format!(
-                    "a shard key of type {} (use smallint, integer, bigint, text or varchar)",
-                    col.data_type
-                )));
-            };
+            let kind = shard_key_of(&catalog.tables[&table], &column)?;
             match args.get(2, "distribution_type").map(str::to_lowercase).as_deref() {
                 None | Some("hash") => {}
                 Some(other) => {
@@ -165,10 +154,10 @@ fn call(function: &str, f: &ast::Function, catalog: &Catalog) -> Result<Catalog>
                     )
                     .with_hint("A colocated table has as many shards as the table it is colocated with."))
                 }
-                (None, Some(n)) => n.parse::<u32>().ok().filter(|n| (1..=MAX_SHARDS).contains(n)).ok_or_else(|| {
+                (None, Some(n)) => parse_shard_count(n).ok_or_else(|| {
                     Error::new(
                         SqlState::INVALID_PARAMETER_VALUE,
-                        format!("invalid shard_count \"{n}\": a whole number from 1 to {MAX_SHARDS}"),
+                        format!("invalid shard_count \"{n}\": {}", shard_counts()),
                     )
                 })?,
                 (None, None) => 1,
@@ -180,12 +169,12 @@ fn call(function: &str, f: &ast::Function, catalog: &Catalog) -> Result<Catalog>
                             format!("cannot colocate with \"{other}\": it is not a distributed table"),
                         ));
                     };
-                    let other_kind =
-                        catalog.tables[&other].column(other_key).and_then(|(_, c)| shard_key_kind(&c.data_type));
-                    if other_kind != Some(kind) {
+                    if shard_key_of(&catalog.tables[&other], other_key).ok() != Some(kind) {
                         return Err(Error::new(
                             SqlState::DATATYPE_MISMATCH,
-                            format!("cannot colocate \"{table}\" with \"{other}\": their shard keys hash differently ({} and {})", col.data_type, other_key),
+                            format!(
+                                "cannot colocate \"{table}\" with \"{other}\": their shard keys \"{column}\" and \"{other_key}\" hash differently"
+                            ),
                         )
                         .with_hint("Colocated tables need shard keys of the same kind: both integers or both text."));
                     }

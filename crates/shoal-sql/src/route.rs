@@ -25,7 +25,7 @@ use shoal_common::{DataType, Value};
 use sqlparser::ast::{self, Expr, Statement};
 
 use crate::binder::fold;
-use crate::catalog::{Catalog, Distribution};
+use crate::catalog::{Catalog, Distribution, Table};
 use crate::ddl::shard_key_kind;
 
 /// A shard key value as the statement gives it.
@@ -131,41 +131,41 @@ pub fn route(stmt: &Statement, relations: &[String], catalog: &Catalog) -> Route
         seen.push(name);
         if catalog.view(name).is_some() {
             // A view's own tables are not recorded: count every distributed one.
-            for t in catalog.tables.values().filter(|t| matches!(t.distribution, Distribution::Hash { .. })) {
+            for t in catalog.tables.values() {
                 if !relations.contains(&t.name) && !route.distributed.iter().any(|r| r.table == t.name) {
-                    route.distributed.push(every_shard(catalog, &t.name, "read through a view"));
+                    route.distributed.extend(every_shard(t, "read through a view"));
                 }
             }
             continue;
         }
         let Some(table) = catalog.table(name) else { continue };
-        match &table.distribution {
-            Distribution::Local => {}
-            Distribution::Reference => route.reference.push(name.clone()),
-            Distribution::Hash { .. } => {
-                let why = if relations.len() > 1 { "joined with other relations or subqueries" } else { "" };
-                let mut r = every_shard(catalog, name, why);
-                if relations.len() == 1 {
-                    match pinned_keys(stmt, name, &r.column, catalog) {
-                        Ok(keys) => r.keys = Some(keys),
-                        Err(why) => r.why_all = why,
-                    }
-                }
-                route.distributed.push(r);
+        if table.distribution == Distribution::Reference {
+            route.reference.push(name.clone());
+        }
+        let why = if relations.len() > 1 { "joined with other relations or subqueries" } else { "" };
+        let Some(mut r) = every_shard(table, why) else { continue };
+        if relations.len() == 1 {
+            match pinned_keys(stmt, name, &r.column, catalog) {
+                Ok(keys) => r.keys = Some(keys),
+                Err(why) => r.why_all = why,
             }
         }
+        route.distributed.push(r);
     }
     route
 }
 
-fn every_shard(catalog: &Catalog, name: &str, why: &'static str) -> TableRoute {
-    let (column, shard_count, key_type) = match catalog.table(name).map(|t| (t, &t.distribution)) {
-        Some((t, Distribution::Hash { column, shards })) => {
-            (column.clone(), *shards, t.column(column).map(|(_, c)| c.data_type.clone()).unwrap_or(DataType::Text))
-        }
-        _ => (String::new(), 1, DataType::Text),
-    };
-    TableRoute { table: name.to_string(), column, key_type, shard_count, keys: None, why_all: why }
+/// Every shard of `table`, if it is hash-distributed.
+fn every_shard(table: &Table, why: &'static str) -> Option<TableRoute> {
+    let Distribution::Hash { column, shards } = &table.distribution else { return None };
+    Some(TableRoute {
+        table: table.name.clone(),
+        column: column.clone(),
+        key_type: table.column(column)?.1.data_type.clone(),
+        shard_count: *shards,
+        keys: None,
+        why_all: why,
+    })
 }
 
 /// The shard key values a single-table statement pins, or why it pins none.

@@ -151,9 +151,13 @@ impl ShoalState {
         self.token.lock().map(|t| t.clone()).unwrap_or(None)
     }
 
-    /// The cached shard map of `table`: `Some(None)` when it is known not
-    /// to be distributed, `None` when not read yet.
-    pub fn cached_shard_map(&self, table: &str) -> Option<Option<Arc<ShardMap>>> {
+    /// What is already known of `table`'s shard map: `Some(None)` when it
+    /// is not distributed or the server has no `shoal.shards`, `None` when
+    /// it must still be read.
+    pub fn known_shard_map(&self, table: &str) -> Option<Option<Arc<ShardMap>>> {
+        if self.shard_view.is_absent() {
+            return Some(None);
+        }
         self.shard_maps.lock().ok()?.get(table).cloned()
     }
 
@@ -281,15 +285,10 @@ impl ShoalConn {
         }
     }
 
-    /// Reads `table`'s shards from `shoal.shards` (once per `Db`; a server
-    /// without the view is remembered as such).
+    /// Reads `table`'s shards from `shoal.shards` and caches them (callers
+    /// look in [`ShoalState::known_shard_map`] first); a server without the
+    /// view is remembered as such.
     async fn read_shard_map(&mut self, table: &'static str) -> Result<Option<Arc<ShardMap>>> {
-        if let Some(known) = self.state.cached_shard_map(table) {
-            return Ok(known);
-        }
-        if self.state.shard_view.is_absent() {
-            return Ok(None);
-        }
         let sql = "SELECT hash_min, hash_max FROM shoal.shards WHERE table_name = $1";
         let result = match self.pg.query_stmt(&Stmt::read(sql, vec![Value::Text(table.into())])).await {
             Ok(result) => result,
